@@ -1,0 +1,38 @@
+# maskbench: `make demo` and `make test` work on a fresh machine with only Python 3.11.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+DATA   ?= $(CURDIR)/data
+N      ?= 16
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test lint bench clean
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install maskbench with its test tools
+
+demo: $(STAMP)  ## render sample data of all three formats, import and verify them
+	$(BIN)/maskbench sample --dataset BIWI --n $(N) --data-root $(DATA) --overwrite
+	$(BIN)/maskbench sample --dataset 300W_LP --n $(N) --data-root $(DATA) --overwrite
+	$(BIN)/maskbench sample --dataset AFLW2000 --n $(N) --data-root $(DATA) --overwrite
+	$(BIN)/maskbench info AFLW2000 --protocol-filter --data-root $(DATA)
+	$(BIN)/maskbench import --src AFLW2000 --out AFLW2000_protocol --protocol-filter --data-root $(DATA) --overwrite
+	$(BIN)/maskbench verify BIWI 300W_LP AFLW2000 AFLW2000_protocol --data-root $(DATA)
+	@echo "demo outputs are in $(DATA)"
+
+test: $(STAMP)  ## run the whole test suite
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check maskbench tests benchmarks
+
+bench: $(STAMP)  ## run the benchmarks and write benchmarks/RESULTS.md
+	$(BIN)/python benchmarks/bench_read.py
+
+clean:
+	rm -rf $(VENV) data build *.egg-info

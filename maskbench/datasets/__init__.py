@@ -1,0 +1,12 @@
+"""Readers and writers for BIWI, 300W_LP and AFLW2000 in their native layouts."""
+
+from maskbench.datasets.base import (
+    DatasetError,
+    DatasetReader,
+    detect_format,
+    get_format,
+    open_dataset,
+    resolve_dataset,
+)
+
+__all__ = ["DatasetError", "DatasetReader", "detect_format", "get_format", "open_dataset", "resolve_dataset"]

@@ -1,0 +1,80 @@
+"""AFLW2000-3D: a flat folder of ``.jpg`` + ``.mat`` pairs.
+
+Expected tree::
+
+    AFLW2000/
+    ├── image00002.jpg        450x450 RGB
+    ├── image00002.mat        Pose_Para (1,7) [pitch, yaw, roll rad, tx, ty, tz, s],
+    │                         pt3d_68 (3,68) rows x, y (pixels), z; pt2d (2,21) AFLW points
+    ├── image00004.jpg
+    ├── image00004.mat
+    └── ...                   (a Code/ folder, if present, is ignored)
+
+Sample id: the file stem (``image00002``). Landmarks: ``pt3d_68[:2].T`` (68, 2) in pixels.
+Box: the tight box of those 68 landmarks (``pt2d`` can hold the unlabelled marker x=-1, y=452
+and is not used for the box). The standard evaluation protocol keeps a sample only if every
+stored angle has |angle| <= 99 degrees: pass ``max_abs_angle_deg=99`` (CLI ``--protocol-filter``);
+the dropped ids are reported in the reader's ``filtered`` and the manifest, never silently.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from maskbench.datasets import threeddfa
+from maskbench.datasets.base import DatasetError, list_files
+from maskbench.types import Sample
+
+#: The protocol limit used by Hopenet, FSA-Net and the masked-HPE study.
+PROTOCOL_MAX_ABS_ANGLE_DEG = 99.0
+
+
+class _Aflw2000:
+    name = "AFLW2000"
+    image_suffix = ".jpg"
+
+    def image_rel(self, sample_id: str) -> str:
+        """Path of a sample's image relative to the dataset root, as the writer lays it out."""
+        return f"{sample_id}.jpg"
+
+    def looks_like(self, root: Path) -> bool:
+        return any(p.with_suffix(".mat").is_file() for p in root.glob("*.jpg"))
+
+    def discover(self, root: Path) -> list[str]:
+        return [p.stem for p in list_files(root, "*.jpg")]
+
+    def read(self, root: Path, key: str) -> Sample:
+        image_path, mat_path = root / f"{key}.jpg", root / f"{key}.mat"
+        mat = threeddfa.load_mat(mat_path)
+        pts = threeddfa.check_mat_not_empty(mat_path, mat, "pt3d_68")
+        if pts.shape != (3, 68):
+            raise DatasetError(mat_path, f"pt3d_68 has shape {pts.shape}, expected (3, 68)")
+        height = threeddfa.image_height(image_path)
+        return threeddfa.make_sample(
+            key, image_path, mat_path, mat, pts[:2].T.astype(np.float64), image_height_px=height
+        )
+
+    def keep_sample(self, sample: Sample, options: dict[str, Any]) -> str | None:
+        return threeddfa.protocol_filter(sample, options)
+
+    def write(self, out_root: Path, sample: Sample, image: np.ndarray | None) -> list[str]:
+        mat = dict(sample.native.get("mat", {}))
+        mat["Pose_Para"] = threeddfa.pose_para_for(sample)
+        if sample.landmarks_px is None:
+            raise ValueError(f"{sample.id}: AFLW2000 needs 68 landmarks")
+        old = np.asarray(mat.get("pt3d_68", np.zeros((3, 68), np.float32)), dtype=np.float32)
+        new_xy = sample.landmarks_px.T.astype(np.float32)
+        if not np.array_equal(old[:2], new_xy):
+            old = old.copy()
+            old[:2] = new_xy
+        mat["pt3d_68"] = old
+        if "pt2d_px" in sample.native:
+            height = int(sample.native.get("image_height_px", 450))
+            mat["pt2d"] = threeddfa.points_to_rows(sample.native["pt2d_px"], height)
+        return threeddfa.write_pair(out_root, sample.id, sample, image, mat)
+
+
+FORMAT = _Aflw2000()

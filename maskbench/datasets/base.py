@@ -1,0 +1,215 @@
+"""Reader/writer protocol shared by the dataset formats, discovery and clear errors.
+
+A *format* module (``biwi``, ``w300lp``, ``aflw2000``) provides a :class:`DatasetFormat` object:
+
+* ``discover(root)`` lists the sample units of a tree (cheap: directory listing only);
+* ``read(root, key)`` turns one unit into a :class:`~maskbench.types.Sample` or raises
+  :class:`DatasetError` with a one-line message naming the file;
+* ``write(out_root, sample, image)`` writes one sample in the native layout and returns the
+  relative paths it wrote.
+
+:class:`DatasetReader` runs ``discover`` + ``read`` over a tree, yields the good samples and
+keeps the bad ones (path and reason) in ``errors`` so that nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from maskbench.types import Sample
+
+DATA_ROOT_ENV = "MASKBENCH_DATA"
+
+
+class DatasetError(Exception):
+    """A file of a dataset is missing or unreadable; the message names the file."""
+
+    def __init__(self, path: Path | str, problem: str) -> None:
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+class DatasetFormat(Protocol):
+    """What a dataset format module exposes (see the module docstring)."""
+
+    name: str
+    image_suffix: str
+
+    def image_rel(self, sample_id: str) -> str: ...
+
+    def looks_like(self, root: Path) -> bool: ...
+
+    def discover(self, root: Path) -> list[str]: ...
+
+    def read(self, root: Path, key: str) -> Sample: ...
+
+    def write(self, out_root: Path, sample: Sample, image: np.ndarray | None) -> list[str]: ...
+
+    def keep_sample(self, sample: Sample, options: dict[str, Any]) -> str | None: ...
+
+
+@dataclass
+class ReadError:
+    """A sample that could not be read: the file and what was wrong with it."""
+
+    path: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.problem}"
+
+
+@dataclass
+class DatasetReader:
+    """Iterate the good samples of a tree; collect the bad ones.
+
+    ``options`` are format options such as ``{"max_abs_angle_deg": 99}`` for the AFLW2000
+    protocol; samples a filter removes are counted in ``filtered`` (reason -> ids), never silently.
+    """
+
+    root: Path
+    fmt: DatasetFormat
+    options: dict[str, Any] = field(default_factory=dict)
+    errors: list[ReadError] = field(default_factory=list)
+    filtered: dict[str, list[str]] = field(default_factory=dict)
+    _keys: list[str] | None = None
+
+    @property
+    def keys(self) -> list[str]:
+        if self._keys is None:
+            self._keys = self.fmt.discover(self.root)
+        return self._keys
+
+    def read(self, key: str) -> Sample | None:
+        """Read one unit; None (and an entry in ``errors`` or ``filtered``) if it is not usable."""
+        try:
+            sample = self.fmt.read(self.root, key)
+        except DatasetError as exc:
+            self.errors.append(ReadError(exc.path, exc.problem))
+            return None
+        reason = self.fmt.keep_sample(sample, self.options)
+        if reason is not None:
+            self.filtered.setdefault(reason, []).append(sample.id)
+            return None
+        return sample
+
+    def __iter__(self) -> Iterator[Sample]:
+        for key in self.keys:
+            sample = self.read(key)
+            if sample is not None:
+                yield sample
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+# ------------------------------------------------------------------------------------------
+# Format registry and resolution of names under the data root
+# ------------------------------------------------------------------------------------------
+def formats() -> dict[str, DatasetFormat]:
+    """All known formats by canonical name."""
+    from maskbench.datasets import aflw2000, biwi, w300lp
+
+    return {f.name: f for f in (biwi.FORMAT, w300lp.FORMAT, aflw2000.FORMAT)}
+
+
+def get_format(name: str) -> DatasetFormat:
+    """Format by name, case-insensitive (``BIWI``, ``300W_LP``, ``AFLW2000``)."""
+    table = {k.lower(): v for k, v in formats().items()}
+    try:
+        return table[name.lower()]
+    except KeyError:
+        raise ValueError(f"unknown dataset format {name!r}; known: {', '.join(formats())}") from None
+
+
+def detect_format(root: Path) -> DatasetFormat:
+    """Format of a tree: from its ``manifest.json`` when maskbench wrote it, else by its layout."""
+    manifest = root / "manifest.json"
+    if manifest.is_file():
+        try:
+            return get_format(json.loads(manifest.read_text())["format"])
+        except (ValueError, KeyError, json.JSONDecodeError) as exc:
+            raise DatasetError(manifest, f"manifest has no valid 'format' ({exc})") from None
+    for fmt in formats().values():
+        if fmt.looks_like(root):
+            return fmt
+    raise DatasetError(root, "not a BIWI, 300W_LP or AFLW2000 tree (no recognisable files found)")
+
+
+def default_data_root() -> Path:
+    """``$MASKBENCH_DATA`` if set, else ``./data``, made absolute once, here."""
+    return Path(os.environ.get(DATA_ROOT_ENV) or "data").expanduser().resolve()
+
+
+def resolve_dataset(name_or_path: str, data_root: Path | None = None) -> Path:
+    """Turn ``BIWI`` into ``<data-root>/BIWI``; an existing path is taken as it is.
+
+    Raises FileNotFoundError with a message that says how to get data when nothing is there.
+    """
+    root = (data_root or default_data_root()).resolve()
+    candidate = Path(name_or_path).expanduser()
+    if candidate.is_absolute() or candidate.exists() or os.sep in name_or_path:
+        path = candidate.resolve()
+    else:
+        path = root / name_or_path
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"dataset {name_or_path!r} not found at {path}. Point --data-root (or ${DATA_ROOT_ENV}) at the "
+            f"folder that holds your copy of it, pass --src /path/to/it, or create sample data with "
+            f"`maskbench sample --dataset <BIWI|300W_LP|AFLW2000> --out {path}`."
+        )
+    return path
+
+
+def resolve_output(name_or_path: str, data_root: Path | None = None) -> Path:
+    """Like :func:`resolve_dataset` for an output that need not exist yet."""
+    candidate = Path(name_or_path).expanduser()
+    if candidate.is_absolute() or os.sep in name_or_path:
+        return candidate.resolve()
+    return (data_root or default_data_root()).resolve() / name_or_path
+
+
+def open_dataset(root: Path, fmt: DatasetFormat | None = None, **options: Any) -> DatasetReader:
+    """A :class:`DatasetReader` over ``root`` (format detected when not given)."""
+    if not root.is_dir():
+        raise DatasetError(root, "dataset folder not found")
+    return DatasetReader(root=root, fmt=fmt or detect_format(root), options=dict(options))
+
+
+def list_files(root: Path, pattern: str) -> list[Path]:
+    """Sorted ``root.glob(pattern)``; sorting makes every run see the same order."""
+    return sorted(root.glob(pattern))
+
+
+def require_file(path: Path, what: str) -> None:
+    """Raise DatasetError when ``path`` is not a readable, non-empty file."""
+    if not path.is_file():
+        raise DatasetError(path, f"{what} not found")
+    if path.stat().st_size == 0:
+        raise DatasetError(path, f"{what} is empty (0 bytes)")
+
+
+def check_points(path: Path | str, points: np.ndarray, expected: Sequence[int], what: str) -> np.ndarray:
+    """Validate an array's shape and finiteness; return it as float64."""
+    arr = np.asarray(points, dtype=np.float64)
+    if arr.shape != tuple(expected):
+        raise DatasetError(path, f"{what} has shape {arr.shape}, expected {tuple(expected)}")
+    return arr
+
+
+def guarded(path: Path, what: str, fn: Callable[[], Any]) -> Any:
+    """Run a parser and turn any low-level exception into a one-line DatasetError."""
+    try:
+        return fn()
+    except DatasetError:
+        raise
+    except Exception as exc:  # parsers raise many types on garbage input
+        raise DatasetError(path, f"cannot read {what}: {type(exc).__name__}: {exc}".splitlines()[0]) from None

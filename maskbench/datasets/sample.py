@@ -1,0 +1,211 @@
+"""Embedded sample data: procedural heads rendered at known poses, in each native layout.
+
+``make_sample_dataset("AFLW2000", out, n=24, seed=0)`` writes a tree that the AFLW2000 reader
+reads like the real thing, plus ``labels.csv`` and ``manifest.json``. Labels are exact: the pose is
+the rotation the head was rendered with, and the 68 landmarks are the projections of 3D points on
+the rendered surface (see :mod:`maskbench.render.head`).
+
+Per dataset:
+
+* ``BIWI``: 640x480 pinhole camera (f = 517.7 px, the BIWI RGB intrinsics), head centre 750-1100 mm
+  away, one identity per sequence folder, ``rgb.cal`` with a small depth-to-RGB extrinsic so the
+  depth-frame conversion is exercised. Poses: yaw ~ N(0, 35) clipped to +-75, pitch ~ N(0, 20)
+  clipped to +-60, roll ~ N(0, 12) clipped to +-50 (degrees).
+* ``300W_LP``: 450x450 scaled-orthographic camera (the 3DDFA projection model), subsets AFW, HELEN,
+  IBUG, LFPW and their ``_Flip`` mirrors (a mirror is the original image flipped, with landmarks
+  re-indexed and yaw/roll negated). Yaw ~ U(-90, 90), pitch ~ N(0, 15) clipped +-45, roll ~ N(0, 10)
+  clipped +-40. ``landmarks/<subset>/<name>_pts.mat`` files are written too.
+* ``AFLW2000``: 450x450 orthographic, yaw ~ U(-90, 90), pitch ~ N(0, 18), roll ~ N(0, 12); about
+  one sample in twenty has |pitch| in [100, 110] so that the 99-degree protocol filter has
+  something to drop, as in the real set (31 of 2000).
+
+``Pose_Para[3:]`` of the 3DDFA formats holds ``tx = cx``, ``ty = H - 1 - cy``, ``tz = 0`` and the
+scale in px/mm (the real files use px per 3DMM unit); readers do not use these values.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from maskbench import geometry
+from maskbench.datasets import biwi, threeddfa
+from maskbench.datasets.base import get_format
+from maskbench.io.manifest import SplitWriter
+from maskbench.render.head import MIRROR_68, Head, Identity
+from maskbench.render.scene import Camera, render
+from maskbench.seeding import default_split, sample_rng
+from maskbench.types import BBox, HeadPose, Sample
+
+DATASETS = ("BIWI", "300W_LP", "AFLW2000")
+W300LP_SUBSETS = ("AFW", "HELEN", "IBUG", "LFPW")
+BIWI_K = np.array([[517.679, 0.0, 320.0], [0.0, 517.679, 240.5], [0.0, 0.0, 1.0]])
+BIWI_DEPTH_K = np.array([[575.816, 0.0, 320.0], [0.0, 575.816, 240.0], [0.0, 0.0, 1.0]])
+
+#: AFLW 21-point scheme from the iBUG 68 (index lists are averaged; None = not derivable: ears).
+AFLW21_FROM_68: list[list[int] | None] = [
+    [17], [19], [21], [22], [24], [26], [36], [37, 38, 40, 41], [39], [42], [43, 44, 46, 47], [45],
+    None, [31], [30], [35], None, [48], [62, 66], [54], [8],
+]
+
+
+def aflw21_from_68(landmarks_px: np.ndarray) -> np.ndarray:
+    """(21, 2) AFLW points derived from (68, 2) iBUG points; ears are NaN (unlabelled)."""
+    out = np.full((21, 2), np.nan)
+    for k, idx in enumerate(AFLW21_FROM_68):
+        if idx is not None:
+            out[k] = landmarks_px[idx].mean(axis=0)
+    return out
+
+
+@dataclass(frozen=True)
+class PlannedSample:
+    """What to render for one sample id."""
+
+    sample_id: str
+    identity_key: str
+    mirror_of: str | None = None
+
+
+def _clipped_normal(rng: np.random.Generator, sigma: float, limit: float) -> float:
+    return float(np.clip(rng.normal(0.0, sigma), -limit, limit))
+
+
+def sample_pose(dataset: str, rng: np.random.Generator) -> HeadPose:
+    """Draw a pose from the dataset's typical range (see the module docstring)."""
+    if dataset == "BIWI":
+        return HeadPose.from_euler_deg(
+            yaw_deg=_clipped_normal(rng, 35, 75), pitch_deg=_clipped_normal(rng, 20, 60),
+            roll_deg=_clipped_normal(rng, 12, 50),
+        )
+    if dataset == "300W_LP":
+        return HeadPose.from_euler_deg(
+            yaw_deg=float(rng.uniform(-90, 90)), pitch_deg=_clipped_normal(rng, 15, 45),
+            roll_deg=_clipped_normal(rng, 10, 40),
+        )
+    pitch = _clipped_normal(rng, 18, 60)
+    if rng.random() < 0.05:
+        pitch = float(math.copysign(rng.uniform(100, 110), rng.normal()))
+    return HeadPose.from_euler_deg(
+        yaw_deg=float(rng.uniform(-89, 89)), pitch_deg=pitch, roll_deg=_clipped_normal(rng, 12, 45)
+    )
+
+
+def plan(dataset: str, n: int) -> list[PlannedSample]:
+    """Sample ids (in the native naming) and which identity each one shows."""
+    if dataset == "BIWI":
+        n_seq = max(1, min(6, n // 4))
+        return [PlannedSample(f"{k % n_seq + 1:02d}/frame_{k // n_seq + 3:05d}", f"{k % n_seq + 1:02d}") for k in range(n)]
+    if dataset == "300W_LP":
+        n_orig = (n + 1) // 2
+        originals = [
+            PlannedSample(f"{W300LP_SUBSETS[k % 4]}/{W300LP_SUBSETS[k % 4]}_sample{k:05d}_1_0", f"p{k}")
+            for k in range(n_orig)
+        ]
+        flips = [
+            PlannedSample(p.sample_id.replace("/", "_Flip/", 1), p.identity_key, mirror_of=p.sample_id)
+            for p in originals[: n - n_orig]
+        ]
+        return originals + flips
+    if dataset == "AFLW2000":
+        return [PlannedSample(f"image{k:05d}", f"p{k}") for k in range(n)]
+    raise ValueError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
+
+
+def _render_3ddfa(dataset: str, planned: PlannedSample, seed: int) -> tuple[Sample, np.ndarray]:
+    """Render a 300W_LP / AFLW2000 sample (orthographic) and build its native ``.mat``."""
+    key = planned.mirror_of or planned.sample_id
+    rng = sample_rng(seed, key, "camera")
+    # quantise to the float32 Pose_Para the file will hold, so the render matches its label
+    para_rad = np.asarray(geometry.matrix_to_3ddfa_rad(sample_pose(dataset, sample_rng(seed, key, "pose")).matrix))
+    pose = HeadPose(geometry.matrix_from_3ddfa(*(float(v) for v in para_rad.astype(np.float32))))
+    scale = float(rng.uniform(1.15, 1.45))
+    cx, cy = 224.5 + float(rng.uniform(-15, 15)), 234.5 + float(rng.uniform(-15, 15))
+    camera = Camera(450, 450, np.array([[1.0, 0, cx], [0, 1.0, cy], [0, 0, 1]]), scale)
+    head = Head(Identity.random(sample_rng(seed, planned.identity_key, "identity")))
+    t = np.array([0.0, 0.0, 1000.0])
+    out = render(head, pose.matrix, t, camera, sample_rng(seed, key, "render"))
+    image, lm = out.image_bgr, out.landmarks_px
+    depth = -(out.landmarks_camera_mm[:, 2] - t[2]) * scale  # towards the viewer, like pt3d_68 z
+    if planned.mirror_of is not None:
+        image = cv2.flip(image, 1)
+        lm = np.column_stack([449.0 - lm[:, 0], lm[:, 1]])[MIRROR_68]
+        depth = depth[MIRROR_68]
+        m = np.diag([-1.0, 1.0, 1.0])
+        pose = HeadPose(m @ pose.matrix @ m)
+        cx = 449.0 - cx
+    pitch, yaw, roll = geometry.matrix_to_3ddfa_rad(pose.matrix)
+    para = np.array([[pitch, yaw, roll, cx, 449.0 - cy, 0.0, scale]], dtype=np.float32)
+    lm32 = lm.astype(np.float32)
+    bbox = BBox.from_points(lm32.astype(np.float64))
+    mat: dict[str, Any] = {
+        "Pose_Para": para,
+        "Shape_Para": np.zeros((199, 1)),
+        "Exp_Para": np.zeros((29, 1)),
+        "roi": np.array([[bbox.x_min, bbox.y_min, bbox.x_max, bbox.y_max]], dtype=np.int16),
+    }
+    if dataset == "AFLW2000":
+        mat["pt3d_68"] = np.vstack([lm32.T, depth.astype(np.float32)[None]])
+        mat["pt2d"] = threeddfa.points_to_rows(aflw21_from_68(lm32.astype(np.float64)), 450)
+    else:
+        mat["pt2d"] = lm32.T.astype(np.float64)
+    native: dict[str, Any] = {"mat": mat, "pose_para": para.reshape(-1), "image_height_px": 450}
+    if dataset == "300W_LP":
+        native["landmarks_mat"] = {"pts_2d": lm32.astype(np.float64), "pts_3d": lm32.astype(np.float64)}
+    sample = Sample(planned.sample_id, Path(), pose, bbox, lm32.astype(np.float64), native)
+    return sample, image
+
+
+def biwi_calibration() -> biwi.Calibration:
+    """The sample data's ``rgb.cal``: BIWI-like intrinsics, a small depth-to-RGB extrinsic."""
+    rot = geometry.orthonormalize(geometry.euler_deg_to_matrix(0.53, -0.86, 0.26))
+    return biwi.Calibration(BIWI_K, rot, np.array([-24.0, 5.9, -13.2]), (640, 480))
+
+
+def _render_biwi(planned: PlannedSample, seed: int) -> tuple[Sample, np.ndarray]:
+    rng = sample_rng(seed, planned.sample_id, "camera")
+    pose = sample_pose("BIWI", sample_rng(seed, planned.sample_id, "pose"))
+    t = np.array([rng.uniform(-120, 120), rng.uniform(-60, 80), rng.uniform(750, 1100)])
+    calib = biwi_calibration()
+    camera = Camera(640, 480, calib.camera_matrix)
+    head = Head(Identity.random(sample_rng(seed, planned.identity_key, "identity")))
+    out = render(head, pose.matrix, t, camera, sample_rng(seed, planned.sample_id, "render"))
+    sample = Sample(
+        planned.sample_id, Path(), pose, biwi.face_box(t, calib.camera_matrix), None,
+        {"calibration": calib, "head_center_mm": t, "landmarks_px": out.landmarks_px},
+    )
+    return sample, out.image_bgr
+
+
+def render_sample(dataset: str, planned: PlannedSample, seed: int) -> tuple[Sample, np.ndarray]:
+    """Render one planned sample: the Sample (labels) and its BGR image."""
+    if dataset == "BIWI":
+        return _render_biwi(planned, seed)
+    return _render_3ddfa(dataset, planned, seed)
+
+
+def make_sample_dataset(
+    dataset: str, out_dir: Path, n: int = 24, seed: int = 0, overwrite: bool = False, progress: bool = True
+) -> dict[str, Any]:
+    """Render ``n`` samples of ``dataset`` into ``out_dir`` (native layout + labels + manifest)."""
+    name = {d.upper(): d for d in DATASETS}.get(dataset.upper())
+    if name is None:
+        raise ValueError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
+    if n < 1:
+        raise ValueError("n must be at least 1")
+    fmt = get_format(name)
+    with SplitWriter(out_dir, overwrite=overwrite) as writer:
+        for planned in tqdm(plan(name, n), desc=f"render {name}", unit="img", disable=not progress):
+            sample, image = render_sample(name, planned, seed)
+            fmt.write(out_dir, sample, image)
+            writer.add(sample, fmt.image_rel(sample.id), default_split(name, sample.id, seed))
+        return writer.finish(
+            name=out_dir.name, fmt=name, seed=seed,
+            parameters={"command": "sample", "dataset": name, "n": n, "renderer": "maskbench.render.head"},
+        )

@@ -1,0 +1,145 @@
+"""The ``.jpg`` + ``.mat`` pair shared by AFLW2000-3D and 300W_LP (the 3DDFA releases).
+
+``.mat`` fields read here: ``Pose_Para`` float32 (1, 7) = [pitch, yaw, roll (radians), tx, ty, tz,
+scale] and a 68-landmark array (``pt3d_68`` (3, 68) for AFLW2000, ``pt2d`` (2, 68) for 300W_LP).
+Every other key (``Shape_Para``, ``roi``, ...) is kept in ``Sample.native["mat"]`` and written back
+unchanged, so third-party loaders keep working on maskbench outputs.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.io
+
+from maskbench import geometry
+from maskbench.datasets.base import DatasetError, guarded, require_file
+from maskbench.io.atomic import atomic_write, encode_image
+from maskbench.types import BBox, HeadPose, Sample
+
+#: Marker the AFLW releases use for an unlabelled 2D point: x = -1, y = image height + 2.
+UNLABELLED_X = -1.0
+
+
+#: Fixed text for the 116-byte descriptive header of MAT v5 files. scipy writes the creation time
+#: there, which would make identical inputs give different bytes.
+MAT_HEADER = b"MATLAB 5.0 MAT-file, Platform: posix, Created by: maskbench".ljust(116, b" ")
+
+
+def save_mat(path: Path, data: dict[str, Any]) -> None:
+    """Write a MAT v5 file atomically with a deterministic header (same data -> same bytes)."""
+    buf = io.BytesIO()
+    scipy.io.savemat(buf, data, do_compression=False, oned_as="row")
+    raw = MAT_HEADER + buf.getvalue()[116:]
+    atomic_write(path, lambda tmp: tmp.write_bytes(raw))
+
+
+def load_mat(path: Path) -> dict[str, Any]:
+    """``scipy.io.loadmat`` with the MATLAB header keys removed and a clear error on garbage."""
+    require_file(path, ".mat label file")
+    data = guarded(path, ".mat file", lambda: scipy.io.loadmat(str(path)))
+    return {k: v for k, v in data.items() if not k.startswith("__")}
+
+
+def pose_from_mat(path: Path, mat: dict[str, Any]) -> tuple[HeadPose, np.ndarray]:
+    """Pose and the raw ``Pose_Para`` row (float32, 7 values) of a 3DDFA ``.mat``."""
+    if "Pose_Para" not in mat:
+        raise DatasetError(path, "missing key 'Pose_Para'")
+    para = np.asarray(mat["Pose_Para"]).reshape(-1)
+    if para.size != 7:
+        raise DatasetError(path, f"Pose_Para has {para.size} values, expected 7")
+    if not np.all(np.isfinite(para[:3])):
+        raise DatasetError(path, "Pose_Para has NaN/inf angles")
+    pitch, yaw, roll = (float(v) for v in para[:3])
+    return HeadPose(geometry.matrix_from_3ddfa(pitch, yaw, roll)), para
+
+
+def raw_angles_deg(sample: Sample) -> dict[str, float]:
+    """The angles exactly as stored (possibly unwrapped, e.g. -972 deg), in degrees."""
+    para = sample.native["pose_para"]
+    return {"pitch_deg": math.degrees(para[0]), "yaw_deg": math.degrees(para[1]), "roll_deg": math.degrees(para[2])}
+
+
+def protocol_filter(sample: Sample, options: dict[str, Any]) -> str | None:
+    """The standard AFLW2000 protocol: drop a sample when any stored |angle| > the limit."""
+    limit = options.get("max_abs_angle_deg")
+    if limit is None:
+        return None
+    if any(abs(v) > limit for v in raw_angles_deg(sample).values()):
+        return f"|angle| > {limit:g} deg"
+    return None
+
+
+def pose_para_for(sample: Sample) -> np.ndarray:
+    """``Pose_Para`` to write: the stored row when the pose is unchanged, else recomputed angles."""
+    para = np.array(sample.native.get("pose_para", np.zeros(7)), dtype=np.float32).reshape(-1)
+    stored = geometry.matrix_from_3ddfa(*(float(v) for v in para[:3]))
+    if geometry.geodesic_deg(stored, sample.pose.matrix) > 1e-9 or "pose_para" not in sample.native:
+        para[:3] = np.asarray(geometry.matrix_to_3ddfa_rad(sample.pose.matrix), dtype=np.float32)
+    return para.reshape(1, 7)
+
+
+def points_to_rows(points_px: np.ndarray, image_height_px: int) -> np.ndarray:
+    """(N, 2) pixels with NaN for missing -> (2, N) with the AFLW 'unlabelled' marker."""
+    pts = np.array(points_px, dtype=np.float64)
+    missing = ~np.all(np.isfinite(pts), axis=1)
+    pts[missing] = (UNLABELLED_X, image_height_px + 2.0)
+    return pts.T
+
+
+def rows_to_points(rows: np.ndarray, image_height_px: int) -> np.ndarray:
+    """(2, N) stored points -> (N, 2) with the 'unlabelled' marker turned into NaN."""
+    pts = np.array(rows, dtype=np.float64).T
+    missing = (pts[:, 0] == UNLABELLED_X) & (pts[:, 1] == image_height_px + 2.0)
+    pts[missing] = np.nan
+    return pts
+
+
+def image_height(path: Path) -> int:
+    """Height in pixels from the image header (no full decode)."""
+    from PIL import Image
+
+    require_file(path, "image")
+    return int(guarded(path, "image header", lambda: Image.open(path).size[1]))
+
+
+def make_sample(
+    sample_id: str, image_path: Path, mat_path: Path, mat: dict[str, Any], landmarks_px: np.ndarray, **native: Any
+) -> Sample:
+    """Assemble a Sample from a parsed ``.mat``; the box is the tight box of the 68 landmarks."""
+    pose, para = pose_from_mat(mat_path, mat)
+    if not np.all(np.isfinite(landmarks_px)):
+        raise DatasetError(mat_path, "68 landmarks contain NaN/inf")
+    return Sample(
+        id=sample_id,
+        image_path=image_path,
+        pose=pose,
+        bbox=BBox.from_points(landmarks_px),
+        landmarks_px=landmarks_px,
+        native={"mat": mat, "pose_para": para, **native},
+    )
+
+
+def write_pair(out_root: Path, rel_stem: str, sample: Sample, image: np.ndarray | None, mat: dict[str, Any]) -> list[str]:
+    """Write ``<rel_stem>.jpg`` (copied when ``image`` is None) and ``<rel_stem>.mat``."""
+    jpg_rel, mat_rel = f"{rel_stem}.jpg", f"{rel_stem}.mat"
+    jpg_path, mat_path = out_root / jpg_rel, out_root / mat_rel
+    if image is None:
+        atomic_write(jpg_path, lambda tmp: shutil.copyfile(sample.image_path, tmp))
+    else:
+        data = encode_image(image, ".jpg")
+        atomic_write(jpg_path, lambda tmp: tmp.write_bytes(data))
+    save_mat(mat_path, mat)
+    return [jpg_rel, mat_rel]
+
+
+def check_mat_not_empty(mat_path: Path, mat: dict[str, Any], key: str) -> np.ndarray:
+    """The array under ``key`` or a DatasetError naming the file and the key."""
+    if key not in mat:
+        raise DatasetError(mat_path, f"missing key {key!r}")
+    return np.asarray(mat[key])

@@ -1,0 +1,228 @@
+"""The one pose convention of maskbench, and the math that converts into and out of it.
+
+Convention:
+    Camera frame (OpenCV): x points to image right, y points to image down, z points forward,
+    away from the camera, into the scene. Pixel coordinates (u, v) grow the same way as x and y.
+
+    Head frame: when the subject looks straight into the camera with the head upright, the head
+    axes coincide with the camera axes: x towards the subject's left ear (image right), y towards
+    the chin (image down), z from the face towards the back of the head. The face looks along -z.
+
+    A pose is the rotation matrix ``R`` (3x3, float64) with ``p_camera = R @ p_head + t``.
+
+    Euler angles, in degrees, are defined by::
+
+        R = Rx(-pitch_deg) @ Ry(yaw_deg) @ Rz(roll_deg)
+
+    where Rx, Ry, Rz are the ordinary right-handed rotations about the *camera* axes
+    (``Rz(a) = [[cos a, -sin a, 0], [sin a, cos a, 0], [0, 0, 1]]``). Read right to left, the head
+    is first rolled about the camera's optical axis, then yawed about the camera's vertical axis,
+    then pitched about the camera's horizontal axis. Ranges: yaw in [-90, 90], pitch and roll in
+    (-180, 180]. At |yaw| = 90 (gimbal lock) roll is set to 0 and pitch carries the remainder.
+
+    In words, as seen in the image:
+      * positive yaw: the subject turns to their right; the nose moves towards image LEFT;
+      * positive pitch: the subject looks UP; the nose moves towards the top of the image;
+      * positive roll: the top of the head tilts towards image RIGHT, i.e. the head turns clockwise
+        on screen; the line from the image-left eye to the image-right eye then points downwards
+        and its angle ``atan2(dv, du)`` is approximately +roll.
+
+    These are exactly the numbers stored in AFLW2000-3D / 300W_LP ``Pose_Para`` (after radians to
+    degrees), and exactly what the Hopenet / FSA-Net BIWI conversion computes from a BIWI pose
+    matrix, so yaw/pitch/roll here mean what they mean in the head-pose literature. The signs are
+    checked against landmarks of the real fixture files in ``tests/test_real_fixtures.py``.
+
+Native encodings converted here:
+    * 3DDFA (AFLW2000-3D, 300W_LP): ``Pose_Para[:3] = [pitch, yaw, roll]`` in radians. The release
+      code builds ``R3 = Rx'(pitch) Ry'(yaw) Rz'(roll)`` with transposed ("passive") elementary
+      matrices in the 3DMM frame (x right, y up, z towards the viewer) and projects
+      orthographically with a vertical flip. With ``F = diag(1, -1, -1)``, ``R = F R3 F``, which
+      gives the decomposition above with the same three numbers.
+    * BIWI: ``frame_XXXXX_pose.txt`` holds a rotation in the depth camera frame, whose axes are
+      OpenCV-like (the head centre projects onto the face with x right, y down). ``rgb.cal`` holds
+      ``(R_cal, T_cal)`` with ``p_rgb = R_cal @ p_depth + T_cal``. maskbench stores the pose in the
+      RGB camera frame: ``R = R_cal @ R_depth`` (the "calibrated" Biwi+ labels). The Hopenet-style
+      Euler formulas applied to a BIWI matrix are identical to :func:`matrix_to_euler_deg`.
+
+In-plane rotation:
+    Rotating an image by ``angle_deg`` counter-clockwise on screen about the principal point (the
+    sense of ``cv2.getRotationMatrix2D`` with a positive angle) is the camera rolling about its
+    optical axis: ``R' = Rz(-angle) @ R`` and ``t' = Rz(-angle) @ t``. Because the outermost Euler
+    factor is Rx, not Rz, this changes yaw and pitch too unless the head is frontal; for a frontal
+    head roll changes by exactly ``-angle_deg``. Always compose matrices; never add to roll by hand.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from maskbench.types import HeadPose
+
+#: Conjugation between the 3DMM frame (x right, y up, z towards viewer) and the OpenCV frame.
+FLIP_YZ = np.diag([1.0, -1.0, -1.0])
+
+#: Below this value of cos(yaw), the decomposition is treated as gimbal-locked.
+_GIMBAL_EPS = 1e-12
+
+
+def rot_x(angle_rad: float) -> np.ndarray:
+    """Right-handed rotation about x by ``angle_rad`` (3x3)."""
+    c, s = math.cos(angle_rad), math.sin(angle_rad)
+    return np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
+
+
+def rot_y(angle_rad: float) -> np.ndarray:
+    """Right-handed rotation about y by ``angle_rad`` (3x3)."""
+    c, s = math.cos(angle_rad), math.sin(angle_rad)
+    return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+
+
+def rot_z(angle_rad: float) -> np.ndarray:
+    """Right-handed rotation about z by ``angle_rad`` (3x3)."""
+    c, s = math.cos(angle_rad), math.sin(angle_rad)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def euler_deg_to_matrix(yaw_deg: float, pitch_deg: float, roll_deg: float) -> np.ndarray:
+    """Rotation matrix of the maskbench convention: ``Rx(-pitch) @ Ry(yaw) @ Rz(roll)``."""
+    return rot_x(-math.radians(pitch_deg)) @ rot_y(math.radians(yaw_deg)) @ rot_z(math.radians(roll_deg))
+
+
+def matrix_to_euler_deg(matrix: np.ndarray) -> tuple[float, float, float]:
+    """Decompose a rotation matrix into ``(yaw_deg, pitch_deg, roll_deg)`` of the convention.
+
+    The returned tuple is ordered yaw, pitch, roll; callers crossing a module border should use
+    :class:`maskbench.types.HeadPose` and its named properties instead of the tuple.
+    """
+    r = np.asarray(matrix, dtype=np.float64)
+    cos_yaw = math.hypot(r[0, 0], r[0, 1])
+    yaw = math.atan2(r[0, 2], cos_yaw)
+    if cos_yaw > _GIMBAL_EPS:
+        roll = math.atan2(-r[0, 1], r[0, 0])
+        neg_pitch = math.atan2(-r[1, 2], r[2, 2])
+    else:
+        # R = Rx(a) Ry(+-90) Rz(c) depends only on a +- c: put everything into pitch.
+        roll = 0.0
+        neg_pitch = math.atan2(r[2, 1], r[1, 1])
+    return math.degrees(yaw), -math.degrees(neg_pitch), math.degrees(roll)
+
+
+def is_rotation_matrix(matrix: np.ndarray, tol: float = 1e-6) -> bool:
+    """True when ``matrix`` is 3x3, finite, orthonormal to ``tol`` and has determinant +1."""
+    m = np.asarray(matrix, dtype=np.float64)
+    if m.shape != (3, 3) or not np.all(np.isfinite(m)):
+        return False
+    return bool(np.allclose(m.T @ m, np.eye(3), atol=tol) and abs(np.linalg.det(m) - 1.0) < tol)
+
+
+def orthonormalize(matrix: np.ndarray) -> np.ndarray:
+    """Nearest rotation matrix (SVD projection); used on labels stored with ~6 digits."""
+    u, _, vt = np.linalg.svd(np.asarray(matrix, dtype=np.float64))
+    d = np.sign(np.linalg.det(u @ vt))
+    return u @ np.diag([1.0, 1.0, d]) @ vt
+
+
+def geodesic_deg(matrix_a: np.ndarray, matrix_b: np.ndarray) -> float:
+    """Angle of the rotation taking ``matrix_a`` to ``matrix_b``, in degrees, in [0, 180].
+
+    Uses ``2 asin(||A - B||_F / sqrt(8))``, which stays accurate for tiny angles where the
+    trace formula loses half its digits.
+    """
+    diff = np.linalg.norm(np.asarray(matrix_a, dtype=np.float64) - np.asarray(matrix_b, dtype=np.float64))
+    return math.degrees(2.0 * math.asin(min(1.0, diff / math.sqrt(8.0))))
+
+
+def wrap_deg(angle_deg: float) -> float:
+    """Wrap an angle to [-180, 180)."""
+    return (angle_deg + 180.0) % 360.0 - 180.0
+
+
+# --------------------------------------------------------------------------------------------
+# 3DDFA (AFLW2000-3D, 300W_LP)
+# --------------------------------------------------------------------------------------------
+def matrix_3ddfa_from_pose_para(pitch_rad: float, yaw_rad: float, roll_rad: float) -> np.ndarray:
+    """The matrix the 3DDFA release code builds from ``Pose_Para`` (3DMM frame, y up).
+
+    ``R3 = Rx'(pitch) Ry'(yaw) Rz'(roll)`` where each primed matrix is the transpose of the
+    right-handed rotation, as in the release's ``RotationMatrix.m``.
+    """
+    return rot_x(pitch_rad).T @ rot_y(yaw_rad).T @ rot_z(roll_rad).T
+
+
+def matrix_from_3ddfa(pitch_rad: float, yaw_rad: float, roll_rad: float) -> np.ndarray:
+    """maskbench rotation (OpenCV frame) from the three ``Pose_Para`` angles (radians)."""
+    return FLIP_YZ @ matrix_3ddfa_from_pose_para(pitch_rad, yaw_rad, roll_rad) @ FLIP_YZ
+
+
+def matrix_to_3ddfa_rad(matrix: np.ndarray) -> tuple[float, float, float]:
+    """``(pitch_rad, yaw_rad, roll_rad)`` as stored in ``Pose_Para[:3]`` for a maskbench rotation."""
+    yaw_deg, pitch_deg, roll_deg = matrix_to_euler_deg(matrix)
+    return math.radians(pitch_deg), math.radians(yaw_deg), math.radians(roll_deg)
+
+
+# --------------------------------------------------------------------------------------------
+# BIWI
+# --------------------------------------------------------------------------------------------
+def matrix_from_biwi(rotation_depth: np.ndarray, calib_rotation: np.ndarray) -> np.ndarray:
+    """Pose in the RGB camera frame from a BIWI pose matrix (depth frame) and ``rgb.cal``'s R."""
+    return np.asarray(calib_rotation, dtype=np.float64) @ np.asarray(rotation_depth, dtype=np.float64)
+
+
+def matrix_to_biwi(matrix: np.ndarray, calib_rotation: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`matrix_from_biwi`: the depth-frame matrix written to ``_pose.txt``."""
+    return np.asarray(calib_rotation, dtype=np.float64).T @ np.asarray(matrix, dtype=np.float64)
+
+
+def hopenet_biwi_euler_deg(rotation: np.ndarray) -> tuple[float, float, float]:
+    """``(yaw, pitch, roll)`` in degrees by the formulas of the Hopenet / FSA-Net BIWI loaders.
+
+    Kept as an independent re-statement of those published formulas so tests can show that they
+    agree with :func:`matrix_to_euler_deg`.
+    """
+    rt = np.asarray(rotation, dtype=np.float64).T
+    roll = -math.atan2(rt[1, 0], rt[0, 0])
+    yaw = -math.atan2(-rt[2, 0], math.sqrt(rt[2, 1] ** 2 + rt[2, 2] ** 2))
+    pitch = math.atan2(rt[2, 1], rt[2, 2])
+    return math.degrees(yaw), math.degrees(pitch), math.degrees(roll)
+
+
+# --------------------------------------------------------------------------------------------
+# In-plane rotation and projection
+# --------------------------------------------------------------------------------------------
+def camera_roll_matrix(angle_deg: float) -> np.ndarray:
+    """Camera-frame rotation equal to rotating the image ``angle_deg`` counter-clockwise on screen."""
+    return rot_z(-math.radians(angle_deg))
+
+
+def rotate_in_plane(pose: HeadPose, angle_deg: float) -> HeadPose:
+    """Pose after rotating the image by ``angle_deg`` (counter-clockwise on screen).
+
+    Exact for a rotation about the principal point; see the module docstring.
+    """
+    return type(pose)(camera_roll_matrix(angle_deg) @ pose.matrix)
+
+
+def image_rotation_affine(center_px: tuple[float, float], angle_deg: float) -> np.ndarray:
+    """2x3 affine matrix that rotates pixel coordinates ``angle_deg`` counter-clockwise on screen
+    about ``center_px``; the same matrix ``cv2.getRotationMatrix2D(center, angle_deg, 1)`` gives."""
+    a = math.radians(angle_deg)
+    c, s = math.cos(a), math.sin(a)
+    cx, cy = center_px
+    return np.array([[c, s, (1 - c) * cx - s * cy], [-s, c, s * cx + (1 - c) * cy]])
+
+
+def apply_affine(points_px: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """Apply a 2x3 affine to (N, 2) points; NaN rows (missing points) stay NaN."""
+    pts = np.asarray(points_px, dtype=np.float64)
+    return pts @ affine[:, :2].T + affine[:, 2]
+
+
+def project_points(points_camera_mm: np.ndarray, camera_matrix: np.ndarray) -> np.ndarray:
+    """Pinhole projection of (N, 3) camera-frame points with intrinsics K (3x3) to (N, 2) pixels."""
+    pts = np.asarray(points_camera_mm, dtype=np.float64)
+    uvw = pts @ np.asarray(camera_matrix, dtype=np.float64).T
+    return uvw[:, :2] / uvw[:, 2:3]

@@ -1,0 +1,1 @@
+"""Output contract: atomic writes, labels.csv, manifest.json, verification."""

@@ -1,0 +1,67 @@
+"""Atomic file writes: write to a temporary name in the same folder, then rename.
+
+A reader (or a resumed run) therefore sees either the old file, no file, or the complete new
+file, never a half-written one. Temporary names start with ``.tmp-`` so that a cleanup pass and
+``maskbench verify`` can recognise leftovers of a killed run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+TMP_PREFIX = ".tmp-"
+
+
+def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
+    """Call ``write(tmp_path)`` then rename ``tmp_path`` to ``path`` (same directory)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{TMP_PREFIX}{os.getpid()}-{path.name}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Atomically write UTF-8 text with ``\\n`` line ends."""
+    data = text.encode("utf-8")
+    atomic_write(path, lambda tmp: tmp.write_bytes(data))
+
+
+#: Encoder parameters; fixed so that the same pixels always give the same bytes.
+JPEG_QUALITY = 95
+PNG_COMPRESSION = 3
+
+
+def encode_image(image_bgr: np.ndarray, suffix: str) -> bytes:
+    """Encode a BGR uint8 image as ``.jpg`` or ``.png`` bytes (deterministic settings)."""
+    suffix = suffix.lower()
+    if suffix in (".jpg", ".jpeg"):
+        params = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]
+    elif suffix == ".png":
+        params = [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION]
+    else:
+        raise ValueError(f"unsupported image suffix {suffix!r}")
+    ok, buf = cv2.imencode(suffix, image_bgr, params)
+    if not ok:
+        raise ValueError(f"could not encode image as {suffix}")
+    return buf.tobytes()
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Decode an image file to BGR uint8; raises DatasetError naming the file when it cannot."""
+    from maskbench.datasets.base import DatasetError, require_file
+
+    require_file(path, "image")
+    data = np.fromfile(str(path), dtype=np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if image is None:
+        raise DatasetError(path, "not a decodable image (truncated or not an image)")
+    return image

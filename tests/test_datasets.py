@@ -1,0 +1,141 @@
+"""Sample data, readers and writers: exact labels, exact round trips, clear errors."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from maskbench.datasets import DatasetError, open_dataset
+from maskbench.datasets.base import detect_format, resolve_dataset
+from maskbench.datasets.sample import make_sample_dataset, plan, render_sample
+from maskbench.io.manifest import read_labels, verify
+
+FORMATS = ["BIWI", "300W_LP", "AFLW2000"]
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_sample_tree_reads_back_with_the_rendered_labels(sample_root: Path, name: str) -> None:
+    reader = open_dataset(sample_root / name)
+    assert reader.fmt.name == name
+    got = {s.id: s for s in reader}
+    assert reader.errors == []
+    expected = plan(name, 8)
+    assert sorted(got) == sorted(p.sample_id for p in expected)
+    for planned in expected:
+        truth, _ = render_sample(name, planned, seed=0)
+        s = got[planned.sample_id]
+        assert s.pose.geodesic_deg(truth.pose) < 1e-6
+        assert s.bbox.center_px == pytest.approx(truth.bbox.center_px, abs=1e-6)
+        if truth.landmarks_px is not None:
+            np.testing.assert_array_equal(s.landmarks_px, truth.landmarks_px)
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_sample_tree_labels_and_manifest(sample_root: Path, name: str) -> None:
+    assert verify(sample_root / name) == []
+    rows = read_labels(sample_root / name)
+    samples = {s.id: s for s in open_dataset(sample_root / name)}
+    assert len(rows) == len(samples) == 8
+    for row in rows:
+        s = samples[row["id"]]
+        assert float(row["yaw_deg"]) == pytest.approx(s.pose.yaw_deg, abs=1e-6)
+        assert float(row["pitch_deg"]) == pytest.approx(s.pose.pitch_deg, abs=1e-6)
+        assert float(row["roll_deg"]) == pytest.approx(s.pose.roll_deg, abs=1e-6)
+        assert (sample_root / name / row["image"]).resolve() == s.image_path.resolve()
+        assert row["source_id"] == row["id"]
+    splits = {r["split"] for r in rows}
+    assert splits == {"AFLW2000": {"test"}, "300W_LP": {"train"}, "BIWI": splits & {"train", "test"}}[name]
+
+
+def test_sample_is_deterministic(tmp_path: Path) -> None:
+    a = make_sample_dataset("AFLW2000", tmp_path / "a", n=2, seed=3, progress=False)
+    b = make_sample_dataset("AFLW2000", tmp_path / "b", n=2, seed=3, progress=False)
+    c = make_sample_dataset("AFLW2000", tmp_path / "c", n=2, seed=4, progress=False)
+    assert a["files"] == b["files"]
+    assert a["files"] != c["files"]
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_read_write_read_is_identical(sample_root: Path, tmp_path: Path, name: str) -> None:
+    reader = open_dataset(sample_root / name)
+    first = {s.id: s for s in reader}
+    for s in first.values():
+        reader.fmt.write(tmp_path, s, None)
+    second = {s.id: s for s in open_dataset(tmp_path, fmt=reader.fmt)}
+    assert second.keys() == first.keys()
+    for k, s in first.items():
+        assert second[k].pose == s.pose and second[k].bbox == s.bbox
+        if s.landmarks_px is not None:
+            np.testing.assert_array_equal(second[k].landmarks_px, s.landmarks_px)
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_re_encoded_image_with_changed_pose_reads_back(sample_root: Path, tmp_path: Path, name: str) -> None:
+    """Writing a changed pose (as transforms will) gives the new labels back, not the stored ones."""
+    from maskbench.geometry import rotate_in_plane
+    from maskbench.io.atomic import read_image
+
+    reader = open_dataset(sample_root / name)
+    s = next(iter(reader))
+    new_pose = rotate_in_plane(s.pose, 20.0)
+    changed = s.replace(pose=new_pose)
+    reader.fmt.write(tmp_path, changed, read_image(s.image_path))
+    back = {x.id: x for x in open_dataset(tmp_path, fmt=reader.fmt)}[s.id]
+    assert back.pose.geodesic_deg(new_pose) < 1e-5
+    assert back.pose.geodesic_deg(s.pose) > 19
+
+
+def test_bad_files_are_reported_and_the_good_ones_read(sample_root: Path, tmp_path: Path) -> None:
+    tree = tmp_path / "AFLW2000"
+    shutil.copytree(sample_root / "AFLW2000", tree)
+    (tree / "manifest.json").unlink()
+    (tree / "image00001.mat").write_bytes(b"")  # zero bytes
+    (tree / "image00002.mat").write_bytes(b"garbage, not a mat file" * 10)
+    (tree / "image00003.mat").unlink()  # missing label file
+    import scipy.io
+
+    mat = scipy.io.loadmat(tree / "image00004.mat")
+    del mat["Pose_Para"]
+    scipy.io.savemat(tree / "image00004.mat", mat)
+    mat = scipy.io.loadmat(tree / "image00005.mat")
+    mat["Pose_Para"][0, 1] = np.nan
+    scipy.io.savemat(tree / "image00005.mat", mat)
+    reader = open_dataset(tree)
+    good = [s.id for s in reader]
+    assert good == ["image00000", "image00006", "image00007"]
+    problems = {Path(e.path).name: e.problem for e in reader.errors}
+    assert set(problems) == {f"image0000{k}.mat" for k in range(1, 6)}
+    assert "empty" in problems["image00001.mat"]
+    assert "cannot read" in problems["image00002.mat"]
+    assert "not found" in problems["image00003.mat"]
+    assert "Pose_Para" in problems["image00004.mat"]
+    assert "NaN" in problems["image00005.mat"]
+    assert all("\n" not in str(e) for e in reader.errors)
+
+
+def test_biwi_bad_pose_and_missing_calibration(sample_root: Path, tmp_path: Path) -> None:
+    tree = tmp_path / "BIWI"
+    shutil.copytree(sample_root / "BIWI", tree)
+    (tree / "manifest.json").unlink()
+    (tree / "hpdb/01/frame_00003_pose.txt").write_text("1 2 3\nnot numbers\n")
+    (tree / "hpdb/02/rgb.cal").unlink()
+    reader = open_dataset(tree)
+    good = [s.id for s in reader]
+    assert good and all(g.startswith("01/") for g in good) and "01/frame_00003" not in good
+    msgs = [str(e) for e in reader.errors]
+    assert any("frame_00003_pose.txt" in m for m in msgs)
+    assert sum("rgb.cal" in m and "not found" in m for m in msgs) == 4
+
+
+def test_missing_dataset_message_says_how_to_get_data(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="maskbench sample --dataset"):
+        resolve_dataset("BIWI", tmp_path)
+
+
+def test_unrecognised_tree_names_the_folder(tmp_path: Path) -> None:
+    (tmp_path / "x.txt").write_text("hi")
+    with pytest.raises(DatasetError, match=str(tmp_path)):
+        detect_format(tmp_path)

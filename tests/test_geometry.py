@@ -1,0 +1,138 @@
+"""The pose convention: round trips, native encodings, in-plane rotation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from maskbench import geometry
+from maskbench.types import HeadPose
+
+
+def random_rotations(n: int, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for q in rng.normal(size=(n, 4)):
+        w, x, y, z = q / np.linalg.norm(q)
+        out.append(np.array([
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ]))
+    return out
+
+
+def test_matrix_euler_matrix_round_trip_uniform_rotations() -> None:
+    for r in random_rotations(2000):
+        yaw, pitch, roll = geometry.matrix_to_euler_deg(r)
+        assert -90 <= yaw <= 90
+        np.testing.assert_allclose(geometry.euler_deg_to_matrix(yaw, pitch, roll), r, atol=1e-9)
+
+
+def test_euler_round_trip_away_from_gimbal_lock() -> None:
+    rng = np.random.default_rng(1)
+    for yaw, pitch, roll in zip(rng.uniform(-89, 89, 2000), rng.uniform(-179, 179, 2000), rng.uniform(-179, 179, 2000)):
+        got = geometry.matrix_to_euler_deg(geometry.euler_deg_to_matrix(yaw, pitch, roll))
+        assert got == pytest.approx((yaw, pitch, roll), abs=1e-9)
+
+
+@pytest.mark.parametrize("yaw", [90.0, -90.0, 90 - 1e-7, -90 + 1e-7, 89.9999, 90 - 1e-12])
+def test_near_and_at_gimbal_lock_the_matrix_survives(yaw: float) -> None:
+    for pitch, roll in [(10.0, 20.0), (-35.0, 5.0), (170.0, -120.0)]:
+        r = geometry.euler_deg_to_matrix(yaw, pitch, roll)
+        back = geometry.euler_deg_to_matrix(*geometry.matrix_to_euler_deg(r))
+        np.testing.assert_allclose(back, r, atol=1e-9)
+        assert geometry.matrix_to_euler_deg(r)[0] == pytest.approx(yaw, abs=1e-6)
+
+
+def test_3ddfa_encoding_is_the_same_three_numbers() -> None:
+    rng = np.random.default_rng(2)
+    for pitch, yaw, roll in rng.uniform(-1.5, 1.5, size=(500, 3)):
+        r = geometry.matrix_from_3ddfa(pitch, yaw, roll)
+        np.testing.assert_allclose(r, geometry.euler_deg_to_matrix(*np.degrees([yaw, pitch, roll])), atol=1e-12)
+        assert geometry.matrix_to_3ddfa_rad(r) == pytest.approx((pitch, yaw, roll), abs=1e-12)
+
+
+def test_3ddfa_release_matrix_is_the_transposed_form() -> None:
+    # RotationMatrix.m: R_y = [cos 0 -sin; 0 1 0; sin 0 cos], i.e. a positive yaw sends +z to -x
+    r3 = geometry.matrix_3ddfa_from_pose_para(0.0, math.radians(30), 0.0)
+    assert r3[0, 2] == pytest.approx(-math.sin(math.radians(30)))
+
+
+def test_hopenet_biwi_formulas_equal_the_convention() -> None:
+    for r in random_rotations(500, seed=3):
+        assert geometry.hopenet_biwi_euler_deg(r) == pytest.approx(geometry.matrix_to_euler_deg(r), abs=1e-9)
+
+
+def test_biwi_calibration_round_trip() -> None:
+    cal = geometry.euler_deg_to_matrix(0.5, -0.9, 0.3)
+    for r in random_rotations(50, seed=4):
+        back = geometry.matrix_to_biwi(geometry.matrix_from_biwi(r, cal), cal)
+        np.testing.assert_allclose(back, r, atol=1e-12)
+
+
+def test_signs_in_words() -> None:
+    nose_head = np.array([0.0, 0.0, -1.0])  # the face looks along -z of the head frame
+    top_head = np.array([0.0, -1.0, 0.0])
+    yawed = HeadPose.from_euler_deg(yaw_deg=30, pitch_deg=0, roll_deg=0).matrix @ nose_head
+    assert yawed[0] < 0  # positive yaw: nose towards image left
+    pitched = HeadPose.from_euler_deg(yaw_deg=0, pitch_deg=30, roll_deg=0).matrix @ nose_head
+    assert pitched[1] < 0  # positive pitch: nose towards the top of the image (looks up)
+    rolled = HeadPose.from_euler_deg(yaw_deg=0, pitch_deg=0, roll_deg=30).matrix @ top_head
+    assert rolled[0] > 0  # positive roll: top of the head towards image right
+
+
+def test_in_plane_rotation_inverse_composition_and_geodesic() -> None:
+    rng = np.random.default_rng(5)
+    for r in random_rotations(200, seed=6):
+        pose = HeadPose(r)
+        a, b = rng.uniform(-180, 180, 2)
+        back = geometry.rotate_in_plane(geometry.rotate_in_plane(pose, a), -a)
+        assert back.geodesic_deg(pose) < 1e-9
+        both = geometry.rotate_in_plane(geometry.rotate_in_plane(pose, a), b)
+        assert both.geodesic_deg(geometry.rotate_in_plane(pose, a + b)) < 1e-9
+        assert geometry.rotate_in_plane(pose, a).geodesic_deg(pose) == pytest.approx(abs(a), abs=1e-7)
+
+
+def test_in_plane_rotation_of_frontal_face_changes_only_roll() -> None:
+    pose = HeadPose.from_euler_deg(yaw_deg=0, pitch_deg=0, roll_deg=0)
+    rotated = geometry.rotate_in_plane(pose, 25.0)  # counter-clockwise on screen
+    assert rotated.roll_deg == pytest.approx(-25.0, abs=1e-9)
+    assert rotated.yaw_deg == pytest.approx(0.0, abs=1e-9) and rotated.pitch_deg == pytest.approx(0.0, abs=1e-9)
+
+
+def test_in_plane_rotation_of_turned_face_moves_yaw_and_pitch() -> None:
+    pose = HeadPose.from_euler_deg(yaw_deg=50, pitch_deg=0, roll_deg=0)
+    rotated = geometry.rotate_in_plane(pose, 30.0)
+    assert abs(rotated.pitch_deg) > 5 and abs(rotated.yaw_deg - 50) > 2
+
+
+def test_image_affine_matches_camera_roll() -> None:
+    k = np.array([[500.0, 0, 320], [0, 500.0, 240], [0, 0, 1]])
+    pts = np.random.default_rng(7).uniform([-200, -150, 600], [200, 150, 1200], size=(40, 3))
+    angle = 33.0
+    a = geometry.image_rotation_affine((320.0, 240.0), angle)
+    moved = geometry.apply_affine(geometry.project_points(pts, k), a)
+    rolled = geometry.project_points(pts @ geometry.camera_roll_matrix(angle).T, k)
+    np.testing.assert_allclose(moved, rolled, atol=1e-9)
+
+
+def test_geodesic_small_and_large_angles() -> None:
+    r = np.eye(3)
+    assert geometry.geodesic_deg(r, geometry.rot_z(math.radians(1e-6))) == pytest.approx(1e-6, rel=1e-6)
+    assert geometry.geodesic_deg(r, geometry.rot_x(math.radians(179.0))) == pytest.approx(179.0, abs=1e-6)
+
+
+def test_wrap_deg() -> None:
+    assert geometry.wrap_deg(179.0 - (-179.0)) == pytest.approx(-2.0)
+    assert geometry.wrap_deg(-972.3) == pytest.approx(107.7)
+
+
+def test_headpose_rejects_non_rotations_and_nan() -> None:
+    with pytest.raises(ValueError):
+        HeadPose(np.diag([1.0, 1.0, -1.0]))
+    with pytest.raises(ValueError):
+        HeadPose.from_euler_deg(yaw_deg=float("nan"), pitch_deg=0, roll_deg=0)
+    assert not HeadPose(np.eye(3)).matrix.flags.writeable

@@ -1,0 +1,94 @@
+"""Output contract: atomic split writer, lock, verify, untrusted paths."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from maskbench.datasets.sample import make_sample_dataset
+from maskbench.io.manifest import (
+    LOCK,
+    OutputExistsError,
+    OutputLockedError,
+    SplitWriter,
+    read_labels,
+    safe_relpath,
+    verify,
+)
+
+
+@pytest.fixture()
+def split(sample_root: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "AFLW2000"
+    shutil.copytree(sample_root / "AFLW2000", out)
+    return out
+
+
+def test_verify_detects_flipped_byte_deleted_and_extra_files(split: Path) -> None:
+    assert verify(split) == []
+    img = split / "image00000.jpg"
+    data = bytearray(img.read_bytes())
+    data[100] ^= 0xFF
+    img.write_bytes(bytes(data))
+    (split / "image00001.mat").unlink()
+    (split / "stray.txt").write_text("x")
+    problems = verify(split)
+    assert any("image00000.jpg" in p and "checksum" in p for p in problems)
+    assert any("image00001.mat" in p and "missing" in p for p in problems)
+    assert any("stray.txt" in p and "not listed" in p for p in problems)
+
+
+def test_verify_without_manifest(tmp_path: Path) -> None:
+    assert "missing" in verify(tmp_path)[0]
+
+
+def test_existing_output_refused_unless_overwrite(split: Path) -> None:
+    with pytest.raises(OutputExistsError, match="--overwrite"):
+        make_sample_dataset("AFLW2000", split, n=1, progress=False)
+    make_sample_dataset("AFLW2000", split, n=1, progress=False, overwrite=True)
+    assert len(read_labels(split)) == 1 and verify(split) == []
+
+
+def test_live_lock_refuses_second_writer_and_stale_lock_is_taken_over(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        (out / LOCK).write_text(str(sleeper.pid))
+        with pytest.raises(OutputLockedError, match=str(sleeper.pid)):
+            with SplitWriter(out, overwrite=True):
+                pass
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    with SplitWriter(out, overwrite=True) as w:  # the owner is dead: stale lock
+        assert (out / LOCK).read_text() == str(os.getpid())
+        w.finish(name="out", fmt="AFLW2000", parameters={}, seed=0)
+    assert not (out / LOCK).exists()
+
+
+@pytest.mark.parametrize("bad", ["../x.jpg", "/etc/passwd", "a/../../b", ""])
+def test_unsafe_paths_rejected(bad: str) -> None:
+    with pytest.raises(ValueError, match="unsafe"):
+        safe_relpath(bad)
+
+
+def test_manifest_with_escaping_path_is_rejected(split: Path) -> None:
+    m = json.loads((split / "manifest.json").read_text())
+    m["files"]["../outside.txt"] = "0" * 64
+    (split / "manifest.json").write_text(json.dumps(m))
+    assert any("unsafe" in p for p in verify(split))
+
+
+def test_manifest_records_parameters_counts_and_checksums(split: Path) -> None:
+    m = json.loads((split / "manifest.json").read_text())
+    assert m["format"] == "AFLW2000" and m["seed"] == 0
+    assert m["counts"]["samples"] == 8 and m["parameters"]["n"] == 8
+    assert "labels.csv" in m["files"] and "manifest.json" not in m["files"]
+    assert all(len(h) == 64 for h in m["files"].values())
