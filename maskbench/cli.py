@@ -80,11 +80,11 @@ def sample(dataset: str, out: str | None, n: int, seed: int, overwrite: bool, da
               "dropped ids are listed in the manifest.")
 @click.option("--split-by", type=click.Choice(["frame", "subject"]), default="frame", show_default=True,
               help="BIWI train/test split: 70/30 per frame (published protocol) or per subject (no identity leak).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the BIWI split draw.")
+@click.option("--split-seed", type=int, default=0, show_default=True, help="Seed of the BIWI split draw.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N samples.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
 @_data_root_option
-def import_(src: str, out: str | None, protocol_filter: bool, split_by: str, seed: int, limit: int | None,
+def import_(src: str, out: str | None, protocol_filter: bool, split_by: str, split_seed: int, limit: int | None,
             overwrite: bool, data_root: Path | None) -> None:
     """Copy a raw dataset tree into a maskbench split (native files + labels.csv + manifest.json)."""
     from maskbench.pipeline import write_split
@@ -95,12 +95,64 @@ def import_(src: str, out: str | None, protocol_filter: bool, split_by: str, see
         reader = open_dataset(src_dir, **({"max_abs_angle_deg": 99.0} if protocol_filter else {}))
         out_dir = resolve_output(out or f"{src_dir.name}_labelled", root)
         summary = write_split(
-            reader, out_dir, transform=None, transform_name="", seed=seed, overwrite=overwrite, limit=limit,
-            split_by=split_by,
+            reader, out_dir, transform=None, transform_name="", seed=0, overwrite=overwrite, limit=limit,
+            split_by=split_by, split_seed=split_seed,
             parameters={"command": "import", "protocol_filter_max_abs_angle_deg": 99.0 if protocol_filter else None,
-                        "split_by": split_by, "limit": limit},
+                        "limit": limit},
         )
     except (FileNotFoundError, DatasetError, OutputExistsError, OutputLockedError) as exc:
+        _fail(str(exc))
+    for line in summary.lines():
+        click.echo(line)
+    click.echo(f"output: {out_dir}")
+
+
+@main.command()
+@click.option("--src", default="BIWI", show_default=True, help="Dataset name under the data root, or a path "
+              "(raw tree or any maskbench split, e.g. BIWI_masked).")
+@click.option("--out", default=None, help="Output folder or name (default: <SRC>_rotated).")
+@click.option("--range", "range_deg", type=(float, float), default=(-45.0, 45.0), show_default=True,
+              metavar="LO HI", help="Degrees; each copy draws an angle uniformly from [LO, HI] (seeded per sample).")
+@click.option("--angles", default=None, metavar="A,B,...",
+              help="Explicit angles in degrees (a sweep): every image is rotated by each. Overrides --range.")
+@click.option("--per-image", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Rotated copies per source image (ignored with --angles). With 1, file names stay the same.")
+@click.option("--center", type=click.Choice(["image", "face"]), default="image", show_default=True,
+              help="Rotate about the principal point / image centre (exact labels) or the face box centre.")
+@click.option("--border", type=click.Choice(["reflect", "constant", "replicate"]), default="reflect",
+              show_default=True, help="How pixels uncovered by the rotation are filled.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the angle draws.")
+@click.option("--split-by", type=click.Choice(["frame", "subject"]), default="frame", show_default=True,
+              help="BIWI split of a raw source (a maskbench source keeps its own split column).")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N source samples.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
+@_data_root_option
+def rotate(src: str, out: str | None, range_deg: tuple[float, float], angles: str | None, per_image: int,
+           center: str, border: str, seed: int, split_by: str, limit: int | None, overwrite: bool,
+           data_root: Path | None) -> None:
+    """Rotate faces in-plane and recompute yaw/pitch/roll exactly (Sheka & Samun style).
+
+    Example: `maskbench rotate --range -45 45` writes <data-root>/BIWI_rotated. Image, landmarks, box
+    and pose move together; labels are written in the source's native layout plus labels.csv
+    (rotation_deg, source_id columns) and manifest.json.
+    """
+    from maskbench.augment.rotation import RotationParams, make_transform
+    from maskbench.pipeline import write_split
+
+    root = _root(data_root)
+    try:
+        angle_list = None if angles is None else tuple(float(a) for a in angles.split(",") if a.strip())
+        params = RotationParams(range_deg=range_deg, angles_deg=angle_list, per_image=per_image, center=center,
+                                border=border)
+        src_dir = resolve_dataset(src, root)
+        reader = open_dataset(src_dir)
+        out_dir = resolve_output(out or f"{src_dir.name}_rotated", root)
+        summary = write_split(
+            reader, out_dir, transform=make_transform(reader.fmt, params), transform_name="rotate", seed=seed,
+            overwrite=overwrite, limit=limit, split_by=split_by,
+            parameters={"command": "rotate", "source": src_dir.name, "limit": limit, **params.as_dict()},
+        )
+    except (ValueError, FileNotFoundError, DatasetError, OutputExistsError, OutputLockedError) as exc:
         _fail(str(exc))
     for line in summary.lines():
         click.echo(line)

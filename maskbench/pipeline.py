@@ -62,12 +62,14 @@ def write_split(
     overwrite: bool = False,
     limit: int | None = None,
     split_by: str = "frame",
+    split_seed: int = 0,
     progress: bool = True,
 ) -> RunSummary:
     """Read every sample of ``reader``, transform it, write ``out_dir`` in the same native layout.
 
     Derived samples keep the split of their source (``labels.csv`` of a maskbench source, else
-    the default split of the dataset), so a test face never reaches a training split.
+    the default split of the dataset drawn with ``split_seed``, which is independent of the
+    transform's ``seed``), so a test face never reaches a training split.
     """
     fmt = reader.fmt
     src_rows = source_splits(reader.root)
@@ -79,7 +81,7 @@ def write_split(
             if sample is None:
                 continue
             row = src_rows.get(sample.id)
-            split = row["split"] if row else default_split(fmt.name, sample.id, seed, by=split_by)
+            split = row["split"] if row else default_split(fmt.name, sample.id, split_seed, by=split_by)
             source_id = (row.get("source_id") if row else "") or sample.id
             try:
                 if transform is None:
@@ -98,7 +100,8 @@ def write_split(
         summary.skipped = list(reader.errors)
         summary.filtered = dict(reader.filtered)
         summary.manifest = writer.finish(
-            name=out_dir.name, fmt=fmt.name, seed=seed, parameters=parameters,
+            name=out_dir.name, fmt=fmt.name, seed=seed,
+            parameters={**parameters, "split_by": split_by, "split_seed": split_seed},
             skipped=summary.skipped, filtered=summary.filtered, source=source_reference(reader.root),
         )
     return summary

@@ -24,9 +24,10 @@ from typing import Any
 
 import numpy as np
 
+from maskbench import geometry
 from maskbench.datasets import threeddfa
 from maskbench.datasets.base import DatasetError, list_files
-from maskbench.types import Sample
+from maskbench.types import BBox, Sample
 
 #: The protocol limit used by Hopenet, FSA-Net and the masked-HPE study.
 PROTOCOL_MAX_ABS_ANGLE_DEG = 99.0
@@ -60,6 +61,21 @@ class _Aflw2000:
     def keep_sample(self, sample: Sample, options: dict[str, Any]) -> str | None:
         return threeddfa.protocol_filter(sample, options)
 
+    def box_for(self, sample: Sample) -> BBox:
+        """The reader's box: tight box of the 68 landmarks."""
+        return threeddfa.box_for(sample)
+
+    def move_native(self, sample: Sample, affine: np.ndarray, camera_rotation: np.ndarray) -> dict[str, Any]:
+        """Native fields after an image affine: the 21 AFLW points and the Pose_Para origin move."""
+        native = threeddfa.move_pose_para_center(dict(sample.native), affine)
+        mat = dict(native["mat"])
+        if "pt2d" in mat:
+            h = int(native.get("image_height_px", 450))
+            moved = geometry.apply_affine(threeddfa.rows_to_points(mat["pt2d"], h), affine)
+            mat["pt2d"] = threeddfa.points_to_rows(moved, h).astype(np.asarray(mat["pt2d"]).dtype)
+        native["mat"] = mat
+        return native
+
     def write(self, out_root: Path, sample: Sample, image: np.ndarray | None) -> list[str]:
         mat = dict(sample.native.get("mat", {}))
         mat["Pose_Para"] = threeddfa.pose_para_for(sample)
@@ -71,9 +87,6 @@ class _Aflw2000:
             old = old.copy()
             old[:2] = new_xy
         mat["pt3d_68"] = old
-        if "pt2d_px" in sample.native:
-            height = int(sample.native.get("image_height_px", 450))
-            mat["pt2d"] = threeddfa.points_to_rows(sample.native["pt2d_px"], height)
         return threeddfa.write_pair(out_root, sample.id, sample, image, mat)
 
 

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from maskbench.types import Sample
+from maskbench.types import BBox, Sample
 
 DATA_ROOT_ENV = "MASKBENCH_DATA"
 
@@ -54,6 +54,10 @@ class DatasetFormat(Protocol):
     def write(self, out_root: Path, sample: Sample, image: np.ndarray | None) -> list[str]: ...
 
     def keep_sample(self, sample: Sample, options: dict[str, Any]) -> str | None: ...
+
+    def box_for(self, sample: Sample) -> BBox: ...
+
+    def move_native(self, sample: Sample, affine: np.ndarray, camera_rotation: np.ndarray) -> dict[str, Any]: ...
 
 
 @dataclass

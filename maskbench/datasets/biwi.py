@@ -152,6 +152,17 @@ class _Biwi:
     def keep_sample(self, sample: Sample, options: dict[str, Any]) -> str | None:
         return None
 
+    def move_native(self, sample: Sample, affine: np.ndarray, camera_rotation: np.ndarray) -> dict[str, Any]:
+        """Native fields after the camera turns by ``camera_rotation``: the head centre moves."""
+        native = dict(sample.native)
+        native["head_center_mm"] = np.asarray(camera_rotation) @ np.asarray(native["head_center_mm"])
+        native.pop("pose_path", None)
+        return native
+
+    def box_for(self, sample: Sample) -> BBox:
+        """The reader's box definition applied to a (possibly moved) sample."""
+        return face_box(np.asarray(sample.native["head_center_mm"]), sample.native["calibration"].camera_matrix)
+
     def write(self, out_root: Path, sample: Sample, image: np.ndarray | None) -> list[str]:
         calib: Calibration = sample.native["calibration"]
         seq = sample.id.split("/")[0]

@@ -118,19 +118,41 @@ def plan(dataset: str, n: int) -> list[PlannedSample]:
     raise ValueError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
 
 
-def _render_3ddfa(dataset: str, planned: PlannedSample, seed: int) -> tuple[Sample, np.ndarray]:
-    """Render a 300W_LP / AFLW2000 sample (orthographic) and build its native ``.mat``."""
+@dataclass(frozen=True)
+class Scene:
+    """Everything needed to render one (non-mirrored) sample: person, camera, pose, position."""
+
+    head: Head
+    camera: Camera
+    pose: HeadPose
+    translation_mm: np.ndarray
+
+
+def scene_for(dataset: str, planned: PlannedSample, seed: int) -> Scene:
+    """The scene of a planned sample (for a ``_Flip`` sample: the scene of its original)."""
     key = planned.mirror_of or planned.sample_id
     rng = sample_rng(seed, key, "camera")
+    head = Head(Identity.random(sample_rng(seed, planned.identity_key, "identity")))
+    drawn = sample_pose(dataset, sample_rng(seed, key, "pose"))
+    if dataset == "BIWI":
+        t = np.array([rng.uniform(-120, 120), rng.uniform(-60, 80), rng.uniform(750, 1100)])
+        return Scene(head, Camera(640, 480, BIWI_K), drawn, t)
     # quantise to the float32 Pose_Para the file will hold, so the render matches its label
-    para_rad = np.asarray(geometry.matrix_to_3ddfa_rad(sample_pose(dataset, sample_rng(seed, key, "pose")).matrix))
-    pose = HeadPose(geometry.matrix_from_3ddfa(*(float(v) for v in para_rad.astype(np.float32))))
+    para_rad = np.asarray(geometry.matrix_to_3ddfa_rad(drawn.matrix)).astype(np.float32)
+    pose = HeadPose(geometry.matrix_from_3ddfa(*(float(v) for v in para_rad)))
     scale = float(rng.uniform(1.15, 1.45))
     cx, cy = 224.5 + float(rng.uniform(-15, 15)), 234.5 + float(rng.uniform(-15, 15))
     camera = Camera(450, 450, np.array([[1.0, 0, cx], [0, 1.0, cy], [0, 0, 1]]), scale)
-    head = Head(Identity.random(sample_rng(seed, planned.identity_key, "identity")))
-    t = np.array([0.0, 0.0, 1000.0])
-    out = render(head, pose.matrix, t, camera, sample_rng(seed, key, "render"))
+    return Scene(head, camera, pose, np.array([0.0, 0.0, 1000.0]))
+
+
+def _render_3ddfa(dataset: str, planned: PlannedSample, seed: int) -> tuple[Sample, np.ndarray]:
+    """Render a 300W_LP / AFLW2000 sample (orthographic) and build its native ``.mat``."""
+    key = planned.mirror_of or planned.sample_id
+    scene = scene_for(dataset, planned, seed)
+    pose, t, scale = scene.pose, scene.translation_mm, scene.camera.ortho_scale_px_per_mm
+    cx, cy = float(scene.camera.camera_matrix[0, 2]), float(scene.camera.camera_matrix[1, 2])
+    out = render(scene.head, pose.matrix, t, scene.camera, sample_rng(seed, key, "render"))
     image, lm = out.image_bgr, out.landmarks_px
     depth = -(out.landmarks_camera_mm[:, 2] - t[2]) * scale  # towards the viewer, like pt3d_68 z
     if planned.mirror_of is not None:
@@ -169,16 +191,13 @@ def biwi_calibration() -> biwi.Calibration:
 
 
 def _render_biwi(planned: PlannedSample, seed: int) -> tuple[Sample, np.ndarray]:
-    rng = sample_rng(seed, planned.sample_id, "camera")
-    pose = sample_pose("BIWI", sample_rng(seed, planned.sample_id, "pose"))
-    t = np.array([rng.uniform(-120, 120), rng.uniform(-60, 80), rng.uniform(750, 1100)])
+    scene = scene_for("BIWI", planned, seed)
     calib = biwi_calibration()
-    camera = Camera(640, 480, calib.camera_matrix)
-    head = Head(Identity.random(sample_rng(seed, planned.identity_key, "identity")))
-    out = render(head, pose.matrix, t, camera, sample_rng(seed, planned.sample_id, "render"))
+    out = render(scene.head, scene.pose.matrix, scene.translation_mm, scene.camera,
+                 sample_rng(seed, planned.sample_id, "render"))
     sample = Sample(
-        planned.sample_id, Path(), pose, biwi.face_box(t, calib.camera_matrix), None,
-        {"calibration": calib, "head_center_mm": t, "landmarks_px": out.landmarks_px},
+        planned.sample_id, Path(), scene.pose, biwi.face_box(scene.translation_mm, calib.camera_matrix), None,
+        {"calibration": calib, "head_center_mm": scene.translation_mm},
     )
     return sample, out.image_bgr
 

@@ -125,6 +125,13 @@ def make_sample(
     )
 
 
+def box_for(sample: Sample) -> BBox:
+    """Box of the 3DDFA formats: the tight box of the 68 landmarks."""
+    if sample.landmarks_px is None:
+        raise ValueError(f"{sample.id}: 68 landmarks are required")
+    return BBox.from_points(sample.landmarks_px)
+
+
 def write_pair(out_root: Path, rel_stem: str, sample: Sample, image: np.ndarray | None, mat: dict[str, Any]) -> list[str]:
     """Write ``<rel_stem>.jpg`` (copied when ``image`` is None) and ``<rel_stem>.mat``."""
     jpg_rel, mat_rel = f"{rel_stem}.jpg", f"{rel_stem}.mat"
@@ -143,3 +150,19 @@ def check_mat_not_empty(mat_path: Path, mat: dict[str, Any], key: str) -> np.nda
     if key not in mat:
         raise DatasetError(mat_path, f"missing key {key!r}")
     return np.asarray(mat[key])
+
+
+def move_pose_para_center(native: dict[str, Any], affine: np.ndarray) -> dict[str, Any]:
+    """Copy of ``native`` whose ``Pose_Para`` translation follows an image affine.
+
+    ``(tx, H - 1 - ty)`` is the projected model origin in pixels; it moves with the image. The
+    stored angles are left as they are: the writer sees they no longer match the pose and
+    recomputes them from the rotation matrix.
+    """
+    out = dict(native)
+    para = np.array(native["pose_para"], dtype=np.float32).reshape(-1)
+    h = float(native.get("image_height_px", 450))
+    (u, v), = geometry.apply_affine(np.array([[para[3], h - 1.0 - para[4]]]), affine)
+    para[3], para[4] = u, h - 1.0 - v
+    out["pose_para"] = para
+    return out

@@ -25,10 +25,11 @@ from typing import Any
 import numpy as np
 import scipy.io
 
+from maskbench import geometry
 from maskbench.datasets import threeddfa
 from maskbench.datasets.base import DatasetError, guarded, list_files
 from maskbench.io.atomic import atomic_write
-from maskbench.types import Sample
+from maskbench.types import BBox, Sample
 
 LANDMARKS_DIR = "landmarks"
 
@@ -69,6 +70,22 @@ class _W300LP:
     def keep_sample(self, sample: Sample, options: dict[str, Any]) -> str | None:
         return threeddfa.protocol_filter(sample, options)
 
+    def box_for(self, sample: Sample) -> BBox:
+        """The reader's box: tight box of the 68 landmarks."""
+        return threeddfa.box_for(sample)
+
+    def move_native(self, sample: Sample, affine: np.ndarray, camera_rotation: np.ndarray) -> dict[str, Any]:
+        """Native fields after an image affine: ``landmarks/`` points and the Pose_Para origin move."""
+        native = threeddfa.move_pose_para_center(dict(sample.native), affine)
+        if "landmarks_mat" in native:
+            lm = dict(native["landmarks_mat"])
+            for key in ("pts_2d", "pts_3d"):
+                if key in lm and np.shape(lm[key]) == (68, 2):
+                    lm[key] = geometry.apply_affine(lm[key], affine)
+            native["landmarks_mat"] = lm
+            native.pop("landmarks_path", None)
+        return native
+
     def write(self, out_root: Path, sample: Sample, image: np.ndarray | None) -> list[str]:
         if sample.landmarks_px is None:
             raise ValueError(f"{sample.id}: 300W_LP needs 68 landmarks")
@@ -85,7 +102,7 @@ class _W300LP:
             if unchanged:
                 atomic_write(out_root / rel, lambda tmp: shutil.copyfile(sample.native["landmarks_path"], tmp))
             else:
-                lm["pts_2d"] = sample.landmarks_px.astype(np.float64)
+                lm.setdefault("pts_2d", sample.landmarks_px.astype(np.float64))
                 threeddfa.save_mat(out_root / rel, lm)
             written.append(rel)
         return written

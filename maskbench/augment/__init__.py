@@ -1,0 +1,1 @@
+"""Image augmentations whose labels are recomputed exactly (in-plane rotation)."""

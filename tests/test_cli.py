@@ -1,0 +1,55 @@
+"""The command line end to end on sample data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from maskbench.cli import main
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def test_sample_import_info_verify(tmp_path: Path) -> None:
+    root = str(tmp_path)
+    code, out = run("sample", "--dataset", "AFLW2000", "--n", "3", "--seed", "1", "--data-root", root)
+    assert code == 0 and "wrote 3 AFLW2000 samples" in out
+    code, out = run("sample", "--dataset", "AFLW2000", "--n", "3", "--data-root", root)
+    assert code == 2 and "--overwrite" in out
+    code, out = run("info", "AFLW2000", "--data-root", root)
+    assert code == 0 and "format AFLW2000, 3 readable of 3" in out
+    code, out = run("import", "--src", "AFLW2000", "--out", "copy", "--data-root", root)
+    assert code == 0 and "written: 3" in out
+    manifest = json.loads((tmp_path / "copy" / "manifest.json").read_text())
+    assert manifest["parameters"]["command"] == "import" and manifest["counts"]["samples"] == 3
+    code, out = run("verify", "AFLW2000", "copy", "--data-root", root)
+    assert code == 0 and out.count("OK") == 2
+    (tmp_path / "copy" / "image00000.jpg").write_bytes(b"changed")
+    code, out = run("verify", "copy", "--data-root", root)
+    assert code == 1 and "image00000.jpg: checksum differs" in out
+
+
+def test_import_with_protocol_filter_records_dropped_ids(sample_root: Path, tmp_path: Path) -> None:
+    code, out = run("import", "--src", str(sample_root / "AFLW2000"), "--out", str(tmp_path / "p"),
+                    "--protocol-filter")
+    assert code == 0
+    manifest = json.loads((tmp_path / "p" / "manifest.json").read_text())
+    dropped = sum(manifest["filtered"].values(), [])
+    assert manifest["counts"]["samples"] + len(dropped) == 8
+    assert manifest["parameters"]["protocol_filter_max_abs_angle_deg"] == 99.0
+
+
+def test_missing_dataset_is_a_clear_error(tmp_path: Path) -> None:
+    code, out = run("info", "BIWI", "--data-root", str(tmp_path))
+    assert code == 2 and "not found" in out and "maskbench sample --dataset" in out
+
+
+def test_data_root_from_environment(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("MASKBENCH_DATA", str(tmp_path))
+    code, _ = run("sample", "--dataset", "BIWI", "--n", "1")
+    assert code == 0 and (tmp_path / "BIWI" / "manifest.json").is_file()
