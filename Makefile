@@ -16,14 +16,15 @@ $(STAMP): setup.cfg pyproject.toml
 
 install: $(STAMP)  ## create .venv and install maskbench with its test tools
 
-demo: $(STAMP)  ## render sample data of all three formats, import and verify them
+demo: $(STAMP)  ## render sample data of all three formats, rotate them, verify everything
 	$(BIN)/maskbench sample --dataset BIWI --n $(N) --data-root $(DATA) --overwrite
 	$(BIN)/maskbench sample --dataset 300W_LP --n $(N) --data-root $(DATA) --overwrite
 	$(BIN)/maskbench sample --dataset AFLW2000 --n $(N) --data-root $(DATA) --overwrite
 	$(BIN)/maskbench info AFLW2000 --protocol-filter --data-root $(DATA)
-	$(BIN)/maskbench import --src AFLW2000 --out AFLW2000_protocol --protocol-filter --data-root $(DATA) --overwrite
-	$(BIN)/maskbench verify BIWI 300W_LP AFLW2000 AFLW2000_protocol --data-root $(DATA)
-	@echo "demo outputs are in $(DATA)"
+	$(BIN)/maskbench rotate --range -45 45 --data-root $(DATA) --overwrite
+	$(BIN)/maskbench rotate --src AFLW2000 --angles=-30,30 --data-root $(DATA) --overwrite
+	$(BIN)/maskbench verify BIWI 300W_LP AFLW2000 BIWI_rotated AFLW2000_rotated --data-root $(DATA)
+	@echo "demo outputs are in $(DATA): BIWI/ 300W_LP/ AFLW2000/ (sample data), BIWI_rotated/ AFLW2000_rotated/"
 
 test: $(STAMP)  ## run the whole test suite
 	$(BIN)/python -m pytest -q
@@ -32,7 +33,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check maskbench tests benchmarks
 
 bench: $(STAMP)  ## run the benchmarks and write benchmarks/RESULTS.md
-	$(BIN)/python benchmarks/bench_read.py
+	$(BIN)/python benchmarks/run_all.py
 
 clean:
 	rm -rf $(VENV) data build *.egg-info

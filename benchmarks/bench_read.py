@@ -1,0 +1,40 @@
+"""Reading an AFLW2000-format tree of 2,000 samples, against the floor of reading the same bytes.
+
+Floor: open and read every .jpg and .mat file completely (what any loader must at least do).
+Measured: ``open_dataset(...)`` iterated to the end (parse .mat, validate, build poses and boxes).
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import aflw_tree, best_of  # noqa: E402
+
+from maskbench.datasets import open_dataset  # noqa: E402
+
+N = 2000
+
+
+def main() -> list[str]:
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = aflw_tree(Path(tmp), N)
+        files = sorted(tree.iterdir())
+        floor = best_of(lambda: [f.read_bytes() for f in files])
+        full = best_of(lambda: list(open_dataset(tree)))
+    return [
+        f"## Read {N} AFLW2000-format samples",
+        "",
+        "| what | seconds | per sample (ms) | ratio to floor |",
+        "|---|---|---|---|",
+        f"| floor: read the bytes of every .jpg + .mat | {floor:.3f} | {1000 * floor / N:.3f} | 1.00 |",
+        f"| maskbench reader (parse, validate, pose, box) | {full:.3f} | {1000 * full / N:.3f} | {full / floor:.2f} |",
+        "",
+    ]
+
+
+if __name__ == "__main__":
+    print("\n".join(main()))

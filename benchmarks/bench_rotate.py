@@ -1,0 +1,65 @@
+"""Rotation cost per image against the floor measured in the same run.
+
+Floor: decode the image, ``cv2.warpAffine`` it, encode it (what any rotation tool must do).
+Measured: the whole ``maskbench rotate`` path per sample: read the labels, decode, rotate image +
+landmarks + pose + native fields, write image and labels atomically, and the labels.csv/manifest.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+from common import best_of  # noqa: E402
+
+from maskbench.augment.rotation import RotationParams, make_transform  # noqa: E402
+from maskbench.datasets import open_dataset  # noqa: E402
+from maskbench.datasets.sample import make_sample_dataset  # noqa: E402
+from maskbench.pipeline import write_split  # noqa: E402
+
+N = 60
+
+
+def floor_run(paths: list[Path], out: Path, suffix: str) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for k, p in enumerate(paths):
+        img = cv2.imdecode(np.fromfile(str(p), np.uint8), cv2.IMREAD_COLOR)
+        h, w = img.shape[:2]
+        rotated = cv2.warpAffine(img, cv2.getRotationMatrix2D((w / 2, h / 2), 30.0, 1.0), (w, h),
+                                 borderMode=cv2.BORDER_REFLECT_101)
+        params = [cv2.IMWRITE_JPEG_QUALITY, 95] if suffix == ".jpg" else [cv2.IMWRITE_PNG_COMPRESSION, 3]
+        (out / f"{k}{suffix}").write_bytes(cv2.imencode(suffix, rotated, params)[1].tobytes())
+
+
+def main() -> list[str]:
+    lines = ["## Rotate (`maskbench rotate`, one copy per image)", "",
+             "| dataset | images | floor s | rotate s | ms/img | ratio to floor |", "|---|---|---|---|---|---|"]
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        for name in ("AFLW2000", "BIWI"):
+            make_sample_dataset(name, root / name, n=N, seed=0, progress=False)
+            reader = open_dataset(root / name)
+            paths = [s.image_path for s in reader]
+            suffix = reader.fmt.image_suffix
+            def floor(paths: list[Path] = paths, suffix: str = suffix) -> None:
+                shutil.rmtree(root / "floor", ignore_errors=True)
+                floor_run(paths, root / "floor", suffix)
+
+            def full(name: str = name) -> None:
+                r = open_dataset(root / name)
+                write_split(r, root / "out", transform=make_transform(r.fmt, RotationParams()),
+                            transform_name="rotate", parameters={}, seed=0, overwrite=True, progress=False)
+
+            floor_s, t = best_of(floor), best_of(full)
+            lines.append(f"| {name} | {N} | {floor_s:.3f} | {t:.3f} | {1000 * t / N:.2f} | {t / floor_s:.2f} |")
+    return lines + [""]
+
+
+if __name__ == "__main__":
+    print("\n".join(main()))
