@@ -29,6 +29,29 @@ def _data_root_option(f):  # type: ignore[no-untyped-def]
     )(f)
 
 
+def _run_options(f):  # type: ignore[no-untyped-def]
+    """Options shared by the commands that write a split from a source."""
+    options = [
+        click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N source samples."),
+        click.option("--overwrite", is_flag=True, help="Replace an existing output folder."),
+        click.option("--resume", is_flag=True,
+                     help="Continue a stopped run in the same output folder (same options); finished samples are kept."),
+        click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="Worker processes. Outputs are byte-identical for any value."),
+        click.option("--shard", default=None, metavar="K/N",
+                     help="Process only part K of N (deterministic); join the parts with `maskbench merge`."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _report(summary, out_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    for line in summary.lines():
+        click.echo(line)
+    click.echo(f"output: {out_dir}")
+
+
 def _root(data_root: Path | None) -> Path:
     return data_root.expanduser().resolve() if data_root else default_data_root()
 
@@ -124,12 +147,11 @@ def import_(src: str, out: str | None, protocol_filter: bool, split_by: str, spl
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the angle draws.")
 @click.option("--split-by", type=click.Choice(["frame", "subject"]), default="frame", show_default=True,
               help="BIWI split of a raw source (a maskbench source keeps its own split column).")
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N source samples.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
+@_run_options
 @_data_root_option
 def rotate(src: str, out: str | None, range_deg: tuple[float, float], angles: str | None, per_image: int,
-           center: str, border: str, seed: int, split_by: str, limit: int | None, overwrite: bool,
-           data_root: Path | None) -> None:
+           center: str, border: str, seed: int, split_by: str, limit: int | None, overwrite: bool, resume: bool,
+           workers: int, shard: str | None, data_root: Path | None) -> None:
     """Rotate faces in-plane and recompute yaw/pitch/roll exactly (Sheka & Samun style).
 
     Example: `maskbench rotate --range -45 45` writes <data-root>/BIWI_rotated. Image, landmarks, box
@@ -137,7 +159,7 @@ def rotate(src: str, out: str | None, range_deg: tuple[float, float], angles: st
     (rotation_deg, source_id columns) and manifest.json.
     """
     from maskbench.augment.rotation import RotationParams, make_transform
-    from maskbench.pipeline import write_split
+    from maskbench.pipeline import parse_shard, write_split
 
     root = _root(data_root)
     try:
@@ -149,14 +171,34 @@ def rotate(src: str, out: str | None, range_deg: tuple[float, float], angles: st
         out_dir = resolve_output(out or f"{src_dir.name}_rotated", root)
         summary = write_split(
             reader, out_dir, transform=make_transform(reader.fmt, params), transform_name="rotate", seed=seed,
-            overwrite=overwrite, limit=limit, split_by=split_by,
+            overwrite=overwrite, resume=resume, limit=limit, split_by=split_by, workers=workers,
+            shard=parse_shard(shard),
             parameters={"command": "rotate", "source": src_dir.name, "limit": limit, **params.as_dict()},
         )
     except (ValueError, FileNotFoundError, DatasetError, OutputExistsError, OutputLockedError) as exc:
         _fail(str(exc))
-    for line in summary.lines():
-        click.echo(line)
-    click.echo(f"output: {out_dir}")
+    _report(summary, out_dir)
+
+
+@main.command()
+@click.argument("shards", nargs=-1, required=True)
+@click.option("--out", required=True, help="Output folder or name under the data root.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
+@_data_root_option
+def merge(shards: tuple[str, ...], out: str, overwrite: bool, data_root: Path | None) -> None:
+    """Join the outputs of `--shard 1/N` ... `--shard N/N` into one split.
+
+    The result is byte-identical to an unsharded run (same files, labels.csv and manifest.json).
+    """
+    from maskbench.pipeline import merge_splits
+
+    root = _root(data_root)
+    try:
+        out_dir = resolve_output(out, root)
+        manifest = merge_splits([resolve_dataset(s, root) for s in shards], out_dir, overwrite=overwrite)
+    except (ValueError, FileNotFoundError, OutputExistsError, OutputLockedError) as exc:
+        _fail(str(exc))
+    click.echo(f"merged {len(shards)} shards: {manifest['counts']['samples']} samples in {out_dir}")
 
 
 @main.command()

@@ -2,12 +2,21 @@
 
 ``write_split`` is what every command that produces a split runs (``import`` with no transform;
 ``rotate`` and ``synthesize`` with theirs). A transform is a pure function
-``(sample, image_bgr, rng) -> (sample, image_bgr)``; its randomness comes only from the per-sample
-generator it is handed, so outputs do not depend on order or worker count.
+``(sample, image_bgr, rng) -> iterable of (sample, image_bgr)``; its randomness comes only from the
+per-sample generator it is handed, so outputs do not depend on order, worker count or sharding.
+
+Each source sample is one unit of work. When a unit's files are written, a small record of its
+label rows (or of why it was skipped) is written atomically to ``.maskbench/rows/``: that record
+is what ``--resume`` trusts, so a run killed at any point continues where it stopped and ends with
+the same bytes as an uninterrupted run. ``finish`` turns the records into ``labels.csv`` and the
+manifest and removes the journal.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import multiprocessing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +26,8 @@ import numpy as np
 from tqdm import tqdm
 
 from maskbench.datasets.base import DatasetError, DatasetReader, ReadError
-from maskbench.io.atomic import read_image
-from maskbench.io.manifest import LABELS, SplitWriter, read_labels, source_reference
+from maskbench.io.atomic import atomic_write_text, read_image
+from maskbench.io.manifest import JOURNAL, LABELS, SplitWriter, label_row, read_labels, source_reference
 from maskbench.seeding import default_split, sample_rng
 from maskbench.types import Sample
 
@@ -30,18 +39,36 @@ class RunSummary:
     """What a run did: written / skipped (with reasons) / filtered counts."""
 
     written: int = 0
-    skipped: list[ReadError] = field(default_factory=list)
+    resumed: int = 0
+    skipped: list[str] = field(default_factory=list)
     filtered: dict[str, list[str]] = field(default_factory=dict)
+    extra_counts: dict[str, dict[str, int]] = field(default_factory=dict)
     manifest: dict[str, Any] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
-        out = [f"written: {self.written}", f"skipped: {len(self.skipped)}"]
+        out = [f"written: {self.written}" + (f" ({self.resumed} source samples from before --resume)" if self.resumed else ""),
+               f"skipped: {len(self.skipped)}"]
         out += [f"  {e}" for e in self.skipped[:20]]
         if len(self.skipped) > 20:
             out.append(f"  ... and {len(self.skipped) - 20} more (all listed in manifest.json)")
         for reason, ids in self.filtered.items():
             out.append(f"filtered ({reason}): {len(ids)}")
+        for column, counts in self.extra_counts.items():
+            out.append(f"by {column}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
         return out
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """``"2/4"`` -> (2, 4): the second of four deterministic parts (sample index mod 4 == 1)."""
+    if text is None:
+        return None
+    try:
+        k, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard must look like K/N (e.g. 2/4), got {text!r}") from None
+    if not 1 <= k <= n:
+        raise ValueError(f"--shard K/N needs 1 <= K <= N, got {text!r}")
+    return k, n
 
 
 def source_splits(src_dir: Path) -> dict[str, dict[str, str]]:
@@ -49,6 +76,67 @@ def source_splits(src_dir: Path) -> dict[str, dict[str, str]]:
     if not (src_dir / LABELS).is_file():
         return {}
     return {row["id"]: row for row in read_labels(src_dir)}
+
+
+@dataclass
+class SplitJob:
+    """Everything a worker needs to process one source sample (inherited by forked workers)."""
+
+    reader: DatasetReader
+    out_dir: Path
+    transform: Transform | None
+    transform_name: str
+    seed: int
+    split_by: str
+    split_seed: int
+    src_rows: dict[str, dict[str, str]]
+
+    def record_path(self, key: str) -> Path:
+        digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+        return self.out_dir / JOURNAL / "rows" / f"{digest}.json"
+
+    def process(self, key: str) -> dict[str, Any]:
+        """Read, transform and write one source sample; write and return its record."""
+        record: dict[str, Any] = {"key": key, "rows": [], "error": None, "filtered": None}
+        sample, error, reason = self.reader.read_checked(key)
+        if error is not None:
+            record["error"] = str(error)
+        elif reason is not None:
+            record["filtered"] = reason
+        else:
+            assert sample is not None
+            try:
+                record["rows"] = self._write(sample)
+            except DatasetError as exc:
+                record["error"] = str(ReadError(exc.path, exc.problem))
+        atomic_write_text(self.record_path(key), json.dumps(record, sort_keys=True))
+        return record
+
+    def _write(self, sample: Sample) -> list[dict[str, str]]:
+        fmt = self.reader.fmt
+        row = self.src_rows.get(sample.id)
+        split = row["split"] if row else default_split(fmt.name, sample.id, self.split_seed, by=self.split_by)
+        source_id = (row.get("source_id") if row else "") or sample.id
+        if self.transform is None:
+            outputs: Iterable[tuple[Sample, np.ndarray | None]] = [(sample, None)]
+        else:
+            image = read_image(sample.image_path)
+            outputs = self.transform(sample, image, sample_rng(self.seed, sample.id, self.transform_name))
+        rows = []
+        for out_sample, out_image in outputs:
+            if self.transform is not None:
+                out_sample = out_sample.replace(source_id=source_id, transform=self.transform_name)
+            fmt.write(self.out_dir, out_sample, out_image)
+            rows.append(label_row(out_sample, fmt.image_rel(out_sample.id), split))
+        return rows
+
+
+_JOB: SplitJob | None = None  # set once per run before forking workers; never changed per image
+
+
+def _process_in_worker(key: str) -> dict[str, Any]:
+    assert _JOB is not None
+    return _JOB.process(key)
 
 
 def write_split(
@@ -60,48 +148,129 @@ def write_split(
     parameters: dict[str, Any],
     seed: int,
     overwrite: bool = False,
+    resume: bool = False,
     limit: int | None = None,
     split_by: str = "frame",
     split_seed: int = 0,
+    workers: int = 1,
+    shard: tuple[int, int] | None = None,
+    count_columns: tuple[str, ...] = (),
     progress: bool = True,
 ) -> RunSummary:
     """Read every sample of ``reader``, transform it, write ``out_dir`` in the same native layout.
 
     Derived samples keep the split of their source (``labels.csv`` of a maskbench source, else
     the default split of the dataset drawn with ``split_seed``, which is independent of the
-    transform's ``seed``), so a test face never reaches a training split.
+    transform's ``seed``), so a test face never reaches a training split. ``workers`` > 1 uses a
+    process pool; ``shard=(k, n)`` processes source samples whose index is ``k-1`` mod ``n``
+    (join the parts with ``maskbench merge``). Neither changes a byte of the output.
     """
-    fmt = reader.fmt
-    src_rows = source_splits(reader.root)
+    global _JOB
+    keys = reader.keys[:limit] if limit is not None else list(reader.keys)
+    if shard is not None:
+        keys = keys[shard[0] - 1 :: shard[1]]
+    job_parameters = {**parameters, "split_by": split_by, "split_seed": split_seed}
+    job = SplitJob(reader, out_dir, transform, transform_name, seed, split_by, split_seed, source_splits(reader.root))
     summary = RunSummary()
-    keys = reader.keys[:limit] if limit is not None else reader.keys
-    with SplitWriter(out_dir, overwrite=overwrite) as writer:
-        for key in tqdm(keys, desc=f"{transform_name or 'copy'} {fmt.name}", unit="img", disable=not progress):
-            sample = reader.read(key)
-            if sample is None:
-                continue
-            row = src_rows.get(sample.id)
-            split = row["split"] if row else default_split(fmt.name, sample.id, split_seed, by=split_by)
-            source_id = (row.get("source_id") if row else "") or sample.id
+    with SplitWriter(out_dir, overwrite=overwrite, resume=resume) as writer:
+        writer.start_job({"parameters": job_parameters, "seed": seed, "shard": list(shard) if shard else None})
+        records = []
+        todo = []
+        for key in keys:
+            path = job.record_path(key)
+            if resume and path.is_file():
+                records.append(json.loads(path.read_text()))
+                summary.resumed += 1
+            else:
+                todo.append(key)
+        bar = tqdm(total=len(keys), initial=len(records), desc=f"{transform_name or 'copy'} {reader.fmt.name}",
+                   unit="img", disable=not progress)
+        if workers > 1 and len(todo) > 1:
+            _JOB = job
             try:
-                if transform is None:
-                    outputs: Iterable[tuple[Sample, np.ndarray | None]] = [(sample, None)]
-                else:
-                    image = read_image(sample.image_path)
-                    outputs = transform(sample, image, sample_rng(seed, sample.id, transform_name))
-                for out_sample, out_image in outputs:
-                    if transform is not None:
-                        out_sample = out_sample.replace(source_id=source_id, transform=transform_name)
-                    fmt.write(out_dir, out_sample, out_image)
-                    writer.add(out_sample, fmt.image_rel(out_sample.id), split)
-                    summary.written += 1
-            except DatasetError as exc:
-                reader.errors.append(ReadError(exc.path, exc.problem))
-        summary.skipped = list(reader.errors)
-        summary.filtered = dict(reader.filtered)
+                ctx = multiprocessing.get_context("fork")
+                with ctx.Pool(workers) as pool:
+                    for record in pool.imap_unordered(_process_in_worker, todo, chunksize=1):
+                        records.append(record)
+                        bar.update()
+            finally:
+                _JOB = None
+        else:
+            for key in todo:
+                records.append(job.process(key))
+                bar.update()
+        bar.close()
+        for record in records:
+            writer.rows.extend(record["rows"])
+            if record["error"]:
+                summary.skipped.append(record["error"])
+            if record["filtered"]:
+                summary.filtered.setdefault(record["filtered"], []).append(record["key"])
+        summary.written = len(writer.rows)
+        summary.skipped.sort()
+        for column in count_columns:
+            counts: dict[str, int] = {}
+            for row in writer.rows:
+                counts[row.get(column, "")] = counts.get(row.get(column, ""), 0) + 1
+            summary.extra_counts[column] = counts
         summary.manifest = writer.finish(
-            name=out_dir.name, fmt=fmt.name, seed=seed,
-            parameters={**parameters, "split_by": split_by, "split_seed": split_seed},
+            name=out_dir.name, fmt=reader.fmt.name, seed=seed, parameters=job_parameters,
             skipped=summary.skipped, filtered=summary.filtered, source=source_reference(reader.root),
+            shard=shard,
         )
     return summary
+
+
+def merge_splits(shard_dirs: list[Path], out_dir: Path, overwrite: bool = False) -> dict[str, Any]:
+    """Join the outputs of ``--shard 1/N .. N/N`` into one split, identical to an unsharded run.
+
+    The shards must come from the same command (format, parameters, seed, source) and cover every
+    index 1..N exactly once. Files are copied; a path present in several shards (a BIWI ``rgb.cal``)
+    must have the same checksum in each.
+    """
+    import shutil
+
+    from maskbench.io.manifest import read_manifest
+    from maskbench.io.manifest import verify as verify_split
+
+    manifests = []
+    for d in shard_dirs:
+        problems = verify_split(d)
+        if problems:
+            raise ValueError(f"{d} does not verify: {problems[0]}")
+        manifests.append(read_manifest(d))
+    first = manifests[0]
+    for d, m in zip(shard_dirs, manifests):
+        for key in ("format", "parameters", "seed", "source"):
+            if m.get(key) != first.get(key):
+                raise ValueError(f"{d}: {key} differs from {shard_dirs[0]}; these are not shards of one run")
+        if "shard" not in m:
+            raise ValueError(f"{d}: not a shard (no 'shard' entry in its manifest)")
+    indices = sorted(m["shard"]["index"] for m in manifests)
+    count = first["shard"]["count"]
+    if indices != list(range(1, count + 1)) or any(m["shard"]["count"] != count for m in manifests):
+        raise ValueError(f"shards cover indices {indices}, expected 1..{count} exactly once")
+    sources: dict[str, tuple[Path, str]] = {}
+    for d, m in zip(shard_dirs, manifests):
+        for rel, digest in m["files"].items():
+            if rel == LABELS:
+                continue
+            if rel in sources and sources[rel][1] != digest:
+                raise ValueError(f"{rel} differs between {sources[rel][0]} and {d}")
+            sources[rel] = (d, digest)
+    with SplitWriter(out_dir, overwrite=overwrite) as writer:
+        for rel, (d, _) in sorted(sources.items()):
+            target = out_dir / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(d / rel, target)
+        for d in shard_dirs:
+            writer.rows.extend(read_labels(d))
+        filtered: dict[str, list[str]] = {}
+        for m in manifests:
+            for reason, ids in m.get("filtered", {}).items():
+                filtered.setdefault(reason, []).extend(ids)
+        return writer.finish(
+            name=out_dir.name, fmt=first["format"], seed=first["seed"], parameters=first["parameters"],
+            skipped=sorted(s for m in manifests for s in m.get("skipped", [])), filtered=filtered,
+            source=first.get("source"),
+        )

@@ -92,17 +92,22 @@ class DatasetReader:
             self._keys = self.fmt.discover(self.root)
         return self._keys
 
-    def read(self, key: str) -> Sample | None:
-        """Read one unit; None (and an entry in ``errors`` or ``filtered``) if it is not usable."""
+    def read_checked(self, key: str) -> tuple[Sample | None, ReadError | None, str | None]:
+        """Read one unit without recording anything: (sample, error, filter reason)."""
         try:
             sample = self.fmt.read(self.root, key)
         except DatasetError as exc:
-            self.errors.append(ReadError(exc.path, exc.problem))
-            return None
+            return None, ReadError(exc.path, exc.problem), None
         reason = self.fmt.keep_sample(sample, self.options)
+        return (None, None, reason) if reason is not None else (sample, None, None)
+
+    def read(self, key: str) -> Sample | None:
+        """Read one unit; None (and an entry in ``errors`` or ``filtered``) if it is not usable."""
+        sample, error, reason = self.read_checked(key)
+        if error is not None:
+            self.errors.append(error)
         if reason is not None:
-            self.filtered.setdefault(reason, []).append(sample.id)
-            return None
+            self.filtered.setdefault(reason, []).append(key)
         return sample
 
     def __iter__(self) -> Iterator[Sample]:

@@ -33,6 +33,8 @@ from maskbench.types import Sample
 MANIFEST = "manifest.json"
 LABELS = "labels.csv"
 LOCK = ".maskbench.lock"
+#: Per-run journal (job parameters, one record per finished source sample); removed by finish().
+JOURNAL = ".maskbench"
 MANIFEST_VERSION = 1
 BASE_COLUMNS = [
     "id", "image", "split", "yaw_deg", "pitch_deg", "roll_deg",
@@ -114,7 +116,7 @@ def listed_files(split_dir: Path) -> list[str]:
     for root, _dirs, files in os.walk(split_dir):
         for name in files:
             rel = Path(root, name).relative_to(split_dir).as_posix()
-            if rel not in (MANIFEST, LOCK):
+            if rel not in (MANIFEST, LOCK) and not rel.startswith(JOURNAL + "/"):
                 out.append(rel)
     return sorted(out)
 
@@ -131,21 +133,28 @@ class OutputLockedError(RuntimeError):
 class SplitWriter:
     """Writes one split directory: native files via a format writer, then labels and manifest.
 
-    Use as a context manager. Existing output is refused unless ``overwrite`` (then removed).
-    A lock file holding the writer's pid keeps a second process out; a lock whose pid is dead is
-    taken over. The manifest is written last, so a directory without one is unfinished.
+    Use as a context manager. Existing output is refused unless ``overwrite`` (then removed) or
+    ``resume`` (then continued). A lock file holding the writer's pid keeps a second process out;
+    a lock whose pid is dead is taken over. The manifest is written last, so a directory without
+    one is unfinished.
     """
 
     out_dir: Path
     overwrite: bool = False
+    resume: bool = False
     rows: list[dict[str, str]] = field(default_factory=list)
 
     def __enter__(self) -> SplitWriter:
         if self.out_dir.exists() and any(self.out_dir.iterdir()):
             self._check_lock()
-            if not self.overwrite:
-                raise OutputExistsError(f"{self.out_dir} already exists; pass --overwrite to replace it")
-            shutil.rmtree(self.out_dir)
+            if self.resume:
+                (self.out_dir / MANIFEST).unlink(missing_ok=True)  # rewritten by finish()
+            elif self.overwrite:
+                shutil.rmtree(self.out_dir)
+            else:
+                raise OutputExistsError(
+                    f"{self.out_dir} already exists; pass --overwrite to replace it or --resume to continue it"
+                )
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self._take_lock()
         return self
@@ -175,13 +184,21 @@ class SplitWriter:
         with os.fdopen(fd, "w") as f:
             f.write(str(os.getpid()))
 
+    def start_job(self, job: Mapping[str, Any]) -> None:
+        """Record the run's parameters; a resumed run must have the same ones."""
+        path = self.out_dir / JOURNAL / "job.json"
+        text = json.dumps(job, sort_keys=True, default=str)
+        if self.resume and path.is_file() and path.read_text() != text:
+            raise ValueError(f"{self.out_dir} was started with different parameters ({path}); use --overwrite")
+        atomic_write_text(path, text)
+
     def add(self, sample: Sample, image_rel: str, split: str) -> None:
         """Record a written sample's labels row."""
         self.rows.append(label_row(sample, image_rel, split))
 
     def finish(self, *, name: str, fmt: str, parameters: Mapping[str, Any], seed: int | None,
                skipped: Iterable[Any] = (), filtered: Mapping[str, list[str]] | None = None,
-               source: Mapping[str, Any] | None = None) -> dict[str, Any]:
+               source: Mapping[str, Any] | None = None, shard: tuple[int, int] | None = None) -> dict[str, Any]:
         """Write ``labels.csv`` then ``manifest.json`` (last); return the manifest."""
         atomic_write_text(self.out_dir / LABELS, labels_csv_text(self.rows))
         for stray in self.out_dir.rglob(f"{TMP_PREFIX}*"):
@@ -202,6 +219,9 @@ class SplitWriter:
             "source": dict(source or {}),
             "files": {rel: sha256_file(self.out_dir / rel) for rel in listed_files(self.out_dir)},
         }
+        if shard is not None:
+            manifest["shard"] = {"index": shard[0], "count": shard[1]}
+        shutil.rmtree(self.out_dir / JOURNAL, ignore_errors=True)
         atomic_write_text(self.out_dir / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
         return manifest
 
@@ -243,6 +263,8 @@ def verify(split_dir: Path) -> list[str]:
     for rel in listed_files(split_dir):
         if rel not in files:
             problems.append(f"{rel}: file not listed in the manifest")
+    if (split_dir / JOURNAL).exists():
+        problems.append(f"{JOURNAL}/: journal of an unfinished run is present (finish it with --resume)")
     if (split_dir / LOCK).exists():
         problems.append(f"{LOCK}: a writer's lock is present (run still going or killed)")
     if (split_dir / LABELS).is_file():

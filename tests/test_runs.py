@@ -1,0 +1,96 @@
+"""Run mechanics shared by rotate/synthesize: workers, shards + merge, resume after SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from maskbench.augment.rotation import RotationParams, make_transform
+from maskbench.datasets import open_dataset
+from maskbench.io.atomic import TMP_PREFIX
+from maskbench.io.manifest import JOURNAL, read_manifest, verify
+from maskbench.pipeline import merge_splits, write_split
+
+PARAMS = RotationParams(range_deg=(-40.0, 40.0), per_image=2)
+
+
+def rotate(src: Path, out: Path, **kwargs) -> dict:  # type: ignore[no-untyped-def]
+    reader = open_dataset(src)
+    summary = write_split(reader, out, transform=make_transform(reader.fmt, PARAMS), transform_name="rotate",
+                          parameters=PARAMS.as_dict(), seed=5, progress=False, **kwargs)
+    return summary.manifest
+
+
+def file_bytes(d: Path) -> dict[str, bytes]:
+    return {p.relative_to(d).as_posix(): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
+
+
+def test_same_bytes_with_one_or_two_workers(sample_root: Path, tmp_path: Path) -> None:
+    one = tmp_path / "a" / "out"
+    two = tmp_path / "b" / "out"
+    rotate(sample_root / "AFLW2000", one)
+    rotate(sample_root / "AFLW2000", two, workers=2)
+    assert file_bytes(one) == file_bytes(two)
+    assert len(read_manifest(one)["files"]) == 8 * 2 * 2 + 1
+
+
+@pytest.mark.parametrize("name", ["BIWI", "300W_LP"])
+def test_three_shards_merged_equal_one_run(sample_root: Path, tmp_path: Path, name: str) -> None:
+    whole = tmp_path / "whole" / "out"
+    rotate(sample_root / name, whole)
+    shards = [tmp_path / f"s{k}" for k in (1, 2, 3)]
+    for k, d in enumerate(shards, start=1):
+        rotate(sample_root / name, d, shard=(k, 3))
+        assert read_manifest(d)["shard"] == {"index": k, "count": 3}
+    merged = tmp_path / "merged" / "out"
+    merge_splits(shards, merged)
+    assert file_bytes(merged) == file_bytes(whole)
+    with pytest.raises(ValueError, match="exactly once"):
+        merge_splits(shards[:2], tmp_path / "bad" / "out")
+
+
+def test_resume_requires_same_parameters(sample_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    reader = open_dataset(sample_root / "AFLW2000")
+    write_split(reader, out, transform=None, transform_name="", parameters={"a": 1}, seed=0, progress=False,
+                limit=2)
+    (out / JOURNAL).mkdir()
+    (out / JOURNAL / "job.json").write_text("{}")  # pretend an unfinished run with other parameters
+    with pytest.raises(ValueError, match="different parameters"):
+        write_split(reader, out, transform=None, transform_name="", parameters={"a": 2}, seed=0, progress=False,
+                    resume=True)
+
+
+def test_sigkill_then_resume_gives_the_uninterrupted_result(sample_root: Path, tmp_path: Path) -> None:
+    src = sample_root / "BIWI"
+    reference = tmp_path / "ref" / "BIWI_rot"
+    cmd = [sys.executable, "-m", "maskbench.cli", "rotate", "--src", str(src), "--angles=-30,-10,10,30", "--seed", "2"]
+    subprocess.run(cmd + ["--out", str(reference)], check=True, capture_output=True)
+    expected = file_bytes(reference)
+    # kill when the journal holds 0 (run just started), 3 and 6 of the 8 finished source samples
+    for k, finished in enumerate([0, 3, 6]):
+        out = tmp_path / f"run{k}" / "BIWI_rot"
+        proc = subprocess.Popen(cmd + ["--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        rows = out / JOURNAL / "rows"
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            if (out / JOURNAL / "job.json").exists() and len(list(rows.glob("*.json"))) >= finished:
+                break
+            time.sleep(0.002)
+        assert proc.poll() is None, "the run finished before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert not (out / "manifest.json").exists()
+        done = subprocess.run(cmd + ["--out", str(out), "--resume"], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert verify(out) == []
+        assert not list(out.rglob(f"{TMP_PREFIX}*")) and not (out / JOURNAL).exists()
+        assert file_bytes(out) == expected
+        assert json.loads((out / "manifest.json").read_text())["counts"]["samples"] == 32
