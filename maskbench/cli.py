@@ -181,6 +181,55 @@ def rotate(src: str, out: str | None, range_deg: tuple[float, float], angles: st
 
 
 @main.command()
+@click.option("--src", default="BIWI", show_default=True,
+              help="Dataset name under the data root, or a path (raw tree or any maskbench split).")
+@click.option("--out", default=None, help="Output folder or name (default: <SRC>_masked).")
+@click.option("--mask-types", default="all", show_default=True, metavar="A,B|all",
+              help="Comma list of mask types to draw from (surgical, n95, kn95, cloth, respirator) or all; "
+              "each face gets one, chosen by the seeded per-sample generator.")
+@click.option("--colors", default="all", show_default=True, metavar="A,B|all",
+              help="Restrict colours by name (e.g. white,black); cloth masks also get patterns.")
+@click.option("--landmarks", type=click.Choice(["auto", "gt", "dlib", "pose"]), default="auto", show_default=True,
+              help="Landmark source: dataset ground truth, dlib detector + 68-point model, generic 3D face posed "
+              "with the label; auto = gt, else dlib, else pose (no face is dropped).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the per-sample choices.")
+@click.option("--split-by", type=click.Choice(["frame", "subject"]), default="frame", show_default=True,
+              help="BIWI split of a raw source (a maskbench source keeps its own split column).")
+@_run_options
+@_data_root_option
+def synthesize(src: str, out: str | None, mask_types: str, colors: str, landmarks: str, seed: int, split_by: str,
+               limit: int | None, overwrite: bool, resume: bool, workers: int, shard: str | None,
+               data_root: Path | None) -> None:
+    """Fit a synthetic face mask to every face (pose-aware, 100 % coverage) and write a masked split.
+
+    Example: `maskbench synthesize --src BIWI --out BIWI_masked`. Labels are unchanged (a mask does not
+    change the pose); a binary occlusion map per image goes to occlusion/ (occlusion_path column), with
+    mask_type, mask_color and landmark_source columns.
+    """
+    from maskbench.pipeline import parse_shard, write_split
+    from maskbench.synthesis.pipeline import SynthesisParams, make_transform
+
+    def split_list(text: str) -> tuple[str, ...]:
+        return () if text.strip().lower() == "all" else tuple(t.strip() for t in text.split(",") if t.strip())
+
+    root = _root(data_root)
+    try:
+        params = SynthesisParams(mask_types=split_list(mask_types), colors=split_list(colors), landmarks=landmarks)
+        src_dir = resolve_dataset(src, root)
+        reader = open_dataset(src_dir)
+        out_dir = resolve_output(out or f"{src_dir.name}_masked", root)
+        summary = write_split(
+            reader, out_dir, transform=make_transform(params), transform_name="synthesize", seed=seed,
+            overwrite=overwrite, resume=resume, limit=limit, split_by=split_by, workers=workers,
+            shard=parse_shard(shard), count_columns=("mask_type", "landmark_source"),
+            parameters={"command": "synthesize", "source": src_dir.name, "limit": limit, **params.as_dict()},
+        )
+    except (ValueError, FileNotFoundError, DatasetError, OutputExistsError, OutputLockedError) as exc:
+        _fail(str(exc))
+    _report(summary, out_dir)
+
+
+@main.command()
 @click.argument("shards", nargs=-1, required=True)
 @click.option("--out", required=True, help="Output folder or name under the data root.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")

@@ -26,8 +26,17 @@ import numpy as np
 from tqdm import tqdm
 
 from maskbench.datasets.base import DatasetError, DatasetReader, ReadError
-from maskbench.io.atomic import atomic_write_text, read_image
-from maskbench.io.manifest import JOURNAL, LABELS, SplitWriter, label_row, read_labels, source_reference
+from maskbench.io.atomic import atomic_write, atomic_write_text, encode_image, read_image
+from maskbench.io.manifest import (
+    BASE_COLUMNS,
+    JOURNAL,
+    LABELS,
+    SplitWriter,
+    label_row,
+    read_labels,
+    safe_relpath,
+    source_reference,
+)
 from maskbench.seeding import default_split, sample_rng
 from maskbench.types import Sample
 
@@ -117,6 +126,8 @@ class SplitJob:
         row = self.src_rows.get(sample.id)
         split = row["split"] if row else default_split(fmt.name, sample.id, self.split_seed, by=self.split_by)
         source_id = (row.get("source_id") if row else "") or sample.id
+        if row:  # a maskbench source: keep its transform columns and per-pixel maps
+            sample = sample.replace(extra=inherited_columns(row), aux_images=read_aux_images(self.reader.root, row))
         if self.transform is None:
             outputs: Iterable[tuple[Sample, np.ndarray | None]] = [(sample, None)]
         else:
@@ -125,10 +136,44 @@ class SplitJob:
         rows = []
         for out_sample, out_image in outputs:
             if self.transform is not None:
-                out_sample = out_sample.replace(source_id=source_id, transform=self.transform_name)
+                transform = "+".join(t for t in (row.get("transform", "") if row else "", self.transform_name) if t)
+                out_sample = out_sample.replace(source_id=source_id, transform=transform)
             fmt.write(self.out_dir, out_sample, out_image)
-            rows.append(label_row(out_sample, fmt.image_rel(out_sample.id), split))
+            label = label_row(out_sample, fmt.image_rel(out_sample.id), split)
+            label.update(write_aux_images(self.out_dir, out_sample))
+            rows.append(label)
         return rows
+
+
+def inherited_columns(row: dict[str, str]) -> dict[str, str]:
+    """Transform columns of a source row that a derived sample keeps (mask_type, rotation_deg...)."""
+    return {k: v for k, v in row.items() if k not in BASE_COLUMNS and not k.endswith("_path")}
+
+
+def read_aux_images(src_dir: Path, row: dict[str, str]) -> dict[str, np.ndarray]:
+    """The per-pixel maps (``<name>_path`` columns) of a source row, decoded as 8-bit grey."""
+    import cv2
+
+    aux = {}
+    for key, rel in row.items():
+        if key.endswith("_path") and rel:
+            path = src_dir / safe_relpath(rel)
+            data = cv2.imdecode(np.fromfile(str(path), np.uint8), cv2.IMREAD_GRAYSCALE) if path.is_file() else None
+            if data is None:
+                raise DatasetError(path, f"{key} map missing or not a PNG")
+            aux[key[: -len("_path")]] = data
+    return aux
+
+
+def write_aux_images(out_dir: Path, sample: Sample) -> dict[str, str]:
+    """Write ``<name>/<id>.png`` for each per-pixel map; return the ``<name>_path`` columns."""
+    columns = {}
+    for name, image in sorted(sample.aux_images.items()):
+        rel = f"{name}/{sample.id}.png"
+        data = encode_image(image, ".png")
+        atomic_write(out_dir / rel, lambda tmp, data=data: tmp.write_bytes(data))
+        columns[f"{name}_path"] = rel
+    return columns
 
 
 _JOB: SplitJob | None = None  # set once per run before forking workers; never changed per image

@@ -136,6 +136,9 @@ class Sample:
         source_id: id of the sample this one was derived from ("" for an original sample).
         transform: name of the transform that produced it ("" for an original sample).
         extra: transform-specific label columns (``mask_type``, ``rotation_deg``...).
+        aux_images: per-pixel maps that travel with the image, by name (``"occlusion"``: uint8
+            0/255, same height and width as the image). Written as ``<name>/<id>.png`` with a
+            ``<name>_path`` column; geometric transforms move them with the image.
     """
 
     id: str
@@ -147,6 +150,7 @@ class Sample:
     source_id: str = ""
     transform: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
+    aux_images: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     def replace(self, **changes: Any) -> Sample:
         """A copy with some fields changed (samples are immutable)."""

@@ -92,7 +92,8 @@ def rotate_sample(
     bbox = fmt.box_for(moved)
     extra = dict(sample.extra)
     extra.update({"rotation_deg": angle_deg, "rotation_center": center, "perspective_correction_deg": correction_deg})
-    return moved.replace(bbox=bbox, extra=extra), F.rotate_image(image, affine, border)
+    aux = {k: F.rotate_image(v, affine, "constant", nearest=True) for k, v in sample.aux_images.items()}
+    return moved.replace(bbox=bbox, extra=extra, aux_images=aux), F.rotate_image(image, affine, border)
 
 
 def rotated_id(sample_id: str, k: int, copies: int) -> str:

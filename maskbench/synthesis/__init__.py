@@ -1,0 +1,1 @@
+"""Synthetic face masks: templates, landmark sources, pose-aware 3D fitting, blending."""

@@ -1,0 +1,118 @@
+"""Where a sample's 68 landmarks come from: ``gt``, ``dlib``, ``pose``, or ``auto``.
+
+* ``gt``: the dataset's own landmarks (AFLW2000 ``pt3d_68``, 300W_LP ``pt2d``).
+* ``dlib``: dlib's HOG face detector + 68-point shape predictor; the model file comes from the
+  ``face_recognition_models`` package (located without importing it, since its ``__init__`` needs
+  ``pkg_resources``, which recent setuptools no longer ships). The detection that overlaps the
+  ground-truth box most is used; none overlapping by IoU >= 0.1 counts as "no face".
+* ``pose``: the generic 3D landmarks of maskbench's average procedural head, rotated by the
+  ground-truth pose and projected: with the BIWI camera and head centre when known, else scaled
+  and centred to the face box.
+* ``auto``: gt, else dlib, else pose; so every sample gets landmarks.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from maskbench import geometry
+from maskbench.render.head import Head, Identity
+from maskbench.types import BBox, Sample
+
+SOURCES = ("auto", "gt", "dlib", "pose")
+
+
+class NoLandmarks(Exception):
+    """The requested source has no landmarks for this sample (the message says why)."""
+
+
+@lru_cache(maxsize=1)
+def generic_head() -> Head:
+    """The average procedural head: the 3D landmark template and the surface masks are fitted on."""
+    return Head(Identity.average())
+
+
+def dlib_model_path() -> Path:
+    """Path of ``shape_predictor_68_face_landmarks.dat`` inside ``face_recognition_models``."""
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise NoLandmarks("package face_recognition_models is not installed (pip install face_recognition_models)")
+    path = Path(list(spec.submodule_search_locations)[0]) / "models" / "shape_predictor_68_face_landmarks.dat"
+    if not path.is_file():
+        raise NoLandmarks(f"dlib landmark model not found at {path}")
+    return path
+
+
+@lru_cache(maxsize=1)
+def _dlib_models():  # type: ignore[no-untyped-def]
+    import dlib
+
+    return dlib.get_frontal_face_detector(), dlib.shape_predictor(str(dlib_model_path()))
+
+
+def _iou(a: BBox, b: BBox) -> float:
+    ix = max(0.0, min(a.x_max, b.x_max) - max(a.x_min, b.x_min))
+    iy = max(0.0, min(a.y_max, b.y_max) - max(a.y_min, b.y_min))
+    inter = ix * iy
+    union = a.width_px * a.height_px + b.width_px * b.height_px - inter
+    return inter / union if union > 0 else 0.0
+
+
+def dlib_landmarks(image_bgr: np.ndarray, face_box: BBox) -> np.ndarray:
+    """68 landmarks from dlib for the detection best overlapping ``face_box``."""
+    import cv2
+    import dlib
+
+    detector, predictor = _dlib_models()
+    rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
+    dets = list(detector(rgb, 1))
+    if not dets:
+        raise NoLandmarks("dlib found no face")
+    scored = [(_iou(BBox(d.left(), d.top(), d.right(), d.bottom()), face_box), i) for i, d in enumerate(dets)]
+    best_iou, best = max(scored)
+    if best_iou < 0.1:
+        raise NoLandmarks(f"dlib found {len(dets)} face(s), none on the labelled face (best IoU {best_iou:.2f})")
+    d = dets[best]
+    shape = predictor(rgb, dlib.rectangle(d.left(), d.top(), d.right(), d.bottom()))
+    return np.array([[shape.part(k).x, shape.part(k).y] for k in range(68)], dtype=np.float64)
+
+
+def pose_landmarks(sample: Sample) -> np.ndarray:
+    """Generic 3D landmarks posed with the ground-truth rotation and projected."""
+    lm_cam = generic_head().landmarks_mm @ sample.pose.matrix.T
+    calib = sample.native.get("calibration")
+    center = sample.native.get("head_center_mm")
+    if calib is not None and center is not None:
+        return geometry.project_points(lm_cam + np.asarray(center), calib.camera_matrix)
+    # orthographic: scale the generic face to the box, centre it on the box
+    xy = lm_cam[:, :2]
+    span = xy.max(axis=0) - xy.min(axis=0)
+    scale = min(sample.bbox.width_px / span[0], sample.bbox.height_px / span[1])
+    mid = (xy.max(axis=0) + xy.min(axis=0)) / 2
+    return (xy - mid) * scale + np.array(sample.bbox.center_px)
+
+
+def landmarks_for(sample: Sample, image_bgr: np.ndarray, source: str) -> tuple[np.ndarray, str]:
+    """(68, 2) landmarks and the source actually used; NoLandmarks when ``source`` has none."""
+    if source not in SOURCES:
+        raise ValueError(f"landmark source must be one of {', '.join(SOURCES)}, got {source!r}")
+    reasons = []
+    if source in ("gt", "auto"):
+        lm = sample.landmarks_px
+        if lm is not None and np.all(np.isfinite(lm)):
+            return lm, "gt"
+        reasons.append("no ground-truth landmarks in this dataset")
+        if source == "gt":
+            raise NoLandmarks(reasons[-1])
+    if source in ("dlib", "auto"):
+        try:
+            return dlib_landmarks(image_bgr, sample.bbox), "dlib"
+        except NoLandmarks as exc:
+            if source == "dlib":
+                raise
+            reasons.append(str(exc))
+    return pose_landmarks(sample), "pose"

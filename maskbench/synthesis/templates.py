@@ -1,0 +1,50 @@
+"""Mask templates from the ``mask_templates`` package (found with importlib.resources)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class MaskTemplate:
+    """One mask type: texture (RGBA, neutral grey) and its geometry/colour description."""
+
+    name: str
+    texture_rgba: np.ndarray  # (H, W, 4) uint8, BGR + alpha
+    geometry: dict[str, Any]
+    colors_bgr: dict[str, tuple[int, int, int]]
+    patterns: tuple[str, ...]
+    licence: str
+    anchors: dict[str, Any]
+
+
+def available() -> list[str]:
+    """Names of the shipped templates, sorted."""
+    return sorted(p.name[:-5] for p in resources.files("mask_templates").iterdir() if p.name.endswith(".json"))
+
+
+@cache
+def load(name: str) -> MaskTemplate:
+    """Load a template by name; ValueError listing the known names when it does not exist."""
+    names = available()
+    if name not in names:
+        raise ValueError(f"unknown mask type {name!r}; available: {', '.join(names)}")
+    base = resources.files("mask_templates")
+    doc = json.loads((base / f"{name}.json").read_text(encoding="utf-8"))
+    data = np.frombuffer((base / doc["texture"]).read_bytes(), np.uint8)
+    texture = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if texture is None or texture.ndim != 3 or texture.shape[2] != 4:
+        raise ValueError(f"mask template {name}: texture {doc['texture']} is not an RGBA image")
+    texture.setflags(write=False)
+    return MaskTemplate(
+        name=name, texture_rgba=texture, geometry=doc["geometry"],
+        colors_bgr={k: tuple(v) for k, v in doc["colors"].items()}, patterns=tuple(doc.get("patterns", [])),
+        licence=doc["licence"], anchors=doc["anchors"],
+    )
