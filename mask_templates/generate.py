@@ -106,7 +106,7 @@ def draw(name: str) -> np.ndarray:
 SPECS = {
     "surgical": {
         "description": "3-ply surgical mask with horizontal pleats and a nose wire",
-        "geometry": {"top": {"landmark": 28, "offset_mm": 4}, "side_top": [1, 15], "bottom": {"landmark": 8, "offset_mm": 12},
+        "geometry": {"top": {"landmark": 28, "offset_mm": 2}, "side_top": [1, 15], "bottom": {"landmark": 8, "offset_mm": 12},
                      "side_bottom": [5, 11], "azimuth_deg": 78, "standoff_mm": 3},
         "colors": {"light_blue": [220, 200, 150], "white": [235, 235, 235], "black": [45, 45, 45],
                    "pink": [200, 170, 235], "mint": [200, 230, 190]},
@@ -114,21 +114,21 @@ SPECS = {
     },
     "n95": {
         "description": "cup-shaped N95 respirator with nose clip and exhalation valve",
-        "geometry": {"top": {"landmark": 28, "offset_mm": 6}, "side_top": [1, 15], "bottom": {"landmark": 8, "offset_mm": 10},
+        "geometry": {"top": {"landmark": 28, "offset_mm": -3}, "side_top": [1, 15], "bottom": {"landmark": 8, "offset_mm": 10},
                      "side_bottom": [5, 11], "azimuth_deg": 70, "standoff_mm": 9},
         "colors": {"white": [235, 235, 235], "grey": [175, 175, 175], "yellow": [120, 220, 235]},
         "patterns": [],
     },
     "kn95": {
         "description": "folded KN95 with a vertical centre fold and welded edges",
-        "geometry": {"top": {"landmark": 27, "offset_mm": 2}, "side_top": [1, 15], "bottom": {"landmark": 8, "offset_mm": 14},
+        "geometry": {"top": {"landmark": 28, "offset_mm": 0}, "side_top": [1, 15], "bottom": {"landmark": 8, "offset_mm": 14},
                      "side_bottom": [5, 11], "azimuth_deg": 72, "standoff_mm": 6},
         "colors": {"white": [238, 238, 238], "black": [40, 40, 40], "grey": [160, 160, 160]},
         "patterns": [],
     },
     "cloth": {
         "description": "two-panel cloth mask with a centre seam; coloured or patterned at run time",
-        "geometry": {"top": {"landmark": 28, "offset_mm": 3}, "side_top": [1, 15], "bottom": {"landmark": 8, "offset_mm": 14},
+        "geometry": {"top": {"landmark": 28, "offset_mm": 1}, "side_top": [1, 15], "bottom": {"landmark": 8, "offset_mm": 14},
                      "side_bottom": [4, 12], "azimuth_deg": 80, "standoff_mm": 4},
         "colors": {"navy": [110, 50, 30], "red": [50, 50, 190], "black": [40, 40, 40], "beige": [170, 200, 220],
                    "green": [70, 140, 60]},
@@ -136,20 +136,21 @@ SPECS = {
     },
     "respirator": {
         "description": "half-face gas respirator with two filter cartridges and an exhale valve",
-        "geometry": {"top": {"landmark": 28, "offset_mm": 8}, "side_top": [1, 15], "bottom": {"landmark": 8, "offset_mm": 14},
-                     "side_bottom": [5, 11], "azimuth_deg": 68, "standoff_mm": 14},
+        "geometry": {"top": {"landmark": 28, "offset_mm": -5}, "side_top": [1, 15], "bottom": {"landmark": 8, "offset_mm": 14},
+                     "side_bottom": [5, 11], "azimuth_deg": 68, "standoff_mm": 11},
         "colors": {"black": [55, 55, 55], "dark_grey": [85, 85, 85], "olive": [60, 100, 95]},
         "patterns": [],
     },
 }
 
 
-def main() -> None:
+def main(out_dir: Path = HERE) -> None:
+    """Write every template's PNG and json into ``out_dir`` (default: this folder)."""
     for name, spec in SPECS.items():
-        cv2.imwrite(str(HERE / f"{name}.png"), draw(name), [cv2.IMWRITE_PNG_COMPRESSION, 9])
+        cv2.imwrite(str(out_dir / f"{name}.png"), draw(name), [cv2.IMWRITE_PNG_COMPRESSION, 9])
         doc = {"name": name, "licence": LICENCE, "texture": f"{name}.png", "texture_size_px": [W, H],
                "anchors": COMMON_ANCHORS, **spec}
-        (HERE / f"{name}.json").write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+        (out_dir / f"{name}.json").write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
 
 
 if __name__ == "__main__":

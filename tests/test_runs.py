@@ -68,10 +68,12 @@ def test_resume_requires_same_parameters(sample_root: Path, tmp_path: Path) -> N
                     resume=True)
 
 
-def test_sigkill_then_resume_gives_the_uninterrupted_result(sample_root: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", [["rotate", "--angles=-30,-10,10,30"], ["synthesize", "--landmarks", "pose"]])
+def test_sigkill_then_resume_gives_the_uninterrupted_result(sample_root: Path, tmp_path: Path,
+                                                            command: list[str]) -> None:
     src = sample_root / "BIWI"
     reference = tmp_path / "ref" / "BIWI_rot"
-    cmd = [sys.executable, "-m", "maskbench.cli", "rotate", "--src", str(src), "--angles=-30,-10,10,30", "--seed", "2"]
+    cmd = [sys.executable, "-m", "maskbench.cli", *command, "--src", str(src), "--seed", "2"]
     subprocess.run(cmd + ["--out", str(reference)], check=True, capture_output=True)
     expected = file_bytes(reference)
     # kill when the journal holds 0 (run just started), 3 and 6 of the 8 finished source samples
@@ -93,4 +95,5 @@ def test_sigkill_then_resume_gives_the_uninterrupted_result(sample_root: Path, t
         assert verify(out) == []
         assert not list(out.rglob(f"{TMP_PREFIX}*")) and not (out / JOURNAL).exists()
         assert file_bytes(out) == expected
-        assert json.loads((out / "manifest.json").read_text())["counts"]["samples"] == 32
+        n_per_source = 4 if command[0] == "rotate" else 1
+        assert json.loads((out / "manifest.json").read_text())["counts"]["samples"] == 8 * n_per_source

@@ -223,7 +223,8 @@ def make_sample_dataset(
         for planned in tqdm(plan(name, n), desc=f"render {name}", unit="img", disable=not progress):
             sample, image = render_sample(name, planned, seed)
             fmt.write(out_dir, sample, image)
-            writer.add(sample, fmt.image_rel(sample.id), default_split(name, sample.id, seed))
+            written = fmt.read(out_dir, sample.id)  # label what the native files say, to the last digit
+            writer.add(written, fmt.image_rel(sample.id), default_split(name, sample.id, seed))
         return writer.finish(
             name=out_dir.name, fmt=name, seed=seed,
             parameters={"command": "sample", "dataset": name, "n": n, "renderer": "maskbench.render.head"},

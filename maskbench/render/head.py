@@ -133,8 +133,9 @@ class Head:
     BOUND_CENTER = np.array([0.0, 40.0, 10.0])
     BOUND_RADIUS = 210.0
 
-    def __init__(self, identity: Identity) -> None:
+    def __init__(self, identity: Identity, ears: bool = True) -> None:
         self.identity = identity
+        self.ears = ears
         self.sx, self.sy = identity.width_scale, identity.height_scale
         self.landmarks_mm = self._place_landmarks()
 
@@ -169,7 +170,8 @@ class Head:
         d = _smooth_union(d, _ellipsoid(p, (0, -32, -80), (54, 11, 16)), 9)  # brow ridge
         for sx in (-1, 1):
             d = _smooth_union(d, _ellipsoid(p, (sx * 38, 15, -68), (24, 22, 22)), 14)  # cheeks
-            d = _smooth_union(d, _ellipsoid(p, (sx * 76, -8, 14), (9, 30, 17)), 5)  # ears
+            if self.ears:
+                d = _smooth_union(d, _ellipsoid(p, (sx * 76, -8, 14), (9, 30, 17)), 5)
         tip_y = -20 + i.nose_length_mm * 1.6
         nose = _capsule(p, (0, -22, -91), (0, tip_y, -115), 7.5)
         nose = np.minimum(nose, _ellipsoid(p, (0, tip_y + 4, -104), (15, 9, 12)))

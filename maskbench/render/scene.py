@@ -55,6 +55,7 @@ class Render:
     landmarks_px: np.ndarray  # (68, 2)
     landmarks_camera_mm: np.ndarray  # (68, 3)
     head_mask: np.ndarray  # (H, W) bool, pixels covered by the head surface
+    landmarks_visible: np.ndarray  # (68,) bool, the landmark is the first surface point on its ray
 
 
 def background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
@@ -136,4 +137,13 @@ def render(
     soft = cv2.GaussianBlur(img, (0, 0), 0.6)
     img = np.clip(soft + rng.normal(0, 2.0, img.shape), 0, 255).astype(np.uint8)
     lm_cam = head.landmarks_mm @ r.T + t
-    return Render(img, camera.project(lm_cam), lm_cam, mask)
+    lm_px = camera.project(lm_cam)
+    return Render(img, lm_px, lm_cam, mask, landmark_visibility(head, r, t, camera, lm_px))
+
+
+def landmark_visibility(head: Head, rotation: np.ndarray, translation_mm: np.ndarray, camera: Camera,
+                        landmarks_px: np.ndarray, tolerance_mm: float = 1.5) -> np.ndarray:
+    """(68,) bool: a landmark is visible when the camera ray through it first meets the surface there."""
+    o_cam, d_cam = camera.rays(landmarks_px[:, 0], landmarks_px[:, 1])
+    hit, pts = head.cast((o_cam - translation_mm) @ rotation, d_cam @ rotation, max_steps=300)
+    return hit & (np.linalg.norm(pts - head.landmarks_mm, axis=1) < tolerance_mm)

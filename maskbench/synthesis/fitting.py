@@ -31,6 +31,7 @@ from functools import cache, lru_cache
 import cv2
 import numpy as np
 
+from maskbench.render.head import Head
 from maskbench.synthesis.landmarks import generic_head
 from maskbench.synthesis.templates import load
 
@@ -54,22 +55,38 @@ class MaskSurface:
     triangles: np.ndarray  # (T, 3) vertex indices, counter-clockwise seen from outside
 
 
-def _front_envelope(coord: np.ndarray, depth: np.ndarray) -> np.ndarray:
-    """Outer (most negative depth, i.e. towards the face's front) convex envelope, sampled at coord.
-
-    ``coord`` must be increasing. Monotone-chain lower hull of the points (coord, depth).
-    """
+def _outer_envelope(coord: np.ndarray, radius: np.ndarray) -> np.ndarray:
+    """Upper convex envelope of the points (coord, radius), sampled at ``coord`` (monotone chain)."""
+    order = np.argsort(coord, kind="stable")
+    c, r = coord[order], radius[order]
     hull: list[int] = []
-    for i in range(len(coord)):
+    for i in range(len(c)):
         while len(hull) >= 2:
             a, b = hull[-2], hull[-1]
-            cross = (coord[b] - coord[a]) * (depth[i] - depth[a]) - (depth[b] - depth[a]) * (coord[i] - coord[a])
-            if cross <= 0:
+            if (c[b] - c[a]) * (r[i] - r[a]) - (r[b] - r[a]) * (c[i] - c[a]) >= 0:
                 hull.pop()
             else:
                 break
         hull.append(i)
-    return np.interp(coord, coord[hull], depth[hull])
+    out = np.empty_like(radius)
+    out[order] = np.interp(c, c[hull], r[hull])
+    return out
+
+
+def _radial_to_hull(points_xz: np.ndarray, directions_xz: np.ndarray) -> np.ndarray:
+    """Distance along each unit direction from the origin to the convex hull of the points + origin."""
+    pts = np.vstack([points_xz, [[0.0, 0.0]]]).astype(np.float32)
+    hull = cv2.convexHull(pts, clockwise=False).reshape(-1, 2).astype(np.float64)
+    edges = np.roll(hull, -1, axis=0) - hull
+    normals = np.column_stack([edges[:, 1], -edges[:, 0]])
+    centre = hull.mean(axis=0)
+    flip = np.einsum("ij,ij->i", normals, hull - centre) < 0
+    normals[flip] *= -1  # outward
+    offsets = np.einsum("ij,ij->i", normals, hull)
+    proj = directions_xz @ normals.T  # (N, E)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(proj > 1e-12, offsets[None, :] / proj, np.inf)
+    return t.min(axis=1)
 
 
 @cache
@@ -77,8 +94,8 @@ def surface(name: str) -> MaskSurface:
     """Build (and cache per process) the 3D surface of mask type ``name``."""
     tpl = load(name)
     g = tpl.geometry
-    head = generic_head()
-    lm = head.landmarks_mm
+    lm = generic_head().landmarks_mm
+    head = Head(generic_head().identity, ears=False)  # straps pass over the ears; the fabric does not
     phi_max = math.radians(g["azimuth_deg"])
     y_top_c = lm[g["top"]["landmark"], 1] - g["top"]["offset_mm"]
     y_top_s = float(np.mean(lm[g["side_top"], 1]))
@@ -89,7 +106,9 @@ def surface(name: str) -> MaskSurface:
     uu, vv = np.meshgrid(u, v)  # (GRID_V, GRID_U)
     phi = (2 * uu - 1) * phi_max
     w = np.abs(2 * uu - 1)
-    y_top = (1 - w**2) * y_top_c + w**2 * y_top_s
+    # the top edge rests on the nose bridge and drops quickly to the cheeks, clear of the eyes
+    rise = np.sin(np.minimum(w / 0.45, 1.0) * np.pi / 2)
+    y_top = y_top_c + rise * (y_top_s - y_top_c)
     y_bot = (1 - w**1.5) * y_bot_c + w**1.5 * y_bot_s
     y = y_top + vv * (y_bot - y_top)
     direction = np.stack([np.sin(phi), np.zeros_like(phi), -np.cos(phi)], axis=-1).reshape(-1, 3)
@@ -97,12 +116,18 @@ def surface(name: str) -> MaskSurface:
     hit, pts = head.cast(origins, -direction, max_steps=300)
     if not hit.all():
         raise RuntimeError(f"mask surface {name}: {int((~hit).sum())} grid rays missed the head")
-    pts = pts + head.normals(pts) * g["standoff_mm"]
+    # stand-off tapers to zero at the top edge: the nose wire presses the fabric onto the bridge
+    taper = np.clip(vv.ravel() / 0.4, 0.0, 1.0)[:, None]
+    pts = pts + head.normals(pts) * g["standoff_mm"] * taper
     grid = pts.reshape(GRID_V, GRID_U, 3).copy()
-    for j in range(GRID_U):  # columns: nose tip to chin
-        grid[:, j, 2] = np.minimum(grid[:, j, 2], _front_envelope(grid[:, j, 1], grid[:, j, 2]))
-    for i in range(GRID_V):  # rows: nose ridge to cheeks
-        grid[i, :, 2] = np.minimum(grid[i, :, 2], _front_envelope(grid[i, :, 0], grid[i, :, 2]))
+    dirs = direction.reshape(GRID_V, GRID_U, 3)[..., [0, 2]]  # unit (x, z) of each grid column's azimuth
+    radius = np.einsum("ijk,ijk->ij", grid[..., [0, 2]], dirs)
+    for j in range(GRID_U):  # columns: the fabric spans from the nose tip to the chin
+        radius[:, j] = np.maximum(radius[:, j], _outer_envelope(grid[:, j, 1], radius[:, j]))
+    for i in range(GRID_V):  # rows: from the nose ridge to the cheeks
+        on_hull = _radial_to_hull(radius[i][:, None] * dirs[i], dirs[i])
+        radius[i] = np.maximum(radius[i], on_hull)
+    grid[..., 0], grid[..., 2] = radius * dirs[..., 0], radius * dirs[..., 1]
     du = np.gradient(grid, axis=1)
     dv = np.gradient(grid, axis=0)
     normals = np.cross(dv, du)  # outward for this orientation (checked in tests)
