@@ -16,15 +16,20 @@ $(STAMP): setup.cfg pyproject.toml
 
 install: $(STAMP)  ## create .venv and install maskbench with its test tools
 
-demo: $(STAMP)  ## render sample data of all three formats, rotate them, verify everything
+demo: $(STAMP)  ## render sample data of all three formats, mask and rotate it, verify everything
 	$(BIN)/maskbench sample --dataset BIWI --n $(N) --data-root $(DATA) --overwrite
 	$(BIN)/maskbench sample --dataset 300W_LP --n $(N) --data-root $(DATA) --overwrite
 	$(BIN)/maskbench sample --dataset AFLW2000 --n $(N) --data-root $(DATA) --overwrite
 	$(BIN)/maskbench info AFLW2000 --protocol-filter --data-root $(DATA)
+	$(BIN)/maskbench synthesize --src BIWI --out BIWI_masked --data-root $(DATA) --overwrite
+	$(BIN)/maskbench synthesize --src 300W_LP --workers 2 --data-root $(DATA) --overwrite
+	$(BIN)/maskbench synthesize --src AFLW2000 --data-root $(DATA) --overwrite
 	$(BIN)/maskbench rotate --range -45 45 --data-root $(DATA) --overwrite
 	$(BIN)/maskbench rotate --src AFLW2000 --angles=-30,30 --data-root $(DATA) --overwrite
-	$(BIN)/maskbench verify BIWI 300W_LP AFLW2000 BIWI_rotated AFLW2000_rotated --data-root $(DATA)
-	@echo "demo outputs are in $(DATA): BIWI/ 300W_LP/ AFLW2000/ (sample data), BIWI_rotated/ AFLW2000_rotated/"
+	$(BIN)/maskbench rotate --src BIWI_masked --data-root $(DATA) --overwrite
+	$(BIN)/maskbench verify BIWI 300W_LP AFLW2000 BIWI_masked 300W_LP_masked AFLW2000_masked \
+	    BIWI_rotated AFLW2000_rotated BIWI_masked_rotated --data-root $(DATA)
+	@echo "demo outputs are in $(DATA): sample data (BIWI/ 300W_LP/ AFLW2000/), *_masked/, *_rotated/"
 
 test: $(STAMP)  ## run the whole test suite
 	$(BIN)/python -m pytest -q

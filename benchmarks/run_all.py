@@ -12,6 +12,7 @@ sys.path.insert(0, str(HERE))
 
 import bench_read  # noqa: E402
 import bench_rotate  # noqa: E402
+import bench_synthesize  # noqa: E402
 
 import maskbench  # noqa: E402
 
@@ -27,7 +28,7 @@ def main() -> None:
         "Each time is the best of 3 runs; each ratio divides by a floor measured in the same run.",
         "",
     ]
-    for module in (bench_read, bench_rotate):
+    for module in (bench_read, bench_rotate, bench_synthesize):
         lines += module.main()
     (HERE / "RESULTS.md").write_text("\n".join(lines))
     print("\n".join(lines))

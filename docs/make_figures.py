@@ -19,6 +19,7 @@ from maskbench.io.atomic import read_image
 from maskbench.types import Sample
 
 HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
 
 
 def draw_pose_axes(image: np.ndarray, sample: Sample) -> np.ndarray:
@@ -66,6 +67,33 @@ def save_small_png(path: Path, image_bgr: np.ndarray) -> None:
     rgb.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
 
 
+def masked_tile(sample: Sample, image: np.ndarray, mask_type: str, seed: int) -> np.ndarray:
+    from maskbench.synthesis.pipeline import SynthesisParams, mask_sample
+
+    params = SynthesisParams(mask_types=(mask_type,))
+    masked, out = mask_sample(sample, image, np.random.default_rng(seed), params)
+    text = f"{mask_type} yaw {sample.pose.yaw_deg:.0f} ({masked.extra['landmark_source']})"
+    return caption(tile(crop_around(out, sample, 1.5), 200), text)
+
+
+def masks_figure(root: Path) -> None:
+    """Row 1: masked renders across yaw; row 2: masked real AFLW2000 fixture images (if present)."""
+    types = ["surgical", "n95", "kn95", "cloth", "respirator"]
+    make_sample_dataset("AFLW2000", root / "masks", n=40, seed=5, progress=False)
+    renders = sorted((s for s in open_dataset(root / "masks") if abs(s.pose.pitch_deg) < 25),
+                     key=lambda s: s.pose.yaw_deg)
+    picks = [renders[int(round(k * (len(renders) - 1) / 4))] for k in range(5)]
+    rows = [np.concatenate([masked_tile(s, read_image(s.image_path), t, k) for k, (s, t) in
+                            enumerate(zip(picks, types))], axis=1)]
+    real = REPO.parent / "shared" / "fixtures" / "real" / "aflw2000"
+    if real.is_dir():
+        by_id = {s.id: s for s in open_dataset(real)}
+        ids = ["image00473", "image01621", "image00782", "image00814", "image00108"]
+        rows.append(np.concatenate([masked_tile(by_id[i], read_image(by_id[i].image_path), t, k)
+                                    for k, (i, t) in enumerate(zip(ids, types))], axis=1))
+    save_small_png(HERE / "masks.png", np.concatenate(rows, axis=0))
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -94,6 +122,7 @@ def main() -> None:
             text = f"theta {angle:+.0f}: y{e['yaw_deg']:.1f} p{e['pitch_deg']:.1f} r{e['roll_deg']:.1f}"
             tiles.append(caption(tile(draw_pose_axes(rotated, r), 260), text))
         save_small_png(HERE / "rotation.png", np.concatenate(tiles, axis=1))
+        masks_figure(root)
 
 
 if __name__ == "__main__":

@@ -172,7 +172,7 @@ def fit_mask(name: str, rotation: np.ndarray, landmarks_px: np.ndarray, image_sh
     v_cam = surf.vertices_mm @ r.T
     px = s * v_cam[:, :2] + t
     # bend the mask to this face: Gaussian-weighted anchor residuals
-    jaw_normals = head.normals(head.landmarks_mm[JAW_LANDMARKS]) @ r.T
+    jaw_normals = _generic_jaw_normals() @ r.T
     visible_jaw = [k for k, n in zip(JAW_LANDMARKS, jaw_normals) if n[2] < -0.15]
     anchors = [k for k in ANCHOR_LANDMARKS + visible_jaw if np.all(np.isfinite(landmarks_px[k]))]
     if anchors:
@@ -212,8 +212,9 @@ def fit_mask(name: str, rotation: np.ndarray, landmarks_px: np.ndarray, image_sh
         return None
     yy, xx = np.nonzero(covered)
     k = ids[yy, xx] - 1
-    a, b, c = px[tri[k, 0]], px[tri[k, 1]], px[tri[k, 2]]
-    q = np.column_stack([xx + x0, yy + y0]).astype(np.float64)
+    q = np.column_stack([xx + x0, yy + y0]).astype(np.float32)
+    px32 = px.astype(np.float32)
+    a, b, c = px32[tri[k, 0]], px32[tri[k, 1]], px32[tri[k, 2]]
     v0, v1, v2 = b - a, c - a, q - a
     den = v0[:, 0] * v1[:, 1] - v1[:, 0] * v0[:, 1]
     den = np.where(np.abs(den) < 1e-12, 1e-12, den)
@@ -221,15 +222,22 @@ def fit_mask(name: str, rotation: np.ndarray, landmarks_px: np.ndarray, image_sh
     gamma = (v0[:, 0] * v2[:, 1] - v2[:, 0] * v0[:, 1]) / den
     beta, gamma = np.clip(beta, 0, 1), np.clip(gamma, 0, 1)
     alpha = 1 - beta - gamma
-    bary = np.column_stack([alpha, beta, gamma])[:, :, None]
-    uv = (surf.uv[tri[k]] * bary).sum(axis=1)
-    nrm = (n_cam[tri[k]] * bary).sum(axis=1)
+    bary = np.column_stack([alpha, beta, gamma]).astype(np.float32)[:, :, None]
+    uv = np.einsum("pvc,pv->pc", surf.uv.astype(np.float32)[tri[k]], bary[:, :, 0])
+    nrm = np.einsum("pvc,pv->pc", n_cam.astype(np.float32)[tri[k]], bary[:, :, 0])
     nrm /= np.linalg.norm(nrm, axis=1, keepdims=True) + 1e-12
     uv_img = np.zeros(ids.shape + (2,), np.float32)
     n_img = np.zeros(ids.shape + (3,), np.float32)
     uv_img[yy, xx] = uv
     n_img[yy, xx] = nrm
     return Fit(int(x0), int(y0), covered, uv_img, n_img, px)
+
+
+@lru_cache(maxsize=1)
+def _generic_jaw_normals() -> np.ndarray:
+    """Outward surface normals of the generic head at the jaw landmarks (head frame)."""
+    head = generic_head()
+    return head.normals(head.landmarks_mm[JAW_LANDMARKS])
 
 
 @lru_cache(maxsize=1)
