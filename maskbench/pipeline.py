@@ -5,18 +5,19 @@
 ``(sample, image_bgr, rng) -> iterable of (sample, image_bgr)``; its randomness comes only from the
 per-sample generator it is handed, so outputs do not depend on order, worker count or sharding.
 
-Each source sample is one unit of work. When a unit's files are written, a small record of its
-label rows (or of why it was skipped) is written atomically to ``.maskbench/rows/``: that record
-is what ``--resume`` trusts, so a run killed at any point continues where it stopped and ends with
+Each source sample is one unit of work. When a unit's files are written, a one-line record of its
+label rows (or of why it was skipped) is appended to the process's journal
+``.maskbench/rows-<pid>.jsonl`` and flushed: that record is what ``--resume`` trusts (a line cut
+short by a kill is ignored, so its sample is redone), so a run killed at any point continues where it stopped and ends with
 the same bytes as an uninterrupted run. ``finish`` turns the records into ``labels.csv`` and the
 manifest and removes the journal.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import multiprocessing
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ import numpy as np
 from tqdm import tqdm
 
 from maskbench.datasets.base import DatasetError, DatasetReader, ReadError
-from maskbench.io.atomic import atomic_write, atomic_write_text, encode_image, read_image
+from maskbench.io.atomic import atomic_write, encode_image, read_image
 from maskbench.io.manifest import (
     BASE_COLUMNS,
     JOURNAL,
@@ -100,9 +101,24 @@ class SplitJob:
     split_seed: int
     src_rows: dict[str, dict[str, str]]
 
-    def record_path(self, key: str) -> Path:
-        digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
-        return self.out_dir / JOURNAL / "rows" / f"{digest}.json"
+    _journal: Any = field(default=None, init=False, repr=False)
+    _journal_pid: int = field(default=-1, init=False, repr=False)
+
+    def append_record(self, record: dict[str, Any]) -> None:
+        """Append one record to this process's journal and flush it to the OS (survives SIGKILL)."""
+        if self._journal is None or self._journal_pid != os.getpid():
+            path = self.out_dir / JOURNAL / f"rows-{os.getpid()}.jsonl"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._journal = open(path, "a", encoding="utf-8")  # noqa: SIM115 (kept open for the run)
+            self._journal_pid = os.getpid()
+        self._journal.write(json.dumps(record, sort_keys=True) + "\n")
+        self._journal.flush()
+
+    def close_journal(self) -> None:
+        if self._journal is not None and self._journal_pid == os.getpid():
+            self._journal.close()
+        self._journal = None
+
 
     def process(self, key: str) -> dict[str, Any]:
         """Read, transform and write one source sample; write and return its record."""
@@ -118,7 +134,7 @@ class SplitJob:
                 record["rows"] = self._write(sample)
             except DatasetError as exc:
                 record["error"] = str(ReadError(exc.path, exc.problem))
-        atomic_write_text(self.record_path(key), json.dumps(record, sort_keys=True))
+        self.append_record(record)
         return record
 
     def _write(self, sample: Sample) -> list[dict[str, str]]:
@@ -143,6 +159,19 @@ class SplitJob:
             label.update(write_aux_images(self.out_dir, out_sample))
             rows.append(label)
         return rows
+
+
+def read_journal(out_dir: Path) -> dict[str, dict[str, Any]]:
+    """Finished records of earlier runs by source key; incomplete lines (a killed write) are skipped."""
+    records: dict[str, dict[str, Any]] = {}
+    for path in sorted((out_dir / JOURNAL).glob("rows-*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            records[record["key"]] = record
+    return records
 
 
 def inherited_columns(row: dict[str, str]) -> dict[str, str]:
@@ -181,7 +210,7 @@ _JOB: SplitJob | None = None  # set once per run before forking workers; never c
 
 def _process_in_worker(key: str) -> dict[str, Any]:
     assert _JOB is not None
-    return _JOB.process(key)
+    return _JOB.process(key)  # the worker's journal is closed (flushed already) when it exits
 
 
 def write_split(
@@ -219,15 +248,10 @@ def write_split(
     summary = RunSummary()
     with SplitWriter(out_dir, overwrite=overwrite, resume=resume) as writer:
         writer.start_job({"parameters": job_parameters, "seed": seed, "shard": list(shard) if shard else None})
-        records = []
-        todo = []
-        for key in keys:
-            path = job.record_path(key)
-            if resume and path.is_file():
-                records.append(json.loads(path.read_text()))
-                summary.resumed += 1
-            else:
-                todo.append(key)
+        done = read_journal(out_dir) if resume else {}
+        records = [done[k] for k in keys if k in done]
+        todo = [k for k in keys if k not in done]
+        summary.resumed = len(records)
         bar = tqdm(total=len(keys), initial=len(records), desc=f"{transform_name or 'copy'} {reader.fmt.name}",
                    unit="img", disable=not progress)
         if workers > 1 and len(todo) > 1:
@@ -241,9 +265,12 @@ def write_split(
             finally:
                 _JOB = None
         else:
-            for key in todo:
-                records.append(job.process(key))
-                bar.update()
+            try:
+                for key in todo:
+                    records.append(job.process(key))
+                    bar.update()
+            finally:
+                job.close_journal()
         bar.close()
         for record in records:
             writer.rows.extend(record["rows"])
