@@ -27,20 +27,14 @@ import numpy as np
 from maskbench import geometry
 from maskbench.datasets import threeddfa
 from maskbench.datasets.base import DatasetError, list_files
-from maskbench.types import BBox, Sample
+from maskbench.types import Sample
 
 #: The protocol limit used by Hopenet, FSA-Net and the masked-HPE study.
 PROTOCOL_MAX_ABS_ANGLE_DEG = 99.0
 
 
-class _Aflw2000:
+class _Aflw2000(threeddfa.ThreeDDFAFormat):
     name = "AFLW2000"
-    image_suffix = ".jpg"
-
-    def image_rel(self, sample_id: str) -> str:
-        """Path of a sample's image relative to the dataset root, as the writer lays it out."""
-        return f"{sample_id}.jpg"
-
     def looks_like(self, root: Path) -> bool:
         return any(p.with_suffix(".mat").is_file() for p in root.glob("*.jpg"))
 
@@ -57,13 +51,6 @@ class _Aflw2000:
         return threeddfa.make_sample(
             key, image_path, mat_path, mat, pts[:2].T.astype(np.float64), image_height_px=height
         )
-
-    def keep_sample(self, sample: Sample, options: dict[str, Any]) -> str | None:
-        return threeddfa.protocol_filter(sample, options)
-
-    def box_for(self, sample: Sample) -> BBox:
-        """The reader's box: tight box of the 68 landmarks."""
-        return threeddfa.box_for(sample)
 
     def move_native(self, sample: Sample, affine: np.ndarray, camera_rotation: np.ndarray) -> dict[str, Any]:
         """Native fields after an image affine: the 21 AFLW points and the Pose_Para origin move."""

@@ -166,3 +166,20 @@ def move_pose_para_center(native: dict[str, Any], affine: np.ndarray) -> dict[st
     para[3], para[4] = u, h - 1.0 - v
     out["pose_para"] = para
     return out
+
+
+class ThreeDDFAFormat:
+    """What AFLW2000 and 300W_LP share: ``<id>.jpg`` images, the 99-degree filter, the landmark box."""
+
+    image_suffix = ".jpg"
+
+    def image_rel(self, sample_id: str) -> str:
+        """Path of a sample's image relative to the dataset root, as the writer lays it out."""
+        return f"{sample_id}.jpg"
+
+    def keep_sample(self, sample: Sample, options: dict[str, Any]) -> str | None:
+        return protocol_filter(sample, options)
+
+    def box_for(self, sample: Sample) -> BBox:
+        """The reader's box: tight box of the 68 landmarks."""
+        return box_for(sample)

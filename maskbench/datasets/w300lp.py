@@ -29,21 +29,15 @@ from maskbench import geometry
 from maskbench.datasets import threeddfa
 from maskbench.datasets.base import DatasetError, guarded, list_files
 from maskbench.io.atomic import atomic_write
-from maskbench.types import BBox, Sample
+from maskbench.types import Sample
 
 LANDMARKS_DIR = "landmarks"
 
 
-class _W300LP:
+class _W300LP(threeddfa.ThreeDDFAFormat):
     name = "300W_LP"
-    image_suffix = ".jpg"
-
     def _subsets(self, root: Path) -> list[Path]:
         return [p for p in sorted(root.iterdir()) if p.is_dir() and p.name != LANDMARKS_DIR and not p.name.startswith(".")]
-
-    def image_rel(self, sample_id: str) -> str:
-        """Path of a sample's image relative to the dataset root, as the writer lays it out."""
-        return f"{sample_id}.jpg"
 
     def looks_like(self, root: Path) -> bool:
         return any(any(p.with_suffix(".mat").is_file() for p in d.glob("*.jpg")) for d in self._subsets(root))
@@ -66,13 +60,6 @@ class _W300LP:
             }
             native["landmarks_path"] = lm_path
         return threeddfa.make_sample(key, image_path, mat_path, mat, pts.T.astype(np.float64), **native)
-
-    def keep_sample(self, sample: Sample, options: dict[str, Any]) -> str | None:
-        return threeddfa.protocol_filter(sample, options)
-
-    def box_for(self, sample: Sample) -> BBox:
-        """The reader's box: tight box of the 68 landmarks."""
-        return threeddfa.box_for(sample)
 
     def move_native(self, sample: Sample, affine: np.ndarray, camera_rotation: np.ndarray) -> dict[str, Any]:
         """Native fields after an image affine: ``landmarks/`` points and the Pose_Para origin move."""
