@@ -114,9 +114,11 @@ def matrix_to_euler_deg(matrix: np.ndarray) -> tuple[float, float, float]:
 def is_rotation_matrix(matrix: np.ndarray, tol: float = 1e-6) -> bool:
     """True when ``matrix`` is 3x3, finite, orthonormal to ``tol`` and has determinant +1."""
     m = np.asarray(matrix, dtype=np.float64)
-    if m.shape != (3, 3) or not np.all(np.isfinite(m)):
+    if m.shape != (3, 3) or not np.isfinite(m).all():
         return False
-    return bool(np.allclose(m.T @ m, np.eye(3), atol=tol) and abs(np.linalg.det(m) - 1.0) < tol)
+    det = (m[0, 0] * (m[1, 1] * m[2, 2] - m[1, 2] * m[2, 1]) - m[0, 1] * (m[1, 0] * m[2, 2] - m[1, 2] * m[2, 0])
+           + m[0, 2] * (m[1, 0] * m[2, 1] - m[1, 1] * m[2, 0]))
+    return bool(np.abs(m.T @ m - np.eye(3)).max() <= tol and abs(det - 1.0) < tol)
 
 
 def orthonormalize(matrix: np.ndarray) -> np.ndarray:

@@ -26,7 +26,7 @@ import numpy as np
 
 from maskbench import geometry
 from maskbench.datasets import threeddfa
-from maskbench.datasets.base import DatasetError, list_files
+from maskbench.datasets.base import DatasetError, list_files, require_file
 from maskbench.types import Sample
 
 #: The protocol limit used by Hopenet, FSA-Net and the masked-HPE study.
@@ -47,17 +47,15 @@ class _Aflw2000(threeddfa.ThreeDDFAFormat):
         pts = threeddfa.check_mat_not_empty(mat_path, mat, "pt3d_68")
         if pts.shape != (3, 68):
             raise DatasetError(mat_path, f"pt3d_68 has shape {pts.shape}, expected (3, 68)")
-        height = threeddfa.image_height(image_path)
-        return threeddfa.make_sample(
-            key, image_path, mat_path, mat, pts[:2].T.astype(np.float64), image_height_px=height
-        )
+        require_file(image_path, "image")
+        return threeddfa.make_sample(key, image_path, mat_path, mat, pts[:2].T.astype(np.float64))
 
     def move_native(self, sample: Sample, affine: np.ndarray, camera_rotation: np.ndarray) -> dict[str, Any]:
         """Native fields after an image affine: the 21 AFLW points and the Pose_Para origin move."""
         native = threeddfa.move_pose_para_center(dict(sample.native), affine)
         mat = dict(native["mat"])
         if "pt2d" in mat:
-            h = int(native.get("image_height_px", 450))
+            h = threeddfa.sample_height(native)
             moved = geometry.apply_affine(threeddfa.rows_to_points(mat["pt2d"], h), affine)
             mat["pt2d"] = threeddfa.points_to_rows(moved, h).astype(np.asarray(mat["pt2d"]).dtype)
         native["mat"] = mat

@@ -100,6 +100,14 @@ def rows_to_points(rows: np.ndarray, image_height_px: int) -> np.ndarray:
     return pts
 
 
+def sample_height(sample_or_native: Any) -> int:
+    """Image height of a sample, from its native fields or (lazily) from its image header."""
+    native = sample_or_native.native if isinstance(sample_or_native, Sample) else sample_or_native
+    if "image_height_px" in native:
+        return int(native["image_height_px"])
+    return image_height(Path(native["image_path"]))
+
+
 def image_height(path: Path) -> int:
     """Height in pixels from the image header (no full decode)."""
     from PIL import Image
@@ -121,7 +129,7 @@ def make_sample(
         pose=pose,
         bbox=BBox.from_points(landmarks_px),
         landmarks_px=landmarks_px,
-        native={"mat": mat, "pose_para": para, **native},
+        native={"mat": mat, "pose_para": para, "image_path": image_path, **native},
     )
 
 
@@ -160,8 +168,9 @@ def move_pose_para_center(native: dict[str, Any], affine: np.ndarray) -> dict[st
     recomputes them from the rotation matrix.
     """
     out = dict(native)
+    out["image_height_px"] = sample_height(native)  # read once; later steps reuse it
     para = np.array(native["pose_para"], dtype=np.float32).reshape(-1)
-    h = float(native.get("image_height_px", 450))
+    h = float(out["image_height_px"])
     (u, v), = geometry.apply_affine(np.array([[para[3], h - 1.0 - para[4]]]), affine)
     para[3], para[4] = u, h - 1.0 - v
     out["pose_para"] = para

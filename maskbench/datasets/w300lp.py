@@ -27,7 +27,7 @@ import scipy.io
 
 from maskbench import geometry
 from maskbench.datasets import threeddfa
-from maskbench.datasets.base import DatasetError, guarded, list_files
+from maskbench.datasets.base import DatasetError, guarded, list_files, require_file
 from maskbench.io.atomic import atomic_write
 from maskbench.types import Sample
 
@@ -51,7 +51,8 @@ class _W300LP(threeddfa.ThreeDDFAFormat):
         pts = threeddfa.check_mat_not_empty(mat_path, mat, "pt2d")
         if pts.shape != (2, 68):
             raise DatasetError(mat_path, f"pt2d has shape {pts.shape}, expected (2, 68)")
-        native: dict[str, Any] = {"image_height_px": threeddfa.image_height(image_path)}
+        require_file(image_path, "image")
+        native: dict[str, Any] = {}
         lm_path = root / LANDMARKS_DIR / f"{key}_pts.mat"
         if lm_path.is_file():
             native["landmarks_mat"] = {
