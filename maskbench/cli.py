@@ -230,6 +230,54 @@ def synthesize(src: str, out: str | None, mask_types: str, colors: str, landmark
 
 
 @main.command()
+@click.argument("model")
+@click.option("--suite", "suites", multiple=True, default=["all"], show_default=True,
+              help="Suite name (BIWI, BIWI_masked, BIWI_rotated, AFLW2000, AFLW2000_masked, AFLW2000_rotated, "
+              "300W_LP_masked), a path, or all. Repeatable.")
+@click.option("--predictions", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="Score a CSV of predictions (id, yaw_deg, pitch_deg, roll_deg) instead of running MODEL.")
+@click.option("--protocol", type=click.Choice(["crop"]), default="crop", show_default=True,
+              help="crop: the model gets the ground-truth box enlarged by 25 %% on each side.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("eval"), show_default=True,
+              help="Report folder: report.md, results.csv, results.json, predictions.csv.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N samples of each suite.")
+@_data_root_option
+def evaluate(model: str, suites: tuple[str, ...], predictions: Path | None, protocol: str, out: Path,
+             batch_size: int, device: str, limit: int | None, data_root: Path | None) -> None:
+    """Score a head-pose MODEL on every suite and write a report.
+
+    MODEL: baseline:mean (mean training pose), baseline:pnp (dlib landmarks + PnP), a TorchScript .pt,
+    or package.module:callable. Example: `maskbench evaluate baseline:pnp --suite all --out eval/pnp`.
+    """
+    from maskbench.evaluation.adapters import load_model
+    from maskbench.evaluation.evaluator import evaluate_suite, find_suites, training_matrices, write_report
+
+    root = _root(data_root)
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    found, missing = find_suites(root, list(suites))
+    for line in missing:
+        click.echo(f"missing suite: {line}")
+    if not found:
+        _fail(f"no suite found under {root}")
+    try:
+        train = training_matrices(root) if model == "baseline:mean" and predictions is None else []
+        pose_model = load_model(model, predictions=predictions, train_matrices=train, device=device)
+        results = [evaluate_suite(pose_model, name, path, batch_size=batch_size, limit=limit)
+                   for name, path in found.items()]
+    except (ValueError, DatasetError) as exc:
+        _fail(str(exc))
+    out_dir = out.expanduser().resolve()
+    write_report(out_dir, pose_model.name, results, missing)
+    click.echo((out_dir / "report.md").read_text())
+    click.echo(f"report: {out_dir}")
+
+
+@main.command()
 @click.argument("shards", nargs=-1, required=True)
 @click.option("--out", required=True, help="Output folder or name under the data root.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")

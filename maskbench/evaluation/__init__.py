@@ -1,0 +1,1 @@
+"""Scoring head-pose models on the maskbench suites."""

@@ -1,0 +1,201 @@
+"""Model adapters: anything that turns face crops into head poses.
+
+Every adapter gets a list of :class:`EvalItem` and returns, per item, a rotation matrix in the
+maskbench convention (:mod:`maskbench.geometry`) or None for a miss.
+
+What each kind of MODEL receives (``--protocol crop``): the ground-truth box enlarged by
+``CROP_MARGIN`` (25 %) on every side, clipped to the image.
+
+* ``baseline:mean`` predicts the mean rotation of the training labels (the floor to beat).
+* ``baseline:pnp`` runs dlib's 68-point predictor inside the ground-truth box and solves PnP
+  against maskbench's generic 3D landmarks (intrinsics from ``rgb.cal`` for BIWI, else focal length
+  = image width, principal point = image centre): a real training-free estimator whose errors grow
+  when masks hide the mouth and nose.
+* ``--predictions FILE.csv`` with columns ``id, yaw_deg, pitch_deg, roll_deg`` (ids as in
+  ``labels.csv``); a missing id is a miss.
+* ``package.module:callable``: called with a list of RGB uint8 crops (H, W, 3); returns one
+  output per crop: ``(yaw_deg, pitch_deg, roll_deg)``, a 3x3 rotation matrix, a 6D rotation
+  (the first two matrix columns, Gram-Schmidt), or None.
+* a TorchScript ``.pt`` file: called with a float32 tensor (N, 3, 224, 224), RGB, values in [0, 1],
+  the crop resized to 224x224; returns (N, 3) Euler degrees, (N, 6) or (N, 3, 3).
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+
+from maskbench import geometry
+from maskbench.types import BBox
+
+CROP_MARGIN = 0.25
+TORCHSCRIPT_SIZE_PX = 224
+
+
+@dataclass(frozen=True)
+class EvalItem:
+    """One face to score: its id, image, ground-truth box, camera and the crop a model receives."""
+
+    sample_id: str
+    image_bgr: np.ndarray
+    bbox: BBox
+    camera_matrix: np.ndarray | None
+
+    def crop_box(self) -> tuple[int, int, int, int]:
+        h, w = self.image_bgr.shape[:2]
+        mx, my = CROP_MARGIN * self.bbox.width_px, CROP_MARGIN * self.bbox.height_px
+        x0, y0 = max(int(self.bbox.x_min - mx), 0), max(int(self.bbox.y_min - my), 0)
+        x1, y1 = min(int(np.ceil(self.bbox.x_max + mx)), w), min(int(np.ceil(self.bbox.y_max + my)), h)
+        return x0, y0, max(x1, x0 + 1), max(y1, y0 + 1)
+
+    def crop_rgb(self) -> np.ndarray:
+        x0, y0, x1, y1 = self.crop_box()
+        return cv2.cvtColor(self.image_bgr[y0:y1, x0:x1], cv2.COLOR_BGR2RGB)
+
+
+class PoseModel(Protocol):
+    name: str
+
+    def predict(self, items: Sequence[EvalItem]) -> list[np.ndarray | None]: ...
+
+
+def to_matrix(output: Any) -> np.ndarray | None:
+    """A model output (Euler degrees, 3x3 matrix or 6D) as a rotation matrix; None stays None."""
+    if output is None:
+        return None
+    arr = np.asarray(output, dtype=np.float64)
+    if arr.shape == (3,):
+        return geometry.euler_deg_to_matrix(float(arr[0]), float(arr[1]), float(arr[2]))
+    if arr.shape == (3, 3):
+        return geometry.orthonormalize(arr)
+    if arr.shape == (6,):
+        a1, a2 = arr[:3], arr[3:]
+        b1 = a1 / np.linalg.norm(a1)
+        b2 = a2 - (b1 @ a2) * b1
+        b2 /= np.linalg.norm(b2)
+        return np.column_stack([b1, b2, np.cross(b1, b2)])
+    raise ValueError(f"model output of shape {arr.shape}: expected (3,) Euler degrees, (3, 3) or (6,)")
+
+
+class MeanBaseline:
+    """Predicts one rotation: the chordal mean of the training poses."""
+
+    name = "baseline:mean"
+
+    def __init__(self, train_matrices: Sequence[np.ndarray]) -> None:
+        if not len(train_matrices):
+            raise ValueError("baseline:mean needs training poses (a train split under the data root)")
+        self.matrix = geometry.orthonormalize(np.sum(np.asarray(train_matrices), axis=0))
+
+    def predict(self, items: Sequence[EvalItem]) -> list[np.ndarray | None]:
+        return [self.matrix.copy() for _ in items]
+
+
+class PnPBaseline:
+    """dlib 68 landmarks inside the ground-truth box + solvePnP with the generic 3D face."""
+
+    name = "baseline:pnp"
+
+    def predict(self, items: Sequence[EvalItem]) -> list[np.ndarray | None]:
+        import dlib
+
+        from maskbench.synthesis.landmarks import _dlib_models, generic_head
+
+        _, predictor = _dlib_models()
+        model_pts = generic_head().landmarks_mm
+        out: list[np.ndarray | None] = []
+        for item in items:
+            rgb = cv2.cvtColor(item.image_bgr, cv2.COLOR_BGR2RGB)
+            b = item.bbox
+            shape = predictor(rgb, dlib.rectangle(int(b.x_min), int(b.y_min), int(b.x_max), int(b.y_max)))
+            pts = np.array([[shape.part(k).x, shape.part(k).y] for k in range(68)], dtype=np.float64)
+            k = item.camera_matrix
+            if k is None:
+                h, w = item.image_bgr.shape[:2]
+                k = np.array([[w, 0, (w - 1) / 2], [0, w, (h - 1) / 2], [0, 0, 1.0]])
+            ok, rvec, _ = cv2.solvePnP(model_pts, pts, k, None, flags=cv2.SOLVEPNP_ITERATIVE)
+            out.append(cv2.Rodrigues(rvec)[0] if ok else None)
+        return out
+
+
+class PredictionsFile:
+    """Predictions made elsewhere: a CSV with ``id, yaw_deg, pitch_deg, roll_deg``."""
+
+    def __init__(self, path: Path) -> None:
+        self.name = f"predictions:{path.name}"
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            need = {"id", "yaw_deg", "pitch_deg", "roll_deg"}
+            if not need <= set(reader.fieldnames or []):
+                raise ValueError(f"{path}: needs columns {', '.join(sorted(need))}, has {reader.fieldnames}")
+            self.table = {r["id"]: [float(r["yaw_deg"]), float(r["pitch_deg"]), float(r["roll_deg"])] for r in reader}
+
+    def predict(self, items: Sequence[EvalItem]) -> list[np.ndarray | None]:
+        return [to_matrix(self.table.get(item.sample_id)) for item in items]
+
+
+class CallableModel:
+    """``package.module:callable`` called with RGB uint8 crops."""
+
+    def __init__(self, spec: str) -> None:
+        module_name, _, attr = spec.partition(":")
+        try:
+            self.fn = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as exc:
+            raise ValueError(f"cannot load model {spec!r}: {exc}") from None
+        self.name = spec
+
+    def predict(self, items: Sequence[EvalItem]) -> list[np.ndarray | None]:
+        outputs = list(self.fn([item.crop_rgb() for item in items]))
+        if len(outputs) != len(items):
+            raise ValueError(f"{self.name} returned {len(outputs)} outputs for {len(items)} crops")
+        return [to_matrix(o) for o in outputs]
+
+
+class TorchScriptModel:
+    """A TorchScript file; inputs (N, 3, 224, 224) float RGB in [0, 1]."""
+
+    def __init__(self, path: Path, device: str = "cpu") -> None:
+        import torch
+
+        self.torch = torch
+        self.device = device
+        self.module = torch.jit.load(str(path), map_location=device).eval()
+        self.name = f"torchscript:{path.name}"
+
+    def predict(self, items: Sequence[EvalItem]) -> list[np.ndarray | None]:
+        torch = self.torch
+        size = (TORCHSCRIPT_SIZE_PX, TORCHSCRIPT_SIZE_PX)
+        batch = np.stack([cv2.resize(item.crop_rgb(), size, interpolation=cv2.INTER_AREA) for item in items])
+        x = torch.from_numpy(batch).permute(0, 3, 1, 2).float().div(255.0).to(self.device)
+        with torch.no_grad():
+            y = self.module(x).detach().cpu().numpy()
+        return [to_matrix(v) for v in y]
+
+
+def load_model(spec: str, *, predictions: Path | None = None, train_matrices: Sequence[np.ndarray] = (),
+               device: str = "cpu") -> PoseModel:
+    """Resolve the MODEL argument (see the module docstring)."""
+    if predictions is not None:
+        return PredictionsFile(predictions)
+    if spec == "baseline:mean":
+        return MeanBaseline(train_matrices)
+    if spec == "baseline:pnp":
+        return PnPBaseline()
+    path = Path(spec)
+    if path.suffix == ".pt" and path.is_file():
+        return TorchScriptModel(path, device)
+    if path.suffix in (".pth", ".onnx"):
+        raise ValueError(f"{spec}: maskbench .pth checkpoints and ONNX files are not supported yet; export to "
+                         "TorchScript (.pt) or pass a package.module:callable")
+    if ":" in spec and not path.exists():
+        return CallableModel(spec)
+    raise ValueError(f"cannot interpret model {spec!r}: use baseline:mean, baseline:pnp, a TorchScript .pt, "
+                     "package.module:callable, or --predictions FILE.csv")

@@ -1,0 +1,69 @@
+"""Pose error metrics (all in degrees). Angle differences are wrapped to [-180, 180).
+
+* per-axis MAE of yaw, pitch, roll and their mean (``mae_deg``), the numbers of the published tables;
+* MAEV: mean over samples of the mean angle between the predicted and true rotation-matrix
+  columns (the head's x, y, z axes), which does not depend on an Euler convention;
+* geodesic: mean rotation angle between prediction and truth;
+* miss rate: samples without a prediction (a face not found) over all samples. Missed samples are
+  never part of the MAEs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from maskbench import geometry
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Aggregated errors of one group of samples."""
+
+    n: int
+    n_missed: int
+    yaw_mae_deg: float
+    pitch_mae_deg: float
+    roll_mae_deg: float
+    mae_deg: float
+    maev_deg: float
+    geodesic_deg: float
+
+    @property
+    def miss_rate(self) -> float:
+        return self.n_missed / self.n if self.n else 0.0
+
+    def as_dict(self) -> dict[str, float]:
+        return {"n": self.n, "n_missed": self.n_missed, "miss_rate": self.miss_rate, "yaw_mae_deg": self.yaw_mae_deg,
+                "pitch_mae_deg": self.pitch_mae_deg, "roll_mae_deg": self.roll_mae_deg, "mae_deg": self.mae_deg,
+                "maev_deg": self.maev_deg, "geodesic_deg": self.geodesic_deg}
+
+
+def angle_errors_deg(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
+    """|wrap(pred - true)| elementwise, degrees; 179 vs -179 gives 2."""
+    return np.abs((np.asarray(pred, float) - np.asarray(true, float) + 180.0) % 360.0 - 180.0)
+
+
+def column_angle_deg(pred: np.ndarray, true: np.ndarray) -> float:
+    """Mean angle (degrees) between corresponding columns of two rotation matrices."""
+    cos = np.clip(np.einsum("ij,ij->j", pred, true), -1.0, 1.0)
+    return float(np.degrees(np.arccos(cos)).mean())
+
+
+def score(true_euler_deg: np.ndarray, pred_euler_deg: np.ndarray, true_matrices: Sequence[np.ndarray],
+          pred_matrices: Sequence[np.ndarray | None]) -> Scores:
+    """Scores of aligned arrays: (N, 3) [yaw, pitch, roll] in degrees and N matrices (None = miss)."""
+    hit = np.array([m is not None for m in pred_matrices], dtype=bool)
+    n = len(hit)
+    if not hit.any():
+        nan = float("nan")
+        return Scores(n, n, nan, nan, nan, nan, nan, nan)
+    err = angle_errors_deg(np.asarray(pred_euler_deg)[hit], np.asarray(true_euler_deg)[hit])
+    per_axis = err.mean(axis=0)
+    pairs = [(p, t) for p, t, h in zip(pred_matrices, true_matrices, hit) if h]
+    maev = float(np.mean([column_angle_deg(p, t) for p, t in pairs]))
+    geo = float(np.mean([geometry.geodesic_deg(p, t) for p, t in pairs]))
+    return Scores(n, int(n - hit.sum()), float(per_axis[0]), float(per_axis[1]), float(per_axis[2]),
+                  float(per_axis.mean()), maev, geo)
