@@ -271,10 +271,30 @@ def evaluate(model: str, suites: tuple[str, ...], predictions: Path | None, prot
                    for name, path in found.items()]
     except (ValueError, DatasetError) as exc:
         _fail(str(exc))
+    from maskbench.evaluation.plots import write_plots
+
     out_dir = out.expanduser().resolve()
     write_report(out_dir, pose_model.name, results, missing)
+    write_plots(out_dir, results)
     click.echo((out_dir / "report.md").read_text())
     click.echo(f"report: {out_dir}")
+
+
+@main.command()
+@click.argument("report_dirs", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the table to this markdown file.")
+def compare(report_dirs: tuple[Path, ...], out: Path | None) -> None:
+    """Put several `maskbench evaluate` reports side by side (MAE per suite and model)."""
+    from maskbench.evaluation.plots import compare_table
+
+    try:
+        table = compare_table(list(report_dirs))
+    except ValueError as exc:
+        _fail(str(exc))
+    if out is not None:
+        out.write_text(table)
+    click.echo(table)
 
 
 @main.command()

@@ -156,3 +156,20 @@ def test_pnp_baseline_on_real_faces_agrees_with_labels(real_dir: Path) -> None:
     assert geometry.geodesic_deg(preds["image00814"], samples["image00814"].pose.matrix) < 15.0  # looking down
     # looking up (pitch +37): the generic face underestimates it (measured +7.5), but the sign is right
     assert HeadPose(preds["image01621"]).pitch_deg > 3.0
+
+
+def test_plots_and_compare(sample_root: Path, tmp_path: Path) -> None:
+    preds = tmp_path / "p.csv"
+    write_predictions(preds, sample_root / "AFLW2000", (4.0, 0.0, 0.0))
+    runner = CliRunner()
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert runner.invoke(main, ["evaluate", "x", "--predictions", str(preds), "--suite", "AFLW2000",
+                                "--data-root", str(sample_root), "--out", str(a)]).exit_code == 0
+    assert runner.invoke(main, ["evaluate", "baseline:mean", "--suite", "AFLW2000", "--data-root", str(sample_root),
+                                "--out", str(b)]).exit_code == 0
+    assert (a / "error_vs_yaw.png").stat().st_size > 1000
+    r = runner.invoke(main, ["compare", str(a), str(b)])
+    assert r.exit_code == 0
+    header, _, row = r.output.strip().splitlines()[:3]
+    assert "predictions:p.csv" in header and "baseline:mean" in header
+    assert row.startswith("| AFLW2000 | 1.33 |")  # 4 degrees of yaw error averaged over 3 axes

@@ -1,0 +1,99 @@
+"""PNG plots of an evaluation: error versus ground-truth yaw per suite; masked minus unmasked."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from maskbench.evaluation.metrics import angle_errors_deg
+
+YAW_EDGES_DEG = np.arange(-90, 91, 15)
+
+
+def _per_sample_mae(rows: Sequence[dict]) -> tuple[np.ndarray, np.ndarray]:
+    hit = [r for r in rows if not r["missed"]]
+    true = np.array([[r["true_yaw_deg"], r["true_pitch_deg"], r["true_roll_deg"]] for r in hit]).reshape(-1, 3)
+    pred = np.array([[r["pred_yaw_deg"], r["pred_pitch_deg"], r["pred_roll_deg"]] for r in hit]).reshape(-1, 3)
+    return true[:, 0], angle_errors_deg(pred, true).mean(axis=1)
+
+
+def _binned(yaw: np.ndarray, err: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    centres, means = [], []
+    for lo, hi in zip(YAW_EDGES_DEG[:-1], YAW_EDGES_DEG[1:]):
+        sel = (yaw >= lo) & (yaw < hi)
+        if sel.any():
+            centres.append((lo + hi) / 2)
+            means.append(err[sel].mean())
+    return np.array(centres), np.array(means)
+
+
+def write_plots(out_dir: Path, results: Sequence) -> list[Path]:  # type: ignore[type-arg]
+    """``error_vs_yaw.png`` (all suites) and ``masked_delta.png`` (when X and X_masked were scored)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    fig, ax = plt.subplots(figsize=(7, 4))
+    curves = {}
+    for r in results:
+        yaw, err = _per_sample_mae(r.rows)
+        if len(yaw):
+            curves[r.name] = _binned(yaw, err)
+            ax.plot(*curves[r.name], marker="o", label=r.name)
+    ax.set_xlabel("ground-truth yaw (deg)")
+    ax.set_ylabel("MAE of yaw, pitch, roll (deg)")
+    ax.set_title("error versus yaw (15-degree bins)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = out_dir / "error_vs_yaw.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    written.append(path)
+    pairs = [(n, f"{n}_masked") for n in curves if f"{n}_masked" in curves]
+    if pairs:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for base, masked in pairs:
+            (xb, yb), (xm, ym) = curves[base], curves[masked]
+            common = np.intersect1d(xb, xm)
+            delta = ym[np.isin(xm, common)] - yb[np.isin(xb, common)]
+            ax.bar(common + (pairs.index((base, masked)) - 0.5) * 5, delta, width=5, label=f"{masked} - {base}")
+        ax.axhline(0, color="k", lw=0.8)
+        ax.set_xlabel("ground-truth yaw (deg)")
+        ax.set_ylabel("MAE difference (deg)")
+        ax.set_title("what masks cost, per yaw bin")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = out_dir / "masked_delta.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def compare_table(report_dirs: Sequence[Path]) -> str:
+    """Markdown table of MAE per suite (rows) and model (columns) from several report folders."""
+    import json
+
+    models, table = [], {}
+    for d in report_dirs:
+        path = d / "results.json"
+        if not path.is_file():
+            raise ValueError(f"{d}: no results.json (not a maskbench evaluate report folder)")
+        data = json.loads(path.read_text())
+        models.append(data["model"])
+        for suite, res in data["suites"].items():
+            table.setdefault(suite, {})[data["model"]] = res
+    lines = ["| suite | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
+    for suite, per_model in table.items():
+        cells = []
+        for m in models:
+            res = per_model.get(m)
+            cells.append("-" if res is None or res["mae_deg"] != res["mae_deg"] else
+                         f"{res['mae_deg']:.2f}" + (f" (miss {res['miss_rate']:.0%})" if res["miss_rate"] else ""))
+        lines.append(f"| {suite} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
