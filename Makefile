@@ -6,7 +6,7 @@ DATA   ?= $(CURDIR)/data
 N      ?= 16
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test stress lint bench clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ demo: $(STAMP)  ## render sample data of all three formats, mask and rotate it, 
 
 test: $(STAMP)  ## run the whole test suite
 	$(BIN)/python -m pytest -q
+
+stress: $(STAMP)  ## longer reliability runs: SIGKILL rotate and synthesize at 10 random points each
+	MASKBENCH_STRESS=1 $(BIN)/python -m pytest -q tests/test_runs.py -k sigkill
+	$(BIN)/python -m pytest -q tests/reliability tests/test_manifest.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check maskbench tests benchmarks

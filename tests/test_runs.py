@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from maskbench.augment.rotation import RotationParams, make_transform
@@ -80,13 +81,19 @@ def test_sigkill_then_resume_gives_the_uninterrupted_result(sample_root: Path, t
     cmd = [sys.executable, "-m", "maskbench.cli", *command, "--src", str(src), "--seed", "2"]
     subprocess.run(cmd + ["--out", str(reference)], check=True, capture_output=True)
     expected = file_bytes(reference)
-    # kill when the journal holds 0 (run just started), 3 and 6 of the 8 finished source samples
-    for k, finished in enumerate([0, 3, 6]):
+    # kill when the journal holds 0 (run just started), 3 and 6 of the 8 finished source samples; with
+    # MASKBENCH_STRESS=1 (`make stress`) at 10 random points, each a random few ms past a record
+    rng = np.random.default_rng(int(os.environ.get("MASKBENCH_STRESS_SEED", "0")))
+    stress = os.environ.get("MASKBENCH_STRESS") == "1"
+    points = [(int(rng.integers(0, 7)), float(rng.uniform(0, 0.03))) for _ in range(10)] if stress else \
+        [(0, 0.0), (3, 0.0), (6, 0.0)]
+    for k, (finished, extra_s) in enumerate(points):
         out = tmp_path / f"run{k}" / "BIWI_rot"
         proc = subprocess.Popen(cmd + ["--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while proc.poll() is None and time.monotonic() < deadline:
             if (out / JOURNAL / "job.json").exists() and journal_lines(out) >= finished:
+                time.sleep(extra_s)
                 break
             time.sleep(0.002)
         assert proc.poll() is None, "the run finished before it could be killed"

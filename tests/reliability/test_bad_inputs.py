@@ -1,0 +1,79 @@
+"""Bad inputs during a run: each is a one-line error naming the file; the run goes on and counts it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from maskbench.augment.rotation import RotationParams
+from maskbench.augment.rotation import make_transform as rotation_transform
+from maskbench.datasets import open_dataset
+from maskbench.io.manifest import read_manifest, verify
+from maskbench.pipeline import write_split
+from maskbench.synthesis.pipeline import SynthesisParams
+from maskbench.synthesis.pipeline import make_transform as synthesis_transform
+
+
+def broken_tree(sample_root: Path, tmp_path: Path) -> Path:
+    tree = tmp_path / "AFLW2000"
+    shutil.copytree(sample_root / "AFLW2000", tree)
+    for name in ("manifest.json", "labels.csv"):
+        (tree / name).unlink()
+    (tree / "image00000.jpg").write_bytes(b"")  # zero bytes
+    data = (tree / "image00001.jpg").read_bytes()
+    (tree / "image00001.jpg").write_bytes(data[: len(data) // 3])  # truncated JPEG
+    (tree / "image00002.jpg").write_bytes(b"%PDF-1.4 this is not an image" * 20)
+    return tree
+
+
+@pytest.mark.parametrize("command", ["rotate", "synthesize"])
+def test_run_continues_past_bad_images(sample_root: Path, tmp_path: Path, command: str) -> None:
+    tree = broken_tree(sample_root, tmp_path)
+    reader = open_dataset(tree)
+    transform = (rotation_transform(reader.fmt, RotationParams()) if command == "rotate"
+                 else synthesis_transform(SynthesisParams()))
+    out = tmp_path / "out"
+    summary = write_split(reader, out, transform=transform, transform_name=command, parameters={}, seed=0,
+                          progress=False)
+    # a truncated JPEG still decodes partially in OpenCV (grey bottom); it is processed, not lost
+    assert summary.written + len(summary.skipped) == 8
+    reasons = "\n".join(summary.skipped)
+    assert "image00000.jpg: image is empty (0 bytes)" in reasons
+    assert "image00002.jpg: not a decodable image" in reasons
+    assert all("\n" not in s for s in summary.skipped)
+    assert read_manifest(out)["skipped"] == summary.skipped
+    assert verify(out) == []
+
+
+def test_spaces_and_non_ascii_names(sample_root: Path, tmp_path: Path) -> None:
+    tree = tmp_path / "AFLW 2000 ö"
+    tree.mkdir()
+    for suffix in (".jpg", ".mat"):
+        shutil.copyfile(sample_root / "AFLW2000" / f"image00003{suffix}", tree / f"bild 03 ä{suffix}")
+    reader = open_dataset(tree)
+    out = tmp_path / "rotated ü"
+    summary = write_split(reader, out, transform=rotation_transform(reader.fmt, RotationParams()),
+                          transform_name="rotate", parameters={}, seed=0, progress=False)
+    assert summary.written == 1 and (out / "bild 03 ä.jpg").is_file()
+    assert verify(out) == []
+    assert [s.id for s in open_dataset(out)] == ["bild 03 ä"]
+
+
+def test_empty_directory_is_a_clear_error(tmp_path: Path) -> None:
+    from maskbench.datasets import DatasetError
+
+    with pytest.raises(DatasetError, match="not a BIWI, 300W_LP or AFLW2000 tree"):
+        open_dataset(tmp_path)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files regardless of permissions")
+def test_unreadable_file(sample_root: Path, tmp_path: Path) -> None:
+    tree = tmp_path / "A"
+    shutil.copytree(sample_root / "AFLW2000", tree)
+    (tree / "image00004.mat").chmod(0)
+    reader = open_dataset(tree)
+    assert len(list(reader)) == 7
+    assert any("image00004.mat" in str(e) for e in reader.errors)
