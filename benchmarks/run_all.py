@@ -10,6 +10,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import bench_evaluate  # noqa: E402
 import bench_read  # noqa: E402
 import bench_rotate  # noqa: E402
 import bench_synthesize  # noqa: E402
@@ -28,7 +29,7 @@ def main() -> None:
         "Each time is the best of 3 runs; each ratio divides by a floor measured in the same run.",
         "",
     ]
-    for module in (bench_read, bench_rotate, bench_synthesize):
+    for module in (bench_read, bench_rotate, bench_synthesize, bench_evaluate):
         lines += module.main()
     (HERE / "RESULTS.md").write_text("\n".join(lines))
     print("\n".join(lines))

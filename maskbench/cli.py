@@ -243,9 +243,11 @@ def synthesize(src: str, out: str | None, mask_types: str, colors: str, landmark
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N samples of each suite.")
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Threads decoding images ahead of the model.")
 @_data_root_option
 def evaluate(model: str, suites: tuple[str, ...], predictions: Path | None, protocol: str, out: Path,
-             batch_size: int, device: str, limit: int | None, data_root: Path | None) -> None:
+             batch_size: int, device: str, limit: int | None, workers: int, data_root: Path | None) -> None:
     """Score a head-pose MODEL on every suite and write a report.
 
     MODEL: baseline:mean (mean training pose), baseline:pnp (dlib landmarks + PnP), a TorchScript .pt,
@@ -267,7 +269,7 @@ def evaluate(model: str, suites: tuple[str, ...], predictions: Path | None, prot
     try:
         train = training_matrices(root) if model == "baseline:mean" and predictions is None else []
         pose_model = load_model(model, predictions=predictions, train_matrices=train, device=device)
-        results = [evaluate_suite(pose_model, name, path, batch_size=batch_size, limit=limit)
+        results = [evaluate_suite(pose_model, name, path, batch_size=batch_size, limit=limit, workers=workers)
                    for name, path in found.items()]
     except (ValueError, DatasetError) as exc:
         _fail(str(exc))

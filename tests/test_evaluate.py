@@ -173,3 +173,26 @@ def test_plots_and_compare(sample_root: Path, tmp_path: Path) -> None:
     header, _, row = r.output.strip().splitlines()[:3]
     assert "predictions:p.csv" in header and "baseline:mean" in header
     assert row.startswith("| AFLW2000 | 1.33 |")  # 4 degrees of yaw error averaged over 3 axes
+
+
+def test_checkpoints_load_only_with_weights_only(tmp_path: Path) -> None:
+    import pickle
+
+    import torch
+
+    from maskbench.evaluation.adapters import load_checkpoint
+
+    good = tmp_path / "good.pth"
+    torch.save({"state_dict": {"w": torch.zeros(2)}, "config": {"name": "model1"}}, good)
+    assert load_checkpoint(good)["config"]["name"] == "model1"
+
+    class Evil:
+        def __reduce__(self):  # type: ignore[no-untyped-def]
+            return (print, ("this would run code",))
+
+    evil = tmp_path / "evil.pth"
+    evil.write_bytes(pickle.dumps({"state_dict": Evil()}))
+    with pytest.raises(ValueError, match="refused"):
+        load_checkpoint(evil)
+    r = CliRunner().invoke(main, ["evaluate", str(evil), "--suite", str(tmp_path)])
+    assert r.exit_code == 2 and "refused" in r.output

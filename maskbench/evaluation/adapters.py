@@ -180,6 +180,25 @@ class TorchScriptModel:
         return [to_matrix(v) for v in y]
 
 
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Load a ``.pth`` with ``torch.load(weights_only=True)``: tensors and plain containers only.
+
+    A file that needs arbitrary unpickling (it could run code) is refused with a clear message.
+    """
+    import pickle
+
+    import torch
+
+    try:
+        data = torch.load(str(path), map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, AttributeError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"{path}: refused: not loadable with weights_only=True (it may contain code); {first}") from None
+    if not isinstance(data, dict) or "state_dict" not in data:
+        raise ValueError(f"{path}: not a maskbench checkpoint (expected a dict with 'state_dict')")
+    return data
+
+
 def load_model(spec: str, *, predictions: Path | None = None, train_matrices: Sequence[np.ndarray] = (),
                device: str = "cpu") -> PoseModel:
     """Resolve the MODEL argument (see the module docstring)."""
@@ -192,9 +211,12 @@ def load_model(spec: str, *, predictions: Path | None = None, train_matrices: Se
     path = Path(spec)
     if path.suffix == ".pt" and path.is_file():
         return TorchScriptModel(path, device)
-    if path.suffix in (".pth", ".onnx"):
-        raise ValueError(f"{spec}: maskbench .pth checkpoints and ONNX files are not supported yet; export to "
-                         "TorchScript (.pt) or pass a package.module:callable")
+    if path.suffix == ".pth":
+        load_checkpoint(path)  # validates safely; the reference model that runs it is not built yet
+        raise ValueError(f"{spec}: a valid maskbench checkpoint, but the reference model that runs it is not "
+                         "part of this version; export to TorchScript (.pt) or pass a package.module:callable")
+    if path.suffix == ".onnx":
+        raise ValueError(f"{spec}: ONNX models are not supported yet; export to TorchScript (.pt)")
     if ":" in spec and not path.exists():
         return CallableModel(spec)
     raise ValueError(f"cannot interpret model {spec!r}: use baseline:mean, baseline:pnp, a TorchScript .pt, "

@@ -1,0 +1,72 @@
+"""Evaluator overhead over the bare model forward pass, measured in the same run.
+
+Models: TorchScript CNNs (4 strided 3x3 convolutions, global pool, 6D output) on 224x224 crops, CPU,
+a tiny one (first layer 16 channels, ~1 ms per image here) and a wider one (64 channels), because
+the overhead is a fixed per-image cost (decode, crop, resize, labels) divided by the model's cost.
+Bare: the model's forward on already-prepared tensors of the same
+batches. Full: ``evaluate_suite`` on the same 64 AFLW2000-format images (decode in 2 threads, crop,
+resize, forward, metrics, per-sample rows). Overhead = full / bare - 1 (goal <= 10 %).
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import torch  # noqa: E402
+from common import best_of  # noqa: E402
+
+from maskbench.datasets.sample import make_sample_dataset  # noqa: E402
+from maskbench.evaluation.adapters import TorchScriptModel  # noqa: E402
+from maskbench.evaluation.evaluator import evaluate_suite  # noqa: E402
+
+N, BATCH = 64, 32
+
+
+class SmallCNN(torch.nn.Module):
+    def __init__(self, width: int = 16) -> None:
+        super().__init__()
+        chans = [3, width, 2 * width, 4 * width, 128]
+        layers: list[torch.nn.Module] = []
+        for a, b in zip(chans[:-1], chans[1:]):
+            layers += [torch.nn.Conv2d(a, b, 3, stride=2, padding=1), torch.nn.ReLU()]
+        self.features = torch.nn.Sequential(*layers)
+        self.head = torch.nn.Linear(128, 6)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x).mean(dim=(2, 3))) + torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0])
+
+
+def main() -> list[str]:
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+    lines = ["## Evaluate (`maskbench evaluate`, TorchScript model, CPU)", "",
+             "| model | images | bare forward s | evaluate s | overhead |", "|---|---|---|---|---|"]
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        make_sample_dataset("AFLW2000", root / "AFLW2000", n=N, seed=0, progress=False)
+        for width in (16, 64):
+            path = root / f"model{width}.pt"
+            torch.jit.script(SmallCNN(width).eval()).save(str(path))
+            model = TorchScriptModel(path)
+            n = evaluate_suite(model, "AFLW2000", root / "AFLW2000", batch_size=BATCH, progress=False).overall.n
+            # same memory layout as the adapter feeds (NHWC permuted to NCHW), so only the work differs
+            batches = [torch.rand(min(BATCH, n - i), 224, 224, 3).permute(0, 3, 1, 2) for i in range(0, n, BATCH)]
+
+            def bare(model: TorchScriptModel = model, batches: list = batches) -> None:  # type: ignore[type-arg]
+                with torch.no_grad():
+                    for x in batches:
+                        model.module(x)
+
+            bare_s = best_of(bare)
+            full_s = best_of(lambda model=model: evaluate_suite(model, "AFLW2000", root / "AFLW2000",
+                                                                batch_size=BATCH, progress=False))
+            lines.append(f"| CNN width {width} | {n} | {bare_s:.3f} | {full_s:.3f} | {100 * (full_s / bare_s - 1):.1f} % |")
+    return lines + [""]
+
+
+if __name__ == "__main__":
+    print("\n".join(main()))
