@@ -12,6 +12,7 @@ from maskbench.datasets import DatasetError, open_dataset
 from maskbench.datasets.base import detect_format, resolve_dataset
 from maskbench.datasets.sample import make_sample_dataset, plan, render_sample
 from maskbench.io.manifest import read_labels, verify
+from tests.roundtrip import assert_write_read_identical
 
 FORMATS = ["BIWI", "300W_LP", "AFLW2000"]
 
@@ -60,16 +61,7 @@ def test_sample_is_deterministic(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", FORMATS)
 def test_read_write_read_is_identical(sample_root: Path, tmp_path: Path, name: str) -> None:
-    reader = open_dataset(sample_root / name)
-    first = {s.id: s for s in reader}
-    for s in first.values():
-        reader.fmt.write(tmp_path, s, None)
-    second = {s.id: s for s in open_dataset(tmp_path, fmt=reader.fmt)}
-    assert second.keys() == first.keys()
-    for k, s in first.items():
-        assert second[k].pose == s.pose and second[k].bbox == s.bbox
-        if s.landmarks_px is not None:
-            np.testing.assert_array_equal(second[k].landmarks_px, s.landmarks_px)
+    assert_write_read_identical(sample_root / name, tmp_path)
 
 
 @pytest.mark.parametrize("name", FORMATS)

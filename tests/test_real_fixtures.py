@@ -12,6 +12,7 @@ import scipy.io
 from maskbench import geometry
 from maskbench.datasets import open_dataset
 from maskbench.datasets.base import get_format
+from tests.roundtrip import assert_write_read_identical
 
 # (pitch, yaw, roll) in degrees, from the fixture README
 AFLW_EXPECTED = {
@@ -112,18 +113,7 @@ def test_biwi_depth_frame_labels_match_non_calibrated_biwi_plus(real_dir: Path) 
 
 @pytest.mark.parametrize("sub", ["aflw2000", "300w_lp", "biwi/hpdb"])
 def test_real_files_write_and_read_back_identically(real_dir: Path, tmp_path: Path, sub: str) -> None:
-    reader = open_dataset(real_dir / sub)
-    originals = {s.id: s for s in reader}
-    for s in originals.values():
-        reader.fmt.write(tmp_path, s, None)
-    again = {s.id: s for s in open_dataset(tmp_path, fmt=reader.fmt)}
-    assert again.keys() == originals.keys()
-    for k, s in originals.items():
-        assert again[k].pose == s.pose
-        assert again[k].bbox == s.bbox
-        if s.landmarks_px is not None:
-            np.testing.assert_array_equal(again[k].landmarks_px, s.landmarks_px)
-        assert again[k].image_path.read_bytes() == s.image_path.read_bytes()
+    assert_write_read_identical(real_dir / sub, tmp_path)
 
 
 def test_written_mat_keeps_every_native_key_for_third_party_loaders(real_dir: Path, tmp_path: Path) -> None:
