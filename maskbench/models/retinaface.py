@@ -1,0 +1,81 @@
+"""RetinaFace-style single-stage detector with a 6D pose head (plain torch).
+
+MobileNet-0.25 backbone -> FPN (3 levels) -> SSH context modules -> per-anchor heads: face score
+(2), box (4), five landmarks (10) and a 6D rotation (6). Anchors: :func:`box_utils.priors`.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from maskbench.models.backbones import MobileNetV1, conv_bn
+
+ANCHORS_PER_LOCATION = 2
+
+
+def conv_bn_no_relu(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout))
+
+
+class FPN(nn.Module):
+    def __init__(self, in_channels: tuple[int, ...], out_channels: int) -> None:
+        super().__init__()
+        self.lateral = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(c, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels), nn.LeakyReLU(0.1))
+            for c in in_channels
+        )
+        self.merge = nn.ModuleList(conv_bn(out_channels, out_channels, 1) for _ in in_channels[:-1])
+
+    def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
+        lat = [m(f) for m, f in zip(self.lateral, feats)]
+        outs = [lat[-1]]
+        for k in range(len(lat) - 2, -1, -1):
+            up = F.interpolate(outs[0], size=lat[k].shape[-2:], mode="nearest")
+            outs.insert(0, self.merge[k](lat[k] + up))
+        return outs
+
+
+class SSH(nn.Module):
+    """Context module: 3x3, 5x5 (two 3x3) and 7x7 (three 3x3) branches concatenated."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.b3 = conv_bn_no_relu(cin, cout // 2)
+        self.b5_1 = conv_bn(cin, cout // 4, 1)
+        self.b5_2 = conv_bn_no_relu(cout // 4, cout // 4)
+        self.b7_2 = conv_bn(cout // 4, cout // 4, 1)
+        self.b7_3 = conv_bn_no_relu(cout // 4, cout // 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = self.b5_1(x)
+        return F.relu(torch.cat([self.b3(x), self.b5_2(t), self.b7_3(self.b7_2(t))], dim=1))
+
+
+class RetinaFacePose(nn.Module):
+    """Outputs per anchor: ``loc`` (N, P, 4), ``conf`` (N, P, 2), ``landmarks`` (N, P, 10), ``pose6d`` (N, P, 6)."""
+
+    def __init__(self, fpn_channels: int = 64) -> None:
+        super().__init__()
+        self.backbone = MobileNetV1()
+        self.fpn = FPN(MobileNetV1.out_channels, fpn_channels)
+        self.ssh = nn.ModuleList(SSH(fpn_channels, fpn_channels) for _ in MobileNetV1.out_channels)
+        a = ANCHORS_PER_LOCATION
+        self.heads = nn.ModuleDict({
+            name: nn.ModuleList(nn.Conv2d(fpn_channels, a * k, 1) for _ in MobileNetV1.out_channels)
+            for name, k in (("loc", 4), ("conf", 2), ("landmarks", 10), ("pose6d", 6))
+        })
+        with torch.no_grad():  # start the pose head at the identity rotation
+            for conv in self.heads["pose6d"]:
+                conv.weight.mul_(0.01)
+                conv.bias.copy_(torch.tensor([1.0, 0, 0, 0, 1.0, 0] * a))
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        feats = [m(f) for m, f in zip(self.ssh, self.fpn(self.backbone(x)))]
+        out = {}
+        for name, convs in self.heads.items():
+            k = convs[0].out_channels // ANCHORS_PER_LOCATION
+            parts = [c(f).permute(0, 2, 3, 1).reshape(x.shape[0], -1, k) for c, f in zip(convs, feats)]
+            out[name] = torch.cat(parts, dim=1)
+        return out
