@@ -81,7 +81,7 @@ def test_forward_shapes_and_a_loss_that_decreases() -> None:
     first = None
     for _ in range(15):
         terms = multitask_loss(model(x), targets, pri, pose_weight=0.5)
-        first = first if first is not None else {k: float(v) for k, v in terms.items()}
+        first = first if first is not None else {k: float(v.detach()) for k, v in terms.items()}
         opt.zero_grad()
         terms["total"].backward()
         opt.step()

@@ -106,9 +106,9 @@ class PnPBaseline:
     def predict(self, items: Sequence[EvalItem]) -> list[np.ndarray | None]:
         import dlib
 
-        from maskbench.synthesis.landmarks import _dlib_models, generic_head
+        from maskbench.synthesis.landmarks import dlib_models, generic_head
 
-        _, predictor = _dlib_models()
+        _, predictor = dlib_models()
         model_pts = generic_head().landmarks_mm
         out: list[np.ndarray | None] = []
         for item in items:

@@ -48,7 +48,7 @@ def dlib_model_path() -> Path:
 
 
 @lru_cache(maxsize=1)
-def _dlib_models():  # type: ignore[no-untyped-def]
+def dlib_models():  # type: ignore[no-untyped-def]
     import dlib
 
     return dlib.get_frontal_face_detector(), dlib.shape_predictor(str(dlib_model_path()))
@@ -67,7 +67,7 @@ def dlib_landmarks(image_bgr: np.ndarray, face_box: BBox) -> np.ndarray:
     import cv2
     import dlib
 
-    detector, predictor = _dlib_models()
+    detector, predictor = dlib_models()
     rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
     dets = list(detector(rgb, 1))
     if not dets:
