@@ -300,6 +300,42 @@ def compare(report_dirs: tuple[Path, ...], out: Path | None) -> None:
 
 
 @main.command()
+@click.option("--config", "config_name", required=True,
+              help="Built-in config (model1, model2, model3) or a JSON file (copy one from maskbench/models/configs).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Run folder: best.pth, last.pth, history.json.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the config's epochs.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--max-minutes", type=float, default=None, help="Stop after the epoch that passes this wall time.")
+@click.option("--init", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="Start from the weights of a maskbench checkpoint.")
+@_data_root_option
+def train(config_name: str, out: Path, epochs: int | None, device: str, seed: int, max_minutes: float | None,
+          init: Path | None, data_root: Path | None) -> None:
+    """Train the reference model (RetinaFace-style detector + 6D pose head) on splits under the data root.
+
+    Example: `maskbench train --config model1 --data-root data --out runs/model1`.
+    """
+    import torch
+
+    from maskbench.models.trainer import load_config
+    from maskbench.models.trainer import train as run_training
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        result = run_training(load_config(config_name), _root(data_root), out.expanduser().resolve(), device=device,
+                              epochs=epochs, seed=seed, max_minutes=max_minutes, init=init)
+    except (ValueError, FileNotFoundError, DatasetError) as exc:
+        _fail(str(exc))
+    last = result["history"][-1]
+    click.echo(f"epochs: {len(result['history'])}, last loss {last['loss']:.3f}, "
+               f"validation pose MAE {last['val_pose_mae_deg']:.2f} deg (best {result['best_val_pose_mae_deg']:.2f})")
+    click.echo(f"checkpoints: {out / 'best.pth'}, {out / 'last.pth'}")
+
+
+@main.command()
 @click.argument("shards", nargs=-1, required=True)
 @click.option("--out", required=True, help="Output folder or name under the data root.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")

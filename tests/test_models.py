@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -88,3 +90,34 @@ def test_forward_shapes_and_a_loss_that_decreases() -> None:
     last = multitask_loss(model(x), targets, pri)
     assert float(last["total"]) < 0.7 * first["total"]
     assert float(last["pose"]) < first["pose"]
+
+
+def test_train_checkpoint_and_evaluate_through_the_cli(tmp_path: Path) -> None:
+    """A short CPU run writes weights_only checkpoints that `maskbench evaluate` scores (crop protocol)."""
+    import json
+
+    from click.testing import CliRunner
+
+    from maskbench.cli import main
+    from maskbench.datasets.sample import make_sample_dataset
+    from maskbench.evaluation.adapters import load_checkpoint
+
+    for name in ("BIWI", "300W_LP"):
+        make_sample_dataset(name, tmp_path / name, n=12, seed=2, progress=False)
+    cfg = tmp_path / "tiny.json"
+    cfg.write_text(json.dumps({"name": "tiny", "train": ["BIWI", "300W_LP"], "val": ["BIWI"], "pose_weight": 0.5,
+                               "image_size": 96, "epochs": 2, "batch_size": 8, "lr": 0.001}))
+    runner = CliRunner()
+    r = runner.invoke(main, ["train", "--config", str(cfg), "--data-root", str(tmp_path), "--out", str(tmp_path / "run"),
+                             "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    ckpt = load_checkpoint(tmp_path / "run" / "best.pth")
+    assert ckpt["config"]["name"] == "tiny" and len(ckpt["training_data"]) == 2
+    assert all(len(ref["manifest_sha256"]) == 64 for ref in ckpt["training_data"])
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2]
+    r = runner.invoke(main, ["evaluate", str(tmp_path / "run" / "best.pth"), "--suite", "BIWI", "--data-root",
+                             str(tmp_path), "--out", str(tmp_path / "eval"), "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    res = json.loads((tmp_path / "eval" / "results.json").read_text())["suites"]["BIWI"]
+    assert res["n"] > 0 and res["miss_rate"] == 0.0 and res["mae_deg"] == res["mae_deg"]

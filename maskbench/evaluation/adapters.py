@@ -16,6 +16,8 @@ What each kind of MODEL receives (``--protocol crop``): the ground-truth box enl
 * ``package.module:callable``: called with a list of RGB uint8 crops (H, W, 3); returns one
   output per crop: ``(yaw_deg, pitch_deg, roll_deg)``, a 3x3 rotation matrix, a 6D rotation
   (the first two matrix columns, Gram-Schmidt), or None.
+* a maskbench checkpoint ``.pth`` (loaded with ``weights_only=True``): the crop is letterboxed to the
+  config's image size and the pose of the highest-scoring face is taken.
 * a TorchScript ``.pt`` file: called with a float32 tensor (N, 3, 224, 224), RGB, values in [0, 1],
   the crop resized to 224x224; returns (N, 3) Euler degrees, (N, 6) or (N, 3, 3).
 """
@@ -180,6 +182,27 @@ class TorchScriptModel:
         return [to_matrix(v) for v in y]
 
 
+class CheckpointModel:
+    """A maskbench reference-model checkpoint: the crop goes through the detector; the top face's pose."""
+
+    def __init__(self, path: Path, device: str = "cpu") -> None:
+        from maskbench.models.trainer import load_model_from_checkpoint
+
+        self.model, ckpt = load_model_from_checkpoint(path, device)
+        self.image_size = int(ckpt["config"]["image_size"])
+        self.name = f"{ckpt['config'].get('name', 'checkpoint')}:{path.name}"
+
+    def predict(self, items: Sequence[EvalItem]) -> list[np.ndarray | None]:
+        from maskbench.models.trainer import detect
+
+        out: list[np.ndarray | None] = []
+        for item in items:
+            x0, y0, x1, y1 = item.crop_box()
+            faces = detect(self.model, item.image_bgr[y0:y1, x0:x1], self.image_size, top1=True)
+            out.append(faces[0].rotation if faces else None)
+        return out
+
+
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """Load a ``.pth`` with ``torch.load(weights_only=True)``: tensors and plain containers only.
 
@@ -212,9 +235,7 @@ def load_model(spec: str, *, predictions: Path | None = None, train_matrices: Se
     if path.suffix == ".pt" and path.is_file():
         return TorchScriptModel(path, device)
     if path.suffix == ".pth":
-        load_checkpoint(path)  # validates safely; the reference model that runs it is not built yet
-        raise ValueError(f"{spec}: a valid maskbench checkpoint, but the reference model that runs it is not "
-                         "part of this version; export to TorchScript (.pt) or pass a package.module:callable")
+        return CheckpointModel(path, device)
     if path.suffix == ".onnx":
         raise ValueError(f"{spec}: ONNX models are not supported yet; export to TorchScript (.pt)")
     if ":" in spec and not path.exists():
