@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -204,14 +204,6 @@ def require_file(path: Path, what: str) -> None:
         raise DatasetError(path, f"{what} not found")
     if path.stat().st_size == 0:
         raise DatasetError(path, f"{what} is empty (0 bytes)")
-
-
-def check_points(path: Path | str, points: np.ndarray, expected: Sequence[int], what: str) -> np.ndarray:
-    """Validate an array's shape and finiteness; return it as float64."""
-    arr = np.asarray(points, dtype=np.float64)
-    if arr.shape != tuple(expected):
-        raise DatasetError(path, f"{what} has shape {arr.shape}, expected {tuple(expected)}")
-    return arr
 
 
 def guarded(path: Path, what: str, fn: Callable[[], Any]) -> Any:

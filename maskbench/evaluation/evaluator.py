@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from maskbench.datasets import open_dataset
+from maskbench.datasets import detect_format, open_dataset
 from maskbench.evaluation.adapters import EvalItem, PoseModel
 from maskbench.evaluation.metrics import Scores, score
 from maskbench.io.atomic import atomic_write_text, read_image
@@ -90,9 +90,9 @@ def evaluate_suite(model: PoseModel, name: str, path: Path, batch_size: int = 32
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    probe = open_dataset(path)
-    options = {"max_abs_angle_deg": PROTOCOL_MAX_ABS_DEG} if probe.fmt.name == "AFLW2000" else {}
-    reader = open_dataset(path, fmt=probe.fmt, **options)
+    fmt = detect_format(path)
+    options = {"max_abs_angle_deg": PROTOCOL_MAX_ABS_DEG} if fmt.name == "AFLW2000" else {}
+    reader = open_dataset(path, fmt=fmt, **options)
     rows = {r["id"]: r for r in read_labels(path)} if (path / LABELS).is_file() else {}
     wanted = {k for k, r in rows.items() if r.get("split") == "test"} or None
     samples = [s for s in reader if wanted is None or s.id in wanted]

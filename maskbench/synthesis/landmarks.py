@@ -100,19 +100,16 @@ def landmarks_for(sample: Sample, image_bgr: np.ndarray, source: str) -> tuple[n
     """(68, 2) landmarks and the source actually used; NoLandmarks when ``source`` has none."""
     if source not in SOURCES:
         raise ValueError(f"landmark source must be one of {', '.join(SOURCES)}, got {source!r}")
-    reasons = []
     if source in ("gt", "auto"):
         lm = sample.landmarks_px
         if lm is not None and np.all(np.isfinite(lm)):
             return lm, "gt"
-        reasons.append("no ground-truth landmarks in this dataset")
         if source == "gt":
-            raise NoLandmarks(reasons[-1])
+            raise NoLandmarks("no ground-truth landmarks in this dataset")
     if source in ("dlib", "auto"):
         try:
             return dlib_landmarks(image_bgr, sample.bbox), "dlib"
-        except NoLandmarks as exc:
+        except NoLandmarks:
             if source == "dlib":
                 raise
-            reasons.append(str(exc))
     return pose_landmarks(sample), "pose"
