@@ -60,6 +60,10 @@ def mask_sample(sample: Sample, image: np.ndarray, rng: np.random.Generator,
         landmarks, source = landmarks_for(sample, image, params.landmarks)
     except NoLandmarks as exc:
         raise DatasetError(sample.image_path, f"no landmarks from source {params.landmarks!r}: {exc}") from None
+    h, w = image.shape[:2]
+    inside = (landmarks[:, 0] >= 0) & (landmarks[:, 0] < w) & (landmarks[:, 1] >= 0) & (landmarks[:, 1] < h)
+    if not inside.any():
+        raise DatasetError(sample.image_path, f"all 68 {source} landmarks lie outside the {w}x{h} image")
     fit = fit_mask(mask_type, sample.pose.matrix, landmarks, image.shape)
     if fit is None:
         raise DatasetError(sample.image_path, f"{mask_type} mask not visible at this pose (facing away?)")

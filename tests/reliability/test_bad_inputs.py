@@ -77,3 +77,38 @@ def test_unreadable_file(sample_root: Path, tmp_path: Path) -> None:
     reader = open_dataset(tree)
     assert len(list(reader)) == 7
     assert any("image00004.mat" in str(e) for e in reader.errors)
+
+
+def test_landmarks_outside_the_image_are_reported(sample_root: Path, tmp_path: Path) -> None:
+    import scipy.io
+
+    tree = tmp_path / "A"
+    shutil.copytree(sample_root / "AFLW2000", tree)
+    for name in ("manifest.json", "labels.csv"):
+        (tree / name).unlink()
+    mat = scipy.io.loadmat(tree / "image00005.mat")
+    mat["pt3d_68"][0] += 5000.0  # every landmark far to the right of the 450 px image
+    scipy.io.savemat(tree / "image00005.mat", mat)
+    summary = write_split(open_dataset(tree), tmp_path / "out", transform=synthesis_transform(SynthesisParams()),
+                          transform_name="synthesize", parameters={}, seed=0, progress=False)
+    assert summary.written == 7
+    (reason,) = summary.skipped
+    assert "image00005.jpg" in reason and "outside the 450x450 image" in reason
+
+
+def test_permission_error_is_a_clear_error(sample_root: Path, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Runs as root cannot make a file unreadable, so the OS error is simulated where the file is opened."""
+    import scipy.io
+
+    real_loadmat = scipy.io.loadmat
+
+    def loadmat(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if str(path).endswith("image00004.mat"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_loadmat(path, *args, **kwargs)
+
+    monkeypatch.setattr(scipy.io, "loadmat", loadmat)
+    reader = open_dataset(sample_root / "AFLW2000")
+    assert len(list(reader)) == 7
+    (err,) = reader.errors
+    assert err.path.endswith("image00004.mat") and "PermissionError" in err.problem
