@@ -236,8 +236,9 @@ def synthesize(src: str, out: str | None, mask_types: str, colors: str, landmark
               "300W_LP_masked), a path, or all. Repeatable.")
 @click.option("--predictions", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="Score a CSV of predictions (id, yaw_deg, pitch_deg, roll_deg) instead of running MODEL.")
-@click.option("--protocol", type=click.Choice(["crop"]), default="crop", show_default=True,
-              help="crop: the model gets the ground-truth box enlarged by 25 %% on each side.")
+@click.option("--protocol", type=click.Choice(["crop", "full"]), default="crop", show_default=True,
+              help="crop: the model gets the ground-truth box enlarged by 25 %% on each side; full: the whole "
+              "image (models that detect faces), unmatched faces count as misses.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("eval"), show_default=True,
               help="Report folder: report.md, results.csv, results.json, predictions.csv.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
@@ -269,14 +270,14 @@ def evaluate(model: str, suites: tuple[str, ...], predictions: Path | None, prot
     try:
         train = training_matrices(root) if model == "baseline:mean" and predictions is None else []
         pose_model = load_model(model, predictions=predictions, train_matrices=train, device=device)
-        results = [evaluate_suite(pose_model, name, path, batch_size=batch_size, limit=limit, workers=workers)
-                   for name, path in found.items()]
+        results = [evaluate_suite(pose_model, name, path, batch_size=batch_size, limit=limit, workers=workers,
+                                  protocol=protocol) for name, path in found.items()]
     except (ValueError, DatasetError) as exc:
         _fail(str(exc))
     from maskbench.evaluation.plots import write_plots
 
     out_dir = out.expanduser().resolve()
-    write_report(out_dir, pose_model.name, results, missing)
+    write_report(out_dir, pose_model.name, results, missing, protocol)
     write_plots(out_dir, results)
     click.echo((out_dir / "report.md").read_text())
     click.echo(f"report: {out_dir}")

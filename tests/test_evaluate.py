@@ -196,3 +196,30 @@ def test_checkpoints_load_only_with_weights_only(tmp_path: Path) -> None:
         load_checkpoint(evil)
     r = CliRunner().invoke(main, ["evaluate", str(evil), "--suite", str(tmp_path)])
     assert r.exit_code == 2 and "refused" in r.output
+
+
+class HalfBlindDetector:
+    """Finds the face (exactly) in every other image: for checking miss accounting in --protocol full."""
+
+    name = "half-blind"
+
+    def predict(self, items):  # type: ignore[no-untyped-def]
+        raise AssertionError("crop protocol must not be used here")
+
+    def predict_full(self, items):  # type: ignore[no-untyped-def]
+        from maskbench.datasets import open_dataset as od
+
+        truth = {s.id: s.pose.matrix for s in od(self.root)}
+        order = sorted(truth)
+        return [truth[it.sample_id] if order.index(it.sample_id) % 2 == 0 else None for it in items]
+
+
+def test_full_protocol_counts_misses_and_scores_the_rest(sample_root: Path) -> None:
+    from maskbench.evaluation.evaluator import evaluate_suite
+
+    model = HalfBlindDetector()
+    model.root = sample_root / "300W_LP"
+    res = evaluate_suite(model, "300W_LP", sample_root / "300W_LP", batch_size=1, protocol="full", progress=False)
+    assert res.overall.n == 8 and res.overall.n_missed == 4
+    assert res.overall.mae_deg == pytest.approx(0.0, abs=1e-9)
+    assert sum(r["missed"] for r in res.rows) == 4

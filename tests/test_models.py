@@ -121,3 +121,11 @@ def test_train_checkpoint_and_evaluate_through_the_cli(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     res = json.loads((tmp_path / "eval" / "results.json").read_text())["suites"]["BIWI"]
     assert res["n"] > 0 and res["miss_rate"] == 0.0 and res["mae_deg"] == res["mae_deg"]
+    r = runner.invoke(main, ["evaluate", str(tmp_path / "run" / "best.pth"), "--suite", "BIWI", "--protocol", "full",
+                             "--data-root", str(tmp_path), "--out", str(tmp_path / "eval_full"), "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    full = json.loads((tmp_path / "eval_full" / "results.json").read_text())
+    assert full["protocol"] == "full" and full["suites"]["BIWI"]["n"] == res["n"]
+    r = runner.invoke(main, ["evaluate", "baseline:mean", "--suite", "BIWI", "--protocol", "full",
+                             "--data-root", str(tmp_path), "--out", str(tmp_path / "x")])
+    assert r.exit_code == 2 and "cannot run --protocol full" in r.output

@@ -4,7 +4,9 @@ Every adapter gets a list of :class:`EvalItem` and returns, per item, a rotation
 maskbench convention (:mod:`maskbench.geometry`) or None for a miss.
 
 What each kind of MODEL receives (``--protocol crop``): the ground-truth box enlarged by
-``CROP_MARGIN`` (25 %) on every side, clipped to the image.
+``CROP_MARGIN`` (25 %) on every side, clipped to the image. With ``--protocol full`` (models that
+detect faces: maskbench checkpoints) the whole image; the detection overlapping the labelled box
+by IoU >= 0.4 is scored and a face with none is a miss.
 
 * ``baseline:mean`` predicts the mean rotation of the training labels (the floor to beat).
 * ``baseline:pnp`` runs dlib's 68-point predictor inside the ground-truth box and solves PnP
@@ -38,6 +40,8 @@ from maskbench import geometry
 from maskbench.types import BBox
 
 CROP_MARGIN = 0.25
+#: ``--protocol full``: a detection must overlap the labelled box by this IoU to count as found.
+FULL_MATCH_IOU = 0.4
 TORCHSCRIPT_SIZE_PX = 224
 
 
@@ -201,6 +205,32 @@ class CheckpointModel:
             faces = detect(self.model, item.image_bgr[y0:y1, x0:x1], self.image_size, top1=True)
             out.append(faces[0].rotation if faces else None)
         return out
+
+    def predict_full(self, items: Sequence[EvalItem]) -> list[np.ndarray | None]:
+        """``--protocol full``: detect on the whole image; the face whose box overlaps the labelled box
+        best (IoU >= ``FULL_MATCH_IOU``) gives the pose, else the face counts as missed."""
+        from maskbench.models.trainer import detect
+
+        out: list[np.ndarray | None] = []
+        for item in items:
+            faces = detect(self.model, item.image_bgr, self.image_size)
+            b = item.bbox
+            best, best_iou = None, FULL_MATCH_IOU
+            for f in faces:
+                iou = box_iou(f.box_px, np.array([b.x_min, b.y_min, b.x_max, b.y_max]))
+                if iou >= best_iou:
+                    best, best_iou = f, iou
+            out.append(None if best is None else best.rotation)
+        return out
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of two (x_min, y_min, x_max, y_max) boxes."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

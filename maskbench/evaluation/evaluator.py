@@ -82,14 +82,18 @@ def _load_item(sample: Any) -> EvalItem:
 
 
 def evaluate_suite(model: PoseModel, name: str, path: Path, batch_size: int = 32, limit: int | None = None,
-                   progress: bool = True, workers: int = 2) -> SuiteResult:
-    """Score ``model`` on one suite folder with the crop protocol.
+                   progress: bool = True, workers: int = 2, protocol: str = "crop") -> SuiteResult:
+    """Score ``model`` on one suite folder with the ``crop`` or ``full`` protocol.
 
     Images are decoded by ``workers`` threads (OpenCV releases the GIL), one batch ahead of the
     model, so decoding overlaps inference.
     """
     from concurrent.futures import ThreadPoolExecutor
 
+    if protocol == "full" and not hasattr(model, "predict_full"):
+        raise ValueError(f"{model.name} cannot run --protocol full: it needs a face detector "
+                         "(maskbench checkpoints have one); use --protocol crop")
+    predict = model.predict_full if protocol == "full" else model.predict  # type: ignore[attr-defined]
     fmt = detect_format(path)
     options = {"max_abs_angle_deg": PROTOCOL_MAX_ABS_DEG} if fmt.name == "AFLW2000" else {}
     reader = open_dataset(path, fmt=fmt, **options)
@@ -106,7 +110,7 @@ def evaluate_suite(model: PoseModel, name: str, path: Path, batch_size: int = 32
         items = list(pending.pop(0))
         if k + 1 < len(batches):
             pending.append(pool.map(_load_item, batches[k + 1]))  # decode the next batch meanwhile
-        for s, pred in zip(batch, model.predict(items)):
+        for s, pred in zip(batch, predict(items)):
             truth = s.pose.euler_deg()
             true_m.append(s.pose.matrix)
             pred_m.append(pred)
@@ -140,10 +144,17 @@ def _f(v: float) -> str:
     return "-" if v != v else f"{v:.2f}"
 
 
-def write_report(out_dir: Path, model_name: str, results: Sequence[SuiteResult], missing: Sequence[str]) -> None:
+PROTOCOL_TEXT = {
+    "crop": "crop (ground-truth box + 25 % margin)",
+    "full": "full (whole image; the detection with IoU >= 0.4 to the labelled box, else a miss)",
+}
+
+
+def write_report(out_dir: Path, model_name: str, results: Sequence[SuiteResult], missing: Sequence[str],
+                 protocol: str = "crop") -> None:
     """report.md (the published table layout), results.csv/json, predictions.csv."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    lines = [f"# maskbench evaluation: {model_name}", "", "Protocol: crop (ground-truth box + 25 % margin). "
+    lines = [f"# maskbench evaluation: {model_name}", "", f"Protocol: {PROTOCOL_TEXT[protocol]}. "
              "Errors in degrees; angle differences wrapped to [-180, 180).", "",
              "| suite | YAW | PITCH | ROLL | MAE | MAEV | miss rate | n |", "|---|---|---|---|---|---|---|---|"]
     for r in results:
@@ -163,7 +174,8 @@ def write_report(out_dir: Path, model_name: str, results: Sequence[SuiteResult],
     summary = {r.name: {**r.overall.as_dict(), "filtered": r.filtered,
                         "breakdown": {k: {g: s.as_dict() for g, s in v.items()} for k, v in r.breakdown.items()}}
                for r in results}
-    atomic_write_text(out_dir / "results.json", json.dumps({"model": model_name, "suites": summary}, indent=1) + "\n")
+    atomic_write_text(out_dir / "results.json",
+                      json.dumps({"model": model_name, "protocol": protocol, "suites": summary}, indent=1) + "\n")
     fields = ["suite", *Scores.__dataclass_fields__.keys(), "miss_rate"]
     with open(out_dir / "results.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=fields, lineterminator="\n")
