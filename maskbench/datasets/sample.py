@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ from maskbench.datasets import biwi, threeddfa
 from maskbench.datasets.base import get_format
 from maskbench.io.manifest import SplitWriter
 from maskbench.render.head import MIRROR_68, Head, Identity
-from maskbench.render.scene import Camera, render
+from maskbench.render.scene import Camera, Render, render
 from maskbench.seeding import default_split, sample_rng
 from maskbench.types import BBox, HeadPose, Sample
 
@@ -112,7 +113,11 @@ def plan(dataset: str, n: int) -> list[PlannedSample]:
             PlannedSample(p.sample_id.replace("/", "_Flip/", 1), p.identity_key, mirror_of=p.sample_id)
             for p in originals[: n - n_orig]
         ]
-        return originals + flips
+        # each mirror right after its original, so the original's render is reused (see _render_scene)
+        out: list[PlannedSample] = []
+        for k, p in enumerate(originals):
+            out += [p, flips[k]] if k < len(flips) else [p]
+        return out
     if dataset == "AFLW2000":
         return [PlannedSample(f"image{k:05d}", f"p{k}") for k in range(n)]
     raise ValueError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
@@ -146,13 +151,22 @@ def scene_for(dataset: str, planned: PlannedSample, seed: int) -> Scene:
     return Scene(head, camera, pose, np.array([0.0, 0.0, 1000.0]))
 
 
+@lru_cache(maxsize=2)
+def _render_scene(dataset: str, planned: PlannedSample, seed: int) -> tuple[Scene, Render]:
+    """Scene and render of an original sample; cached so that a ``_Flip`` mirror reuses its original's."""
+    scene = scene_for(dataset, planned, seed)
+    out = render(scene.head, scene.pose.matrix, scene.translation_mm, scene.camera,
+                 sample_rng(seed, planned.sample_id, "render"))
+    out.image_bgr.setflags(write=False)  # shared by the original and its mirror
+    return scene, out
+
+
 def _render_3ddfa(dataset: str, planned: PlannedSample, seed: int) -> tuple[Sample, np.ndarray]:
     """Render a 300W_LP / AFLW2000 sample (orthographic) and build its native ``.mat``."""
-    key = planned.mirror_of or planned.sample_id
-    scene = scene_for(dataset, planned, seed)
+    original = planned if planned.mirror_of is None else PlannedSample(planned.mirror_of, planned.identity_key)
+    scene, out = _render_scene(dataset, original, seed)
     pose, t, scale = scene.pose, scene.translation_mm, scene.camera.ortho_scale_px_per_mm
     cx, cy = float(scene.camera.camera_matrix[0, 2]), float(scene.camera.camera_matrix[1, 2])
-    out = render(scene.head, pose.matrix, t, scene.camera, sample_rng(seed, key, "render"))
     image, lm = out.image_bgr, out.landmarks_px
     depth = -(out.landmarks_camera_mm[:, 2] - t[2]) * scale  # towards the viewer, like pt3d_68 z
     if planned.mirror_of is not None:
