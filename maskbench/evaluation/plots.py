@@ -44,35 +44,33 @@ def write_plots(out_dir: Path, results: Sequence) -> list[Path]:  # type: ignore
         if len(yaw):
             curves[r.name] = _binned(yaw, err)
             ax.plot(*curves[r.name], marker="o", label=r.name)
-    ax.set_xlabel("ground-truth yaw (deg)")
-    ax.set_ylabel("MAE of yaw, pitch, roll (deg)")
-    ax.set_title("error versus yaw (15-degree bins)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = out_dir / "error_vs_yaw.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    written.append(path)
+    written.append(_finish(plt, fig, ax, out_dir / "error_vs_yaw.png", "MAE of yaw, pitch, roll (deg)",
+                           "error versus yaw (15-degree bins)"))
     pairs = [(n, f"{n}_masked") for n in curves if f"{n}_masked" in curves]
     if pairs:
         fig, ax = plt.subplots(figsize=(7, 4))
-        for base, masked in pairs:
+        for k, (base, masked) in enumerate(pairs):
             (xb, yb), (xm, ym) = curves[base], curves[masked]
             common = np.intersect1d(xb, xm)
             delta = ym[np.isin(xm, common)] - yb[np.isin(xb, common)]
-            ax.bar(common + (pairs.index((base, masked)) - 0.5) * 5, delta, width=5, label=f"{masked} - {base}")
+            ax.bar(common + (k - 0.5) * 5, delta, width=5, label=f"{masked} - {base}")
         ax.axhline(0, color="k", lw=0.8)
-        ax.set_xlabel("ground-truth yaw (deg)")
-        ax.set_ylabel("MAE difference (deg)")
-        ax.set_title("what masks cost, per yaw bin")
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        path = out_dir / "masked_delta.png"
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        written.append(path)
+        written.append(_finish(plt, fig, ax, out_dir / "masked_delta.png", "MAE difference (deg)",
+                               "what masks cost, per yaw bin"))
     return written
+
+
+def _finish(plt, fig, ax, path: Path, ylabel: str, title: str) -> Path:  # type: ignore[no-untyped-def]
+    """Common labels and legend, then save the figure to ``path`` and close it."""
+    ax.set_xlabel("ground-truth yaw (deg)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
 def compare_table(report_dirs: Sequence[Path]) -> str:
