@@ -52,6 +52,22 @@ def _report(summary, out_dir: Path) -> None:  # type: ignore[no-untyped-def]
     click.echo(f"output: {out_dir}")
 
 
+def _protocol_options(protocol_filter: bool) -> dict[str, float]:
+    """Reader options of ``--protocol-filter``: the AFLW2000 99-degree protocol."""
+    from maskbench.datasets.aflw2000 import PROTOCOL_MAX_ABS_ANGLE_DEG
+
+    return {"max_abs_angle_deg": PROTOCOL_MAX_ABS_ANGLE_DEG} if protocol_filter else {}
+
+
+def _device(device: str) -> str:
+    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def _root(data_root: Path | None) -> Path:
     return data_root.expanduser().resolve() if data_root else default_data_root()
 
@@ -115,12 +131,13 @@ def import_(src: str, out: str | None, protocol_filter: bool, split_by: str, spl
     root = _root(data_root)
     try:
         src_dir = resolve_dataset(src, root)
-        reader = open_dataset(src_dir, **({"max_abs_angle_deg": 99.0} if protocol_filter else {}))
+        reader = open_dataset(src_dir, **_protocol_options(protocol_filter))
         out_dir = resolve_output(out or f"{src_dir.name}_labelled", root)
         summary = write_split(
             reader, out_dir, transform=None, transform_name="", seed=0, overwrite=overwrite, limit=limit,
             split_by=split_by, split_seed=split_seed,
-            parameters={"command": "import", "protocol_filter_max_abs_angle_deg": 99.0 if protocol_filter else None,
+            parameters={"command": "import",
+                        "protocol_filter_max_abs_angle_deg": _protocol_options(protocol_filter).get("max_abs_angle_deg"),
                         "limit": limit},
         )
     except (FileNotFoundError, DatasetError, OutputExistsError, OutputLockedError) as exc:
@@ -258,10 +275,7 @@ def evaluate(model: str, suites: tuple[str, ...], predictions: Path | None, prot
     from maskbench.evaluation.evaluator import evaluate_suite, find_suites, training_matrices, write_report
 
     root = _root(data_root)
-    if device == "auto":
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = _device(device)
     found, missing = find_suites(root, list(suites))
     for line in missing:
         click.echo(f"missing suite: {line}")
@@ -318,13 +332,11 @@ def train(config_name: str, out: Path, epochs: int | None, device: str, seed: in
 
     Example: `maskbench train --config model1 --data-root data --out runs/model1`.
     """
-    import torch
 
     from maskbench.models.trainer import load_config
     from maskbench.models.trainer import train as run_training
 
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = _device(device)
     try:
         result = run_training(load_config(config_name), _root(data_root), out.expanduser().resolve(), device=device,
                               epochs=epochs, seed=seed, max_minutes=max_minutes, init=init)
@@ -393,7 +405,7 @@ def info(src: str, protocol_filter: bool, data_root: Path | None) -> None:
 
     try:
         reader = open_dataset(resolve_dataset(src, _root(data_root)),
-                              **({"max_abs_angle_deg": 99.0} if protocol_filter else {}))
+                              **_protocol_options(protocol_filter))
     except (FileNotFoundError, DatasetError) as exc:
         _fail(str(exc))
     angles = np.array([[s.pose.yaw_deg, s.pose.pitch_deg, s.pose.roll_deg] for s in reader]).reshape(-1, 3)

@@ -20,6 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from maskbench.datasets import detect_format, open_dataset
+from maskbench.datasets.aflw2000 import PROTOCOL_MAX_ABS_ANGLE_DEG
 from maskbench.evaluation.adapters import EvalItem, PoseModel
 from maskbench.evaluation.metrics import Scores, score
 from maskbench.io.atomic import atomic_write_text, read_image
@@ -36,7 +37,6 @@ SUITES: dict[str, str] = {
     "AFLW2000_rotated": "maskbench rotate --src AFLW2000 --range -45 45",
     "300W_LP_masked": "maskbench synthesize --src 300W_LP",
 }
-PROTOCOL_MAX_ABS_DEG = 99.0
 YAW_BINS_DEG = (0.0, 30.0, 60.0, 90.0, 181.0)
 ROTATION_BINS_DEG = (0.0, 15.0, 30.0, 45.0, 181.0)
 
@@ -95,7 +95,7 @@ def evaluate_suite(model: PoseModel, name: str, path: Path, batch_size: int = 32
                          "(maskbench checkpoints have one); use --protocol crop")
     predict = model.predict_full if protocol == "full" else model.predict  # type: ignore[attr-defined]
     fmt = detect_format(path)
-    options = {"max_abs_angle_deg": PROTOCOL_MAX_ABS_DEG} if fmt.name == "AFLW2000" else {}
+    options = {"max_abs_angle_deg": PROTOCOL_MAX_ABS_ANGLE_DEG} if fmt.name == "AFLW2000" else {}
     reader = open_dataset(path, fmt=fmt, **options)
     rows = {r["id"]: r for r in read_labels(path)} if (path / LABELS).is_file() else {}
     wanted = {k for k, r in rows.items() if r.get("split") == "test"} or None
