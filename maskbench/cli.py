@@ -94,9 +94,14 @@ def main() -> None:
 @click.option("--out", default=None, help="Output folder or name under the data root (default: the dataset name).")
 @click.option("--n", "n", type=click.IntRange(min=1), default=24, show_default=True, help="Number of images.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for poses, identities, backgrounds.")
+@click.option("--scale", type=click.FloatRange(0.05, 4), default=1.0, show_default=True,
+              help="Image size factor: 0.25 renders the same scenes at 160x120 (BIWI) / 112x112, about 5x faster.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Render in N processes (same bytes as 1).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
 @_data_root_option
-def sample(dataset: str, out: str | None, n: int, seed: int, overwrite: bool, data_root: Path | None) -> None:
+def sample(dataset: str, out: str | None, n: int, seed: int, scale: float, workers: int, overwrite: bool,
+           data_root: Path | None) -> None:
     """Render procedural heads at known poses into a dataset's native layout.
 
     Labels are exact (pose, 68 landmarks, box); labels.csv and manifest.json are written too.
@@ -105,7 +110,8 @@ def sample(dataset: str, out: str | None, n: int, seed: int, overwrite: bool, da
 
     out_dir = resolve_output(out or dataset.upper(), _root(data_root))
     try:
-        manifest = make_sample_dataset(dataset, out_dir, n=n, seed=seed, overwrite=overwrite)
+        manifest = make_sample_dataset(dataset, out_dir, n=n, seed=seed, overwrite=overwrite, scale=scale,
+                                       workers=workers)
     except (OutputExistsError, OutputLockedError) as exc:
         _fail(str(exc))
     click.echo(f"wrote {manifest['counts']['samples']} {manifest['format']} samples to {out_dir}")
@@ -324,13 +330,19 @@ def compare(report_dirs: tuple[Path, ...], out: Path | None) -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--max-minutes", type=float, default=None, help="Stop after the epoch that passes this wall time.")
 @click.option("--init", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
-              help="Start from the weights of a maskbench checkpoint.")
+              help="Start from the weights of a maskbench checkpoint (or your own converted weights).")
+@click.option("--resume", is_flag=True, help="Continue from OUT/last.pth (weights, optimizer, schedule, history).")
+@click.option("--workers", type=click.IntRange(min=0), default=None,
+              help="Data-loading processes per training process (default: 0 on CPU, 6 on CUDA).")
+@click.option("--amp/--no-amp", default=None, help="bfloat16 autocast for the forward pass (default: on for CUDA).")
 @_data_root_option
 def train(config_name: str, out: Path, epochs: int | None, device: str, seed: int, max_minutes: float | None,
-          init: Path | None, data_root: Path | None) -> None:
+          init: Path | None, resume: bool, workers: int | None, amp: bool | None, data_root: Path | None) -> None:
     """Train the reference model (RetinaFace-style detector + 6D pose head) on splits under the data root.
 
     Example: `maskbench train --config model1 --data-root data --out runs/model1`.
+    Several GPUs: `torchrun --nproc_per_node 4 -m maskbench train --config model2 --device cuda ...`
+    (the config's batch_size is the global batch, split evenly over the processes).
     """
 
     from maskbench.models.trainer import load_config
@@ -338,14 +350,41 @@ def train(config_name: str, out: Path, epochs: int | None, device: str, seed: in
 
     device = _device(device)
     try:
+        if workers is None:
+            workers = 6 if device.startswith("cuda") else 0
         result = run_training(load_config(config_name), _root(data_root), out.expanduser().resolve(), device=device,
-                              epochs=epochs, seed=seed, max_minutes=max_minutes, init=init)
+                              epochs=epochs, seed=seed, max_minutes=max_minutes, init=init, resume=resume,
+                              workers=workers, amp=amp)
     except (ValueError, FileNotFoundError, DatasetError) as exc:
         _fail(str(exc))
+    if result["rank"] != 0:
+        return
     last = result["history"][-1]
     click.echo(f"epochs: {len(result['history'])}, last loss {last['loss']:.3f}, "
                f"validation pose MAE {last['val_pose_mae_deg']:.2f} deg (best {result['best_val_pose_mae_deg']:.2f})")
     click.echo(f"checkpoints: {out / 'best.pth'}, {out / 'last.pth'}")
+
+
+@main.command()
+@click.argument("checkpoint", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["torchscript", "onnx"]), default="torchscript", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Output file (default: the checkpoint's name with .pt or .onnx).")
+def export(checkpoint: Path, fmt: str, out: Path | None) -> None:
+    """Export a reference-model checkpoint as a crop -> pose model (TorchScript .pt or ONNX .onnx).
+
+    The exported model takes (N, 3, H, W) float RGB crops in [0, 1] and returns (N, 3, 3) rotation
+    matrices; `maskbench evaluate model.pt` / `model.onnx` score it like the checkpoint (ONNX needs
+    `pip install 'maskbench[onnx]'`).
+    """
+    from maskbench.models.trainer import export as run_export
+
+    out = out or checkpoint.with_suffix(".pt" if fmt == "torchscript" else ".onnx")
+    try:
+        path = run_export(checkpoint, out, fmt)
+    except ValueError as exc:
+        _fail(str(exc))
+    click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 
 @main.command()

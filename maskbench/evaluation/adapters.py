@@ -21,7 +21,10 @@ by IoU >= 0.4 is scored and a face with none is a miss.
 * a maskbench checkpoint ``.pth`` (loaded with ``weights_only=True``): the crop is letterboxed to the
   config's image size and the pose of the highest-scoring face is taken.
 * a TorchScript ``.pt`` file: called with a float32 tensor (N, 3, 224, 224), RGB, values in [0, 1],
-  the crop resized to 224x224; returns (N, 3) Euler degrees, (N, 6) or (N, 3, 3).
+  the crop resized to 224x224 (aspect not kept); returns (N, 3) Euler degrees, (N, 6) or (N, 3, 3).
+* an ONNX ``.onnx`` file (needs ``onnxruntime``: ``pip install maskbench[onnx]``): the same input as
+  TorchScript fed to the graph's first input; the first output is read, same shapes accepted.
+  ``maskbench export CKPT --format torchscript|onnx`` writes the reference model in both forms.
 """
 
 from __future__ import annotations
@@ -165,6 +168,13 @@ class CallableModel:
         return [to_matrix(o) for o in outputs]
 
 
+def crops_nchw(items: Sequence[EvalItem]) -> np.ndarray:
+    """The TorchScript/ONNX input: crops resized to 224x224, RGB, float32 in [0, 1], (N, 3, 224, 224)."""
+    size = (TORCHSCRIPT_SIZE_PX, TORCHSCRIPT_SIZE_PX)
+    batch = np.stack([cv2.resize(item.crop_rgb(), size, interpolation=cv2.INTER_AREA) for item in items])
+    return np.ascontiguousarray(batch.transpose(0, 3, 1, 2), dtype=np.float32) / np.float32(255.0)
+
+
 class TorchScriptModel:
     """A TorchScript file; inputs (N, 3, 224, 224) float RGB in [0, 1]."""
 
@@ -177,13 +187,37 @@ class TorchScriptModel:
         self.name = f"torchscript:{path.name}"
 
     def predict(self, items: Sequence[EvalItem]) -> list[np.ndarray | None]:
-        torch = self.torch
-        size = (TORCHSCRIPT_SIZE_PX, TORCHSCRIPT_SIZE_PX)
-        batch = np.stack([cv2.resize(item.crop_rgb(), size, interpolation=cv2.INTER_AREA) for item in items])
-        x = torch.from_numpy(batch).permute(0, 3, 1, 2).float().div(255.0).to(self.device)
-        with torch.no_grad():
+        x = self.torch.from_numpy(crops_nchw(items)).to(self.device)
+        with self.torch.no_grad():
             y = self.module(x).detach().cpu().numpy()
         return [to_matrix(v) for v in y]
+
+
+class OnnxModel:
+    """An ONNX file run by onnxruntime (``pip install maskbench[onnx]``); same input as TorchScript.
+
+    The first graph input receives the batch; the first output is read. CUDA is used when
+    ``device`` is cuda and onnxruntime has the CUDA provider.
+    """
+
+    def __init__(self, path: Path, device: str = "cpu") -> None:
+        try:
+            import onnxruntime
+        except ImportError:
+            raise ValueError(f"{path}: ONNX models need onnxruntime: pip install 'maskbench[onnx]'") from None
+        providers = ["CPUExecutionProvider"]
+        if device.startswith("cuda") and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+            providers.insert(0, "CUDAExecutionProvider")
+        try:
+            self.session = onnxruntime.InferenceSession(str(path), providers=providers)
+        except Exception as exc:  # onnxruntime raises its own exception types for unreadable graphs
+            raise ValueError(f"{path}: not a readable ONNX model ({exc})") from None
+        self.input_name = self.session.get_inputs()[0].name
+        self.name = f"onnx:{path.name}"
+
+    def predict(self, items: Sequence[EvalItem]) -> list[np.ndarray | None]:
+        (y, *_) = self.session.run(None, {self.input_name: crops_nchw(items)})
+        return [to_matrix(v) for v in np.asarray(y)]
 
 
 class CheckpointModel:
@@ -197,14 +231,9 @@ class CheckpointModel:
         self.name = f"{ckpt['config'].get('name', 'checkpoint')}:{path.name}"
 
     def predict(self, items: Sequence[EvalItem]) -> list[np.ndarray | None]:
-        from maskbench.models.trainer import detect
+        from maskbench.models.trainer import predict_crops
 
-        out: list[np.ndarray | None] = []
-        for item in items:
-            x0, y0, x1, y1 = item.crop_box()
-            faces = detect(self.model, item.image_bgr[y0:y1, x0:x1], self.image_size, top1=True)
-            out.append(faces[0].rotation if faces else None)
-        return out
+        return predict_crops(self.model, items, self.image_size)
 
     def predict_full(self, items: Sequence[EvalItem]) -> list[np.ndarray | None]:
         """``--protocol full``: detect on the whole image; the face whose box overlaps the labelled box
@@ -266,9 +295,9 @@ def load_model(spec: str, *, predictions: Path | None = None, train_matrices: Se
         return TorchScriptModel(path, device)
     if path.suffix == ".pth":
         return CheckpointModel(path, device)
-    if path.suffix == ".onnx":
-        raise ValueError(f"{spec}: ONNX models are not supported yet; export to TorchScript (.pt)")
+    if path.suffix == ".onnx" and path.is_file():
+        return OnnxModel(path, device)
     if ":" in spec and not path.exists():
         return CallableModel(spec)
-    raise ValueError(f"cannot interpret model {spec!r}: use baseline:mean, baseline:pnp, a TorchScript .pt, "
-                     "package.module:callable, or --predictions FILE.csv")
+    raise ValueError(f"cannot interpret model {spec!r}: use baseline:mean, baseline:pnp, a checkpoint .pth, a "
+                     "TorchScript .pt, an ONNX .onnx, package.module:callable, or --predictions FILE.csv")

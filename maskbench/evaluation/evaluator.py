@@ -25,7 +25,7 @@ from maskbench.evaluation.adapters import EvalItem, PoseModel
 from maskbench.evaluation.metrics import Scores, score
 from maskbench.io.atomic import atomic_write_text, read_image
 from maskbench.io.manifest import LABELS, read_labels
-from maskbench.types import HeadPose
+from maskbench.types import HeadPose, Sample
 
 #: Suite name -> the command that creates it when it is missing.
 SUITES: dict[str, str] = {
@@ -94,12 +94,8 @@ def evaluate_suite(model: PoseModel, name: str, path: Path, batch_size: int = 32
         raise ValueError(f"{model.name} cannot run --protocol full: it needs a face detector "
                          "(maskbench checkpoints have one); use --protocol crop")
     predict = model.predict_full if protocol == "full" else model.predict  # type: ignore[attr-defined]
-    fmt = detect_format(path)
-    options = {"max_abs_angle_deg": PROTOCOL_MAX_ABS_ANGLE_DEG} if fmt.name == "AFLW2000" else {}
-    reader = open_dataset(path, fmt=fmt, **options)
+    samples, n_filtered = scored_samples(path)
     rows = {r["id"]: r for r in read_labels(path)} if (path / LABELS).is_file() else {}
-    wanted = {k for k, r in rows.items() if r.get("split") == "test"} or None
-    samples = [s for s in reader if wanted is None or s.id in wanted]
     if limit is not None:
         samples = samples[:limit]
     true_m, pred_m, true_e, pred_e, out_rows = [], [], [], [], []
@@ -123,7 +119,7 @@ def evaluate_suite(model: PoseModel, name: str, path: Path, batch_size: int = 32
                              "mask_type": extra.get("mask_type", ""), "rotation_deg": extra.get("rotation_deg", "")})
     pool.shutdown()
     true_e_a, pred_e_a = np.asarray(true_e).reshape(-1, 3), np.asarray(pred_e).reshape(-1, 3)
-    result = SuiteResult(name, score(true_e_a, pred_e_a, true_m, pred_m), sum(len(v) for v in reader.filtered.values()),
+    result = SuiteResult(name, score(true_e_a, pred_e_a, true_m, pred_m), n_filtered,
                          rows=out_rows)
     groups: dict[str, dict[str, list[int]]] = {"abs_yaw_deg": {}, "mask_type": {}, "rotation_deg": {}}
     for i, r in enumerate(out_rows):
@@ -188,6 +184,19 @@ def write_report(out_dir: Path, model_name: str, results: Sequence[SuiteResult],
             w = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
             w.writeheader()
             w.writerows(rows)
+
+
+def scored_samples(path: Path) -> tuple[list[Sample], int]:
+    """The scored samples of a suite folder: rows with ``split`` = test (all rows when the folder has no
+    split column), after the AFLW2000 protocol filter (|angle| <= 99 deg) for that format; and how
+    many the filter dropped."""
+    fmt = detect_format(path)
+    options = {"max_abs_angle_deg": PROTOCOL_MAX_ABS_ANGLE_DEG} if fmt.name == "AFLW2000" else {}
+    reader = open_dataset(path, fmt=fmt, **options)
+    rows = {r["id"]: r for r in read_labels(path)} if (path / LABELS).is_file() else {}
+    wanted = {k for k, r in rows.items() if r.get("split") == "test"} or None
+    samples = [s for s in reader if wanted is None or s.id in wanted]
+    return samples, sum(len(v) for v in reader.filtered.values())
 
 
 def training_matrices(data_root: Path) -> list[np.ndarray]:

@@ -8,18 +8,22 @@ and the mouth corners (48, 54); BIWI has none (NaN, not used by the loss).
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 import torch
 
+from maskbench import geometry
 from maskbench.datasets import open_dataset
+from maskbench.datasets.base import DatasetFormat
 from maskbench.io.atomic import read_image
 from maskbench.io.manifest import LABELS, read_labels
 from maskbench.models.losses import Target
 from maskbench.seeding import default_split
-from maskbench.types import Sample
+from maskbench.types import BBox, Sample
 
 
 def five_points(landmarks_px: np.ndarray | None) -> np.ndarray:
@@ -29,15 +33,16 @@ def five_points(landmarks_px: np.ndarray | None) -> np.ndarray:
     return np.stack([lm[36:42].mean(0), lm[42:48].mean(0), lm[30], lm[48], lm[54]])
 
 
-def split_samples(split_dir: Path, split: str | None) -> list[Sample]:
-    """Samples of a split folder whose ``split`` column (or default split) is ``split`` (None: all)."""
+def split_samples(split_dir: Path, split: str | None) -> list[tuple[Sample, DatasetFormat]]:
+    """Samples (with their format) of a split folder whose ``split`` column, or default split, is
+    ``split`` (None: all)."""
     reader = open_dataset(split_dir)
     rows = {r["id"]: r for r in read_labels(split_dir)} if (split_dir / LABELS).is_file() else {}
     out = []
     for s in reader:
         which = rows[s.id]["split"] if s.id in rows else default_split(reader.fmt.name, s.id, 0)
         if split is None or which == split:
-            out.append(s)
+            out.append((s, reader.fmt))
     return out
 
 
@@ -55,26 +60,126 @@ def to_tensor(canvas_rgb: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(canvas_rgb).permute(2, 0, 1).float().div(255.0)
 
 
-class FaceDataset(torch.utils.data.Dataset):
-    """Faces of several split folders, one training example each."""
+#: Order of the five points after a horizontal flip (the eyes swap, the mouth corners swap).
+FLIP_FIVE = [1, 0, 2, 4, 3]
+_MIRROR = np.diag([-1.0, 1.0, 1.0])
 
-    def __init__(self, samples: list[Sample], image_size: int) -> None:
-        self.samples = samples
+
+@dataclass(frozen=True)
+class TrainAugment:
+    """Online training augmentation, drawn per (seed, epoch, sample index): same batches for any
+    number of loader workers or processes.
+
+    * ``face_fraction`` (lo, hi): a random square crop in which the face box's longer side is a
+      uniform fraction of the crop side, resized to the input size (RetinaFace-style crops; the
+      evaluator's crop protocol shows a face at 0.67). None: the whole image, letterboxed.
+    * ``flip_prob``: horizontal mirror; landmarks re-indexed, pose mirrored (yaw and roll negate).
+    * ``photometric``: contrast gain in 1 +- p and brightness offset in +- 64p.
+    * ``mask_prob``: a synthetic mask fitted online (:func:`maskbench.synthesis.pipeline.mask_sample`).
+    * ``rotate_prob`` and ``rotate_range_deg``: an in-plane rotation about the face with exactly
+      recomputed labels (:func:`maskbench.augment.rotation.rotate_sample`), before the crop.
+    """
+
+    face_fraction: tuple[float, float] | None = (0.25, 0.8)
+    flip_prob: float = 0.5
+    photometric: float = 0.2
+    mask_prob: float = 0.0
+    rotate_prob: float = 0.0
+    rotate_range_deg: tuple[float, float] = (-45.0, 45.0)
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any] | None) -> TrainAugment | None:
+        """The config's ``augment`` entry: missing = defaults, ``false`` = none, or a dict of fields."""
+        if cfg is None:
+            return cls()
+        if cfg is False:
+            return None
+        unknown = set(cfg) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown augment option(s) {', '.join(sorted(unknown))}")
+        kw = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()}
+        return cls(**kw)
+
+
+def random_crop_affine(box: BBox, size: int, fraction: tuple[float, float], rng: np.random.Generator) -> np.ndarray:
+    """2x3 affine from the image to a ``size`` square crop that holds the whole face box."""
+    side = max(box.width_px, box.height_px, 1.0)
+    crop = side / rng.uniform(*fraction)
+    x0 = rng.uniform(box.x_max - crop, box.x_min) if crop > box.width_px else box.x_min
+    y0 = rng.uniform(box.y_max - crop, box.y_min) if crop > box.height_px else box.y_min
+    s = size / crop
+    return np.array([[s, 0.0, -s * x0], [0.0, s, -s * y0]])
+
+
+class FaceDataset(torch.utils.data.Dataset):
+    """Faces of several split folders, one training example each (see :class:`TrainAugment`)."""
+
+    def __init__(self, items: list[tuple[Sample, DatasetFormat]], image_size: int, augment: TrainAugment | None = None,
+                 seed: int = 0) -> None:
+        self.items = items
         self.image_size = image_size
+        self.augment = augment
+        self.seed = seed
+        self.epoch = 0
+        self._mask_params: Any = None
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
 
     def __len__(self) -> int:
-        return len(self.samples)
+        return len(self.items)
+
+    def _online(self, sample: Sample, fmt: DatasetFormat, image: np.ndarray,
+                rng: np.random.Generator) -> tuple[Sample, np.ndarray]:
+        aug = self.augment
+        assert aug is not None
+        if aug.mask_prob and rng.random() < aug.mask_prob:
+            from maskbench.datasets.base import DatasetError
+            from maskbench.synthesis.pipeline import SynthesisParams, mask_sample
+
+            if self._mask_params is None:
+                self._mask_params = SynthesisParams()
+            try:
+                sample, image = mask_sample(sample, image, rng, self._mask_params)
+            except DatasetError:
+                pass  # an unmaskable face (facing away) trains unmasked
+        if aug.rotate_prob and rng.random() < aug.rotate_prob:
+            from maskbench.augment.rotation import rotate_sample
+
+            sample, image = rotate_sample(fmt, sample, image, float(rng.uniform(*aug.rotate_range_deg)), center="face")
+        return sample, image
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, Target]:
-        s = self.samples[i]
-        canvas, scale = letterbox(read_image(s.image_path), self.image_size)
-        b = s.bbox
-        box = np.array([b.x_min, b.y_min, b.x_max, b.y_max]) * scale / self.image_size
-        pts = five_points(s.landmarks_px) * scale / self.image_size
-        target = Target(torch.tensor(box, dtype=torch.float32)[None].clamp(0, 1),
-                        torch.tensor(pts.reshape(1, 10), dtype=torch.float32),
-                        torch.tensor(s.pose.matrix, dtype=torch.float32)[None])
-        return to_tensor(canvas), target
+        sample, fmt = self.items[i]
+        image = read_image(sample.image_path)
+        size, aug = self.image_size, self.augment
+        rng = None if aug is None else np.random.default_rng([self.seed, self.epoch, i])
+        if rng is not None:
+            sample, image = self._online(sample, fmt, image, rng)
+        if aug is None or aug.face_fraction is None or rng is None:
+            canvas, scale = letterbox(image, size)
+            affine = np.array([[scale, 0.0, 0.0], [0.0, scale, 0.0]])
+        else:
+            affine = random_crop_affine(sample.bbox, size, aug.face_fraction, rng)
+            canvas = cv2.cvtColor(cv2.warpAffine(image, affine, (size, size), flags=cv2.INTER_LINEAR), cv2.COLOR_BGR2RGB)
+        b = sample.bbox
+        corners = geometry.apply_affine(np.array([[b.x_min, b.y_min], [b.x_max, b.y_max]]), affine)
+        pts = geometry.apply_affine(five_points(sample.landmarks_px), affine)
+        rotation = sample.pose.matrix
+        if rng is not None and aug is not None:
+            if rng.random() < aug.flip_prob:
+                canvas = canvas[:, ::-1]
+                corners = np.array([[size - 1 - corners[1, 0], corners[0, 1]], [size - 1 - corners[0, 0], corners[1, 1]]])
+                pts = np.column_stack([size - 1 - pts[:, 0], pts[:, 1]])[FLIP_FIVE]
+                rotation = _MIRROR @ rotation @ _MIRROR
+            if aug.photometric:
+                gain = rng.uniform(1 - aug.photometric, 1 + aug.photometric)
+                offset = rng.uniform(-64, 64) * aug.photometric
+                canvas = np.clip(canvas.astype(np.float32) * gain + offset, 0, 255).astype(np.uint8)
+        target = Target(torch.tensor(corners.reshape(1, 4) / size, dtype=torch.float32).clamp(0, 1),
+                        torch.tensor(pts.reshape(1, 10) / size, dtype=torch.float32),
+                        torch.tensor(rotation, dtype=torch.float32)[None])
+        return to_tensor(np.ascontiguousarray(canvas)), target
 
 
 def collate(batch: list[tuple[torch.Tensor, Target]]) -> tuple[torch.Tensor, list[Target]]:

@@ -9,6 +9,7 @@ classification uses cross-entropy with hard negatives at ``neg_pos_ratio`` : 1.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -28,8 +29,13 @@ class Target:
 
 
 def multitask_loss(out: dict[str, torch.Tensor], targets: list[Target], pri: torch.Tensor, pose_weight: float = 0.5,
-                   box_weight: float = 2.0, neg_pos_ratio: int = 3) -> dict[str, torch.Tensor]:
-    """Loss terms and their weighted ``total`` for a batch."""
+                   box_weight: float = 2.0, landmark_weight: float = 1.0, neg_pos_ratio: int = 3,
+                   normalizer: Callable[[int], float] | None = None) -> dict[str, torch.Tensor]:
+    """Loss terms and their weighted ``total`` for a batch.
+
+    Sums over positives are divided by the batch's positive count, or by ``normalizer(count)``
+    (data-parallel training passes the mean count over processes).
+    """
     loc_l, conf_l, lm_l, pose_l = [], [], [], []
     n_pos_total = 0
     for b, tgt in enumerate(targets):
@@ -55,12 +61,12 @@ def multitask_loss(out: dict[str, torch.Tensor], targets: list[Target], pri: tor
             lm_l.append(F.smooth_l1_loss(out["landmarks"][b][pos][has_lm], enc, reduction="sum"))
         pred_r = sixd_to_matrix(out["pose6d"][b][pos])
         pose_l.append(geodesic_loss(pred_r, tgt.rotations[gi]) * n_pos)
-    denom = max(n_pos_total, 1)
+    denom = normalizer(n_pos_total) if normalizer is not None else max(n_pos_total, 1)
     zero = out["loc"].sum() * 0.0
 
     def total_of(parts: list[torch.Tensor]) -> torch.Tensor:
         return torch.stack(parts).sum() / denom if parts else zero
 
     terms = {"box": total_of(loc_l), "class": total_of(conf_l), "landmarks": total_of(lm_l), "pose": total_of(pose_l)}
-    terms["total"] = box_weight * terms["box"] + terms["class"] + terms["landmarks"] + pose_weight * terms["pose"]
+    terms["total"] = box_weight * terms["box"] + terms["class"] + landmark_weight * terms["landmarks"] + pose_weight * terms["pose"]
     return terms

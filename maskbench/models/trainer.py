@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -21,15 +23,19 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm import tqdm
 
 from maskbench import __version__, geometry
+from maskbench.evaluation.adapters import EvalItem
+from maskbench.io.atomic import atomic_write, atomic_write_text
 from maskbench.io.manifest import MANIFEST, sha256_file
 from maskbench.models import box_utils
-from maskbench.models.data import FaceDataset, collate, letterbox, split_samples, to_tensor
-from maskbench.models.losses import multitask_loss
+from maskbench.models.data import FaceDataset, TrainAugment, collate, letterbox, split_samples, to_tensor
+from maskbench.models.losses import Target, multitask_loss
 from maskbench.models.retinaface import RetinaFacePose
 from maskbench.models.rotation6d import sixd_to_matrix
+from maskbench.types import Sample
 
 CHECKPOINT_FORMAT = "maskbench-checkpoint-1"
 
@@ -80,82 +86,198 @@ def detect(model: RetinaFacePose, image_bgr: np.ndarray, image_size: int, score_
                  rots[k].cpu().numpy()) for k in range(len(keep))]
 
 
-def pose_mae_deg(model: RetinaFacePose, samples: list, image_size: int) -> float:  # type: ignore[type-arg]
-    """Mean of yaw/pitch/roll MAE (wrapped) of the top face on each sample's whole image."""
+def predict_crops(model: RetinaFacePose, items: Sequence[EvalItem], image_size: int) -> list[np.ndarray | None]:
+    """``--protocol crop``: each item's crop (labelled box + margin) through the detector; top face's pose."""
+    out: list[np.ndarray | None] = []
+    for item in items:
+        x0, y0, x1, y1 = item.crop_box()
+        faces = detect(model, item.image_bgr[y0:y1, x0:x1], image_size, top1=True)
+        out.append(faces[0].rotation if faces else None)
+    return out
+
+
+def pose_mae_deg(model: RetinaFacePose, samples: Sequence[Sample], image_size: int) -> float:
+    """Mean of yaw/pitch/roll MAE (wrapped) with the evaluator's crop protocol."""
     from maskbench.evaluation.metrics import angle_errors_deg
     from maskbench.io.atomic import read_image
 
-    errs = []
-    for s in samples:
-        (face,) = detect(model, read_image(s.image_path), image_size, top1=True)
-        pred = np.array(geometry.matrix_to_euler_deg(face.rotation))
-        true = np.array(geometry.matrix_to_euler_deg(s.pose.matrix))
-        errs.append(angle_errors_deg(pred, true).mean())
+    if not samples:
+        return float("nan")
+    items = [EvalItem(s.id, read_image(s.image_path), s.bbox, None) for s in samples]
+    errs = [angle_errors_deg(np.array(geometry.matrix_to_euler_deg(r)), np.array(geometry.matrix_to_euler_deg(s.pose.matrix))).mean()
+            for r, s in zip(predict_crops(model, items, image_size), samples) if r is not None]
     return float(np.mean(errs)) if errs else float("nan")
 
 
+@dataclass
+class _Dist:
+    """Process group facts: world size 1 unless launched by torchrun (WORLD_SIZE, RANK, LOCAL_RANK)."""
+
+    world: int = 1
+    rank: int = 0
+    local_rank: int = 0
+
+    @classmethod
+    def from_env(cls, device: str) -> _Dist:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world == 1:
+            return cls()
+        if not torch.distributed.is_initialized():
+            torch.distributed.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+        return cls(world, torch.distributed.get_rank(), int(os.environ.get("LOCAL_RANK", "0")))
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def mean(self, value: float) -> float:
+        if self.world == 1:
+            return value
+        t = torch.tensor([value], dtype=torch.float64)
+        torch.distributed.all_reduce(t)
+        return float(t) / self.world
+
+    def positives_normalizer(self, device: str) -> Callable[[int], float] | None:
+        """Divide by the mean positive count over processes, so that DDP's gradient average equals
+        the single-process gradient of the whole global batch."""
+        if self.world == 1:
+            return None
+
+        def norm(n_pos: int) -> float:
+            t = torch.tensor([float(n_pos)], device=device)
+            torch.distributed.all_reduce(t)
+            return max(float(t) / self.world, 1e-6)
+
+        return norm
+
+
+def _set_bn_eval(model: nn.Module) -> None:
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eval()
+
+
 def train(config: dict[str, Any], data_root: Path, out_dir: Path, *, device: str = "cpu", epochs: int | None = None,
-          seed: int = 0, max_minutes: float | None = None, progress: bool = True,
-          init: Path | None = None) -> dict[str, Any]:
-    """Train from a config; writes ``last.pth``, ``best.pth`` and ``history.json`` into ``out_dir``."""
+          seed: int = 0, max_minutes: float | None = None, progress: bool = True, init: Path | None = None,
+          resume: bool = False, workers: int = 0, amp: bool | None = None) -> dict[str, Any]:
+    """Train from a config; writes ``last.pth``, ``best.pth`` and ``history.json`` into ``out_dir``.
+
+    Under ``torchrun --nproc_per_node N`` each process takes ``batch_size / N`` images of every
+    global batch (DistributedSampler, DistributedDataParallel; SyncBatchNorm on CUDA); rank 0
+    validates and writes. ``amp`` (default: on for CUDA) runs the forward pass in bfloat16.
+    """
+    dist = _Dist.from_env(device)
+    if dist.world > 1 and device.startswith("cuda"):
+        device = f"cuda:{dist.local_rank}"
+        torch.cuda.set_device(device)
     torch.manual_seed(seed)
     np.random.seed(seed)
     size = int(config["image_size"])
+    global_batch = int(config["batch_size"])
+    if global_batch % dist.world:
+        raise ValueError(f"batch_size {global_batch} is not divisible by the {dist.world} processes")
     train_dirs = [data_root / n for n in config["train"]]
     missing = [str(d) for d in train_dirs if not d.is_dir()]
     if missing:
         raise FileNotFoundError(f"training splits not found: {', '.join(missing)} (see `maskbench synthesize/rotate`)")
-    train_samples = [s for d in train_dirs for s in split_samples(d, "train" if d.name.startswith("BIWI") else None)]
-    val_samples = [s for n in config.get("val", []) if (data_root / n).is_dir() for s in split_samples(data_root / n, "test")]
-    if not train_samples:
+    train_items = [it for d in train_dirs for it in split_samples(d, "train" if d.name.startswith("BIWI") else None)]
+    from maskbench.evaluation.evaluator import scored_samples
+
+    val_samples = [s for n in config.get("val", []) if (data_root / n).is_dir()
+                   for s in scored_samples(data_root / n)[0]][: int(config.get("val_limit", 400))]
+    if not train_items:
         raise ValueError("no training samples found")
-    loader = torch.utils.data.DataLoader(
-        FaceDataset(train_samples, size), batch_size=int(config["batch_size"]), shuffle=True, collate_fn=collate,
-        generator=torch.Generator().manual_seed(seed), num_workers=0,
-    )
-    model = RetinaFacePose().to(device)
+    dataset = FaceDataset(train_items, size, TrainAugment.from_config(config.get("augment")), seed)
+    sampler = torch.utils.data.DistributedSampler(dataset, num_replicas=dist.world, rank=dist.rank, shuffle=True,
+                                                  seed=seed, drop_last=True)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=global_batch // dist.world, sampler=sampler,
+                                         collate_fn=collate, num_workers=workers, drop_last=True,
+                                         pin_memory=device.startswith("cuda"))
+    if len(loader) == 0:
+        raise ValueError(f"{len(dataset)} training samples are fewer than one batch of {global_batch}")
+    model: nn.Module = RetinaFacePose()
     if init is not None:
         from maskbench.evaluation.adapters import load_checkpoint
 
         model.load_state_dict(load_checkpoint(init)["state_dict"])
-    opt = torch.optim.AdamW(model.parameters(), lr=float(config["lr"]), weight_decay=1e-4)
+    if dist.world > 1 and device.startswith("cuda"):
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model = model.to(device)
+    net = model if dist.world == 1 else nn.parallel.DistributedDataParallel(
+        model, device_ids=[device] if device.startswith("cuda") else None)
+    opt = torch.optim.AdamW(model.parameters(), lr=float(config["lr"]), weight_decay=float(config.get("weight_decay", 1e-4)))
     n_epochs = int(epochs or config["epochs"])
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=float(config["lr"]), total_steps=n_epochs * len(loader))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=float(config["lr"]), total_steps=n_epochs * len(loader),
+                                                pct_start=float(config.get("warmup_fraction", 0.15)))
+    use_amp = device.startswith("cuda") if amp is None else amp
     pri = box_utils.priors(size, size).to(device)
+    normalizer = dist.positives_normalizer(device)
     out_dir.mkdir(parents=True, exist_ok=True)
     data_refs = [{"name": d.name, "manifest_sha256": sha256_file(d / MANIFEST) if (d / MANIFEST).is_file() else None}
                  for d in train_dirs]
     history: list[dict[str, float]] = []
-    best = math.inf
+    best, first_epoch = math.inf, 1
+    if resume and (out_dir / "last.pth").is_file():
+        from maskbench.evaluation.adapters import load_checkpoint
+
+        state = load_checkpoint(out_dir / "last.pth")
+        model.load_state_dict(state["state_dict"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        history, best, first_epoch = list(state["history"]), float(state["best_val_pose_mae_deg"]), int(state["epoch"]) + 1
     start = time.monotonic()
-    for epoch in range(1, n_epochs + 1):
-        model.train()
-        seen, t0, losses = 0, time.monotonic(), []
-        bar = tqdm(loader, desc=f"epoch {epoch}/{n_epochs}", unit="batch", disable=not progress)
+    for epoch in range(first_epoch, n_epochs + 1):
+        net.train()
+        if config.get("freeze_bn"):
+            _set_bn_eval(net)
+        sampler.set_epoch(epoch)
+        dataset.set_epoch(epoch)
+        seen, t0, losses, waited = 0, time.monotonic(), [], 0.0
+        bar = tqdm(loader, desc=f"epoch {epoch}/{n_epochs}", unit="batch", disable=not (progress and dist.main))
+        t_wait = time.monotonic()
         for images, targets in bar:
-            images = images.to(device)
-            targets = [type(t)(t.boxes.to(device), t.landmarks.to(device), t.rotations.to(device)) for t in targets]
-            terms = multitask_loss(model(images), targets, pri, pose_weight=float(config["pose_weight"]))
-            opt.zero_grad()
+            waited += time.monotonic() - t_wait
+            images = images.to(device, non_blocking=True)
+            targets = [Target(t.boxes.to(device), t.landmarks.to(device), t.rotations.to(device)) for t in targets]
+            with torch.autocast(device_type="cuda" if device.startswith("cuda") else "cpu", dtype=torch.bfloat16,
+                                enabled=use_amp):
+                out = net(images)
+            out = {k: v.float() for k, v in out.items()}
+            terms = multitask_loss(out, targets, pri, pose_weight=float(config["pose_weight"]),
+                                   landmark_weight=float(config.get("landmark_weight", 1.0)), normalizer=normalizer)
+            opt.zero_grad(set_to_none=True)
             terms["total"].backward()
             opt.step()
             sched.step()
-            seen += len(images)
-            losses.append(float(terms["total"].detach()))
+            seen += len(images) * dist.world
+            losses.append(dist.mean(float(terms["total"].detach())))
             bar.set_postfix(loss=f"{losses[-1]:.3f}", img_s=f"{seen / (time.monotonic() - t0):.1f}")
-        val = pose_mae_deg(model, val_samples, size) if val_samples else float("nan")
+            t_wait = time.monotonic()
+        elapsed = time.monotonic() - t0
+        val = pose_mae_deg(model, val_samples, size) if val_samples and dist.main else float("nan")
         history.append({"epoch": epoch, "loss": float(np.mean(losses)), "val_pose_mae_deg": val,
-                        "images_per_s": seen / (time.monotonic() - t0)})
-        ckpt = {"format": CHECKPOINT_FORMAT, "config": config, "state_dict": model.state_dict(),
-                "maskbench_version": __version__, "training_data": data_refs, "epoch": epoch, "val_pose_mae_deg": val}
-        torch.save(ckpt, out_dir / "last.pth")
-        if val < best or (val != val and epoch == n_epochs):
-            best = val
-            torch.save(ckpt, out_dir / "best.pth")
-        (out_dir / "history.json").write_text(json.dumps(history, indent=1) + "\n")
+                        "images_per_s": seen / elapsed, "epoch_s": elapsed, "data_wait_fraction": waited / elapsed,
+                        "losses": losses})
+        if dist.main:
+            improved = val < best or (val != val and epoch == n_epochs)
+            best = val if val < best else best
+            ckpt = {"format": CHECKPOINT_FORMAT, "config": config, "state_dict": model.state_dict(),
+                    "maskbench_version": __version__, "training_data": data_refs, "epoch": epoch,
+                    "val_pose_mae_deg": val, "best_val_pose_mae_deg": best, "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(), "history": history, "seed": seed, "world_size": dist.world}
+            _atomic_save(ckpt, out_dir / "last.pth")
+            if improved:
+                _atomic_save({k: v for k, v in ckpt.items() if k not in ("optimizer", "scheduler")}, out_dir / "best.pth")
+            atomic_write_text(out_dir / "history.json", json.dumps(history, indent=1) + "\n")
+        if dist.world > 1:
+            torch.distributed.barrier()
         if max_minutes is not None and time.monotonic() - start > 60 * max_minutes:
             break
-    return {"history": history, "best_val_pose_mae_deg": best}
+    return {"history": history, "best_val_pose_mae_deg": best, "rank": dist.rank, "world_size": dist.world}
+
+
+def _atomic_save(obj: dict[str, Any], path: Path) -> None:
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def load_model_from_checkpoint(path: Path, device: str = "cpu") -> tuple[RetinaFacePose, dict[str, Any]]:
@@ -168,3 +290,47 @@ def load_model_from_checkpoint(path: Path, device: str = "cpu") -> tuple[RetinaF
     model = RetinaFacePose().to(device)
     model.load_state_dict(ckpt["state_dict"])
     return model.eval(), ckpt
+
+
+class PoseExport(nn.Module):
+    """The reference model as a crop -> pose function for TorchScript/ONNX export.
+
+    Input: (N, 3, H, W) float RGB in [0, 1] face crops (any H, W; resized to the trained size).
+    Output: (N, 3, 3) rotation matrices (maskbench convention) of each crop's highest-scoring face.
+    This is the input/output contract of the evaluator's ``.pt`` and ``.onnx`` adapters.
+    """
+
+    def __init__(self, model: RetinaFacePose, image_size: int) -> None:
+        super().__init__()
+        self.model = model.eval()
+        self.image_size = image_size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False)
+        out = self.model(x)
+        best = out["conf"].softmax(-1)[..., 1].argmax(dim=1)  # (N,)
+        six = torch.gather(out["pose6d"], 1, best[:, None, None].expand(-1, 1, 6))[:, 0]
+        return sixd_to_matrix(six)
+
+
+def export(checkpoint: Path, out_path: Path, fmt: str) -> Path:
+    """Write a checkpoint as TorchScript (``.pt``) or ONNX (``.onnx``, opset 17, dynamic batch)."""
+    model, ckpt = load_model_from_checkpoint(checkpoint)
+    wrapper = PoseExport(model, int(ckpt["config"]["image_size"])).eval()
+    example = torch.rand(2, 3, 224, 224)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "torchscript":
+        with torch.no_grad():
+            traced = torch.jit.trace(wrapper, example)
+        atomic_write(out_path, lambda tmp: traced.save(str(tmp)))
+    elif fmt == "onnx":
+        try:
+            import onnx  # noqa: F401  (the exporter needs it)
+        except ImportError:
+            raise ValueError("ONNX export needs the onnx package: pip install 'maskbench[onnx]'") from None
+        atomic_write(out_path, lambda tmp: torch.onnx.export(
+            wrapper, (example,), str(tmp), input_names=["crops"], output_names=["rotation"], opset_version=17,
+            dynamic_axes={"crops": {0: "n"}, "rotation": {0: "n"}}, dynamo=False))
+    else:
+        raise ValueError(f"unknown export format {fmt!r}: torchscript or onnx")
+    return out_path

@@ -1,0 +1,148 @@
+"""Reference-model training: augmentation labels, resume, data-parallel equality, export."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from maskbench import geometry
+from maskbench.datasets.sample import make_sample_dataset
+from maskbench.models.data import FaceDataset, TrainAugment, split_samples
+from maskbench.models.trainer import train
+
+TINY = {"name": "tiny", "train": ["300W_LP"], "val": ["AFLW2000"], "pose_weight": 1.0, "image_size": 64,
+        "epochs": 3, "batch_size": 8, "lr": 0.002}
+
+
+@pytest.fixture(scope="module")
+def small_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """16 300W_LP and 8 AFLW2000 samples at a quarter of the native size."""
+    root = tmp_path_factory.mktemp("small")
+    make_sample_dataset("300W_LP", root / "300W_LP", n=16, seed=3, progress=False, scale=0.25)
+    make_sample_dataset("AFLW2000", root / "AFLW2000", n=8, seed=4, progress=False, scale=0.25)
+    return root
+
+
+def _item(items: list, sample_id: str) -> tuple:  # type: ignore[type-arg]
+    return next(it for it in items if it[0].id == sample_id)
+
+
+def test_flip_augmentation_equals_the_datasets_own_mirror(small_root: Path) -> None:
+    """Mirroring the original at train time gives the labels the dataset's _Flip file states."""
+    items = split_samples(small_root / "300W_LP", None)
+    flips = [it for it in items if "_Flip/" in it[0].id]
+    assert flips
+    for flip in flips:
+        original = _item(items, flip[0].id.replace("_Flip/", "/", 1))
+        no_crop = {"face_fraction": None, "photometric": 0.0}
+        x_aug, t_aug = FaceDataset([original], 112, TrainAugment(flip_prob=1.0, **no_crop))[0]
+        x_ref, t_ref = FaceDataset([flip], 112, TrainAugment(flip_prob=0.0, **no_crop))[0]
+        assert torch.allclose(t_aug.rotations, t_ref.rotations, atol=1e-6)
+        # landmarks/box agree to a pixel's width (pixel-centre conventions at different scales)
+        assert torch.allclose(t_aug.landmarks, t_ref.landmarks, atol=1.5 / 112)
+        assert torch.allclose(t_aug.boxes, t_ref.boxes, atol=1.5 / 112)
+        assert float((x_aug - x_ref).abs().mean()) < 0.02
+
+
+def test_random_crop_holds_the_face_at_the_drawn_size(small_root: Path) -> None:
+    items = split_samples(small_root / "300W_LP", None)
+    ds = FaceDataset(items, 96, TrainAugment(face_fraction=(0.4, 0.6), flip_prob=0.0, photometric=0.0), seed=5)
+    seen = set()
+    for epoch in (0, 1):
+        ds.set_epoch(epoch)
+        for i in range(len(items)):
+            _, t = ds[i]
+            x0, y0, x1, y1 = t.boxes[0].tolist()
+            assert 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1
+            assert 0.4 - 1e-6 <= max(x1 - x0, y1 - y0) <= 0.6 + 1e-6
+            lm = t.landmarks[0].view(5, 2)
+            assert bool(((lm[:, 0] >= x0 - 0.02) & (lm[:, 0] <= x1 + 0.02)).all())
+            assert bool(((lm[:, 1] >= y0 - 0.02) & (lm[:, 1] <= y1 + 0.02)).all())
+            seen.add(round(x0, 4))
+    assert len(seen) > len(items)  # crops differ between epochs
+
+
+def test_online_rotation_recomputes_the_pose(small_root: Path) -> None:
+    """model4's online rotation: the new label is the old one rolled by the drawn angle (geodesic = |theta|)."""
+    items = split_samples(small_root / "300W_LP", None)[:6]
+    aug = TrainAugment(face_fraction=None, flip_prob=0.0, photometric=0.0, rotate_prob=1.0, rotate_range_deg=(20, 40))
+    ds = FaceDataset(items, 96, aug, seed=1)
+    for i, (sample, _) in enumerate(items):
+        _, t = ds[i]
+        angle = geometry.geodesic_deg(t.rotations[0].double().numpy(), sample.pose.matrix)
+        assert 20 - 1e-3 <= angle <= 40 + 1e-3
+
+
+def test_online_mask_changes_the_lower_face_only(small_root: Path) -> None:
+    items = split_samples(small_root / "300W_LP", None)[:4]
+    plain = FaceDataset(items, 112, TrainAugment(face_fraction=None, flip_prob=0.0, photometric=0.0))
+    masked = FaceDataset(items, 112, TrainAugment(face_fraction=None, flip_prob=0.0, photometric=0.0, mask_prob=1.0))
+    for i, (sample, _) in enumerate(items):
+        (xp, tp), (xm, tm) = plain[i], masked[i]
+        assert torch.equal(tp.rotations, tm.rotations)
+        changed = (xp - xm).abs().sum(0) > 0.05
+        assert changed.any()
+        rows = changed.nonzero()[:, 0].float()
+        eye_y = float(tp.landmarks[0, 1::2][:2].max()) * 112  # the lower eye centre, canvas pixels
+        assert float(rows.median()) > eye_y
+
+
+def _losses(run: Path) -> list[float]:
+    return [x for h in json.loads((run / "history.json").read_text()) for x in h["losses"]]
+
+
+def test_resume_continues_the_same_run(small_root: Path, tmp_path: Path) -> None:
+    cfg = dict(TINY, epochs=3)
+    train(cfg, small_root, tmp_path / "straight", progress=False)
+    train(cfg, small_root, tmp_path / "stopped", epochs=3, max_minutes=0.0, progress=False)  # stops after epoch 1
+    assert len(json.loads((tmp_path / "stopped" / "history.json").read_text())) == 1
+    train(cfg, small_root, tmp_path / "stopped", progress=False, resume=True)
+    np.testing.assert_allclose(_losses(tmp_path / "stopped"), _losses(tmp_path / "straight"), rtol=1e-5)
+
+
+def test_two_gloo_processes_follow_the_one_process_loss_trajectory(small_root: Path, tmp_path: Path) -> None:
+    """torchrun --nproc_per_node 2 on CPU (gloo), 4 + 4 images per step, equals 1 process with 8.
+
+    Batch norm is frozen in this config: on CPU each process normalises with its own half batch
+    (SyncBatchNorm needs CUDA), which would make the trajectories differ for that reason alone."""
+    cfg = dict(TINY, epochs=2, freeze_bn=True)
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg))
+    train(cfg, small_root, tmp_path / "one", progress=False)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
+           "maskbench", "train", "--config", str(tmp_path / "cfg.json"), "--data-root", str(small_root),
+           "--out", str(tmp_path / "two"), "--device", "cpu"]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    one, two = _losses(tmp_path / "one"), _losses(tmp_path / "two")
+    assert len(one) == len(two) == 2 * 16 // 8
+    np.testing.assert_allclose(two, one, rtol=1e-4)
+    assert json.loads((tmp_path / "two" / "history.json").read_text())[0]["images_per_s"] > 0
+
+
+def test_export_torchscript_and_onnx_score_like_each_other(small_root: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from maskbench.cli import main
+
+    train(dict(TINY, epochs=1), small_root, tmp_path / "run", progress=False)
+    runner = CliRunner()
+    maes = {}
+    for fmt, suffix in (("torchscript", ".pt"), ("onnx", ".onnx")):
+        out = tmp_path / f"model{suffix}"
+        r = runner.invoke(main, ["export", str(tmp_path / "run" / "last.pth"), "--format", fmt, "--out", str(out)])
+        assert r.exit_code == 0, r.output
+        r = runner.invoke(main, ["evaluate", str(out), "--suite", "AFLW2000", "--data-root", str(small_root),
+                                 "--out", str(tmp_path / fmt)])
+        assert r.exit_code == 0, r.output
+        res = json.loads((tmp_path / fmt / "results.json").read_text())["suites"]["AFLW2000"]
+        assert res["miss_rate"] == 0.0
+        maes[fmt] = res["mae_deg"]
+    assert maes["torchscript"] == pytest.approx(maes["onnx"], abs=1e-3)
