@@ -84,7 +84,7 @@ def test_online_mask_changes_the_lower_face_only(small_root: Path) -> None:
     items = split_samples(small_root / "300W_LP", None)[:4]
     plain = FaceDataset(items, 112, TrainAugment(face_fraction=None, flip_prob=0.0, photometric=0.0))
     masked = FaceDataset(items, 112, TrainAugment(face_fraction=None, flip_prob=0.0, photometric=0.0, mask_prob=1.0))
-    for i, (sample, _) in enumerate(items):
+    for i in range(len(items)):
         (xp, tp), (xm, tm) = plain[i], masked[i]
         assert torch.equal(tp.rotations, tm.rotations)
         changed = (xp - xm).abs().sum(0) > 0.05

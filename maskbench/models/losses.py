@@ -68,5 +68,6 @@ def multitask_loss(out: dict[str, torch.Tensor], targets: list[Target], pri: tor
         return torch.stack(parts).sum() / denom if parts else zero
 
     terms = {"box": total_of(loc_l), "class": total_of(conf_l), "landmarks": total_of(lm_l), "pose": total_of(pose_l)}
-    terms["total"] = box_weight * terms["box"] + terms["class"] + landmark_weight * terms["landmarks"] + pose_weight * terms["pose"]
+    terms["total"] = (box_weight * terms["box"] + terms["class"] + landmark_weight * terms["landmarks"]
+                      + pose_weight * terms["pose"])
     return terms

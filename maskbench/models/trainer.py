@@ -104,7 +104,8 @@ def pose_mae_deg(model: RetinaFacePose, samples: Sequence[Sample], image_size: i
     if not samples:
         return float("nan")
     items = [EvalItem(s.id, read_image(s.image_path), s.bbox, None) for s in samples]
-    errs = [angle_errors_deg(np.array(geometry.matrix_to_euler_deg(r)), np.array(geometry.matrix_to_euler_deg(s.pose.matrix))).mean()
+    errs = [angle_errors_deg(np.array(geometry.matrix_to_euler_deg(r)),
+                             np.array(geometry.matrix_to_euler_deg(s.pose.matrix))).mean()
             for r, s in zip(predict_crops(model, items, image_size), samples) if r is not None]
     return float(np.mean(errs)) if errs else float("nan")
 
