@@ -6,7 +6,10 @@ DATA   ?= $(CURDIR)/data
 N      ?= 16
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test stress lint bench clean
+DEVICE ?= auto
+OUT    ?= reproduce
+
+.PHONY: install demo test stress lint bench clean reproduce reproduce-smoke reproduce-clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +46,15 @@ lint: $(STAMP)
 
 bench: $(STAMP)  ## run the benchmarks and write benchmarks/RESULTS.md
 	$(BIN)/python benchmarks/run_all.py
+
+reproduce: $(STAMP)  ## the whole grid: sample data (default) or `make reproduce DATA=/datasets DEVICE=cuda`
+	$(BIN)/maskbench reproduce --out $(OUT) --device $(DEVICE) $(if $(filter $(CURDIR)/data,$(DATA)),,--data $(DATA))
+
+reproduce-smoke: $(STAMP)  ## the same pipeline at toy size (about a minute)
+	$(BIN)/maskbench reproduce --preset smoke --out $(OUT)-smoke --device cpu
+
+reproduce-clean:  ## delete the outputs of make reproduce / reproduce-smoke
+	rm -rf $(OUT) $(OUT)-smoke
 
 clean:
 	rm -rf $(VENV) data build *.egg-info

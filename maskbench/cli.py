@@ -388,6 +388,33 @@ def export(checkpoint: Path, fmt: str, out: Path | None) -> None:
 
 
 @main.command()
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("reproduce"), show_default=True,
+              help="Output folder: data/, configs/, runs/, eval/, stages.json, REPORT.md.")
+@click.option("--preset", type=click.Choice(["sample", "smoke", "real"]), default=None,
+              help="sample: rendered data, about 25 min on 2 cores; smoke: toy size (about a minute); "
+              "real: the datasets under --data. Default: real when --data is given, else sample.")
+@click.option("--data", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
+              help="Folder holding BIWI/, 300W_LP/ and AFLW2000/ (real data). Variants are written next to them.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def reproduce(out: Path, preset: str | None, data: Path | None, device: str, seed: int) -> None:
+    """Rebuild the masked-HPE grid: variants, model1-4 trained, every suite evaluated, REPORT.md.
+
+    Finished stages (verified manifests, completed runs, written results) are skipped, so an
+    interrupted run continues where it stopped. `make reproduce` calls this.
+    """
+    from maskbench import reproduce as rep
+
+    preset = preset or ("real" if data is not None else "sample")
+    try:
+        report = rep.run(out.expanduser().resolve(), preset, None if data is None else data.resolve(), _device(device),
+                         seed, echo=click.echo)
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        _fail(str(exc))
+    click.echo(report.read_text())
+
+
+@main.command()
 @click.argument("shards", nargs=-1, required=True)
 @click.option("--out", required=True, help="Output folder or name under the data root.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
