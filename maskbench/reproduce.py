@@ -214,19 +214,15 @@ def qualitative_checks(res: dict[str, dict[str, Any]]) -> list[str]:
     def mae(model: str, suite: str) -> float | None:
         return res.get(model, {}).get(suite, {}).get("mae_deg")
 
+    claims = [("Masked training", "model2", ("BIWI_masked", "AFLW2000_masked")),
+              ("Rotation training", "model3", ("BIWI_rotated", "AFLW2000_rotated"))]
     lines = []
-    for suite in ("BIWI_masked", "AFLW2000_masked"):
-        a, b = mae("model1", suite), mae("model2", suite)
-        if a is not None and b is not None:
-            verdict = "yes" if b < a else "NO"
-            lines.append(f"- Masked training lowers the {suite} error (model2 vs model1): {verdict} "
-                         f"({b:.2f} vs {a:.2f} deg)")
-    for suite in ("BIWI_rotated", "AFLW2000_rotated"):
-        a, b = mae("model1", suite), mae("model3", suite)
-        if a is not None and b is not None:
-            verdict = "yes" if b < a else "NO"
-            lines.append(f"- Rotation training lowers the {suite} error (model3 vs model1): {verdict} "
-                         f"({b:.2f} vs {a:.2f} deg)")
+    for what, model, suites in claims:
+        for suite in suites:
+            a, b = mae("model1", suite), mae(model, suite)
+            if a is not None and b is not None:
+                lines.append(f"- {what} lowers the {suite} error ({model} vs model1): {'yes' if b < a else 'NO'} "
+                             f"({b:.2f} vs {a:.2f} deg)")
     return lines
 
 
