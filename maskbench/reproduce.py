@@ -174,11 +174,12 @@ def run(out: Path, preset_name: str = "sample", data: Path | None = None, device
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     for k, stage in enumerate(stages, 1):
         if stage.done:
-            stage.status = "done earlier"
+            stage.status = "ok, earlier run" if previous.get(stage.name, {}).get("status", "").startswith("ok") \
+                else "done earlier"
             stage.wall_s = previous.get(stage.name, {}).get("wall_s")
             echo(f"[{k}/{len(stages)}] {stage.name}: finished earlier, skipped")
             continue
-        echo(f"[{k}/{len(stages)}] {stage.name}: {' '.join(stage.argv[2:])}")
+        echo(f"[{k}/{len(stages)}] {stage.name}: {shown_command(stage, out)}")
         t0 = time.monotonic()
         proc = subprocess.run(stage.argv, env=env, stdout=stdout, stderr=stderr)
         stage.wall_s = time.monotonic() - t0
@@ -193,9 +194,15 @@ def run(out: Path, preset_name: str = "sample", data: Path | None = None, device
     return report
 
 
+def shown_command(stage: Stage, out: Path) -> str:
+    """The stage's command as a user types it from OUT's parent folder (no machine-specific prefix)."""
+    return " ".join(["maskbench", *stage.argv[3:]]).replace(str(out), out.name)
+
+
 def _write_log(path: Path, stages: list[Stage]) -> None:
-    atomic_write_text(path, json.dumps([{"name": s.name, "command": " ".join(["maskbench", *s.argv[3:]]),
-                                         "wall_s": s.wall_s, "status": s.status} for s in stages], indent=1) + "\n")
+    out = path.parent
+    atomic_write_text(path, json.dumps([{"name": s.name, "command": shown_command(s, out), "wall_s": s.wall_s,
+                                         "status": s.status} for s in stages], indent=1) + "\n")
 
 
 def _results(out: Path) -> dict[str, dict[str, Any]]:
@@ -258,7 +265,7 @@ def write_report(out: Path, preset: Preset, data: Path | None, device: str, seed
     lines += ["", "## Stages", "", "| stage | wall time | status | command |", "|---|---|---|---|"]
     for s in stages:
         wall = "" if s.wall_s is None else f"{s.wall_s:.0f} s"
-        lines.append(f"| {s.name} | {wall} | {s.status} | `{' '.join(['maskbench', *s.argv[3:]])}` |")
+        lines.append(f"| {s.name} | {wall} | {s.status} | `{shown_command(s, out)}` |")
     total = sum(s.wall_s or 0.0 for s in stages)
     lines += ["", f"Total wall time of the stages: {total / 60:.1f} min.", "",
               "Per-model reports with plots: `eval/<model>/report.md`; training curves: `runs/<model>/history.json`."]
