@@ -156,7 +156,7 @@ class FaceDataset(torch.utils.data.Dataset):
         rng = None if aug is None else np.random.default_rng([self.seed, self.epoch, i])
         if rng is not None:
             sample, image = self._online(sample, fmt, image, rng)
-        if aug is None or aug.face_fraction is None or rng is None:
+        if rng is None or aug.face_fraction is None:
             canvas, scale = letterbox(image, size)
             affine = np.array([[scale, 0.0, 0.0], [0.0, scale, 0.0]])
         else:
@@ -166,7 +166,7 @@ class FaceDataset(torch.utils.data.Dataset):
         corners = geometry.apply_affine(np.array([[b.x_min, b.y_min], [b.x_max, b.y_max]]), affine)
         pts = geometry.apply_affine(five_points(sample.landmarks_px), affine)
         rotation = sample.pose.matrix
-        if rng is not None and aug is not None:
+        if rng is not None:
             if rng.random() < aug.flip_prob:
                 canvas = canvas[:, ::-1]
                 corners = np.array([[size - 1 - corners[1, 0], corners[0, 1]], [size - 1 - corners[0, 0], corners[1, 1]]])

@@ -27,8 +27,10 @@ from torch import nn
 from tqdm import tqdm
 
 from maskbench import __version__, geometry
-from maskbench.evaluation.adapters import EvalItem
-from maskbench.io.atomic import atomic_write, atomic_write_text
+from maskbench.evaluation.adapters import EvalItem, load_checkpoint
+from maskbench.evaluation.evaluator import scored_samples
+from maskbench.evaluation.metrics import angle_errors_deg
+from maskbench.io.atomic import atomic_write, atomic_write_text, read_image
 from maskbench.io.manifest import MANIFEST, sha256_file
 from maskbench.models import box_utils
 from maskbench.models.data import FaceDataset, TrainAugment, collate, letterbox, split_samples, to_tensor
@@ -98,9 +100,6 @@ def predict_crops(model: RetinaFacePose, items: Sequence[EvalItem], image_size: 
 
 def pose_mae_deg(model: RetinaFacePose, samples: Sequence[Sample], image_size: int) -> float:
     """Mean of yaw/pitch/roll MAE (wrapped) with the evaluator's crop protocol."""
-    from maskbench.evaluation.metrics import angle_errors_deg
-    from maskbench.io.atomic import read_image
-
     if not samples:
         return float("nan")
     items = [EvalItem(s.id, read_image(s.image_path), s.bbox, None) for s in samples]
@@ -131,12 +130,13 @@ class _Dist:
     def main(self) -> bool:
         return self.rank == 0
 
-    def mean(self, value: float) -> float:
+    def mean(self, values: list[float]) -> list[float]:
+        """Element-wise mean over processes (one all_reduce for the whole list)."""
         if self.world == 1:
-            return value
-        t = torch.tensor([value], dtype=torch.float64)
+            return values
+        t = torch.tensor(values, dtype=torch.float64)
         torch.distributed.all_reduce(t)
-        return float(t) / self.world
+        return (t / self.world).tolist()
 
     def positives_normalizer(self, device: str) -> Callable[[int], float] | None:
         """Divide by the mean positive count over processes, so that DDP's gradient average equals
@@ -182,8 +182,6 @@ def train(config: dict[str, Any], data_root: Path, out_dir: Path, *, device: str
     if missing:
         raise FileNotFoundError(f"training splits not found: {', '.join(missing)} (see `maskbench synthesize/rotate`)")
     train_items = [it for d in train_dirs for it in split_samples(d, "train" if d.name.startswith("BIWI") else None)]
-    from maskbench.evaluation.evaluator import scored_samples
-
     val_samples = [s for n in config.get("val", []) if (data_root / n).is_dir()
                    for s in scored_samples(data_root / n)[0]][: int(config.get("val_limit", 400))]
     if not train_items:
@@ -198,8 +196,6 @@ def train(config: dict[str, Any], data_root: Path, out_dir: Path, *, device: str
         raise ValueError(f"{len(dataset)} training samples are fewer than one batch of {global_batch}")
     model: nn.Module = RetinaFacePose()
     if init is not None:
-        from maskbench.evaluation.adapters import load_checkpoint
-
         model.load_state_dict(load_checkpoint(init)["state_dict"])
     if dist.world > 1 and device.startswith("cuda"):
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -219,8 +215,6 @@ def train(config: dict[str, Any], data_root: Path, out_dir: Path, *, device: str
     history: list[dict[str, float]] = []
     best, first_epoch = math.inf, 1
     if resume and (out_dir / "last.pth").is_file():
-        from maskbench.evaluation.adapters import load_checkpoint
-
         state = load_checkpoint(out_dir / "last.pth")
         model.load_state_dict(state["state_dict"])
         opt.load_state_dict(state["optimizer"])
@@ -251,10 +245,11 @@ def train(config: dict[str, Any], data_root: Path, out_dir: Path, *, device: str
             opt.step()
             sched.step()
             seen += len(images) * dist.world
-            losses.append(dist.mean(float(terms["total"].detach())))
+            losses.append(float(terms["total"].detach()))  # this process's; averaged over processes per epoch
             bar.set_postfix(loss=f"{losses[-1]:.3f}", img_s=f"{seen / (time.monotonic() - t0):.1f}")
             t_wait = time.monotonic()
         elapsed = time.monotonic() - t0
+        losses = dist.mean(losses)
         val = pose_mae_deg(model, val_samples, size) if val_samples and dist.main else float("nan")
         history.append({"epoch": epoch, "loss": float(np.mean(losses)), "val_pose_mae_deg": val,
                         "images_per_s": seen / elapsed, "epoch_s": elapsed, "data_wait_fraction": waited / elapsed,
@@ -283,8 +278,6 @@ def _atomic_save(obj: dict[str, Any], path: Path) -> None:
 
 def load_model_from_checkpoint(path: Path, device: str = "cpu") -> tuple[RetinaFacePose, dict[str, Any]]:
     """Build the network of a checkpoint (loaded with weights_only=True) and load its weights."""
-    from maskbench.evaluation.adapters import load_checkpoint
-
     ckpt = load_checkpoint(path)
     if ckpt.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path}: not a {CHECKPOINT_FORMAT} file (format={ckpt.get('format')!r})")
