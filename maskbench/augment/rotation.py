@@ -80,6 +80,8 @@ def rotate_sample(
     border: str = "reflect",
 ) -> tuple[Sample, np.ndarray]:
     """Rotate one sample by ``angle_deg`` (counter-clockwise on screen). Pure: no I/O."""
+    if "image_height_px" not in sample.native:  # formats that need it (3DDFA) skip a header read
+        sample = sample.replace(native={**sample.native, "image_height_px": int(image.shape[0])})
     c = rotation_center(sample, image.shape, center)
     affine = geometry.image_rotation_affine(c, angle_deg)
     calib = sample.native.get("calibration")

@@ -8,17 +8,16 @@ unchanged, so third-party loaders keep working on maskbench outputs.
 
 from __future__ import annotations
 
-import io
 import math
 import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy.io
 
 from maskbench import geometry
 from maskbench.datasets.base import DatasetError, guarded, require_file
+from maskbench.io import matv5
 from maskbench.io.atomic import atomic_write, encode_image
 from maskbench.types import BBox, HeadPose, Sample
 
@@ -26,24 +25,16 @@ from maskbench.types import BBox, HeadPose, Sample
 UNLABELLED_X = -1.0
 
 
-#: Fixed text for the 116-byte descriptive header of MAT v5 files. scipy writes the creation time
-#: there, which would make identical inputs give different bytes.
-MAT_HEADER = b"MATLAB 5.0 MAT-file, Platform: posix, Created by: maskbench".ljust(116, b" ")
-
-
 def save_mat(path: Path, data: dict[str, Any]) -> None:
     """Write a MAT v5 file atomically with a deterministic header (same data -> same bytes)."""
-    buf = io.BytesIO()
-    scipy.io.savemat(buf, data, do_compression=False, oned_as="row")
-    raw = MAT_HEADER + buf.getvalue()[116:]
+    raw = matv5.mat_bytes(data)
     atomic_write(path, lambda tmp: tmp.write_bytes(raw))
 
 
 def load_mat(path: Path) -> dict[str, Any]:
-    """``scipy.io.loadmat`` with the MATLAB header keys removed and a clear error on garbage."""
+    """The variables of a ``.mat`` file (as ``scipy.io.loadmat`` gives them) or a clear error on garbage."""
     require_file(path, ".mat label file")
-    data = guarded(path, ".mat file", lambda: scipy.io.loadmat(str(path)))
-    return {k: v for k, v in data.items() if not k.startswith("__")}
+    return guarded(path, ".mat file", lambda: matv5.load_mat(path))  # type: ignore[no-any-return]
 
 
 def pose_from_mat(path: Path, mat: dict[str, Any]) -> tuple[HeadPose, np.ndarray]:

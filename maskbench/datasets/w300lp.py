@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy.io
 
 from maskbench import geometry
 from maskbench.datasets import threeddfa
 from maskbench.datasets.base import DatasetError, guarded, list_files, require_file
+from maskbench.io import matv5
 from maskbench.io.atomic import atomic_write
 from maskbench.types import Sample
 
@@ -55,10 +55,7 @@ class _W300LP(threeddfa.ThreeDDFAFormat):
         native: dict[str, Any] = {}
         lm_path = root / LANDMARKS_DIR / f"{key}_pts.mat"
         if lm_path.is_file():
-            native["landmarks_mat"] = {
-                k: v for k, v in guarded(lm_path, "landmarks .mat", lambda: scipy.io.loadmat(str(lm_path))).items()
-                if not k.startswith("__")
-            }
+            native["landmarks_mat"] = guarded(lm_path, "landmarks .mat", lambda: matv5.load_mat(lm_path))
             native["landmarks_path"] = lm_path
         return threeddfa.make_sample(key, image_path, mat_path, mat, pts.T.astype(np.float64), **native)
 

@@ -98,16 +98,16 @@ def test_landmarks_outside_the_image_are_reported(sample_root: Path, tmp_path: P
 
 def test_permission_error_is_a_clear_error(sample_root: Path, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Runs as root cannot make a file unreadable, so the OS error is simulated where the file is opened."""
-    import scipy.io
+    from maskbench.io import matv5
 
-    real_loadmat = scipy.io.loadmat
+    real_loadmat = matv5.load_mat
 
     def loadmat(path, *args, **kwargs):  # type: ignore[no-untyped-def]
         if str(path).endswith("image00004.mat"):
             raise PermissionError(13, "Permission denied", str(path))
         return real_loadmat(path, *args, **kwargs)
 
-    monkeypatch.setattr(scipy.io, "loadmat", loadmat)
+    monkeypatch.setattr(matv5, "load_mat", loadmat)
     reader = open_dataset(sample_root / "AFLW2000")
     assert len(list(reader)) == 7
     (err,) = reader.errors
