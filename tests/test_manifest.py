@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from maskbench.datasets.sample import make_sample_dataset
@@ -92,3 +93,19 @@ def test_manifest_records_parameters_counts_and_checksums(split: Path) -> None:
     assert m["counts"]["samples"] == 8 and m["parameters"]["n"] == 8
     assert "labels.csv" in m["files"] and "manifest.json" not in m["files"]
     assert all(len(h) == 64 for h in m["files"].values())
+
+
+def test_binary_maps_are_1_bit_pngs_that_read_back_as_0_and_255() -> None:
+    import cv2
+
+    from maskbench.io.atomic import encode_map_png
+
+    binary = np.zeros((40, 30), np.uint8)
+    binary[10:25, 5:20] = 255
+    grey = binary // 2
+    data = encode_map_png(binary)
+    assert data[24] == 1  # IHDR bit depth
+    np.testing.assert_array_equal(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE), binary)
+    data = encode_map_png(grey)  # not binary: stays 8-bit, values kept
+    assert data[24] == 8
+    np.testing.assert_array_equal(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE), grey)

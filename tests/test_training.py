@@ -157,7 +157,7 @@ def test_a_few_cpu_minutes_beat_the_mean_pose_3x_on_held_out_faces(tmp_path: Pat
     make_sample_dataset("300W_LP", tmp_path / "300W_LP", n=1200, seed=0, progress=False, scale=0.25, workers=2)
     make_sample_dataset("AFLW2000", tmp_path / "AFLW2000", n=100, seed=7, progress=False, scale=0.25)
     cfg = {"name": "generalise", "train": ["300W_LP"], "val": [], "pose_weight": 2.0, "landmark_weight": 0.5,
-           "image_size": 64, "epochs": 30, "batch_size": 32, "lr": 0.003, "augment": {"face_fraction": [0.4, 0.8]}}
+           "image_size": 64, "epochs": 30, "batch_size": 32, "lr": 0.005, "augment": {"face_fraction": [0.5, 0.8]}}
     train(cfg, tmp_path, tmp_path / "run", seed=0, progress=False)
     model = evaluate_suite(CheckpointModel(tmp_path / "run" / "last.pth"), "AFLW2000", tmp_path / "AFLW2000",
                            progress=False).overall
@@ -165,5 +165,5 @@ def test_a_few_cpu_minutes_beat_the_mean_pose_3x_on_held_out_faces(tmp_path: Pat
                           progress=False).overall
     print(f"held-out MAE: model {model.mae_deg:.2f}, baseline:mean {mean.mae_deg:.2f}")
     assert model.n_missed == 0 and model.n == mean.n > 90
-    # measured here: 7.66 vs 23.37 deg (3.05x); 2.5x leaves room for float-order differences between machines
-    assert model.mae_deg * 2.5 <= mean.mae_deg
+    # measured here: 6.27 vs 23.37 deg (3.73x), so the 3x holds with room for float-order differences
+    assert model.mae_deg * 3.0 <= mean.mae_deg

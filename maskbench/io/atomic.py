@@ -55,6 +55,19 @@ def encode_image(image_bgr: np.ndarray, suffix: str) -> bytes:
     return buf.tobytes()
 
 
+def encode_map_png(image: np.ndarray) -> bytes:
+    """PNG bytes of an 8-bit single-channel map; a binary (0/255) map as a 1-bit PNG, which encodes
+    about 6x faster and is 2x smaller. OpenCV reads it back as 0/255 (``IMREAD_GRAYSCALE``), PIL as
+    mode ``"1"`` (``.convert("L")`` gives 0/255)."""
+    params = [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION]
+    if image.ndim == 2 and image.dtype == np.uint8 and not np.any((image != 0) & (image != 255)):
+        params += [cv2.IMWRITE_PNG_BILEVEL, 1]
+    ok, buf = cv2.imencode(".png", image, params)
+    if not ok:
+        raise ValueError("could not encode map as .png")
+    return buf.tobytes()
+
+
 def read_image(path: Path) -> np.ndarray:
     """Decode an image file to BGR uint8; raises DatasetError naming the file when it cannot."""
     from maskbench.datasets.base import DatasetError, require_file

@@ -53,27 +53,28 @@ def blend(
     map_x = np.where(fit.covered, fit.uv[..., 0] * (tw - 1), -10).astype(np.float32)
     map_y = np.where(fit.covered, fit.uv[..., 1] * (th - 1), -10).astype(np.float32)
     sampled = cv2.remap(tex, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    alpha = sampled[..., 3].astype(np.float32) / 255.0 * fit.covered
+    alpha = sampled[..., 3].astype(np.float32) * (fit.covered / np.float32(255.0))
     alpha = cv2.GaussianBlur(alpha, (0, 0), FEATHER_SIGMA_PX)
-    grey = sampled[..., :3].astype(np.float32) / 225.0
     color = np.asarray(color_bgr, dtype=np.float32)
     if pattern:
         albedo = pattern_albedo(fit.uv, pattern, color, pattern_phase).astype(np.float32)
     else:
-        albedo = np.broadcast_to(color / 255.0, grey.shape)
+        albedo = color / np.float32(255.0)
     lambert = np.clip(-(fit.normal_cam @ LIGHT_DIR.astype(np.float32)), 0.0, 1.0)
-    shade = 0.55 + 0.5 * lambert
-    region = image_bgr[y0 : y0 + h, x0 : x0 + w].astype(np.float32)
+    region = image_bgr[y0 : y0 + h, x0 : x0 + w]
     under = fit.covered & (alpha > 0.5)
-    if under.any():
-        luminance = region[under] @ np.array([0.114, 0.587, 0.299], np.float32)
+    if under.any():  # luminance of the face under the mask (BT.601 grey, as the colour weights say)
+        luminance = cv2.cvtColor(np.ascontiguousarray(region), cv2.COLOR_BGR2GRAY)[under]
         gain = float(np.clip(np.median(luminance) / REFERENCE_LUMINANCE, 0.45, 1.25))
     else:
         gain = 1.0
-    mask_rgb = np.clip(grey * albedo * 255.0 * (shade * gain)[..., None], 0, 255)
-    a = alpha[..., None]
+    # texture grey (white = 225) x albedo x shading x gain, in 0..255
+    factor = (0.55 + 0.5 * lambert) * np.float32(gain * 255.0 / 225.0)
+    mask_rgb = sampled[..., :3] * (factor[..., None] * albedo)
+    np.minimum(mask_rgb, 255.0, out=mask_rgb)
+    region_f = region.astype(np.float32)
     out = image_bgr.copy()
-    out[y0 : y0 + h, x0 : x0 + w] = np.clip(region * (1 - a) + mask_rgb * a + 0.5, 0, 255).astype(np.uint8)
+    out[y0 : y0 + h, x0 : x0 + w] = (region_f + (mask_rgb - region_f) * alpha[..., None] + 0.5).astype(np.uint8)
     occlusion = np.zeros(image_bgr.shape[:2], np.uint8)
     occlusion[y0 : y0 + h, x0 : x0 + w] = np.where(alpha > 0.5, 255, 0).astype(np.uint8)
     return out, occlusion

@@ -203,33 +203,28 @@ def fit_mask(name: str, rotation: np.ndarray, landmarks_px: np.ndarray, image_sh
     order = np.flatnonzero(facing)
     depth = v_cam[tri[order]].mean(axis=1)[:, 2]
     order = order[np.argsort(-depth, kind="stable")]  # far to near (painter's algorithm)
-    offset = np.array([x0, y0], dtype=np.float64)
-    for k in order:
-        poly = np.round((px[tri[k]] - offset) * 16).astype(np.int32)
-        cv2.fillConvexPoly(ids, poly, int(k) + 1, lineType=cv2.LINE_8, shift=4)
+    corners = px[tri[order]] - np.array([x0, y0], dtype=np.float64)  # (T, 3, 2) in box pixels
+    polys = np.round(corners * 16).astype(np.int32)
+    for value, poly in enumerate(polys, start=1):  # ids: 1 + position in the drawing order
+        cv2.fillConvexPoly(ids, poly, value, lineType=cv2.LINE_8, shift=4)
     covered = ids > 0
     if not covered.any():
         return None
-    yy, xx = np.nonzero(covered)
-    k = ids[yy, xx] - 1
-    q = np.column_stack([xx + x0, yy + y0]).astype(np.float32)
-    px32 = px.astype(np.float32)
-    a, b, c = px32[tri[k, 0]], px32[tri[k, 1]], px32[tri[k, 2]]
-    v0, v1, v2 = b - a, c - a, q - a
-    den = v0[:, 0] * v1[:, 1] - v1[:, 0] * v0[:, 1]
-    den = np.where(np.abs(den) < 1e-12, 1e-12, den)
-    beta = (v2[:, 0] * v1[:, 1] - v1[:, 0] * v2[:, 1]) / den
-    gamma = (v0[:, 0] * v2[:, 1] - v2[:, 0] * v0[:, 1]) / den
-    beta, gamma = np.clip(beta, 0, 1), np.clip(gamma, 0, 1)
-    alpha = 1 - beta - gamma
-    bary = np.column_stack([alpha, beta, gamma]).astype(np.float32)[:, :, None]
-    uv = np.einsum("pvc,pv->pc", surf.uv.astype(np.float32)[tri[k]], bary[:, :, 0])
-    nrm = np.einsum("pvc,pv->pc", n_cam.astype(np.float32)[tri[k]], bary[:, :, 0])
-    nrm /= np.linalg.norm(nrm, axis=1, keepdims=True) + 1e-12
-    uv_img = np.zeros(ids.shape + (2,), np.float32)
-    n_img = np.zeros(ids.shape + (3,), np.float32)
-    uv_img[yy, xx] = uv
-    n_img[yy, xx] = nrm
+    # attributes (u, v, normal) are affine in the pixel position inside each triangle: solve each
+    # triangle's 3x3 system once, then every pixel is one gather and a multiply-add (no per-pixel
+    # barycentrics). Row 0 of ``planes`` is zeros for uncovered pixels.
+    corners_h = np.concatenate([corners, np.ones(corners.shape[:2] + (1,))], axis=2)  # rows (x, y, 1)
+    attrs = np.concatenate([surf.uv[tri[order]], n_cam[tri[order]]], axis=2)  # (T, 3, 5)
+    solvable = np.abs(np.linalg.det(corners_h)) > 1e-9
+    planes = np.zeros((len(order) + 1, 3, 5), np.float32)
+    planes[1:][solvable] = np.linalg.solve(corners_h[solvable], attrs[solvable])
+    planes[1:][~solvable, 2] = attrs[~solvable].mean(axis=1)  # sliver triangles: their mean value
+    g = planes.reshape(len(planes), 15).T[:, ids]  # (15, h, w): one contiguous plane per coefficient
+    yy, xx = np.mgrid[0 : ids.shape[0], 0 : ids.shape[1]].astype(np.float32)
+    u, v, nx, ny, nz = (xx * g[j] + yy * g[5 + j] + g[10 + j] for j in range(5))
+    inv_norm = 1.0 / (np.sqrt(nx * nx + ny * ny + nz * nz) + 1e-12)
+    uv_img = np.clip(np.stack([u, v], axis=-1), 0.0, 1.0)  # a pixel rounded in from a neighbouring edge
+    n_img = np.stack([nx * inv_norm, ny * inv_norm, nz * inv_norm], axis=-1)
     return Fit(int(x0), int(y0), covered, uv_img, n_img, px)
 
 
