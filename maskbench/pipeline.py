@@ -27,7 +27,7 @@ import numpy as np
 from tqdm import tqdm
 
 from maskbench.datasets.base import DatasetError, DatasetReader, ReadError
-from maskbench.io.atomic import atomic_write, encode_map_png, read_image
+from maskbench.io.atomic import atomic_write_bytes, encode_map_png, read_image
 from maskbench.io.manifest import (
     BASE_COLUMNS,
     JOURNAL,
@@ -200,7 +200,7 @@ def write_aux_images(out_dir: Path, sample: Sample) -> dict[str, str]:
     for name, image in sorted(sample.aux_images.items()):
         rel = f"{name}/{sample.id}.png"
         data = encode_map_png(image)
-        atomic_write(out_dir / rel, lambda tmp, data=data: tmp.write_bytes(data))
+        atomic_write_bytes(out_dir / rel, data)
         columns[f"{name}_path"] = rel
     return columns
 

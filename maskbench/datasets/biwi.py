@@ -30,7 +30,7 @@ import numpy as np
 
 from maskbench import geometry
 from maskbench.datasets.base import DatasetError, guarded, list_files, require_file
-from maskbench.io.atomic import atomic_write, atomic_write_text, encode_image
+from maskbench.io.atomic import atomic_write, atomic_write_bytes, atomic_write_text, encode_image
 from maskbench.types import BBox, HeadPose, Sample
 
 #: Physical side of the face box (mm). 220 mm at the 880 mm of fixture frame 01/00003 gives a
@@ -184,7 +184,7 @@ class _Biwi:
             atomic_write(out_root / img_rel, lambda tmp: shutil.copyfile(sample.image_path, tmp))
         else:
             data = encode_image(image, ".png")
-            atomic_write(out_root / img_rel, lambda tmp: tmp.write_bytes(data))
+            atomic_write_bytes(out_root / img_rel, data)
         rot_depth = geometry.matrix_to_biwi(sample.pose.matrix, calib.rotation)
         center_depth = calib.rotation.T @ (np.asarray(sample.native["head_center_mm"]) - calib.translation_mm)
         old = sample.native.get("pose_path")

@@ -18,7 +18,7 @@ import numpy as np
 from maskbench import geometry
 from maskbench.datasets.base import DatasetError, guarded, require_file
 from maskbench.io import matv5
-from maskbench.io.atomic import atomic_write, encode_image
+from maskbench.io.atomic import atomic_write, atomic_write_bytes, encode_image
 from maskbench.types import BBox, HeadPose, Sample
 
 #: Marker the AFLW releases use for an unlabelled 2D point: x = -1, y = image height + 2.
@@ -28,7 +28,7 @@ UNLABELLED_X = -1.0
 def save_mat(path: Path, data: dict[str, Any]) -> None:
     """Write a MAT v5 file atomically with a deterministic header (same data -> same bytes)."""
     raw = matv5.mat_bytes(data)
-    atomic_write(path, lambda tmp: tmp.write_bytes(raw))
+    atomic_write_bytes(path, raw)
 
 
 def load_mat(path: Path) -> dict[str, Any]:
@@ -139,7 +139,7 @@ def write_pair(out_root: Path, rel_stem: str, sample: Sample, image: np.ndarray 
         atomic_write(jpg_path, lambda tmp: shutil.copyfile(sample.image_path, tmp))
     else:
         data = encode_image(image, ".jpg")
-        atomic_write(jpg_path, lambda tmp: tmp.write_bytes(data))
+        atomic_write_bytes(jpg_path, data)
     save_mat(mat_path, mat)
     return [jpg_rel, mat_rel]
 

@@ -19,20 +19,39 @@ TMP_PREFIX = ".tmp-"
 
 def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """Call ``write(tmp_path)`` then rename ``tmp_path`` to ``path`` (same directory)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{TMP_PREFIX}{os.getpid()}-{path.name}")
     try:
-        write(tmp)
+        try:
+            write(tmp)
+        except FileNotFoundError:
+            if path.parent.is_dir():
+                raise
+            path.parent.mkdir(parents=True, exist_ok=True)  # first file of its folder
+            write(tmp)
         os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """:func:`atomic_write` of ``data`` (the common case, with fewer system calls)."""
+    atomic_write(path, lambda tmp: _write_all(tmp, data))
+
+
+def _write_all(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        os.close(fd)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Atomically write UTF-8 text with ``\\n`` line ends."""
-    data = text.encode("utf-8")
-    atomic_write(path, lambda tmp: tmp.write_bytes(data))
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 #: Encoder parameters; fixed so that the same pixels always give the same bytes.
