@@ -56,6 +56,8 @@ class EvalItem:
     image_bgr: np.ndarray
     bbox: BBox
     camera_matrix: np.ndarray | None
+    #: the model's input for this face, made by the adapter's ``prepare`` in the decode threads
+    prepared: Any = None
 
     def crop_box(self) -> tuple[int, int, int, int]:
         h, w = self.image_bgr.shape[:2]
@@ -70,6 +72,10 @@ class EvalItem:
 
 
 class PoseModel(Protocol):
+    """What the evaluator calls. An adapter may also define ``prepare(item) -> input`` (pure,
+    thread-safe): the evaluator then runs it in its decode threads, overlapping the model, and passes
+    the result as ``item.prepared`` (``--protocol crop`` only)."""
+
     name: str
 
     def predict(self, items: Sequence[EvalItem]) -> list[np.ndarray | None]: ...
@@ -168,11 +174,18 @@ class CallableModel:
         return [to_matrix(o) for o in outputs]
 
 
-def crops_nchw(items: Sequence[EvalItem]) -> np.ndarray:
-    """The TorchScript/ONNX input: crops resized to 224x224, RGB, float32 in [0, 1], (N, 3, 224, 224)."""
+def crop_chw(item: EvalItem) -> np.ndarray:
+    """One TorchScript/ONNX input: the crop resized to 224x224 (area interpolation), RGB, float32 in
+    [0, 1], (3, 224, 224)."""
+    x0, y0, x1, y1 = item.crop_box()
     size = (TORCHSCRIPT_SIZE_PX, TORCHSCRIPT_SIZE_PX)
-    batch = np.stack([cv2.resize(item.crop_rgb(), size, interpolation=cv2.INTER_AREA) for item in items])
-    return np.ascontiguousarray(batch.transpose(0, 3, 1, 2), dtype=np.float32) / np.float32(255.0)
+    resized = cv2.resize(item.image_bgr[y0:y1, x0:x1], size, interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(resized.transpose(2, 0, 1)[::-1], dtype=np.float32) / np.float32(255.0)
+
+
+def crops_nchw(items: Sequence[EvalItem]) -> np.ndarray:
+    """The TorchScript/ONNX batch (N, 3, 224, 224): each item's ``prepared`` input, else :func:`crop_chw`."""
+    return np.stack([item.prepared if item.prepared is not None else crop_chw(item) for item in items])
 
 
 class TorchScriptModel:
@@ -185,6 +198,7 @@ class TorchScriptModel:
         self.device = device
         self.module = torch.jit.load(str(path), map_location=device).eval()
         self.name = f"torchscript:{path.name}"
+        self.prepare = crop_chw
 
     def predict(self, items: Sequence[EvalItem]) -> list[np.ndarray | None]:
         x = self.torch.from_numpy(crops_nchw(items)).to(self.device)
@@ -214,6 +228,7 @@ class OnnxModel:
             raise ValueError(f"{path}: not a readable ONNX model ({exc})") from None
         self.input_name = self.session.get_inputs()[0].name
         self.name = f"onnx:{path.name}"
+        self.prepare = crop_chw
 
     def predict(self, items: Sequence[EvalItem]) -> list[np.ndarray | None]:
         (y, *_) = self.session.run(None, {self.input_name: crops_nchw(items)})

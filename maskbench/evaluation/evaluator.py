@@ -10,8 +10,10 @@ dropped is reported.
 from __future__ import annotations
 
 import csv
+import dataclasses
+import functools
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,17 +78,18 @@ def _bin_label(value: float, edges: Sequence[float]) -> str:
     return "other"
 
 
-def _load_item(sample: Any) -> EvalItem:
+def _load_item(sample: Any, prepare: Callable[[EvalItem], Any] | None = None) -> EvalItem:
     calib = sample.native.get("calibration")
-    return EvalItem(sample.id, read_image(sample.image_path), sample.bbox, None if calib is None else calib.camera_matrix)
+    item = EvalItem(sample.id, read_image(sample.image_path), sample.bbox, None if calib is None else calib.camera_matrix)
+    return item if prepare is None else dataclasses.replace(item, prepared=prepare(item))
 
 
 def evaluate_suite(model: PoseModel, name: str, path: Path, batch_size: int = 32, limit: int | None = None,
                    progress: bool = True, workers: int = 2, protocol: str = "crop") -> SuiteResult:
     """Score ``model`` on one suite folder with the ``crop`` or ``full`` protocol.
 
-    Images are decoded by ``workers`` threads (OpenCV releases the GIL), one batch ahead of the
-    model, so decoding overlaps inference.
+    Images are decoded (and, for adapters with ``prepare``, cropped and resized) by ``workers``
+    threads (OpenCV releases the GIL), one batch ahead of the model, so that work overlaps inference.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -94,6 +97,7 @@ def evaluate_suite(model: PoseModel, name: str, path: Path, batch_size: int = 32
         raise ValueError(f"{model.name} cannot run --protocol full: it needs a face detector "
                          "(maskbench checkpoints have one); use --protocol crop")
     predict = model.predict_full if protocol == "full" else model.predict  # type: ignore[attr-defined]
+    load = functools.partial(_load_item, prepare=getattr(model, "prepare", None) if protocol == "crop" else None)
     samples, n_filtered = scored_samples(path)
     rows = {r["id"]: r for r in read_labels(path)} if (path / LABELS).is_file() else {}
     if limit is not None:
@@ -101,11 +105,11 @@ def evaluate_suite(model: PoseModel, name: str, path: Path, batch_size: int = 32
     true_m, pred_m, true_e, pred_e, out_rows = [], [], [], [], []
     batches = [samples[i : i + batch_size] for i in range(0, len(samples), batch_size)]
     pool = ThreadPoolExecutor(max_workers=max(1, workers))
-    pending = [pool.map(_load_item, b) for b in batches[:1]]
+    pending = [pool.map(load, b) for b in batches[:1]]
     for k, batch in enumerate(tqdm(batches, desc=f"evaluate {name}", unit="batch", disable=not progress)):
         items = list(pending.pop(0))
         if k + 1 < len(batches):
-            pending.append(pool.map(_load_item, batches[k + 1]))  # decode the next batch meanwhile
+            pending.append(pool.map(load, batches[k + 1]))  # decode the next batch meanwhile
         for s, pred in zip(batch, predict(items)):
             truth = s.pose.euler_deg()
             true_m.append(s.pose.matrix)

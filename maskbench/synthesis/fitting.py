@@ -165,7 +165,8 @@ def fit_mask(name: str, rotation: np.ndarray, landmarks_px: np.ndarray, image_sh
     head = generic_head()
     r = np.asarray(rotation, dtype=np.float64)
     lm_cam = head.landmarks_mm @ r.T
-    good = [k for k in FIT_LANDMARKS if np.all(np.isfinite(landmarks_px[k]))]
+    finite = np.isfinite(landmarks_px).all(axis=1)
+    good = [k for k in FIT_LANDMARKS if finite[k]]
     s, t = _weak_perspective(lm_cam[good, :2], landmarks_px[good])
     if not s > 0:
         return None
@@ -174,7 +175,7 @@ def fit_mask(name: str, rotation: np.ndarray, landmarks_px: np.ndarray, image_sh
     # bend the mask to this face: Gaussian-weighted anchor residuals
     jaw_normals = _generic_jaw_normals() @ r.T
     visible_jaw = [k for k, n in zip(JAW_LANDMARKS, jaw_normals) if n[2] < -0.15]
-    anchors = [k for k in ANCHOR_LANDMARKS + visible_jaw if np.all(np.isfinite(landmarks_px[k]))]
+    anchors = [k for k in ANCHOR_LANDMARKS + visible_jaw if finite[k]]
     if anchors:
         model_px = s * lm_cam[anchors, :2] + t
         resid = landmarks_px[anchors] - model_px
