@@ -20,6 +20,18 @@ def best_of(fn: Callable[[], object], repeats: int = 3) -> float:
     return min(times)
 
 
+def best_of_interleaved(fns: list[Callable[[], object]], repeats: int = 5) -> list[float]:
+    """Smallest wall time of each function, the calls interleaved (a, b, a, b, ...) so that a slow
+    spell of a shared machine hits all of them alike."""
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, bucket in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            bucket.append(time.perf_counter() - t0)
+    return [min(t) for t in times]
+
+
 def aflw_tree(root: Path, n_total: int, n_rendered: int = 20) -> Path:
     """An AFLW2000-layout tree of ``n_total`` pairs: ``n_rendered`` renders copied under new names."""
     src = root / "rendered"
