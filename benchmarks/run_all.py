@@ -26,7 +26,8 @@ def main() -> None:
         "",
         f"Written by `make bench` on {date.today().isoformat()}: maskbench {maskbench.__version__}, "
         f"Python {platform.python_version()}, {os.cpu_count()} CPU cores, {platform.machine()}. "
-        "Each time is the best of 3 runs; each ratio divides by a floor measured in the same run.",
+        "Each time is the best of 2-7 runs, a measurement and its floor alternating; "
+        "each ratio divides by a floor measured in the same run.",
         "",
     ]
     for module in (bench_read, bench_rotate, bench_synthesize, bench_evaluate):
