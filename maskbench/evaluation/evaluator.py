@@ -26,7 +26,7 @@ from maskbench.datasets.aflw2000 import PROTOCOL_MAX_ABS_ANGLE_DEG
 from maskbench.evaluation.adapters import EvalItem, PoseModel
 from maskbench.evaluation.metrics import Scores, score
 from maskbench.io.atomic import atomic_write_text, read_image
-from maskbench.io.manifest import LABELS, read_labels
+from maskbench.io.manifest import labels_by_id
 from maskbench.types import HeadPose, Sample
 
 #: Suite name -> the command that creates it when it is missing.
@@ -98,8 +98,7 @@ def evaluate_suite(model: PoseModel, name: str, path: Path, batch_size: int = 32
                          "(maskbench checkpoints have one); use --protocol crop")
     predict = model.predict_full if protocol == "full" else model.predict  # type: ignore[attr-defined]
     load = functools.partial(_load_item, prepare=getattr(model, "prepare", None) if protocol == "crop" else None)
-    samples, n_filtered = scored_samples(path)
-    rows = {r["id"]: r for r in read_labels(path)} if (path / LABELS).is_file() else {}
+    samples, n_filtered, rows = _scored_samples_and_rows(path)
     if limit is not None:
         samples = samples[:limit]
     true_m, pred_m, true_e, pred_e, out_rows = [], [], [], [], []
@@ -194,13 +193,18 @@ def scored_samples(path: Path) -> tuple[list[Sample], int]:
     """The scored samples of a suite folder: rows with ``split`` = test (all rows when the folder has no
     split column), after the AFLW2000 protocol filter (|angle| <= 99 deg) for that format; and how
     many the filter dropped."""
+    samples, n_filtered, _rows = _scored_samples_and_rows(path)
+    return samples, n_filtered
+
+
+def _scored_samples_and_rows(path: Path) -> tuple[list[Sample], int, dict[str, dict[str, str]]]:
     fmt = detect_format(path)
     options = {"max_abs_angle_deg": PROTOCOL_MAX_ABS_ANGLE_DEG} if fmt.name == "AFLW2000" else {}
     reader = open_dataset(path, fmt=fmt, **options)
-    rows = {r["id"]: r for r in read_labels(path)} if (path / LABELS).is_file() else {}
+    rows = labels_by_id(path)
     wanted = {k for k, r in rows.items() if r.get("split") == "test"} or None
     samples = [s for s in reader if wanted is None or s.id in wanted]
-    return samples, sum(len(v) for v in reader.filtered.values())
+    return samples, sum(len(v) for v in reader.filtered.values()), rows
 
 
 def training_matrices(data_root: Path) -> list[np.ndarray]:
@@ -210,7 +214,7 @@ def training_matrices(data_root: Path) -> list[np.ndarray]:
         path = data_root / name
         if not path.is_dir():
             continue
-        rows = {r["id"]: r for r in read_labels(path)} if (path / LABELS).is_file() else {}
+        rows = labels_by_id(path)
         for s in open_dataset(path):
             if not rows or rows.get(s.id, {}).get("split") == "train":
                 mats.append(s.pose.matrix)

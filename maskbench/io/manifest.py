@@ -98,6 +98,12 @@ def read_labels(split_dir: Path) -> list[dict[str, str]]:
     return rows
 
 
+def labels_by_id(split_dir: Path) -> dict[str, dict[str, str]]:
+    """``labels.csv`` rows keyed by sample id; empty when the folder has no ``labels.csv`` (an
+    original dataset)."""
+    return {r["id"]: r for r in read_labels(split_dir)} if (split_dir / LABELS).is_file() else {}
+
+
 def read_manifest(split_dir: Path) -> dict[str, Any]:
     """Parsed ``manifest.json`` (ValueError with the file name when it is garbled)."""
     path = split_dir / MANIFEST

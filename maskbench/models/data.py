@@ -20,7 +20,7 @@ from maskbench import geometry
 from maskbench.datasets import open_dataset
 from maskbench.datasets.base import DatasetFormat
 from maskbench.io.atomic import read_image
-from maskbench.io.manifest import LABELS, read_labels
+from maskbench.io.manifest import labels_by_id
 from maskbench.models.losses import Target
 from maskbench.seeding import default_split
 from maskbench.types import BBox, Sample
@@ -37,7 +37,7 @@ def split_samples(split_dir: Path, split: str | None) -> list[tuple[Sample, Data
     """Samples (with their format) of a split folder whose ``split`` column, or default split, is
     ``split`` (None: all)."""
     reader = open_dataset(split_dir)
-    rows = {r["id"]: r for r in read_labels(split_dir)} if (split_dir / LABELS).is_file() else {}
+    rows = labels_by_id(split_dir)
     out = []
     for s in reader:
         which = rows[s.id]["split"] if s.id in rows else default_split(reader.fmt.name, s.id, 0)
