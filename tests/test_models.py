@@ -129,3 +129,30 @@ def test_train_checkpoint_and_evaluate_through_the_cli(tmp_path: Path) -> None:
     r = runner.invoke(main, ["evaluate", "baseline:mean", "--suite", "BIWI", "--protocol", "full",
                              "--data-root", str(tmp_path), "--out", str(tmp_path / "x")])
     assert r.exit_code == 2 and "cannot run --protocol full" in r.output
+
+
+def test_batched_detection_equals_one_image_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The evaluator's batched detector (chunks of DETECT_BATCH) gives each image its own faces."""
+    from maskbench.models import trainer
+    from maskbench.models.data import letterbox
+
+    monkeypatch.setattr(trainer, "DETECT_BATCH", 2)  # 3 images: two chunks
+    torch.manual_seed(0)
+    model = RetinaFacePose().eval()
+    with torch.no_grad():  # the pose head starts at the identity for every input: move it off
+        for param in model.parameters():
+            param.add_(0.05 * torch.randn_like(param))
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in ((80, 120), (96, 96), (150, 60))]
+    for top1 in (True, False):
+        batched = trainer.detect_letterboxed(model, [letterbox(im, 96) for im in images], 96,
+                                             score_threshold=0.0, top1=top1)
+        assert len(batched) == len(images)
+        for image, faces in zip(images, batched):
+            alone = trainer.detect(model, image, 96, score_threshold=0.0, top1=top1)
+            assert len(faces) == len(alone) > 0
+            for a, b in zip(faces, alone):
+                np.testing.assert_allclose(a.box_px, b.box_px, atol=1e-3)
+                np.testing.assert_allclose(a.rotation, b.rotation, atol=1e-5)
+                assert a.score == pytest.approx(b.score, abs=1e-5)
+        assert not np.allclose(batched[0][0].rotation, batched[2][0].rotation)

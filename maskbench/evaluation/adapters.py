@@ -245,6 +245,11 @@ class CheckpointModel:
         self.image_size = int(ckpt["config"]["image_size"])
         self.name = f"{ckpt['config'].get('name', 'checkpoint')}:{path.name}"
 
+    def prepare(self, item: EvalItem) -> Any:
+        from maskbench.models.trainer import crop_letterbox
+
+        return crop_letterbox(item, self.image_size)
+
     def predict(self, items: Sequence[EvalItem]) -> list[np.ndarray | None]:
         from maskbench.models.trainer import predict_crops
 
@@ -253,11 +258,12 @@ class CheckpointModel:
     def predict_full(self, items: Sequence[EvalItem]) -> list[np.ndarray | None]:
         """``--protocol full``: detect on the whole image; the face whose box overlaps the labelled box
         best (IoU >= ``FULL_MATCH_IOU``) gives the pose, else the face counts as missed."""
-        from maskbench.models.trainer import detect
+        from maskbench.models.data import letterbox
+        from maskbench.models.trainer import detect_letterboxed
 
+        canvases = [letterbox(item.image_bgr, self.image_size) for item in items]
         out: list[np.ndarray | None] = []
-        for item in items:
-            faces = detect(self.model, item.image_bgr, self.image_size)
+        for item, faces in zip(items, detect_letterboxed(self.model, canvases, self.image_size)):
             b = item.bbox
             best, best_iou = None, FULL_MATCH_IOU
             for f in faces:
