@@ -391,7 +391,7 @@ def export(checkpoint: Path, fmt: str, out: Path | None) -> None:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("reproduce"), show_default=True,
               help="Output folder: data/, configs/, runs/, eval/, stages.json, REPORT.md.")
 @click.option("--preset", type=click.Choice(["sample", "smoke", "real"]), default=None,
-              help="sample: rendered data, about 25 min on 2 cores; smoke: toy size (about a minute); "
+              help="sample: rendered data, about 15 min on 2 cores; smoke: toy size (about a minute); "
               "real: the datasets under --data. Default: real when --data is given, else sample.")
 @click.option("--data", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
               help="Folder holding BIWI/, 300W_LP/ and AFLW2000/ (real data). Variants are written next to them.")

@@ -32,8 +32,13 @@ def test_smoke_grid_runs_end_to_end_and_resumes(tmp_path: Path) -> None:
 
 
 def test_qualitative_checks_say_no_when_the_effect_is_absent() -> None:
-    res = {"model1": {"BIWI_masked": {"mae_deg": 10.0}, "BIWI_rotated": {"mae_deg": 8.0}},
-           "model2": {"BIWI_masked": {"mae_deg": 7.0}}, "model3": {"BIWI_rotated": {"mae_deg": 9.0}}}
+    res = {"model1": {"BIWI_masked": {"mae_deg": 10.0}, "BIWI_rotated": {"mae_deg": 8.0, "roll_mae_deg": 6.0}},
+           "model2": {"BIWI_masked": {"mae_deg": 7.0}, "BIWI_rotated": {"mae_deg": 9.5}},
+           "model3": {"BIWI_rotated": {"mae_deg": 9.0, "roll_mae_deg": 4.0}},
+           "model4": {"BIWI_rotated": {"mae_deg": 9.0}}}
     lines = reproduce.qualitative_checks(res)
-    assert any("BIWI_masked" in line and ": yes" in line for line in lines)
-    assert any("BIWI_rotated" in line and ": NO" in line for line in lines)
+    assert any("BIWI_masked error (model2 vs model1): yes" in line for line in lines)
+    assert any("BIWI_rotated error (model3 vs model1): NO (9.00 vs 8.00" in line for line in lines)
+    assert any("BIWI_rotated roll error (model3 vs model1): yes (4.00 vs 6.00" in line for line in lines)
+    assert any("BIWI_rotated error (model4 vs model2): yes (9.00 vs 9.50" in line for line in lines)
+    assert len(lines) == 4  # suites without numbers are left out, not reported as NO
