@@ -217,7 +217,7 @@ def _results(out: Path) -> dict[str, dict[str, Any]]:
 #: The claims the report checks: (what, model, baseline, suites, metric key, metric name). model3 vs
 #: model1 is the study's comparison, but model3 also drops 300W_LP, so it mixes "rotated data" with
 #: "less data"; model4 vs model2 (the same offline data plus BIWI_rotated and online rotation/masks)
-#: and the roll error (the angle an in-plane rotation moves most) separate the two.
+#: and the roll error (the angle an in-plane rotation moves most) come closer to separating the two.
 CLAIMS = (
     ("Masked training", "model2", "model1", ("BIWI_masked", "AFLW2000_masked"), "mae_deg", "error"),
     ("Rotation training", "model3", "model1", ("BIWI_rotated", "AFLW2000_rotated"), "mae_deg", "error"),
@@ -269,7 +269,8 @@ def write_report(out: Path, preset: Preset, data: Path | None, device: str, seed
     lines += checks or ["- (no results yet)"]
     if checks:
         lines += ["", "model3 trains on BIWI and BIWI_rotated only (the study's grid), so against model1 it also "
-                  "lacks 300W_LP; model4 against model2 and the roll error isolate the rotation."]
+                  "lacks 300W_LP; model4 against model2 (the same data plus BIWI_rotated, online rotation and online "
+                  "masks) and the roll error come closer to isolating the rotation."]
     if any("NO" in c for c in checks):
         lines += ["", "Where the answer is NO the effect did not appear in this run; see the per-suite numbers "
                   "above (sample-preset suites hold a few hundred faces, so differences of a degree are noise)."]
