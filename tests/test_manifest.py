@@ -109,3 +109,23 @@ def test_binary_maps_are_1_bit_pngs_that_read_back_as_0_and_255() -> None:
     data = encode_map_png(grey)  # not binary: stays 8-bit, values kept
     assert data[24] == 8
     np.testing.assert_array_equal(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE), grey)
+
+
+def test_atomic_write_survives_another_worker_making_the_folder_first(tmp_path: Path) -> None:
+    """Two workers write the first files of a new folder: the one whose write failed because the
+    folder was missing must not give up when the other has made the folder meanwhile."""
+    from maskbench.io.atomic import atomic_write
+
+    target = tmp_path / "occlusion" / "a.png"
+    calls = []
+
+    def write(tmp: Path) -> None:
+        calls.append(tmp)
+        if len(calls) == 1:
+            target.parent.mkdir()  # the other worker, between our open() and our mkdir()
+            raise FileNotFoundError(2, "No such file or directory", str(tmp))
+        tmp.write_bytes(b"ok")
+
+    atomic_write(target, write)
+    assert target.read_bytes() == b"ok" and len(calls) == 2
+    assert [p.name for p in target.parent.iterdir()] == ["a.png"]

@@ -23,11 +23,9 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     try:
         try:
             write(tmp)
-        except FileNotFoundError:
-            if path.parent.is_dir():
-                raise
-            path.parent.mkdir(parents=True, exist_ok=True)  # first file of its folder
-            write(tmp)
+        except FileNotFoundError:  # the first file of its folder (maybe made by another worker by now)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write(tmp)  # a second FileNotFoundError is a real one (a missing source file)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
