@@ -66,9 +66,13 @@ class EvalItem:
         x1, y1 = min(int(np.ceil(self.bbox.x_max + mx)), w), min(int(np.ceil(self.bbox.y_max + my)), h)
         return x0, y0, max(x1, x0 + 1), max(y1, y0 + 1)
 
-    def crop_rgb(self) -> np.ndarray:
+    def crop_bgr(self) -> np.ndarray:
+        """The crop a model receives (a view of the image), BGR."""
         x0, y0, x1, y1 = self.crop_box()
-        return cv2.cvtColor(self.image_bgr[y0:y1, x0:x1], cv2.COLOR_BGR2RGB)
+        return self.image_bgr[y0:y1, x0:x1]
+
+    def crop_rgb(self) -> np.ndarray:
+        return cv2.cvtColor(self.crop_bgr(), cv2.COLOR_BGR2RGB)
 
 
 class PoseModel(Protocol):
@@ -177,9 +181,8 @@ class CallableModel:
 def crop_chw(item: EvalItem) -> np.ndarray:
     """One TorchScript/ONNX input: the crop resized to 224x224 (area interpolation), RGB, float32 in
     [0, 1], (3, 224, 224)."""
-    x0, y0, x1, y1 = item.crop_box()
     size = (TORCHSCRIPT_SIZE_PX, TORCHSCRIPT_SIZE_PX)
-    resized = cv2.resize(item.image_bgr[y0:y1, x0:x1], size, interpolation=cv2.INTER_AREA)
+    resized = cv2.resize(item.crop_bgr(), size, interpolation=cv2.INTER_AREA)
     return np.ascontiguousarray(resized.transpose(2, 0, 1)[::-1], dtype=np.float32) / np.float32(255.0)
 
 

@@ -109,8 +109,7 @@ def detect(model: RetinaFacePose, image_bgr: np.ndarray, image_size: int, score_
 
 def crop_letterbox(item: EvalItem, image_size: int) -> tuple[np.ndarray, float]:
     """``--protocol crop`` input of the reference model: the item's crop letterboxed to ``image_size``."""
-    x0, y0, x1, y1 = item.crop_box()
-    return letterbox(item.image_bgr[y0:y1, x0:x1], image_size)
+    return letterbox(item.crop_bgr(), image_size)
 
 
 def predict_crops(model: RetinaFacePose, items: Sequence[EvalItem], image_size: int) -> list[np.ndarray | None]:

@@ -203,8 +203,8 @@ def fit_mask(name: str, rotation: np.ndarray, landmarks_px: np.ndarray, image_sh
     ids = np.zeros((y1 - y0 + 1, x1 - x0 + 1), np.int32)
     order = np.flatnonzero(facing)
     depth = v_cam[tri[order]].mean(axis=1)[:, 2]
-    order = order[np.argsort(-depth, kind="stable")]  # far to near (painter's algorithm)
-    corners = px[tri[order]] - np.array([x0, y0], dtype=np.float64)  # (T, 3, 2) in box pixels
+    drawn = tri[order[np.argsort(-depth, kind="stable")]]  # far to near (painter's algorithm)
+    corners = px[drawn] - np.array([x0, y0], dtype=np.float64)  # (T, 3, 2) in box pixels
     polys = np.round(corners * 16).astype(np.int32)
     for value, poly in enumerate(polys, start=1):  # ids: 1 + position in the drawing order
         cv2.fillConvexPoly(ids, poly, value, lineType=cv2.LINE_8, shift=4)
@@ -215,9 +215,9 @@ def fit_mask(name: str, rotation: np.ndarray, landmarks_px: np.ndarray, image_sh
     # triangle's 3x3 system once, then every pixel is one gather and a multiply-add (no per-pixel
     # barycentrics). Row 0 of ``planes`` is zeros for uncovered pixels.
     corners_h = np.concatenate([corners, np.ones(corners.shape[:2] + (1,))], axis=2)  # rows (x, y, 1)
-    attrs = np.concatenate([surf.uv[tri[order]], n_cam[tri[order]]], axis=2)  # (T, 3, 5)
+    attrs = np.concatenate([surf.uv[drawn], n_cam[drawn]], axis=2)  # (T, 3, 5)
     solvable = np.abs(np.linalg.det(corners_h)) > 1e-9
-    planes = np.zeros((len(order) + 1, 3, 5), np.float32)
+    planes = np.zeros((len(drawn) + 1, 3, 5), np.float32)
     planes[1:][solvable] = np.linalg.solve(corners_h[solvable], attrs[solvable])
     planes[1:][~solvable, 2] = attrs[~solvable].mean(axis=1)  # sliver triangles: their mean value
     g = planes.reshape(len(planes), 15).T[:, ids]  # (15, h, w): one contiguous plane per coefficient
