@@ -114,11 +114,15 @@ def matrix_to_euler_deg(matrix: np.ndarray) -> tuple[float, float, float]:
 def is_rotation_matrix(matrix: np.ndarray, tol: float = 1e-6) -> bool:
     """True when ``matrix`` is 3x3, finite, orthonormal to ``tol`` and has determinant +1."""
     m = np.asarray(matrix, dtype=np.float64)
-    if m.shape != (3, 3) or not np.isfinite(m).all():
+    if m.shape != (3, 3):
         return False
-    det = (m[0, 0] * (m[1, 1] * m[2, 2] - m[1, 2] * m[2, 1]) - m[0, 1] * (m[1, 0] * m[2, 2] - m[1, 2] * m[2, 0])
-           + m[0, 2] * (m[1, 0] * m[2, 1] - m[1, 1] * m[2, 0]))
-    return bool(np.abs(m.T @ m - np.eye(3)).max() <= tol and abs(det - 1.0) < tol)
+    (a, b, c), (d, e, f), (g, h, i) = m.tolist()  # plain floats: ~10x faster than numpy on 3x3
+    if not all(math.isfinite(v) for v in (a, b, c, d, e, f, g, h, i)):
+        return False
+    gram = (a * a + d * d + g * g - 1.0, b * b + e * e + h * h - 1.0, c * c + f * f + i * i - 1.0,
+            a * b + d * e + g * h, a * c + d * f + g * i, b * c + e * f + h * i)  # M^T M - I
+    det = a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)
+    return max(abs(v) for v in gram) <= tol and abs(det - 1.0) < tol
 
 
 def orthonormalize(matrix: np.ndarray) -> np.ndarray:

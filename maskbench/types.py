@@ -7,6 +7,7 @@ Angles are named with their unit (``_deg``), pixel quantities with ``_px``; poin
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ class HeadPose:
 
     def __post_init__(self) -> None:
         m = np.array(self.matrix, dtype=np.float64, copy=True)
-        if m.shape != (3, 3) or not np.all(np.isfinite(m)):
+        if m.shape != (3, 3) or not np.isfinite(m).all():
             raise ValueError(f"HeadPose needs a finite 3x3 matrix, got shape {m.shape}")
         if not geometry.is_rotation_matrix(m, tol=1e-4):
             raise ValueError("HeadPose matrix is not a rotation (orthonormal, det +1)")
@@ -86,7 +87,7 @@ class BBox:
 
     def __post_init__(self) -> None:
         vals = (self.x_min, self.y_min, self.x_max, self.y_max)
-        if not all(np.isfinite(v) for v in vals):
+        if not all(math.isfinite(v) for v in vals):
             raise ValueError(f"BBox has a non-finite coordinate: {vals}")
         if self.x_max < self.x_min or self.y_max < self.y_min:
             raise ValueError(f"BBox has max < min: {vals}")
@@ -95,7 +96,8 @@ class BBox:
     def from_points(cls, points_px: np.ndarray) -> BBox:
         """Tight box around the finite rows of an (N, 2) array."""
         pts = np.asarray(points_px, dtype=np.float64)
-        pts = pts[np.all(np.isfinite(pts), axis=1)]
+        if not np.isfinite(pts).all():
+            pts = pts[np.isfinite(pts).all(axis=1)]
         if len(pts) == 0:
             raise ValueError("no finite points to build a box from")
         (x0, y0), (x1, y1) = pts.min(axis=0), pts.max(axis=0)
@@ -153,5 +155,18 @@ class Sample:
     aux_images: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     def replace(self, **changes: Any) -> Sample:
-        """A copy with some fields changed (samples are immutable)."""
-        return dataclasses.replace(self, **changes)
+        """A copy with some fields changed (samples are immutable).
+
+        Same result as :func:`dataclasses.replace` (Sample has no ``__post_init__``), without
+        re-running ``__init__``: the pipelines call this several times per sample.
+        """
+        unknown = changes.keys() - _SAMPLE_FIELDS
+        if unknown:
+            raise TypeError(f"Sample has no field(s) {', '.join(sorted(unknown))}")
+        new = object.__new__(Sample)
+        new.__dict__.update(self.__dict__)
+        new.__dict__.update(changes)
+        return new
+
+
+_SAMPLE_FIELDS = frozenset(f.name for f in dataclasses.fields(Sample))

@@ -88,7 +88,7 @@ def rotate_sample(
     cam_rot, correction_deg = F.camera_rotation_for(
         angle_deg, c, None if calib is None else calib.camera_matrix, sample.native.get("head_center_mm")
     )
-    pose = HeadPose(geometry.orthonormalize(cam_rot @ sample.pose.matrix))
+    pose = HeadPose(cam_rot @ sample.pose.matrix)  # a product of rotations: no re-orthonormalising needed
     landmarks = None if sample.landmarks_px is None else geometry.apply_affine(sample.landmarks_px, affine)
     moved = sample.replace(pose=pose, landmarks_px=landmarks, native=fmt.move_native(sample, affine, cam_rot))
     bbox = fmt.box_for(moved)

@@ -61,7 +61,7 @@ class _Aflw2000(threeddfa.ThreeDDFAFormat):
         native["mat"] = mat
         return native
 
-    def write(self, out_root: Path, sample: Sample, image: np.ndarray | None) -> list[str]:
+    def write(self, out_root: Path, sample: Sample, image: np.ndarray | bytes | None) -> list[str]:
         mat = dict(sample.native.get("mat", {}))
         mat["Pose_Para"] = threeddfa.pose_para_for(sample)
         if sample.landmarks_px is None:

@@ -6,7 +6,8 @@ A *format* module (``biwi``, ``w300lp``, ``aflw2000``) provides a :class:`Datase
 * ``read(root, key)`` turns one unit into a :class:`~maskbench.types.Sample` or raises
   :class:`DatasetError` with a one-line message naming the file;
 * ``write(out_root, sample, image)`` writes one sample in the native layout and returns the
-  relative paths it wrote.
+  relative paths it wrote; ``image`` is BGR pixels, bytes already encoded in the format's
+  ``image_suffix``, or None (copy the source image file).
 
 :class:`DatasetReader` runs ``discover`` + ``read`` over a tree, yields the good samples and
 keeps the bad ones (path and reason) in ``errors`` so that nothing is dropped silently.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +53,7 @@ class DatasetFormat(Protocol):
 
     def read(self, root: Path, key: str) -> Sample: ...
 
-    def write(self, out_root: Path, sample: Sample, image: np.ndarray | None) -> list[str]: ...
+    def write(self, out_root: Path, sample: Sample, image: np.ndarray | bytes | None) -> list[str]: ...
 
     def keep_sample(self, sample: Sample, options: dict[str, Any]) -> str | None: ...
 
@@ -200,9 +202,13 @@ def list_files(root: Path, pattern: str) -> list[Path]:
 
 def require_file(path: Path, what: str) -> None:
     """Raise DatasetError when ``path`` is not a readable, non-empty file."""
-    if not path.is_file():
+    try:
+        st = os.stat(path)  # one system call for both checks
+    except (OSError, ValueError):
+        raise DatasetError(path, f"{what} not found") from None
+    if not stat.S_ISREG(st.st_mode):
         raise DatasetError(path, f"{what} not found")
-    if path.stat().st_size == 0:
+    if st.st_size == 0:
         raise DatasetError(path, f"{what} is empty (0 bytes)")
 
 

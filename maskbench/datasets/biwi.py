@@ -30,7 +30,7 @@ import numpy as np
 
 from maskbench import geometry
 from maskbench.datasets.base import DatasetError, guarded, list_files, require_file
-from maskbench.io.atomic import atomic_write, atomic_write_bytes, atomic_write_text, encode_image
+from maskbench.io.atomic import atomic_write, atomic_write_bytes, atomic_write_text, image_bytes
 from maskbench.types import BBox, HeadPose, Sample
 
 #: Physical side of the face box (mm). 220 mm at the 880 mm of fixture frame 01/00003 gives a
@@ -163,7 +163,7 @@ class _Biwi:
         """The reader's box definition applied to a (possibly moved) sample."""
         return face_box(np.asarray(sample.native["head_center_mm"]), sample.native["calibration"].camera_matrix)
 
-    def write(self, out_root: Path, sample: Sample, image: np.ndarray | None) -> list[str]:
+    def write(self, out_root: Path, sample: Sample, image: np.ndarray | bytes | None) -> list[str]:
         calib: Calibration = sample.native["calibration"]
         seq = sample.id.split("/")[0]
         written = []
@@ -183,8 +183,7 @@ class _Biwi:
         if image is None:
             atomic_write(out_root / img_rel, lambda tmp: shutil.copyfile(sample.image_path, tmp))
         else:
-            data = encode_image(image, ".png")
-            atomic_write_bytes(out_root / img_rel, data)
+            atomic_write_bytes(out_root / img_rel, image_bytes(image, ".png"))
         rot_depth = geometry.matrix_to_biwi(sample.pose.matrix, calib.rotation)
         center_depth = calib.rotation.T @ (np.asarray(sample.native["head_center_mm"]) - calib.translation_mm)
         old = sample.native.get("pose_path")

@@ -18,7 +18,7 @@ import numpy as np
 from maskbench import geometry
 from maskbench.datasets.base import DatasetError, guarded, require_file
 from maskbench.io import matv5
-from maskbench.io.atomic import atomic_write, atomic_write_bytes, encode_image
+from maskbench.io.atomic import atomic_write, atomic_write_bytes, image_bytes
 from maskbench.types import BBox, HeadPose, Sample
 
 #: Marker the AFLW releases use for an unlabelled 2D point: x = -1, y = image height + 2.
@@ -131,15 +131,15 @@ def box_for(sample: Sample) -> BBox:
     return BBox.from_points(sample.landmarks_px)
 
 
-def write_pair(out_root: Path, rel_stem: str, sample: Sample, image: np.ndarray | None, mat: dict[str, Any]) -> list[str]:
-    """Write ``<rel_stem>.jpg`` (copied when ``image`` is None) and ``<rel_stem>.mat``."""
+def write_pair(out_root: Path, rel_stem: str, sample: Sample, image: np.ndarray | bytes | None,
+               mat: dict[str, Any]) -> list[str]:
+    """Write ``<rel_stem>.jpg`` (copied when ``image`` is None; ``bytes`` are JPEG already) and ``<rel_stem>.mat``."""
     jpg_rel, mat_rel = f"{rel_stem}.jpg", f"{rel_stem}.mat"
     jpg_path, mat_path = out_root / jpg_rel, out_root / mat_rel
     if image is None:
         atomic_write(jpg_path, lambda tmp: shutil.copyfile(sample.image_path, tmp))
     else:
-        data = encode_image(image, ".jpg")
-        atomic_write_bytes(jpg_path, data)
+        atomic_write_bytes(jpg_path, image_bytes(image, ".jpg"))
     save_mat(mat_path, mat)
     return [jpg_rel, mat_rel]
 

@@ -71,7 +71,7 @@ class _W300LP(threeddfa.ThreeDDFAFormat):
             native.pop("landmarks_path", None)
         return native
 
-    def write(self, out_root: Path, sample: Sample, image: np.ndarray | None) -> list[str]:
+    def write(self, out_root: Path, sample: Sample, image: np.ndarray | bytes | None) -> list[str]:
         if sample.landmarks_px is None:
             raise ValueError(f"{sample.id}: 300W_LP needs 68 landmarks")
         mat = dict(sample.native.get("mat", {}))

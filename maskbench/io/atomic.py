@@ -72,6 +72,12 @@ def encode_image(image_bgr: np.ndarray, suffix: str) -> bytes:
     return buf.tobytes()
 
 
+def image_bytes(image: np.ndarray | bytes, suffix: str) -> bytes:
+    """Bytes to write for a writer's ``image`` argument: encoded here from pixels, or as handed in
+    when the caller encoded them already (``bytes`` in ``suffix``'s format)."""
+    return image if isinstance(image, bytes) else encode_image(image, suffix)
+
+
 def encode_map_png(image: np.ndarray) -> bytes:
     """PNG bytes of an 8-bit single-channel map; a binary (0/255) map as a 1-bit PNG, which encodes
     about 6x faster and is 2x smaller. OpenCV reads it back as 0/255 (``IMREAD_GRAYSCALE``), PIL as

@@ -25,6 +25,7 @@ element in zlib.
 from __future__ import annotations
 
 import io
+import math
 import os
 import struct
 import zlib
@@ -41,6 +42,7 @@ MI_INT8, MI_INT32, MI_UINT32, MI_MATRIX, MI_COMPRESSED = 1, 5, 6, 14, 15
 #: Data-type code (miINT8...) <-> little-endian numpy dtype.
 MI_DTYPE = {1: "<i1", 2: "<u1", 3: "<i2", 4: "<u2", 5: "<i4", 6: "<u4", 7: "<f4", 9: "<f8", 12: "<i8", 13: "<u8"}
 _MI_CODE = {np.dtype(v).str[1:]: k for k, v in MI_DTYPE.items()}
+_MI_NATIVE = {k: (np.dtype(v), np.dtype(v).newbyteorder("=")) for k, v in MI_DTYPE.items()}
 #: Array class (mxDOUBLE_CLASS...) by numpy dtype; the numeric classes are 6..15.
 MX_CLASS = {"f8": 6, "f4": 7, "i1": 8, "u1": 9, "i2": 10, "u2": 11, "i4": 12, "u4": 13, "i8": 14, "u8": 15}
 _NUMERIC_CLASSES = frozenset(MX_CLASS.values())
@@ -121,10 +123,10 @@ def _parse_matrix(body: bytes) -> tuple[str, np.ndarray]:
     mi, real, pos = _read_element(body, pos)
     if mi not in MI_DTYPE or pos < len(body):  # an imaginary part or anything after it
         raise _NotPlain
-    dtype = np.dtype(MI_DTYPE[mi])
-    if len(real) != dtype.itemsize * int(np.prod(dims)):
+    dtype, native = _MI_NATIVE[mi]
+    if len(real) != dtype.itemsize * math.prod(dims):
         raise _NotPlain
-    array = np.frombuffer(real, dtype).reshape(dims, order="F").astype(dtype.newbyteorder("="), order="F")
+    array = np.frombuffer(real, dtype).reshape(dims, order="F").astype(native, order="F")
     return name.decode("ascii"), array
 
 
