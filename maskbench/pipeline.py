@@ -4,6 +4,10 @@
 ``rotate`` and ``synthesize`` with theirs). A transform is a pure function
 ``(sample, image_bgr, rng) -> iterable of (sample, image_bgr)``; its randomness comes only from the
 per-sample generator it is handed, so outputs do not depend on order, worker count or sharding.
+A transform whose labels need only the image's shape may also offer
+``plan(sample, image_shape, rng) -> [(sample, render), ...]`` with ``render(image_bgr) -> image_bgr``
+(the albumentations split of parameters and pixels); the pipeline then runs the label halves of
+a chunk back to back (see :meth:`SplitJob.process_chunk`).
 
 Source samples are processed in chunks of :data:`CHUNK_SIZE` (labels, then pixels, then files:
 see :meth:`SplitJob.process_chunk`). When a sample's files are written, a one-line record of its
@@ -144,9 +148,17 @@ class SplitJob:
             else:
                 assert sample is not None
                 unit.sample = self._prepare(unit, sample)
-        for unit in units:  # pass 2: pixels (decode, transform, encode)
-            if unit.sample is not None:
+        live = [u for u in units if u.sample is not None]
+        for unit in live:  # pass 2: pixels (decode, transform, encode)
+            self._guard(unit, self._decode)
+        if hasattr(self.transform, "plan"):  # a transform whose label work can run first, back to back
+            live = [u for u in live if u.image is not None]
+            for unit in live:
+                self._guard(unit, self._plan)
+        for unit in live:
+            if unit.image is not None:
                 self._guard(unit, self._render)
+            unit.image = None
         for unit in units:  # pass 3: files and the journal record
             if unit.outputs:
                 self._guard(unit, self._store)
@@ -174,21 +186,31 @@ class SplitJob:
             unit.transform = "+".join(t for t in (row.get("transform", "") if row else "", self.transform_name) if t)
         return sample
 
-    def _render(self, unit: _Unit) -> None:
-        sample = unit.sample
-        assert sample is not None
+    def _decode(self, unit: _Unit) -> None:
+        assert unit.sample is not None
         if unit.row:  # ... and its per-pixel maps
-            sample = sample.replace(aux_images=read_aux_images(self.reader.root, unit.row))
+            unit.sample = unit.sample.replace(aux_images=read_aux_images(self.reader.root, unit.row))
         if self.transform is None:
-            unit.outputs = [(sample, None, encode_aux_images(sample))]
-            return
-        assert unit.rng is not None
-        image = read_image(sample.image_path)
+            unit.outputs = [(unit.sample, None, encode_aux_images(unit.sample))]
+        else:
+            unit.image = read_image(unit.sample.image_path)
+
+    def _plan(self, unit: _Unit) -> None:
+        assert unit.sample is not None and unit.image is not None and unit.rng is not None
+        unit.plans = self.transform.plan(unit.sample, unit.image.shape, unit.rng)  # type: ignore[union-attr]
+
+    def _render(self, unit: _Unit) -> None:
+        assert unit.sample is not None and unit.image is not None and unit.rng is not None and self.transform
+        image = unit.image
+        if unit.plans is not None:
+            outputs: Iterable[tuple[Sample, np.ndarray]] = [(out, render(image)) for out, render in unit.plans]
+        else:
+            outputs = self.transform(unit.sample, image, unit.rng)
         suffix = self.reader.fmt.image_suffix
         unit.outputs = [
             (out.replace(source_id=unit.source_id, transform=unit.transform), encode_image(pixels, suffix),
              encode_aux_images(out))
-            for out, pixels in self.transform(sample, image, unit.rng)
+            for out, pixels in outputs
         ]
 
     def _store(self, unit: _Unit) -> None:
@@ -216,6 +238,8 @@ class _Unit:
     source_id: str = ""
     transform: str = ""
     rng: np.random.Generator | None = None
+    image: np.ndarray | None = None
+    plans: list[tuple[Sample, Callable[[np.ndarray], np.ndarray]]] | None = None
     outputs: list[tuple[Sample, bytes | None, dict[str, bytes]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:

@@ -18,8 +18,9 @@ recorded in ``perspective_correction_deg``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -75,14 +76,16 @@ def rotation_center(sample: Sample, image_shape: Sequence[int], center: str) -> 
     return (w - 1) / 2.0, (h - 1) / 2.0
 
 
-def rotate_sample(
-    fmt: DatasetFormat, sample: Sample, image: np.ndarray, angle_deg: float, center: str = "image",
-    border: str = "reflect",
+def rotate_labels(
+    fmt: DatasetFormat, sample: Sample, image_shape: Sequence[int], angle_deg: float, center: str = "image",
 ) -> tuple[Sample, np.ndarray]:
-    """Rotate one sample by ``angle_deg`` (counter-clockwise on screen). Pure: no I/O."""
+    """Everything but the image of :func:`rotate_sample`: (rotated sample, its 2x3 image affine).
+
+    Per-pixel maps (``aux_images``) are rotated here too (nearest neighbour, zero border). Pure.
+    """
     if "image_height_px" not in sample.native:  # formats that need it (3DDFA) skip a header read
-        sample = sample.replace(native={**sample.native, "image_height_px": int(image.shape[0])})
-    c = rotation_center(sample, image.shape, center)
+        sample = sample.replace(native={**sample.native, "image_height_px": int(image_shape[0])})
+    c = rotation_center(sample, image_shape, center)
     affine = geometry.image_rotation_affine(c, angle_deg)
     calib = sample.native.get("calibration")
     cam_rot, correction_deg = F.camera_rotation_for(
@@ -95,7 +98,16 @@ def rotate_sample(
     extra = dict(sample.extra)
     extra.update({"rotation_deg": angle_deg, "rotation_center": center, "perspective_correction_deg": correction_deg})
     aux = {k: F.rotate_image(v, affine, "constant", nearest=True) for k, v in sample.aux_images.items()}
-    return moved.replace(bbox=bbox, extra=extra, aux_images=aux), F.rotate_image(image, affine, border)
+    return moved.replace(bbox=bbox, extra=extra, aux_images=aux), affine
+
+
+def rotate_sample(
+    fmt: DatasetFormat, sample: Sample, image: np.ndarray, angle_deg: float, center: str = "image",
+    border: str = "reflect",
+) -> tuple[Sample, np.ndarray]:
+    """Rotate one sample by ``angle_deg`` (counter-clockwise on screen). Pure: no I/O."""
+    rotated, affine = rotate_labels(fmt, sample, image.shape, angle_deg, center)
+    return rotated, F.rotate_image(image, affine, border)
 
 
 def rotated_id(sample_id: str, k: int, copies: int) -> str:
@@ -103,13 +115,34 @@ def rotated_id(sample_id: str, k: int, copies: int) -> str:
     return sample_id if copies == 1 else f"{sample_id}_r{k:02d}"
 
 
-def make_transform(fmt: DatasetFormat, params: RotationParams):  # type: ignore[no-untyped-def]
-    """A pipeline transform ``(sample, image, rng) -> [(sample, image), ...]``."""
+@dataclass(frozen=True)
+class RotateTransform:
+    """The pipeline transform of ``maskbench rotate``.
 
-    def transform(sample: Sample, image: np.ndarray, rng: np.random.Generator) -> Iterator[tuple[Sample, np.ndarray]]:
-        angles = params.draw_angles(rng)
+    Called as ``transform(sample, image, rng)`` it yields the rotated copies. It also offers the
+    two halves separately, as the pipeline prefers (labels for several samples back to back, then
+    pixels): ``plan(sample, image_shape, rng)`` returns ``[(rotated sample, render), ...]`` where
+    ``render(image)`` warps the source image for that copy.
+    """
+
+    fmt: DatasetFormat
+    params: RotationParams
+
+    def plan(self, sample: Sample, image_shape: Sequence[int],
+             rng: np.random.Generator) -> list[tuple[Sample, Callable[[np.ndarray], np.ndarray]]]:
+        angles = self.params.draw_angles(rng)
+        out = []
         for k, angle in enumerate(angles):
-            out, out_image = rotate_sample(fmt, sample, image, angle, params.center, params.border)
-            yield out.replace(id=rotated_id(sample.id, k, len(angles))), out_image
+            rotated, affine = rotate_labels(self.fmt, sample, image_shape, angle, self.params.center)
+            render = partial(F.rotate_image, affine=affine, border=self.params.border)
+            out.append((rotated.replace(id=rotated_id(sample.id, k, len(angles))), render))
+        return out
 
-    return transform
+    def __call__(self, sample: Sample, image: np.ndarray, rng: np.random.Generator) -> Iterator[tuple[Sample, np.ndarray]]:
+        for rotated, render in self.plan(sample, image.shape, rng):
+            yield rotated, render(image)
+
+
+def make_transform(fmt: DatasetFormat, params: RotationParams) -> RotateTransform:
+    """The pipeline transform ``(sample, image, rng) -> [(sample, image), ...]`` (with ``plan``)."""
+    return RotateTransform(fmt, params)
