@@ -21,7 +21,8 @@ by IoU >= 0.4 is scored and a face with none is a miss.
 * a maskbench checkpoint ``.pth`` (loaded with ``weights_only=True``): the crop is letterboxed to the
   config's image size and the pose of the highest-scoring face is taken.
 * a TorchScript ``.pt`` file: called with a float32 tensor (N, 3, 224, 224), RGB, values in [0, 1],
-  the crop resized to 224x224 (aspect not kept); returns (N, 3) Euler degrees, (N, 6) or (N, 3, 3).
+  the crop resized to 224x224 (aspect not kept; area averaging when the crop is at least twice
+  that size, else bilinear); returns (N, 3) Euler degrees, (N, 6) or (N, 3, 3).
 * an ONNX ``.onnx`` file (needs ``onnxruntime``: ``pip install maskbench[onnx]``): the same input as
   TorchScript fed to the graph's first input; the first output is read, same shapes accepted.
   ``maskbench export CKPT --format torchscript|onnx`` writes the reference model in both forms.
@@ -178,17 +179,40 @@ class CallableModel:
         return [to_matrix(o) for o in outputs]
 
 
-def crop_chw(item: EvalItem) -> np.ndarray:
-    """One TorchScript/ONNX input: the crop resized to 224x224 (area interpolation), RGB, float32 in
-    [0, 1], (3, 224, 224)."""
-    size = (TORCHSCRIPT_SIZE_PX, TORCHSCRIPT_SIZE_PX)
-    resized = cv2.resize(item.crop_bgr(), size, interpolation=cv2.INTER_AREA)
-    return np.ascontiguousarray(resized.transpose(2, 0, 1)[::-1], dtype=np.float32) / np.float32(255.0)
+def resize_crop(crop_bgr: np.ndarray, size_px: int) -> np.ndarray:
+    """A crop resized to ``size_px`` square: area averaging when it shrinks by 2x or more (no
+    aliasing), bilinear otherwise (OpenCV's area resize at fractional factors costs ~5x as much
+    for nearly the same pixels)."""
+    h, w = crop_bgr.shape[:2]
+    area = h >= 2 * size_px and w >= 2 * size_px
+    return cv2.resize(crop_bgr, (size_px, size_px), interpolation=cv2.INTER_AREA if area else cv2.INTER_LINEAR)
+
+
+def crop_rgb224(item: EvalItem) -> np.ndarray:
+    """One TorchScript/ONNX input before scaling: the crop resized to 224x224 (:func:`resize_crop`),
+    RGB, uint8 (224, 224, 3). The adapters' ``prepare`` (it runs in the decode threads)."""
+    return cv2.cvtColor(resize_crop(item.crop_bgr(), TORCHSCRIPT_SIZE_PX), cv2.COLOR_BGR2RGB)
+
+
+def crops_nhwc(items: Sequence[EvalItem]) -> np.ndarray:
+    """(N, 224, 224, 3) uint8 RGB: each item's ``prepared`` input, else :func:`crop_rgb224`."""
+    return np.stack([item.prepared if item.prepared is not None else crop_rgb224(item) for item in items])
 
 
 def crops_nchw(items: Sequence[EvalItem]) -> np.ndarray:
-    """The TorchScript/ONNX batch (N, 3, 224, 224): each item's ``prepared`` input, else :func:`crop_chw`."""
-    return np.stack([item.prepared if item.prepared is not None else crop_chw(item) for item in items])
+    """The TorchScript/ONNX batch: float32 (N, 3, 224, 224), RGB, values in [0, 1], contiguous."""
+    return np.ascontiguousarray(crops_nhwc(items).transpose(0, 3, 1, 2), dtype=np.float32) / np.float32(255.0)
+
+
+def to_matrices(outputs: np.ndarray) -> list[np.ndarray | None]:
+    """:func:`to_matrix` of each row of a batch output (N, 3), (N, 6) or (N, 3, 3); (N, 6) vectorised."""
+    arr = np.asarray(outputs, dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[1] != 6:
+        return [to_matrix(v) for v in arr]
+    b1 = arr[:, :3] / np.linalg.norm(arr[:, :3], axis=1, keepdims=True)
+    b2 = arr[:, 3:] - np.einsum("ij,ij->i", b1, arr[:, 3:])[:, None] * b1
+    b2 /= np.linalg.norm(b2, axis=1, keepdims=True)
+    return list(np.stack([b1, b2, np.cross(b1, b2)], axis=2))
 
 
 class TorchScriptModel:
@@ -201,13 +225,15 @@ class TorchScriptModel:
         self.device = device
         self.module = torch.jit.load(str(path), map_location=device).eval()
         self.name = f"torchscript:{path.name}"
-        self.prepare = crop_chw
+        self.prepare = crop_rgb224
 
     def predict(self, items: Sequence[EvalItem]) -> list[np.ndarray | None]:
-        x = self.torch.from_numpy(crops_nchw(items)).to(self.device)
-        with self.torch.no_grad():
-            y = self.module(x).detach().cpu().numpy()
-        return [to_matrix(v) for v in y]
+        torch = self.torch
+        # uint8 to the device, then NCHW float in [0, 1] there (the same values as crops_nchw)
+        x = torch.from_numpy(crops_nhwc(items)).to(self.device).permute(0, 3, 1, 2).contiguous()
+        with torch.no_grad():
+            y = self.module(x.float().div_(255.0)).detach().cpu().numpy()
+        return to_matrices(y)
 
 
 class OnnxModel:
@@ -230,12 +256,13 @@ class OnnxModel:
         except Exception as exc:  # onnxruntime raises its own exception types for unreadable graphs
             raise ValueError(f"{path}: not a readable ONNX model ({exc})") from None
         self.input_name = self.session.get_inputs()[0].name
+        self.device = "cuda" if "CUDAExecutionProvider" in self.session.get_providers() else "cpu"
         self.name = f"onnx:{path.name}"
-        self.prepare = crop_chw
+        self.prepare = crop_rgb224
 
     def predict(self, items: Sequence[EvalItem]) -> list[np.ndarray | None]:
         (y, *_) = self.session.run(None, {self.input_name: crops_nchw(items)})
-        return [to_matrix(v) for v in np.asarray(y)]
+        return to_matrices(np.asarray(y))
 
 
 class CheckpointModel:
@@ -245,6 +272,7 @@ class CheckpointModel:
         from maskbench.models.trainer import load_model_from_checkpoint
 
         self.model, ckpt = load_model_from_checkpoint(path, device)
+        self.device = device
         self.image_size = int(ckpt["config"]["image_size"])
         self.name = f"{ckpt['config'].get('name', 'checkpoint')}:{path.name}"
 

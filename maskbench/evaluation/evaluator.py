@@ -21,13 +21,14 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from maskbench import geometry
 from maskbench.datasets import detect_format, open_dataset
 from maskbench.datasets.aflw2000 import PROTOCOL_MAX_ABS_ANGLE_DEG
 from maskbench.evaluation.adapters import EvalItem, PoseModel
 from maskbench.evaluation.metrics import Scores, score
 from maskbench.io.atomic import atomic_write_text, read_image
 from maskbench.io.manifest import labels_by_id
-from maskbench.types import HeadPose, Sample
+from maskbench.types import Sample
 
 #: Suite name -> the command that creates it when it is missing.
 SUITES: dict[str, str] = {
@@ -89,7 +90,7 @@ def evaluate_suite(model: PoseModel, name: str, path: Path, batch_size: int = 32
     """Score ``model`` on one suite folder with the ``crop`` or ``full`` protocol.
 
     Images are decoded (and, for adapters with ``prepare``, cropped and resized) by ``workers``
-    threads (OpenCV releases the GIL), one batch ahead of the model, so that work overlaps inference.
+    threads (OpenCV releases the GIL); for a model on a GPU one batch ahead, overlapping inference.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -101,24 +102,37 @@ def evaluate_suite(model: PoseModel, name: str, path: Path, batch_size: int = 32
     samples, n_filtered, rows = _scored_samples_and_rows(path)
     if limit is not None:
         samples = samples[:limit]
-    true_m, pred_m, true_e, pred_e, out_rows = [], [], [], [], []
+    true_m: list[np.ndarray] = []
+    pred_m: list[np.ndarray | None] = []
+    true_e: list[tuple[float, float, float]] = []
+    pred_e: list[tuple[float, float, float]] = []
+    out_rows: list[dict[str, Any]] = []
+    nan = float("nan")
     batches = [samples[i : i + batch_size] for i in range(0, len(samples), batch_size)]
     pool = ThreadPoolExecutor(max_workers=max(1, workers))
-    pending = [pool.map(load, b) for b in batches[:1]]
+    # On a GPU the next batch is decoded while the model runs. On the CPU the forward pass already
+    # keeps every core busy, and decoding beside it measured slower than decoding first: the decode
+    # threads preempt the model's threads, which then wait for each other.
+    ahead = 1 if str(getattr(model, "device", "cpu")).startswith("cuda") else 0
+    pending = [pool.map(load, b) for b in batches[:ahead]]
     for k, batch in enumerate(tqdm(batches, desc=f"evaluate {name}", unit="batch", disable=not progress)):
+        if k + ahead < len(batches):
+            pending.append(pool.map(load, batches[k + ahead]))
         items = list(pending.pop(0))
-        if k + 1 < len(batches):
-            pending.append(pool.map(load, batches[k + 1]))  # decode the next batch meanwhile
         for s, pred in zip(batch, predict(items)):
-            truth = s.pose.euler_deg()
+            truth = geometry.matrix_to_euler_deg(s.pose.matrix)
+            if pred is not None and not np.isfinite(pred).all():
+                raise ValueError(f"{model.name} returned a non-finite pose for {s.id} in {path}")
+            # adapters return rotations (to_matrix); matrix_to_euler_deg reads the matrix as it is
+            guess = geometry.matrix_to_euler_deg(pred) if pred is not None else (nan, nan, nan)
             true_m.append(s.pose.matrix)
             pred_m.append(pred)
-            true_e.append([truth["yaw_deg"], truth["pitch_deg"], truth["roll_deg"]])
-            guess = HeadPose(pred).euler_deg() if pred is not None else {k: float("nan") for k in truth}
-            pred_e.append([guess["yaw_deg"], guess["pitch_deg"], guess["roll_deg"]])
+            true_e.append(truth)
+            pred_e.append(guess)
             extra = rows.get(s.id, {})
-            out_rows.append({"suite": name, "id": s.id, **{f"true_{k}": v for k, v in truth.items()},
-                             **{f"pred_{k}": v for k, v in guess.items()}, "missed": pred is None,
+            out_rows.append({"suite": name, "id": s.id, "true_yaw_deg": truth[0], "true_pitch_deg": truth[1],
+                             "true_roll_deg": truth[2], "pred_yaw_deg": guess[0], "pred_pitch_deg": guess[1],
+                             "pred_roll_deg": guess[2], "missed": pred is None,
                              "mask_type": extra.get("mask_type", ""), "rotation_deg": extra.get("rotation_deg", "")})
     pool.shutdown()
     true_e_a, pred_e_a = np.asarray(true_e).reshape(-1, 3), np.asarray(pred_e).reshape(-1, 3)

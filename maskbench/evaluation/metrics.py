@@ -15,8 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from maskbench import geometry
-
 
 @dataclass(frozen=True)
 class Scores:
@@ -62,8 +60,12 @@ def score(true_euler_deg: np.ndarray, pred_euler_deg: np.ndarray, true_matrices:
         return Scores(n, n, nan, nan, nan, nan, nan, nan)
     err = angle_errors_deg(np.asarray(pred_euler_deg)[hit], np.asarray(true_euler_deg)[hit])
     per_axis = err.mean(axis=0)
-    pairs = [(p, t) for p, t, h in zip(pred_matrices, true_matrices, hit) if h]
-    maev = float(np.mean([column_angle_deg(p, t) for p, t in pairs]))
-    geo = float(np.mean([geometry.geodesic_deg(p, t) for p, t in pairs]))
+    pred = np.array([p for p, h in zip(pred_matrices, hit) if h], dtype=np.float64)  # (H, 3, 3)
+    true = np.array([t for t, h in zip(true_matrices, hit) if h], dtype=np.float64)
+    cos = np.clip(np.einsum("nij,nij->nj", pred, true), -1.0, 1.0)  # per column, as column_angle_deg
+    maev = float(np.degrees(np.arccos(cos)).mean(axis=1).mean())
+    # geodesic angle as geometry.geodesic_deg: 2 asin(||P - T||_F / sqrt(8))
+    chord = np.linalg.norm((pred - true).reshape(len(pred), 9), axis=1) / np.sqrt(8.0)
+    geo = float(np.degrees(2.0 * np.arcsin(np.minimum(chord, 1.0))).mean())
     return Scores(n, int(n - hit.sum()), float(per_axis[0]), float(per_axis[1]), float(per_axis[2]),
                   float(per_axis.mean()), maev, geo)
