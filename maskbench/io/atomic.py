@@ -83,7 +83,7 @@ def encode_map_png(image: np.ndarray) -> bytes:
     about 6x faster and is 2x smaller. OpenCV reads it back as 0/255 (``IMREAD_GRAYSCALE``), PIL as
     mode ``"1"`` (``.convert("L")`` gives 0/255)."""
     params = [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION]
-    if image.ndim == 2 and image.dtype == np.uint8 and not np.any((image != 0) & (image != 255)):
+    if image.ndim == 2 and image.dtype == np.uint8 and not cv2.countNonZero(cv2.inRange(image, 1, 254)):
         params += [cv2.IMWRITE_PNG_BILEVEL, 1]
     ok, buf = cv2.imencode(".png", image, params)
     if not ok:

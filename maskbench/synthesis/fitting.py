@@ -18,8 +18,9 @@
    near, so at large yaw the far half of the mask is compressed and hidden behind the nose and
    the near cheek; nothing is drawn off a profile's silhouette.
 
-The output of :func:`fit_mask` is, for every covered pixel, its texture coordinate and surface
-normal; blending is in :mod:`maskbench.synthesis.blending`.
+The output of :func:`fit_mask` is, for every covered pixel, its texture coordinate and its
+shading (the Lambert term of :data:`LIGHT_DIR` at the mask's vertices, interpolated: Gouraud);
+blending is in :mod:`maskbench.synthesis.blending`.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ FIT_LANDMARKS = list(range(27, 68)) + [8]
 #: Anchors whose residuals bend the mask to the person's face.
 ANCHOR_LANDMARKS = [27, 28, 30, 33, 48, 54, 57, 8]
 JAW_LANDMARKS = list(range(2, 15))
+#: Light direction in the camera frame (travelling from upper left, slightly from the camera).
+LIGHT_DIR = np.array([0.25, 0.45, 1.0]) / np.linalg.norm([0.25, 0.45, 1.0])
 
 
 @dataclass(frozen=True)
@@ -141,13 +144,14 @@ def surface(name: str) -> MaskSurface:
 
 @dataclass(frozen=True)
 class Fit:
-    """A fitted mask in an image: per covered pixel of a bounding box, texture coords and normal."""
+    """A fitted mask in an image: per pixel of a bounding box, coverage, texture coords and shading."""
 
     x0: int
     y0: int
     covered: np.ndarray  # (h, w) bool
-    uv: np.ndarray  # (h, w, 2) float32, valid where covered
-    normal_cam: np.ndarray  # (h, w, 3) float32, valid where covered
+    u: np.ndarray  # (h, w) float32 in [0, 1], texture x; valid where covered
+    v: np.ndarray  # (h, w) float32 in [0, 1], texture y; valid where covered
+    shade: np.ndarray  # (h, w) float32 in [0, 1]: Lambert term for LIGHT_DIR; valid where covered
     vertices_px: np.ndarray  # (N, 2) projected mask vertices (for debugging and tests)
 
 
@@ -184,6 +188,7 @@ def fit_mask(name: str, rotation: np.ndarray, landmarks_px: np.ndarray, image_sh
         wts = np.exp(-d2 / (2 * sigma**2))
         px = px + (wts @ resid) / (wts.sum(axis=1, keepdims=True) + 1e-3)
     n_cam = surf.normals @ r.T
+    shade = np.clip(-(n_cam @ LIGHT_DIR), 0.0, 1.0)  # per vertex; interpolated (Gouraud shading)
     tri = surf.triangles
     p0, p1, p2 = px[tri[:, 0]], px[tri[:, 1]], px[tri[:, 2]]
     signed = (p1[:, 0] - p0[:, 0]) * (p2[:, 1] - p0[:, 1]) - (p1[:, 1] - p0[:, 1]) * (p2[:, 0] - p0[:, 0])
@@ -200,33 +205,80 @@ def fit_mask(name: str, rotation: np.ndarray, landmarks_px: np.ndarray, image_sh
     x1, y1 = min(hi[0], w_img - 1), min(hi[1], h_img - 1)
     if x1 <= x0 or y1 <= y0:
         return None
+    offset = np.array([x0, y0], dtype=np.float64)
+    polys, corner_ids = _drawn_polygons(surf, px, facing, front_sign, v_cam[:, 2], offset)
     ids = np.zeros((y1 - y0 + 1, x1 - x0 + 1), np.int32)
-    order = np.flatnonzero(facing)
-    depth = v_cam[tri[order]].mean(axis=1)[:, 2]
-    drawn = tri[order[np.argsort(-depth, kind="stable")]]  # far to near (painter's algorithm)
-    corners = px[drawn] - np.array([x0, y0], dtype=np.float64)  # (T, 3, 2) in box pixels
-    polys = np.round(corners * 16).astype(np.int32)
-    for value, poly in enumerate(polys, start=1):  # ids: 1 + position in the drawing order
+    for value, poly in enumerate(polys, start=1):  # ids: 1 + position in the drawing order (far to near)
         cv2.fillConvexPoly(ids, poly, value, lineType=cv2.LINE_8, shift=4)
     covered = ids > 0
     if not covered.any():
         return None
-    # attributes (u, v, normal) are affine in the pixel position inside each triangle: solve each
-    # triangle's 3x3 system once, then every pixel is one gather and a multiply-add (no per-pixel
-    # barycentrics). Row 0 of ``planes`` is zeros for uncovered pixels.
-    corners_h = np.concatenate([corners, np.ones(corners.shape[:2] + (1,))], axis=2)  # rows (x, y, 1)
-    attrs = np.concatenate([surf.uv[drawn], n_cam[drawn]], axis=2)  # (T, 3, 5)
-    solvable = np.abs(np.linalg.det(corners_h)) > 1e-9
-    planes = np.zeros((len(drawn) + 1, 3, 5), np.float32)
-    planes[1:][solvable] = np.linalg.solve(corners_h[solvable], attrs[solvable])
-    planes[1:][~solvable, 2] = attrs[~solvable].mean(axis=1)  # sliver triangles: their mean value
-    g = planes.reshape(len(planes), 15).T[:, ids]  # (15, h, w): one contiguous plane per coefficient
-    yy, xx = np.mgrid[0 : ids.shape[0], 0 : ids.shape[1]].astype(np.float32)
-    u, v, nx, ny, nz = (xx * g[j] + yy * g[5 + j] + g[10 + j] for j in range(5))
-    inv_norm = 1.0 / (np.sqrt(nx * nx + ny * ny + nz * nz) + 1e-12)
-    uv_img = np.clip(np.stack([u, v], axis=-1), 0.0, 1.0)  # a pixel rounded in from a neighbouring edge
-    n_img = np.stack([nx * inv_norm, ny * inv_norm, nz * inv_norm], axis=-1)
-    return Fit(int(x0), int(y0), covered, uv_img, n_img, px)
+    # (u, v, shade) are affine in the pixel position inside each triangle: one 3x3 solve per
+    # triangle (least squares over the 4 corners of a quad, which is nearly planar on this fine
+    # grid), then every pixel is one gather and a multiply-add. Row 0 of ``planes``: uncovered.
+    attrs = np.column_stack([surf.uv, shade])  # (N, 3)
+    planes = np.zeros((len(polys) + 1, 3, 3), np.float64)
+    for members in corner_ids:  # quads, triangles
+        rows, verts = members[:, 0], members[:, 1:]
+        a = np.concatenate([px[verts] - offset, np.ones(verts.shape + (1,))], axis=2)  # (M, 3 or 4, 3): x, y, 1
+        b = attrs[verts]  # (M, 3 or 4, 3)
+        ata = np.einsum("mki,mkj->mij", a, a)
+        atb = np.einsum("mki,mkj->mij", a, b)
+        solvable = np.abs(np.linalg.det(ata)) > 1e-9
+        planes[1 + rows[solvable]] = np.linalg.solve(ata[solvable], atb[solvable])
+        planes[1 + rows[~solvable], 2] = b[~solvable].mean(axis=1)  # slivers: their mean value
+    coef = np.ascontiguousarray(planes.astype(np.float32).reshape(len(planes), 9).T)  # (9, polygons + 1)
+    h, w = ids.shape
+    flat = ids.ravel()
+    xs, ys = np.arange(w, dtype=np.float32)[None, :], np.arange(h, dtype=np.float32)[:, None]
+    u, v, lit = (_affine_plane(coef[j], coef[3 + j], coef[6 + j], flat, xs, ys) for j in range(3))
+    np.clip(u, 0.0, 1.0, out=u)  # a pixel rounded in from a neighbouring edge
+    np.clip(v, 0.0, 1.0, out=v)
+    np.clip(lit, 0.0, 1.0, out=lit)
+    return Fit(int(x0), int(y0), covered, u, v, lit, px)
+
+
+def _affine_plane(cx: np.ndarray, cy: np.ndarray, c1: np.ndarray, flat_ids: np.ndarray, xs: np.ndarray,
+                  ys: np.ndarray) -> np.ndarray:
+    """``cx[id] * x + cy[id] * y + c1[id]`` per pixel, (h, w) float32, in place on the gathers."""
+    shape = (len(ys), xs.shape[1])
+    out = cx.take(flat_ids).reshape(shape)
+    out *= xs
+    gy = cy.take(flat_ids).reshape(shape)
+    gy *= ys
+    out += gy
+    out += c1.take(flat_ids).reshape(shape)
+    return out
+
+
+def _drawn_polygons(surf: MaskSurface, px: np.ndarray, facing: np.ndarray, front_sign: float, depth: np.ndarray,
+                    offset: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Polygons to draw far to near, and their corners' vertex ids grouped by corner count.
+
+    A grid cell whose two triangles both face the camera and whose projection is convex is drawn
+    as one quad (half the drawing calls); the other facing triangles one by one. Returns the
+    polygons in drawing order (box pixels, 4 fractional bits, for ``cv2.fillConvexPoly``) and, for
+    quads and for triangles, an array of rows ``(position in the drawing order, vertex ids...)``.
+    """
+    tri = surf.triangles
+    cells = len(tri) // 2  # triangles (a, c, b) of every cell, then (b, c, d)
+    a, c, b = tri[:cells].T
+    quad = np.stack([a, b, tri[cells:, 2], c], axis=1)  # around the cell: a, b, d, c
+    q = px[quad]  # (cells, 4, 2)
+    e = np.roll(q, -1, axis=1) - q
+    e_next = np.roll(e, -1, axis=1)
+    turn = e[:, :, 0] * e_next[:, :, 1] - e[:, :, 1] * e_next[:, :, 0]
+    # convex when all four turns have one sign; a -> b -> d -> c runs against the triangles' winding
+    as_quad = facing[:cells] & facing[cells:] & (np.sign(turn) == -front_sign).all(axis=1)
+    shapes = [quad[as_quad], tri[facing & ~np.concatenate([as_quad, as_quad])]]  # (Q, 4), (T, 3)
+    order = np.argsort(-np.concatenate([depth[sh].mean(axis=1) for sh in shapes]), kind="stable")
+    position = np.empty_like(order)
+    position[order] = np.arange(len(order))
+    fixed = [np.round((px[sh] - offset) * 16).astype(np.int32) for sh in shapes]
+    n_quads = len(shapes[0])
+    polys = [fixed[0][i] if i < n_quads else fixed[1][i - n_quads] for i in order.tolist()]
+    rows = [np.column_stack([position[:n_quads], shapes[0]]), np.column_stack([position[n_quads:], shapes[1]])]
+    return polys, [r for r in rows if len(r)]
 
 
 @lru_cache(maxsize=1)

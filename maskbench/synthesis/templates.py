@@ -23,6 +23,8 @@ class MaskTemplate:
     patterns: tuple[str, ...]
     licence: str
     anchors: dict[str, Any]
+    #: (H, W, 2) uint8: the texture's grey level (BT.601 of its BGR) and its alpha, what blending samples
+    texture_grey_alpha: np.ndarray
 
 
 def available() -> list[str]:
@@ -43,8 +45,10 @@ def load(name: str) -> MaskTemplate:
     if texture is None or texture.ndim != 3 or texture.shape[2] != 4:
         raise ValueError(f"mask template {name}: texture {doc['texture']} is not an RGBA image")
     texture.setflags(write=False)
+    grey_alpha = np.dstack([cv2.cvtColor(texture[..., :3], cv2.COLOR_BGR2GRAY), texture[..., 3]])
+    grey_alpha.setflags(write=False)
     return MaskTemplate(
         name=name, texture_rgba=texture, geometry=doc["geometry"],
         colors_bgr={k: tuple(v) for k, v in doc["colors"].items()}, patterns=tuple(doc.get("patterns", [])),
-        licence=doc["licence"], anchors=doc["anchors"],
+        licence=doc["licence"], anchors=doc["anchors"], texture_grey_alpha=grey_alpha,
     )
