@@ -171,7 +171,7 @@ class SplitJob:
             step(unit)
         except DatasetError as exc:  # a bad file or an impossible transform: skipped with the reason
             unit.record["error"] = str(ReadError(exc.path, exc.problem))
-            unit.outputs = []
+            unit.image, unit.outputs = None, []  # no later pass touches this sample
 
     def _prepare(self, unit: _Unit, sample: Sample) -> Sample:
         row = self.src_rows.get(sample.id)

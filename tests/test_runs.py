@@ -107,3 +107,32 @@ def test_sigkill_then_resume_gives_the_uninterrupted_result(sample_root: Path, t
         assert file_bytes(out) == expected
         n_per_source = 4 if command[0] == "rotate" else 1
         assert json.loads((out / "manifest.json").read_text())["counts"]["samples"] == 8 * n_per_source
+
+
+class _PlanFailsFor:
+    """A planning transform that cannot handle one sample (DatasetError) and copies the others."""
+
+    def __init__(self, bad_id: str) -> None:
+        self.bad_id = bad_id
+
+    def plan(self, sample, image_shape, rng):  # type: ignore[no-untyped-def]
+        from maskbench.datasets.base import DatasetError
+
+        if sample.id == self.bad_id:
+            raise DatasetError(sample.image_path, "cannot plan this one")
+        return [(sample, lambda image: image)]
+
+    def __call__(self, sample, image, rng):  # type: ignore[no-untyped-def]
+        yield sample, image  # the pipeline must not fall back to this after plan() failed
+
+
+def test_a_sample_whose_plan_fails_is_skipped_not_written(sample_root: Path, tmp_path: Path) -> None:
+    reader = open_dataset(sample_root / "AFLW2000")
+    bad = reader.keys[1]  # inside the first chunk, with good samples on both sides
+    summary = write_split(reader, tmp_path / "out", transform=_PlanFailsFor(bad), transform_name="copy",
+                          parameters={}, seed=0, progress=False)
+    assert len(summary.skipped) == 1 and "cannot plan this one" in summary.skipped[0]
+    assert summary.written == len(reader.keys) - 1
+    assert not (tmp_path / "out" / reader.fmt.image_rel(bad)).exists()
+    assert (tmp_path / "out" / reader.fmt.image_rel(reader.keys[0])).exists()
+    assert verify(tmp_path / "out") == []
