@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from maskbench.datasets.base import DatasetError, DatasetReader, ReadError
 from maskbench.io.atomic import atomic_write_bytes, encode_image, encode_map_png, read_image
@@ -43,6 +42,7 @@ from maskbench.io.manifest import (
     safe_relpath,
     source_reference,
 )
+from maskbench.progress import progress_bar
 from maskbench.seeding import default_split, sample_rng
 from maskbench.types import Sample
 
@@ -341,7 +341,7 @@ def write_split(
         records = [done[k] for k in keys if k in done]
         todo = [k for k in keys if k not in done]
         summary.resumed = len(records)
-        bar = tqdm(total=len(keys), initial=len(records), desc=f"{transform_name or 'copy'} {reader.fmt.name}",
+        bar = progress_bar(total=len(keys), initial=len(records), desc=f"{transform_name or 'copy'} {reader.fmt.name}",
                    unit="img", disable=not progress)
         if workers > 1 and len(todo) > 1:
             _JOB = job

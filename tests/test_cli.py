@@ -53,3 +53,16 @@ def test_data_root_from_environment(tmp_path: Path, monkeypatch) -> None:  # typ
     monkeypatch.setenv("MASKBENCH_DATA", str(tmp_path))
     code, _ = run("sample", "--dataset", "BIWI", "--n", "1")
     assert code == 0 and (tmp_path / "BIWI" / "manifest.json").is_file()
+
+
+def test_progress_bar_redraws_sparingly_off_a_terminal() -> None:
+    import io
+
+    from maskbench.progress import LOG_INTERVAL_S, progress_bar
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    assert progress_bar(total=1, file=io.StringIO()).mininterval == LOG_INTERVAL_S
+    assert progress_bar(total=1, file=Terminal()).mininterval < 1.0

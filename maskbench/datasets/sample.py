@@ -36,12 +36,12 @@ from typing import Any
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from maskbench import geometry
 from maskbench.datasets import biwi, threeddfa
 from maskbench.datasets.base import get_format
 from maskbench.io.manifest import SplitWriter
+from maskbench.progress import progress_bar
 from maskbench.render.head import MIRROR_68, Head, Identity
 from maskbench.render.scene import Camera, Render, render
 from maskbench.seeding import default_split, sample_rng
@@ -271,7 +271,7 @@ def make_sample_dataset(
             rendered: Iterable[tuple[Sample, np.ndarray]] = pool.imap(_render_job, jobs, chunksize=2)
         else:
             rendered = map(_render_job, jobs)
-        for sample, image in tqdm(rendered, total=len(jobs), desc=f"render {name}", unit="img", disable=not progress):
+        for sample, image in progress_bar(rendered, total=len(jobs), desc=f"render {name}", unit="img", disable=not progress):
             fmt.write(out_dir, sample, image)
             written = fmt.read(out_dir, sample.id)  # label what the native files say, to the last digit
             writer.add(written, fmt.image_rel(sample.id), default_split(name, sample.id, seed))

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from maskbench import geometry
 from maskbench.datasets import detect_format, open_dataset
@@ -28,6 +27,7 @@ from maskbench.evaluation.adapters import EvalItem, PoseModel
 from maskbench.evaluation.metrics import Scores, score
 from maskbench.io.atomic import atomic_write_text, read_image
 from maskbench.io.manifest import labels_by_id
+from maskbench.progress import progress_bar
 from maskbench.types import Sample
 
 #: Suite name -> the command that creates it when it is missing.
@@ -115,7 +115,7 @@ def evaluate_suite(model: PoseModel, name: str, path: Path, batch_size: int = 32
     # threads preempt the model's threads, which then wait for each other.
     ahead = 1 if str(getattr(model, "device", "cpu")).startswith("cuda") else 0
     pending = [pool.map(load, b) for b in batches[:ahead]]
-    for k, batch in enumerate(tqdm(batches, desc=f"evaluate {name}", unit="batch", disable=not progress)):
+    for k, batch in enumerate(progress_bar(batches, desc=f"evaluate {name}", unit="batch", disable=not progress)):
         if k + ahead < len(batches):
             pending.append(pool.map(load, batches[k + ahead]))
         items = list(pending.pop(0))

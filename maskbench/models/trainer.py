@@ -24,7 +24,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from maskbench import __version__, geometry
 from maskbench.evaluation.adapters import EvalItem, load_checkpoint
@@ -37,6 +36,7 @@ from maskbench.models.data import FaceDataset, TrainAugment, collate, letterbox,
 from maskbench.models.losses import Target, multitask_loss
 from maskbench.models.retinaface import RetinaFacePose
 from maskbench.models.rotation6d import sixd_to_matrix
+from maskbench.progress import progress_bar
 from maskbench.types import Sample
 
 CHECKPOINT_FORMAT = "maskbench-checkpoint-1"
@@ -249,7 +249,7 @@ def train(config: dict[str, Any], data_root: Path, out_dir: Path, *, device: str
         sampler.set_epoch(epoch)
         dataset.set_epoch(epoch)
         seen, t0, losses, waited = 0, time.monotonic(), [], 0.0
-        bar = tqdm(loader, desc=f"epoch {epoch}/{n_epochs}", unit="batch", disable=not (progress and dist.main))
+        bar = progress_bar(loader, desc=f"epoch {epoch}/{n_epochs}", unit="batch", disable=not (progress and dist.main))
         t_wait = time.monotonic()
         for images, targets in bar:
             waited += time.monotonic() - t_wait
