@@ -14,6 +14,7 @@ from maskbench import geometry
 from maskbench.cli import main
 from maskbench.datasets import open_dataset
 from maskbench.evaluation.adapters import to_matrix
+from maskbench.evaluation.evaluator import evaluate_suite
 from maskbench.evaluation.metrics import angle_errors_deg, score
 from maskbench.io.manifest import read_labels
 from maskbench.types import HeadPose
@@ -215,7 +216,6 @@ class HalfBlindDetector:
 
 
 def test_full_protocol_counts_misses_and_scores_the_rest(sample_root: Path) -> None:
-    from maskbench.evaluation.evaluator import evaluate_suite
 
     model = HalfBlindDetector()
     model.root = sample_root / "300W_LP"
@@ -223,3 +223,26 @@ def test_full_protocol_counts_misses_and_scores_the_rest(sample_root: Path) -> N
     assert res.overall.n == 8 and res.overall.n_missed == 4
     assert res.overall.mae_deg == pytest.approx(0.0, abs=1e-9)
     assert sum(r["missed"] for r in res.rows) == 4
+
+
+def test_decoding_ahead_for_gpu_models_scores_the_same(sample_root: Path) -> None:
+    """A model on a GPU gets the next batch decoded while it runs; the scores and per-sample rows
+    must be those of the decode-then-predict order used on the CPU (here: the same model flagged cuda)."""
+    seen: list[str] = []
+
+    class ById:  # a deterministic pose per id, so any mix-up of items between batches shows
+        name = "by-id"
+
+        def __init__(self, device: str) -> None:
+            self.device = device
+
+        def predict(self, items):  # type: ignore[no-untyped-def]
+            seen.extend(i.sample_id for i in items)
+            return [geometry.euler_deg_to_matrix(len(i.sample_id) + 3.0 * i.image_bgr.mean() % 40, 5.0, -3.0)
+                    for i in items]
+
+    cpu = evaluate_suite(ById("cpu"), "AFLW2000", sample_root / "AFLW2000", batch_size=3, progress=False)
+    order_cpu, seen[:] = list(seen), []
+    gpu = evaluate_suite(ById("cuda"), "AFLW2000", sample_root / "AFLW2000", batch_size=3, progress=False)
+    assert seen == order_cpu and len(seen) > 6
+    assert gpu.rows == cpu.rows and gpu.overall == cpu.overall
