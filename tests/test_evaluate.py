@@ -216,7 +216,6 @@ class HalfBlindDetector:
 
 
 def test_full_protocol_counts_misses_and_scores_the_rest(sample_root: Path) -> None:
-
     model = HalfBlindDetector()
     model.root = sample_root / "300W_LP"
     res = evaluate_suite(model, "300W_LP", sample_root / "300W_LP", batch_size=1, protocol="full", progress=False)
