@@ -142,6 +142,13 @@ def geodesic_deg(matrix_a: np.ndarray, matrix_b: np.ndarray) -> float:
     return math.degrees(2.0 * math.asin(min(1.0, diff / math.sqrt(8.0))))
 
 
+def geodesic_deg_many(matrices_a: np.ndarray, matrices_b: np.ndarray) -> np.ndarray:
+    """:func:`geodesic_deg` of each pair of two (N, 3, 3) stacks, (N,) degrees (same formula)."""
+    a, b = np.asarray(matrices_a, dtype=np.float64), np.asarray(matrices_b, dtype=np.float64)
+    chord = np.linalg.norm((a - b).reshape(len(a), 9), axis=1) / math.sqrt(8.0)
+    return np.degrees(2.0 * np.arcsin(np.minimum(chord, 1.0)))
+
+
 def wrap_deg(angle_deg: float) -> float:
     """Wrap an angle to [-180, 180)."""
     return (angle_deg + 180.0) % 360.0 - 180.0

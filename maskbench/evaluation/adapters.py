@@ -96,11 +96,7 @@ def to_matrix(output: Any) -> np.ndarray | None:
     if arr.shape == (3, 3):
         return geometry.orthonormalize(arr)
     if arr.shape == (6,):
-        a1, a2 = arr[:3], arr[3:]
-        b1 = a1 / np.linalg.norm(a1)
-        b2 = a2 - (b1 @ a2) * b1
-        b2 /= np.linalg.norm(b2)
-        return np.column_stack([b1, b2, np.cross(b1, b2)])
+        return to_matrices(arr[None])[0]  # Gram-Schmidt, written once in to_matrices
     raise ValueError(f"model output of shape {arr.shape}: expected (3,) Euler degrees, (3, 3) or (6,)")
 
 
@@ -205,7 +201,8 @@ def crops_nchw(items: Sequence[EvalItem]) -> np.ndarray:
 
 
 def to_matrices(outputs: np.ndarray) -> list[np.ndarray | None]:
-    """:func:`to_matrix` of each row of a batch output (N, 3), (N, 6) or (N, 3, 3); (N, 6) vectorised."""
+    """:func:`to_matrix` of each row of a batch output (N, 3), (N, 6) or (N, 3, 3); (N, 6) vectorised:
+    the first two matrix columns, Gram-Schmidt, the third their cross product."""
     arr = np.asarray(outputs, dtype=np.float64)
     if arr.ndim != 2 or arr.shape[1] != 6:
         return [to_matrix(v) for v in arr]

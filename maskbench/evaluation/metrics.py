@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from maskbench import geometry
+
 
 @dataclass(frozen=True)
 class Scores:
@@ -44,10 +46,11 @@ def angle_errors_deg(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
     return np.abs((np.asarray(pred, float) - np.asarray(true, float) + 180.0) % 360.0 - 180.0)
 
 
-def column_angle_deg(pred: np.ndarray, true: np.ndarray) -> float:
-    """Mean angle (degrees) between corresponding columns of two rotation matrices."""
-    cos = np.clip(np.einsum("ij,ij->j", pred, true), -1.0, 1.0)
-    return float(np.degrees(np.arccos(cos)).mean())
+def column_angle_deg(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
+    """Mean angle (degrees) between corresponding columns of two rotation matrices; of each pair
+    when given two (N, 3, 3) stacks ((N,) result)."""
+    cos = np.clip(np.einsum("...ij,...ij->...j", pred, true), -1.0, 1.0)
+    return np.degrees(np.arccos(cos)).mean(axis=-1)  # type: ignore[no-any-return]
 
 
 def score(true_euler_deg: np.ndarray, pred_euler_deg: np.ndarray, true_matrices: Sequence[np.ndarray],
@@ -62,10 +65,7 @@ def score(true_euler_deg: np.ndarray, pred_euler_deg: np.ndarray, true_matrices:
     per_axis = err.mean(axis=0)
     pred = np.array([p for p, h in zip(pred_matrices, hit) if h], dtype=np.float64)  # (H, 3, 3)
     true = np.array([t for t, h in zip(true_matrices, hit) if h], dtype=np.float64)
-    cos = np.clip(np.einsum("nij,nij->nj", pred, true), -1.0, 1.0)  # per column, as column_angle_deg
-    maev = float(np.degrees(np.arccos(cos)).mean(axis=1).mean())
-    # geodesic angle as geometry.geodesic_deg: 2 asin(||P - T||_F / sqrt(8))
-    chord = np.linalg.norm((pred - true).reshape(len(pred), 9), axis=1) / np.sqrt(8.0)
-    geo = float(np.degrees(2.0 * np.arcsin(np.minimum(chord, 1.0))).mean())
+    maev = float(column_angle_deg(pred, true).mean())
+    geo = float(geometry.geodesic_deg_many(pred, true).mean())
     return Scores(n, int(n - hit.sum()), float(per_axis[0]), float(per_axis[1]), float(per_axis[2]),
                   float(per_axis.mean()), maev, geo)

@@ -56,6 +56,7 @@ class MaskSurface:
     normals: np.ndarray  # (N, 3) unit, outward
     uv: np.ndarray  # (N, 2) in [0, 1]
     triangles: np.ndarray  # (T, 3) vertex indices, counter-clockwise seen from outside
+    quads: np.ndarray  # (T / 2, 4) each grid cell's corners in order around it (a, b, d, c)
 
 
 def _outer_envelope(coord: np.ndarray, radius: np.ndarray) -> np.ndarray:
@@ -137,9 +138,11 @@ def surface(name: str) -> MaskSurface:
     normals /= np.linalg.norm(normals, axis=-1, keepdims=True)
     idx = np.arange(GRID_V * GRID_U).reshape(GRID_V, GRID_U)
     a, b, c, d = idx[:-1, :-1], idx[:-1, 1:], idx[1:, :-1], idx[1:, 1:]
+    # triangles (a, c, b) of every cell, then (b, c, d) of every cell; the cell itself a -> b -> d -> c
     tris = np.concatenate([np.stack([a, c, b], -1).reshape(-1, 3), np.stack([b, c, d], -1).reshape(-1, 3)])
+    quads = np.stack([a, b, d, c], -1).reshape(-1, 4)
     return MaskSurface(name, grid.reshape(-1, 3), normals.reshape(-1, 3), np.column_stack([uu.ravel(), vv.ravel()]),
-                       tris)
+                       tris, quads)
 
 
 @dataclass(frozen=True)
@@ -260,10 +263,8 @@ def _drawn_polygons(surf: MaskSurface, px: np.ndarray, facing: np.ndarray, front
     polygons in drawing order (box pixels, 4 fractional bits, for ``cv2.fillConvexPoly``) and, for
     quads and for triangles, an array of rows ``(position in the drawing order, vertex ids...)``.
     """
-    tri = surf.triangles
-    cells = len(tri) // 2  # triangles (a, c, b) of every cell, then (b, c, d)
-    a, c, b = tri[:cells].T
-    quad = np.stack([a, b, tri[cells:, 2], c], axis=1)  # around the cell: a, b, d, c
+    tri, quad = surf.triangles, surf.quads
+    cells = len(quad)  # cell k is made of triangles k and cells + k
     q = px[quad]  # (cells, 4, 2)
     e = np.roll(q, -1, axis=1) - q
     e_next = np.roll(e, -1, axis=1)
