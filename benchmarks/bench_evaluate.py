@@ -127,7 +127,50 @@ def main() -> list[str]:
                                                           repeats=2 if label.startswith("ResNet") else 5)
             lines.append(f"| {label} | {n} | {bare_s:.3f} | {full_s:.3f} | {100 * (full_s / bare_s - 1):.1f} % "
                          f"| {floor_s:.3f} | {100 * (full_s / floor_s - 1):.1f} % |")
-    return lines + [""]
+    return lines + [""] + fsanet_lines()
+
+
+FSANET = Path(__file__).resolve().parents[2] / "shared" / "models" / "fsanet"
+DEV = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "real" / "aflw2000_dev"
+
+
+def fsanet_lines() -> list[str]:
+    """A model card (FSA-Net Fusion: three ONNX models, 64x64 BGR crops of the published AFLW2000 crop)
+    on the real photos of the AFLW2000 dev half: full evaluation against decoding the same JPEGs plus
+    the bare forward of the three models on the same batches (the card's crop is the only extra)."""
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return []
+    if not FSANET.is_dir() or not DEV.is_dir():
+        return ["(FSA-Net card row skipped: ../shared/models/fsanet or the AFLW2000 dev half not found)", ""]
+    from maskbench.evaluation.cards import CardModel, load_card
+    from maskbench.evaluation.evaluator import _load_item
+
+    model = CardModel(load_card("fsanet-fusion"), FSANET)
+    samples = scored_samples(DEV)[0]
+    images = [s.image_path for s in samples]
+    batches = [model.batch([_load_item(s) for s in samples[i : i + BATCH]]) for i in range(0, len(samples), BATCH)]
+
+    def bare() -> None:
+        for x in batches:
+            for run in model.runners:
+                run(x)
+
+    def full() -> None:
+        evaluate_suite(model, "AFLW2000", DEV, batch_size=BATCH, progress=False)
+
+    def decode_bare() -> None:
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(read_image, images))
+        bare()
+
+    bare_s, full_s, floor_s = best_of_interleaved([bare, full, decode_bare], repeats=5)
+    return ["### Model card: FSA-Net Fusion (3 ONNX models, 64x64), real photos of the AFLW2000 dev half", "",
+            "| model | images | bare forward s | evaluate s | overhead | decode + forward s | overhead over that |",
+            "|---|---|---|---|---|---|---|",
+            f"| fsanet-fusion card | {len(samples)} | {bare_s:.3f} | {full_s:.3f} | {100 * (full_s / bare_s - 1):.1f} % "
+            f"| {floor_s:.3f} | {100 * (full_s / floor_s - 1):.1f} % |", ""]
 
 
 if __name__ == "__main__":

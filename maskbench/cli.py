@@ -46,6 +46,26 @@ def _run_options(f):  # type: ignore[no-untyped-def]
     return f
 
 
+def _split_options(f):  # type: ignore[no-untyped-def]
+    """``--split-by`` / ``--split-seed``: the train/test rule of a raw source (:mod:`maskbench.splits`)."""
+    f = click.option("--split-seed", type=int, default=None,
+                     help="Seed of the BIWI split draw (default 0). Recorded in the manifest.")(f)
+    return click.option(
+        "--split-by", type=click.Choice(["frame", "subject"]), default=None,
+        help="BIWI train/test split of a raw source: 70/30 per frame (default, the published protocol) or per "
+        "subject (no identity in both). A maskbench source keeps its own recorded split; a different one is refused.",
+    )(f)
+
+
+def _split_rule(split_by: str | None, split_seed: int | None):  # type: ignore[no-untyped-def]
+    """The rule the options ask for, or None when neither was given (a source keeps its own)."""
+    from maskbench.splits import SplitRule
+
+    if split_by is None and split_seed is None:
+        return None
+    return SplitRule(by=split_by or "frame", seed=split_seed or 0)
+
+
 def _report(summary, out_dir: Path) -> None:  # type: ignore[no-untyped-def]
     for line in summary.lines():
         click.echo(line)
@@ -123,13 +143,12 @@ def sample(dataset: str, out: str | None, n: int, seed: int, scale: float, worke
 @click.option("--protocol-filter/--no-protocol-filter", default=False, show_default=True,
               help="Drop samples with any stored |angle| > 99 deg (the AFLW2000 protocol); "
               "dropped ids are listed in the manifest.")
-@click.option("--split-by", type=click.Choice(["frame", "subject"]), default="frame", show_default=True,
-              help="BIWI train/test split: 70/30 per frame (published protocol) or per subject (no identity leak).")
-@click.option("--split-seed", type=int, default=0, show_default=True, help="Seed of the BIWI split draw.")
+@_split_options
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N samples.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
 @_data_root_option
-def import_(src: str, out: str | None, protocol_filter: bool, split_by: str, split_seed: int, limit: int | None,
+def import_(src: str, out: str | None, protocol_filter: bool, split_by: str | None, split_seed: int | None,
+            limit: int | None,
             overwrite: bool, data_root: Path | None) -> None:
     """Copy a raw dataset tree into a maskbench split (native files + labels.csv + manifest.json)."""
     from maskbench.pipeline import write_split
@@ -141,7 +160,7 @@ def import_(src: str, out: str | None, protocol_filter: bool, split_by: str, spl
         out_dir = resolve_output(out or f"{src_dir.name}_labelled", root)
         summary = write_split(
             reader, out_dir, transform=None, transform_name="", seed=0, overwrite=overwrite, limit=limit,
-            split_by=split_by, split_seed=split_seed,
+            split=_split_rule(split_by, split_seed),
             parameters={"command": "import",
                         "protocol_filter_max_abs_angle_deg": _protocol_options(protocol_filter).get("max_abs_angle_deg"),
                         "limit": limit},
@@ -168,12 +187,12 @@ def import_(src: str, out: str | None, protocol_filter: bool, split_by: str, spl
 @click.option("--border", type=click.Choice(["reflect", "constant", "replicate"]), default="reflect",
               show_default=True, help="How pixels uncovered by the rotation are filled.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the angle draws.")
-@click.option("--split-by", type=click.Choice(["frame", "subject"]), default="frame", show_default=True,
-              help="BIWI split of a raw source (a maskbench source keeps its own split column).")
+@_split_options
 @_run_options
 @_data_root_option
 def rotate(src: str, out: str | None, range_deg: tuple[float, float], angles: str | None, per_image: int,
-           center: str, border: str, seed: int, split_by: str, limit: int | None, overwrite: bool, resume: bool,
+           center: str, border: str, seed: int, split_by: str | None, split_seed: int | None, limit: int | None,
+           overwrite: bool, resume: bool,
            workers: int, shard: str | None, data_root: Path | None) -> None:
     """Rotate faces in-plane and recompute yaw/pitch/roll exactly (Sheka & Samun style).
 
@@ -194,7 +213,7 @@ def rotate(src: str, out: str | None, range_deg: tuple[float, float], angles: st
         out_dir = resolve_output(out or f"{src_dir.name}_rotated", root)
         summary = write_split(
             reader, out_dir, transform=make_transform(reader.fmt, params), transform_name="rotate", seed=seed,
-            overwrite=overwrite, resume=resume, limit=limit, split_by=split_by, workers=workers,
+            overwrite=overwrite, resume=resume, limit=limit, split=_split_rule(split_by, split_seed), workers=workers,
             shard=parse_shard(shard),
             parameters={"command": "rotate", "source": src_dir.name, "limit": limit, **params.as_dict()},
         )
@@ -216,11 +235,11 @@ def rotate(src: str, out: str | None, range_deg: tuple[float, float], angles: st
               help="Landmark source: dataset ground truth, dlib detector + 68-point model, generic 3D face posed "
               "with the label; auto = gt, else dlib, else pose (no face is dropped).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the per-sample choices.")
-@click.option("--split-by", type=click.Choice(["frame", "subject"]), default="frame", show_default=True,
-              help="BIWI split of a raw source (a maskbench source keeps its own split column).")
+@_split_options
 @_run_options
 @_data_root_option
-def synthesize(src: str, out: str | None, mask_types: str, colors: str, landmarks: str, seed: int, split_by: str,
+def synthesize(src: str, out: str | None, mask_types: str, colors: str, landmarks: str, seed: int, split_by: str | None,
+               split_seed: int | None,
                limit: int | None, overwrite: bool, resume: bool, workers: int, shard: str | None,
                data_root: Path | None) -> None:
     """Fit a synthetic face mask to every face (pose-aware, 100 % coverage) and write a masked split.
@@ -243,7 +262,7 @@ def synthesize(src: str, out: str | None, mask_types: str, colors: str, landmark
         out_dir = resolve_output(out or f"{src_dir.name}_masked", root)
         summary = write_split(
             reader, out_dir, transform=make_transform(params), transform_name="synthesize", seed=seed,
-            overwrite=overwrite, resume=resume, limit=limit, split_by=split_by, workers=workers,
+            overwrite=overwrite, resume=resume, limit=limit, split=_split_rule(split_by, split_seed), workers=workers,
             shard=parse_shard(shard), count_columns=("mask_type", "landmark_source"),
             parameters={"command": "synthesize", "source": src_dir.name, "limit": limit, **params.as_dict()},
         )
@@ -253,35 +272,49 @@ def synthesize(src: str, out: str | None, mask_types: str, colors: str, landmark
 
 
 @main.command()
-@click.argument("model")
+@click.argument("model", required=False)
 @click.option("--suite", "suites", multiple=True, default=["all"], show_default=True,
               help="Suite name (BIWI, BIWI_masked, BIWI_rotated, AFLW2000, AFLW2000_masked, AFLW2000_rotated, "
               "300W_LP_masked), a path, or all. Repeatable.")
 @click.option("--predictions", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
-              help="Score a CSV of predictions (id, yaw_deg, pitch_deg, roll_deg) instead of running MODEL.")
+              help="Score a CSV of predictions (id, yaw_deg, pitch_deg, roll_deg) instead of running a MODEL.")
+@click.option("--weights", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
+              help="Folder holding a model card's weight files (e.g. the FSA-Net release for fsanet-fusion).")
 @click.option("--protocol", type=click.Choice(["crop", "full"]), default="crop", show_default=True,
-              help="crop: the model gets the ground-truth box enlarged by 25 %% on each side; full: the whole "
-              "image (models that detect faces), unmatched faces count as misses.")
+              help="crop: the model gets the ground-truth box enlarged by 25 % on each side (a model card: its "
+              "own crop); full: the whole image (models that detect faces), unmatched faces count as misses.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("eval"), show_default=True,
-              help="Report folder: report.md, results.csv, results.json, predictions.csv.")
+              help="Report folder: report.md, results.csv, results.json, predictions.csv, plots.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N samples of each suite.")
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
               help="Threads decoding images ahead of the model.")
 @_data_root_option
-def evaluate(model: str, suites: tuple[str, ...], predictions: Path | None, protocol: str, out: Path,
-             batch_size: int, device: str, limit: int | None, workers: int, data_root: Path | None) -> None:
+def evaluate(model: str | None, suites: tuple[str, ...], predictions: Path | None, weights: Path | None, protocol: str,
+             out: Path, batch_size: int, device: str, limit: int | None, workers: int, data_root: Path | None) -> None:
     """Score a head-pose MODEL on every suite and write a report.
 
-    MODEL: baseline:mean (mean training pose), baseline:pnp (dlib landmarks + PnP), a TorchScript .pt,
-    or package.module:callable. Example: `maskbench evaluate baseline:pnp --suite all --out eval/pnp`.
+    \b
+    MODEL is one of:
+      baseline:mean          the mean training pose (the floor to beat)
+      baseline:pnp           dlib 68 landmarks in the box + solvePnP on a generic 3D face
+      run/best.pth           a maskbench checkpoint (crop or --protocol full)
+      model.pt / model.onnx  TorchScript / ONNX: (N, 3, 224, 224) RGB in [0, 1] -> Euler, 6D or 3x3
+      card.json              a model card: the model's own crop, normalisation and outputs;
+                             built-in: fsanet-fusion, fsanet-1x1, fsanet-var, fsanet-nos (+ --weights DIR)
+      package.module:fn      a callable on RGB uint8 crops (./module.py is found)
+    or none with --predictions FILE.csv.
+
+    Example: `maskbench evaluate fsanet-fusion --weights models/fsanet --suite AFLW2000 --suite AFLW2000_masked`.
     """
-    from maskbench.evaluation.adapters import load_model
+    from maskbench.evaluation.adapters import PredictionsFile, load_model
     from maskbench.evaluation.evaluator import evaluate_suite, find_suites, training_matrices, write_report
 
     root = _root(data_root)
     device = _device(device)
+    if model is None and predictions is None:
+        _fail("give a MODEL (see --help) or --predictions FILE.csv")
     found, missing = find_suites(root, list(suites))
     for line in missing:
         click.echo(f"missing suite: {line}")
@@ -289,15 +322,29 @@ def evaluate(model: str, suites: tuple[str, ...], predictions: Path | None, prot
         _fail(f"no suite found under {root}")
     try:
         train = training_matrices(root) if model == "baseline:mean" and predictions is None else []
-        pose_model = load_model(model, predictions=predictions, train_matrices=train, device=device)
+        pose_model = load_model(model, predictions=predictions, train_matrices=train, device=device,
+                                weights_dir=weights)
         results = [evaluate_suite(pose_model, name, path, batch_size=batch_size, limit=limit, workers=workers,
                                   protocol=protocol) for name, path in found.items()]
     except (ValueError, DatasetError) as exc:
         _fail(str(exc))
+    if isinstance(pose_model, PredictionsFile):
+        asked = sum(r.overall.n for r in results)
+        matched = len(pose_model.matched)
+        if matched == 0:
+            example = next(iter(pose_model.table), "(empty file)")
+            wanted = next((row["id"] for r in results for row in r.rows), "")
+            _fail(f"none of the {len(pose_model.table)} ids in {predictions} is a scored sample of "
+                  f"{', '.join(found)} (the file has ids like {example!r}; the suites want ids like {wanted!r}, "
+                  "as in their labels.csv)")
+        if matched < asked:
+            click.echo(f"warning: {asked - matched} of {asked} scored samples have no row in {predictions}; "
+                       "they count as misses", err=True)
     from maskbench.evaluation.plots import write_plots
 
     out_dir = out.expanduser().resolve()
-    write_report(out_dir, pose_model.name, results, missing, protocol)
+    write_report(out_dir, pose_model.name, results, missing, protocol,
+                 protocol_text=getattr(pose_model, "protocol_text", None))
     write_plots(out_dir, results)
     click.echo((out_dir / "report.md").read_text())
     click.echo(f"report: {out_dir}")
@@ -322,7 +369,8 @@ def compare(report_dirs: tuple[Path, ...], out: Path | None) -> None:
 
 @main.command()
 @click.option("--config", "config_name", required=True,
-              help="Built-in config (model1, model2, model3) or a JSON file (copy one from maskbench/models/configs).")
+              help="Built-in config (model1, model2, model3, model4) or a JSON file (copy one from "
+              "maskbench/models/configs).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Run folder: best.pth, last.pth, history.json.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the config's epochs.")
@@ -475,7 +523,10 @@ def info(src: str, protocol_filter: bool, data_root: Path | None) -> None:
     except (FileNotFoundError, DatasetError) as exc:
         _fail(str(exc))
     angles = np.array([[s.pose.yaw_deg, s.pose.pitch_deg, s.pose.roll_deg] for s in reader]).reshape(-1, 3)
-    click.echo(f"{reader.root}: format {reader.fmt.name}, {len(angles)} readable of {len(reader)}")
+    n_filtered = sum(len(ids) for ids in reader.filtered.values())
+    click.echo(f"{reader.root}: format {reader.fmt.name}, {len(angles)} of {len(reader)} samples kept"
+               + (f", {n_filtered} outside the protocol" if protocol_filter else "")
+               + f", {len(reader.errors)} unreadable")
     for k, name in enumerate(("yaw_deg", "pitch_deg", "roll_deg")):
         if len(angles):
             col = angles[:, k]

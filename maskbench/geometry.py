@@ -111,6 +111,26 @@ def matrix_to_euler_deg(matrix: np.ndarray) -> tuple[float, float, float]:
     return math.degrees(yaw), -math.degrees(neg_pitch), math.degrees(roll)
 
 
+def euler_triples_deg(matrix: np.ndarray) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """Both Euler triples ``(yaw, pitch, roll)`` (degrees) of a rotation: the decomposition of
+    :func:`matrix_to_euler_deg` (yaw in [-90, 90]) and its twin ``(180 - yaw, pitch + 180, roll + 180)``
+    (wrapped to [-180, 180)), which builds the same matrix: ``Rx(a) Ry(b) Rz(c) = Rx(a + 180) Ry(180 - b)
+    Rz(c + 180)``. A label such as yaw 95 (AFLW2000 keeps |angles| up to 99) is the twin's kind."""
+    yaw, pitch, roll = matrix_to_euler_deg(matrix)
+    return (yaw, pitch, roll), (wrap_deg(180.0 - yaw), wrap_deg(pitch + 180.0), wrap_deg(roll + 180.0))
+
+
+def closest_euler_deg(matrix: np.ndarray, reference_deg: tuple[float, float, float]) -> tuple[float, float, float]:
+    """Of the two Euler triples of ``matrix`` (:func:`euler_triples_deg`), the one whose wrapped
+    differences to ``reference_deg`` (yaw, pitch, roll; e.g. a dataset's label, possibly unwrapped)
+    sum to less: how a predicted rotation is compared axis by axis with a label."""
+    def distance(t: tuple[float, float, float]) -> float:
+        return sum(abs(wrap_deg(a - b)) for a, b in zip(t, reference_deg))
+
+    first, twin = euler_triples_deg(matrix)
+    return twin if distance(twin) < distance(first) else first
+
+
 def is_rotation_matrix(matrix: np.ndarray, tol: float = 1e-6) -> bool:
     """True when ``matrix`` is 3x3, finite, orthonormal to ``tol`` and has determinant +1."""
     m = np.asarray(matrix, dtype=np.float64)

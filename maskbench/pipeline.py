@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from maskbench.datasets.base import DatasetError, DatasetReader, ReadError
+from maskbench.datasets.base import DatasetError, DatasetReader
 from maskbench.io.atomic import atomic_write_bytes, encode_image, encode_map_png, read_image
 from maskbench.io.manifest import (
     BASE_COLUMNS,
@@ -43,7 +43,8 @@ from maskbench.io.manifest import (
     source_reference,
 )
 from maskbench.progress import progress_bar
-from maskbench.seeding import default_split, sample_rng
+from maskbench.seeding import sample_rng
+from maskbench.splits import DEFAULT_RULE, SplitRule, recorded_rule
 from maskbench.types import Sample
 
 Transform = Callable[[Sample, np.ndarray, np.random.Generator], Iterable[tuple[Sample, np.ndarray]]]
@@ -102,8 +103,7 @@ class SplitJob:
     transform: Transform | None
     transform_name: str
     seed: int
-    split_by: str
-    split_seed: int
+    split: SplitRule
     src_rows: dict[str, dict[str, str]]
 
     _journal: Any = field(default=None, init=False, repr=False)
@@ -165,18 +165,17 @@ class SplitJob:
             self.append_record(unit.record)
         return [unit.record for unit in units]
 
-    @staticmethod
-    def _guard(unit: _Unit, step: Callable[[_Unit], None]) -> None:
+    def _guard(self, unit: _Unit, step: Callable[[_Unit], None]) -> None:
         try:
             step(unit)
         except DatasetError as exc:  # a bad file or an impossible transform: skipped with the reason
-            unit.record["error"] = str(ReadError(exc.path, exc.problem))
+            unit.record["error"] = str(self.reader.error_for(exc))
             unit.image, unit.outputs = None, []  # no later pass touches this sample
 
     def _prepare(self, unit: _Unit, sample: Sample) -> Sample:
         row = self.src_rows.get(sample.id)
         fmt = self.reader.fmt
-        unit.split = row["split"] if row else default_split(fmt.name, sample.id, self.split_seed, by=self.split_by)
+        unit.split = row["split"] if row else self.split.split_of(fmt.name, sample.id)
         unit.source_id = (row.get("source_id") if row else "") or sample.id
         unit.row = row
         if row:  # a maskbench source: keep its transform columns
@@ -313,8 +312,7 @@ def write_split(
     overwrite: bool = False,
     resume: bool = False,
     limit: int | None = None,
-    split_by: str = "frame",
-    split_seed: int = 0,
+    split: SplitRule | None = None,
     workers: int = 1,
     shard: tuple[int, int] | None = None,
     count_columns: tuple[str, ...] = (),
@@ -322,9 +320,10 @@ def write_split(
 ) -> RunSummary:
     """Read every sample of ``reader``, transform it, write ``out_dir`` in the same native layout.
 
-    Derived samples keep the split of their source (``labels.csv`` of a maskbench source, else
-    the default split of the dataset drawn with ``split_seed``, which is independent of the
-    transform's ``seed``), so a test face never reaches a training split. ``workers`` > 1 uses a
+    Derived samples keep the split of their source (``labels.csv`` of a maskbench source, and its
+    recorded rule; a ``split`` that disagrees with it is refused), else ``split`` (default
+    :data:`~maskbench.splits.DEFAULT_RULE`, independent of the transform's ``seed``) applied to a raw
+    tree, so a test face never reaches a training split. The rule goes into the manifest. ``workers`` > 1 uses a
     process pool; ``shard=(k, n)`` processes source samples whose index is ``k-1`` mod ``n``
     (join the parts with ``maskbench merge``). Neither changes a byte of the output.
     """
@@ -332,11 +331,14 @@ def write_split(
     keys = reader.keys[:limit] if limit is not None else list(reader.keys)
     if shard is not None:
         keys = keys[shard[0] - 1 :: shard[1]]
-    job_parameters = {**parameters, "split_by": split_by, "split_seed": split_seed}
-    job = SplitJob(reader, out_dir, transform, transform_name, seed, split_by, split_seed, source_splits(reader.root))
+    src_rows = source_splits(reader.root)
+    rule = resolve_split_rule(reader.root, bool(src_rows), split)
+    job_parameters = dict(parameters)
+    job = SplitJob(reader, out_dir, transform, transform_name, seed, rule, src_rows)
     summary = RunSummary()
     with SplitWriter(out_dir, overwrite=overwrite, resume=resume) as writer:
-        writer.start_job({"parameters": job_parameters, "seed": seed, "shard": list(shard) if shard else None})
+        writer.start_job({"parameters": job_parameters, "split": rule.as_dict(), "seed": seed,
+                          "shard": list(shard) if shard else None})
         done = read_journal(out_dir) if resume else {}
         records = [done[k] for k in keys if k in done]
         todo = [k for k in keys if k not in done]
@@ -377,9 +379,22 @@ def write_split(
         summary.manifest = writer.finish(
             name=out_dir.name, fmt=reader.fmt.name, seed=seed, parameters=job_parameters,
             skipped=summary.skipped, filtered=summary.filtered, source=source_reference(reader.root),
-            shard=shard,
+            shard=shard, split=rule.as_dict(),
         )
     return summary
+
+
+def resolve_split_rule(src_dir: Path, labelled: bool, requested: SplitRule | None) -> SplitRule:
+    """The split rule of a split written from ``src_dir``: a labelled (maskbench) source's own rule,
+    which ``requested`` may not contradict; else ``requested`` or the default."""
+    if not labelled:
+        return requested or DEFAULT_RULE
+    own = recorded_rule(src_dir) or DEFAULT_RULE
+    if requested is not None and requested != own:
+        raise ValueError(f"{src_dir.name} already has a split ({own.describe()}); a folder derived from it keeps "
+                         f"that split, so --split-by/--split-seed {requested.describe()} would mislabel its rows. "
+                         "Drop those options, or derive from a raw tree / a re-import with the split you want.")
+    return own
 
 
 def merge_splits(shard_dirs: list[Path], out_dir: Path, overwrite: bool = False) -> dict[str, Any]:
@@ -433,5 +448,5 @@ def merge_splits(shard_dirs: list[Path], out_dir: Path, overwrite: bool = False)
         return writer.finish(
             name=out_dir.name, fmt=first["format"], seed=first["seed"], parameters=first["parameters"],
             skipped=sorted(s for m in manifests for s in m.get("skipped", [])), filtered=filtered,
-            source=first.get("source"),
+            source=first.get("source"), split=first.get("split"),
         )

@@ -22,7 +22,7 @@ def test_sample_import_info_verify(tmp_path: Path) -> None:
     code, out = run("sample", "--dataset", "AFLW2000", "--n", "3", "--data-root", root)
     assert code == 2 and "--overwrite" in out
     code, out = run("info", "AFLW2000", "--data-root", root)
-    assert code == 0 and "format AFLW2000, 3 readable of 3" in out
+    assert code == 0 and "format AFLW2000, 3 of 3 samples kept, 0 unreadable" in out
     code, out = run("import", "--src", "AFLW2000", "--out", "copy", "--data-root", root)
     assert code == 0 and "written: 3" in out
     manifest = json.loads((tmp_path / "copy" / "manifest.json").read_text())

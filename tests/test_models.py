@@ -105,7 +105,7 @@ def test_train_checkpoint_and_evaluate_through_the_cli(tmp_path: Path) -> None:
     for name in ("BIWI", "300W_LP"):
         make_sample_dataset(name, tmp_path / name, n=12, seed=2, progress=False)
     cfg = tmp_path / "tiny.json"
-    cfg.write_text(json.dumps({"name": "tiny", "train": ["BIWI", "300W_LP"], "val": ["BIWI"], "pose_weight": 0.5,
+    cfg.write_text(json.dumps({"name": "tiny", "train": ["BIWI", "300W_LP"], "pose_weight": 0.5,
                                "image_size": 96, "epochs": 2, "batch_size": 8, "lr": 0.001}))
     runner = CliRunner()
     r = runner.invoke(main, ["train", "--config", str(cfg), "--data-root", str(tmp_path), "--out", str(tmp_path / "run"),

@@ -17,7 +17,7 @@ from maskbench.datasets.sample import make_sample_dataset
 from maskbench.models.data import FaceDataset, TrainAugment, split_samples
 from maskbench.models.trainer import train
 
-TINY = {"name": "tiny", "train": ["300W_LP"], "val": ["AFLW2000"], "pose_weight": 1.0, "image_size": 64,
+TINY = {"name": "tiny", "train": ["300W_LP"], "val_fraction": 0.0, "pose_weight": 1.0, "image_size": 64,
         "epochs": 3, "batch_size": 8, "lr": 0.002}
 
 
@@ -148,22 +148,37 @@ def test_export_torchscript_and_onnx_score_like_each_other(small_root: Path, tmp
     assert maes["torchscript"] == pytest.approx(maes["onnx"], abs=1e-3)
 
 
+#: AFLW2000-format test sets of the generalisation test: seeds never used while tuning the recipe
+#: (it was tuned on seed 7), each 100 renders of people not in the training set.
+FRESH_TEST_SEEDS = (11, 12, 13)
+
+
 def test_a_few_cpu_minutes_beat_the_mean_pose_3x_on_held_out_faces(tmp_path: Path) -> None:
     """The issue's bar: trained on 300W_LP-format sample data (fixed seed, 64 px inputs), the model's
-    crop-protocol MAE on AFLW2000-format faces of other people is at most a third of baseline:mean's."""
+    crop-protocol MAE on AFLW2000-format faces of other people, averaged over fresh test sets, is at
+    most a third of baseline:mean's, and pitch and roll each at most 0.75x baseline:mean's (a model
+    that gets only yaw right cannot pass: yaw-only scored 3.07x on the tuning set)."""
     from maskbench.evaluation.adapters import CheckpointModel, MeanBaseline
     from maskbench.evaluation.evaluator import evaluate_suite, training_matrices
 
     make_sample_dataset("300W_LP", tmp_path / "300W_LP", n=1200, seed=0, progress=False, scale=0.25, workers=2)
-    make_sample_dataset("AFLW2000", tmp_path / "AFLW2000", n=100, seed=7, progress=False, scale=0.25)
-    cfg = {"name": "generalise", "train": ["300W_LP"], "val": [], "pose_weight": 2.0, "landmark_weight": 0.5,
+    cfg = {"name": "generalise", "train": ["300W_LP"], "val_fraction": 0.0, "pose_weight": 2.0, "landmark_weight": 0.5,
            "image_size": 64, "epochs": 30, "batch_size": 32, "lr": 0.005, "augment": {"face_fraction": [0.5, 0.8]}}
     train(cfg, tmp_path, tmp_path / "run", seed=0, progress=False)
-    model = evaluate_suite(CheckpointModel(tmp_path / "run" / "last.pth"), "AFLW2000", tmp_path / "AFLW2000",
-                           progress=False).overall
-    mean = evaluate_suite(MeanBaseline(training_matrices(tmp_path)), "AFLW2000", tmp_path / "AFLW2000",
-                          progress=False).overall
-    print(f"held-out MAE: model {model.mae_deg:.2f}, baseline:mean {mean.mae_deg:.2f}")
-    assert model.n_missed == 0 and model.n == mean.n > 90
-    # measured here: 6.27 vs 23.37 deg (3.73x), so the issue's 3x holds with room for float-order differences
-    assert model.mae_deg * 3.0 <= mean.mae_deg
+    model_fn = CheckpointModel(tmp_path / "run" / "last.pth")
+    mean_fn = MeanBaseline(training_matrices(tmp_path))
+    keys = ("yaw_mae_deg", "pitch_mae_deg", "roll_mae_deg", "mae_deg")
+    model, mean = [], []
+    for seed in FRESH_TEST_SEEDS:
+        suite = tmp_path / f"AFLW2000_{seed}"
+        make_sample_dataset("AFLW2000", suite, n=100, seed=seed, progress=False, scale=0.25)
+        m = evaluate_suite(model_fn, "AFLW2000", suite, progress=False).overall
+        b = evaluate_suite(mean_fn, "AFLW2000", suite, progress=False).overall
+        assert m.n_missed == 0 and m.n == b.n >= 90
+        model.append([getattr(m, k) for k in keys])
+        mean.append([getattr(b, k) for k in keys])
+    model_avg, mean_avg = np.mean(model, axis=0), np.mean(mean, axis=0)
+    print("held-out MAE per test seed, model / baseline:mean (yaw, pitch, roll, mean):",
+          [f"{a[3]:.2f}/{b[3]:.2f}" for a, b in zip(model, mean)], model_avg.round(2), mean_avg.round(2))
+    assert model_avg[3] * 3.0 <= mean_avg[3]
+    assert model_avg[1] <= 0.75 * mean_avg[1] and model_avg[2] <= 0.75 * mean_avg[2]

@@ -99,9 +99,18 @@ class DatasetReader:
         try:
             sample = self.fmt.read(self.root, key)
         except DatasetError as exc:
-            return None, ReadError(exc.path, exc.problem), None
+            return None, self.error_for(exc), None
         reason = self.fmt.keep_sample(sample, self.options)
         return (None, None, reason) if reason is not None else (sample, None, None)
+
+    def error_for(self, exc: DatasetError) -> ReadError:
+        """The error record of a failed sample, its path relative to the tree (manifests are portable
+        and name no machine's folders)."""
+        try:
+            path = Path(exc.path).resolve().relative_to(self.root.resolve()).as_posix()
+        except ValueError:  # outside the tree (an output folder): the name is enough
+            path = Path(exc.path).name
+        return ReadError(path, exc.problem)
 
     def read(self, key: str) -> Sample | None:
         """Read one unit; None (and an entry in ``errors`` or ``filtered``) if it is not usable."""

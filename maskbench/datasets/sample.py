@@ -15,9 +15,13 @@ Per dataset:
   IBUG, LFPW and their ``_Flip`` mirrors (a mirror is the original image flipped, with landmarks
   re-indexed and yaw/roll negated). Yaw ~ U(-90, 90), pitch ~ N(0, 15) clipped +-45, roll ~ N(0, 10)
   clipped +-40. ``landmarks/<subset>/<name>_pts.mat`` files are written too.
-* ``AFLW2000``: 450x450 orthographic, yaw ~ U(-90, 90), pitch ~ N(0, 18), roll ~ N(0, 12); about
-  one sample in twenty has |pitch| in [100, 110] so that the 99-degree protocol filter has
-  something to drop, as in the real set (31 of 2000).
+* ``AFLW2000``: 450x450 orthographic, yaw ~ U(-90, 90), pitch ~ N(0, 18), roll ~ N(0, 12); one
+  sample in twenty (``image00007``, ``image00027``, ...) has |pitch| in [100, 110] so that the
+  99-degree protocol filter has something to drop, as in the real set (31 of 2000), in any tree of
+  8 or more samples.
+
+Identities are drawn per (dataset, person key), so two formats rendered with one seed share no
+person: the sample AFLW2000 test faces are not the sample 300W_LP training faces.
 
 ``Pose_Para[3:]`` of the 3DDFA formats holds ``tx = cx``, ``ty = H - 1 - cy``, ``tz = 0`` and the
 scale in px/mm (the real files use px per 3DMM unit); readers do not use these values.
@@ -42,9 +46,10 @@ from maskbench.datasets import biwi, threeddfa
 from maskbench.datasets.base import get_format
 from maskbench.io.manifest import SplitWriter
 from maskbench.progress import progress_bar
-from maskbench.render.head import MIRROR_68, Head, Identity
+from maskbench.render.head import BIWI_HEAD_CENTER_MM, MIRROR_68, Head, Identity
 from maskbench.render.scene import Camera, Render, render
-from maskbench.seeding import default_split, sample_rng
+from maskbench.seeding import sample_rng
+from maskbench.splits import DEFAULT_RULE, SplitRule
 from maskbench.types import BBox, HeadPose, Sample
 
 DATASETS = ("BIWI", "300W_LP", "AFLW2000")
@@ -75,14 +80,16 @@ class PlannedSample:
     sample_id: str
     identity_key: str
     mirror_of: str | None = None
+    beyond_protocol: bool = False  # AFLW2000: a pitch over 99 degrees, for the protocol filter
 
 
 def _clipped_normal(rng: np.random.Generator, sigma: float, limit: float) -> float:
     return float(np.clip(rng.normal(0.0, sigma), -limit, limit))
 
 
-def sample_pose(dataset: str, rng: np.random.Generator) -> HeadPose:
-    """Draw a pose from the dataset's typical range (see the module docstring)."""
+def sample_pose(dataset: str, rng: np.random.Generator, beyond_protocol: bool = False) -> HeadPose:
+    """Draw a pose from the dataset's typical range (see the module docstring); ``beyond_protocol``
+    (AFLW2000): |pitch| in [100, 110] degrees."""
     if dataset == "BIWI":
         return HeadPose.from_euler_deg(
             yaw_deg=_clipped_normal(rng, 35, 75), pitch_deg=_clipped_normal(rng, 20, 60),
@@ -94,7 +101,7 @@ def sample_pose(dataset: str, rng: np.random.Generator) -> HeadPose:
             roll_deg=_clipped_normal(rng, 10, 40),
         )
     pitch = _clipped_normal(rng, 18, 60)
-    if rng.random() < 0.05:
+    if beyond_protocol:
         pitch = float(math.copysign(rng.uniform(100, 110), rng.normal()))
     return HeadPose.from_euler_deg(
         yaw_deg=float(rng.uniform(-89, 89)), pitch_deg=pitch, roll_deg=_clipped_normal(rng, 12, 45)
@@ -122,7 +129,7 @@ def plan(dataset: str, n: int) -> list[PlannedSample]:
             out += [p, flips[k]] if k < len(flips) else [p]
         return out
     if dataset == "AFLW2000":
-        return [PlannedSample(f"image{k:05d}", f"p{k}") for k in range(n)]
+        return [PlannedSample(f"image{k:05d}", f"p{k}", beyond_protocol=k % 20 == 7) for k in range(n)]
     raise ValueError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
 
 
@@ -136,6 +143,12 @@ class Scene:
     translation_mm: np.ndarray
 
 
+def identity_for(dataset: str, identity_key: str, seed: int) -> Identity:
+    """The person of an identity key in one dataset: drawn from (seed, dataset, key), so no person
+    appears in two formats rendered with the same seed."""
+    return Identity.random(sample_rng(seed, f"{dataset}/{identity_key}", "identity"))
+
+
 def scene_for(dataset: str, planned: PlannedSample, seed: int, scale: float = 1.0) -> Scene:
     """The scene of a planned sample (for a ``_Flip`` sample: the scene of its original).
 
@@ -144,8 +157,8 @@ def scene_for(dataset: str, planned: PlannedSample, seed: int, scale: float = 1.
     """
     key = planned.mirror_of or planned.sample_id
     rng = sample_rng(seed, key, "camera")
-    head = Head(Identity.random(sample_rng(seed, planned.identity_key, "identity")))
-    drawn = sample_pose(dataset, sample_rng(seed, key, "pose"))
+    head = Head(identity_for(dataset, planned.identity_key, seed))
+    drawn = sample_pose(dataset, sample_rng(seed, key, "pose"), planned.beyond_protocol)
     if dataset == "BIWI":
         t = np.array([rng.uniform(-120, 120), rng.uniform(-60, 80), rng.uniform(750, 1100)])
         return Scene(head, Camera(round(640 * scale), round(480 * scale), scaled_k(BIWI_K, scale)), drawn, t)
@@ -227,9 +240,10 @@ def _render_biwi(planned: PlannedSample, seed: int, scale: float) -> tuple[Sampl
     calib = biwi_calibration(scale)
     out = render(scene.head, scene.pose.matrix, scene.translation_mm, scene.camera,
                  sample_rng(seed, planned.sample_id, "render"))
+    center = scene.translation_mm + scene.pose.matrix @ BIWI_HEAD_CENTER_MM  # BIWI's head-centre convention
     sample = Sample(
-        planned.sample_id, Path(), scene.pose, biwi.face_box(scene.translation_mm, calib.camera_matrix), None,
-        {"calibration": calib, "head_center_mm": scene.translation_mm},
+        planned.sample_id, Path(), scene.pose, biwi.face_box(center, calib.camera_matrix), None,
+        {"calibration": calib, "head_center_mm": center},
     )
     return sample, out.image_bgr
 
@@ -247,13 +261,14 @@ def _render_job(job: tuple[str, PlannedSample, int, float]) -> tuple[Sample, np.
 
 def make_sample_dataset(
     dataset: str, out_dir: Path, n: int = 24, seed: int = 0, overwrite: bool = False, progress: bool = True,
-    scale: float = 1.0, workers: int = 1,
+    scale: float = 1.0, workers: int = 1, split: SplitRule = DEFAULT_RULE,
 ) -> dict[str, Any]:
     """Render ``n`` samples of ``dataset`` into ``out_dir`` (native layout + labels + manifest).
 
     ``scale`` < 1 renders smaller images of the same scenes (0.25: BIWI 160x120, 300W_LP and
     AFLW2000 112x112), about 5x faster; used for training runs that must fit in minutes.
-    ``workers`` > 1 renders in a process pool; the output bytes do not depend on it.
+    ``workers`` > 1 renders in a process pool; the output bytes do not depend on it. ``split``: the
+    train/test rule of the ``split`` column (recorded in the manifest; BIWI is the only drawn one).
     """
     name = {d.upper(): d for d in DATASETS}.get(dataset.upper())
     if name is None:
@@ -274,9 +289,10 @@ def make_sample_dataset(
         for sample, image in progress_bar(rendered, total=len(jobs), desc=f"render {name}", unit="img", disable=not progress):
             fmt.write(out_dir, sample, image)
             written = fmt.read(out_dir, sample.id)  # label what the native files say, to the last digit
-            writer.add(written, fmt.image_rel(sample.id), default_split(name, sample.id, seed))
+            writer.add(written, fmt.image_rel(sample.id), split.split_of(name, sample.id))
         return writer.finish(
             name=out_dir.name, fmt=name, seed=seed,
             parameters={"command": "sample", "dataset": name, "n": n, "scale": scale,
                         "renderer": "maskbench.render.head"},
+            split=split.as_dict(),
         )

@@ -1,7 +1,10 @@
 """Model adapters: anything that turns face crops into head poses.
 
 Every adapter gets a list of :class:`EvalItem` and returns, per item, a rotation matrix in the
-maskbench convention (:mod:`maskbench.geometry`) or None for a miss.
+maskbench convention (:mod:`maskbench.geometry`), or the (3,) ``[yaw, pitch, roll]`` degrees a model
+output directly (compared with the labels as given, as the literature does), or None for a miss.
+A matrix is compared axis by axis through whichever of its two Euler triples is closer to the label
+(:func:`maskbench.geometry.closest_euler_deg`).
 
 What each kind of MODEL receives (``--protocol crop``): the ground-truth box enlarged by
 ``CROP_MARGIN`` (25 %) on every side, clipped to the image. With ``--protocol full`` (models that
@@ -59,6 +62,10 @@ class EvalItem:
     camera_matrix: np.ndarray | None
     #: the model's input for this face, made by the adapter's ``prepare`` in the decode threads
     prepared: Any = None
+    #: (68, 2) landmarks of the sample, when the dataset has them (a model card may crop on them)
+    landmarks_px: np.ndarray | None = None
+    #: the labelled AFLW 21 points (``pt2d`` with x > 0), AFLW2000-format samples only
+    aflw21_px: np.ndarray | None = None
 
     def crop_box(self) -> tuple[int, int, int, int]:
         h, w = self.image_bgr.shape[:2]
@@ -98,6 +105,15 @@ def to_matrix(output: Any) -> np.ndarray | None:
     if arr.shape == (6,):
         return to_matrices(arr[None])[0]  # Gram-Schmidt, written once in to_matrices
     raise ValueError(f"model output of shape {arr.shape}: expected (3,) Euler degrees, (3, 3) or (6,)")
+
+
+def model_output(output: Any) -> np.ndarray | None:
+    """What an adapter returns for one model output: Euler degrees (3,) kept as they are (a model's
+    own angles are scored as given), a 3x3 or 6D output as a rotation matrix (:func:`to_matrix`)."""
+    if output is None:
+        return None
+    arr = np.asarray(output, dtype=np.float64)
+    return arr.copy() if arr.shape == (3,) else to_matrix(arr)
 
 
 class MeanBaseline:
@@ -146,6 +162,11 @@ class PredictionsFile:
 
     def __init__(self, path: Path) -> None:
         self.name = f"predictions:{path.name}"
+        self.path = path
+        self.protocol_text = ("predictions file: poses computed outside maskbench with the model's own "
+                              "preprocessing; maskbench read no image")
+        #: ids of the file that some scored sample asked for (the CLI warns when few or none match)
+        self.matched: set[str] = set()
         with open(path, newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)
             need = {"id", "yaw_deg", "pitch_deg", "roll_deg"}
@@ -154,14 +175,20 @@ class PredictionsFile:
             self.table = {r["id"]: [float(r["yaw_deg"]), float(r["pitch_deg"]), float(r["roll_deg"])] for r in reader}
 
     def predict(self, items: Sequence[EvalItem]) -> list[np.ndarray | None]:
-        return [to_matrix(self.table.get(item.sample_id)) for item in items]
+        self.matched.update(item.sample_id for item in items if item.sample_id in self.table)
+        return [model_output(self.table.get(item.sample_id)) for item in items]
 
 
 class CallableModel:
     """``package.module:callable`` called with RGB uint8 crops."""
 
     def __init__(self, spec: str) -> None:
+        import os
+        import sys
+
         module_name, _, attr = spec.partition(":")
+        if os.getcwd() not in sys.path and "" not in sys.path:  # `mymodule:fn` finds ./mymodule.py, as python -m does
+            sys.path.insert(0, os.getcwd())
         try:
             self.fn = getattr(importlib.import_module(module_name), attr)
         except (ImportError, AttributeError) as exc:
@@ -172,7 +199,7 @@ class CallableModel:
         outputs = list(self.fn([item.crop_rgb() for item in items]))
         if len(outputs) != len(items):
             raise ValueError(f"{self.name} returned {len(outputs)} outputs for {len(items)} crops")
-        return [to_matrix(o) for o in outputs]
+        return [model_output(o) for o in outputs]
 
 
 def resize_crop(crop_bgr: np.ndarray, size_px: int) -> np.ndarray:
@@ -201,11 +228,12 @@ def crops_nchw(items: Sequence[EvalItem]) -> np.ndarray:
 
 
 def to_matrices(outputs: np.ndarray) -> list[np.ndarray | None]:
-    """:func:`to_matrix` of each row of a batch output (N, 3), (N, 6) or (N, 3, 3); (N, 6) vectorised:
-    the first two matrix columns, Gram-Schmidt, the third their cross product."""
+    """:func:`model_output` of each row of a batch output (N, 3) Euler degrees (kept), (N, 6) or
+    (N, 3, 3); (N, 6) vectorised: the first two matrix columns, Gram-Schmidt, the third their cross
+    product."""
     arr = np.asarray(outputs, dtype=np.float64)
     if arr.ndim != 2 or arr.shape[1] != 6:
-        return [to_matrix(v) for v in arr]
+        return [model_output(v) for v in arr]
     b1 = arr[:, :3] / np.linalg.norm(arr[:, :3], axis=1, keepdims=True)
     b2 = arr[:, 3:] - np.einsum("ij,ij->i", b1, arr[:, 3:])[:, None] * b1
     b2 /= np.linalg.norm(b2, axis=1, keepdims=True)
@@ -271,6 +299,8 @@ class CheckpointModel:
         self.model, ckpt = load_model_from_checkpoint(path, device)
         self.device = device
         self.image_size = int(ckpt["config"]["image_size"])
+        #: name, format and split rule of each training folder (checked against each suite's rule)
+        self.training_data: list[dict[str, Any]] = list(ckpt.get("training_data", []))
         self.name = f"{ckpt['config'].get('name', 'checkpoint')}:{path.name}"
 
     def prepare(self, item: EvalItem) -> Any:
@@ -330,11 +360,13 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return data
 
 
-def load_model(spec: str, *, predictions: Path | None = None, train_matrices: Sequence[np.ndarray] = (),
-               device: str = "cpu") -> PoseModel:
+def load_model(spec: str | None, *, predictions: Path | None = None, train_matrices: Sequence[np.ndarray] = (),
+               device: str = "cpu", weights_dir: Path | None = None) -> PoseModel:
     """Resolve the MODEL argument (see the module docstring)."""
     if predictions is not None:
         return PredictionsFile(predictions)
+    if spec is None:
+        raise ValueError("give a MODEL, or --predictions FILE.csv")
     if spec == "baseline:mean":
         return MeanBaseline(train_matrices)
     if spec == "baseline:pnp":
@@ -346,7 +378,12 @@ def load_model(spec: str, *, predictions: Path | None = None, train_matrices: Se
         return CheckpointModel(path, device)
     if path.suffix == ".onnx" and path.is_file():
         return OnnxModel(path, device)
+    from maskbench.evaluation.cards import CardModel, builtin_cards, load_card
+
+    if path.suffix == ".json" or spec in builtin_cards():
+        return CardModel(load_card(spec), weights_dir, device)
     if ":" in spec and not path.exists():
         return CallableModel(spec)
     raise ValueError(f"cannot interpret model {spec!r}: use baseline:mean, baseline:pnp, a checkpoint .pth, a "
-                     "TorchScript .pt, an ONNX .onnx, package.module:callable, or --predictions FILE.csv")
+                     "TorchScript .pt, an ONNX .onnx, a model card (.json, or built-in: "
+                     f"{', '.join(sorted(builtin_cards()))}), package.module:callable, or --predictions FILE.csv")

@@ -1,10 +1,13 @@
 """Suites, the evaluation loop (``--protocol crop``) and reports.
 
-Suites are split folders under the data root. Which samples a suite scores: the rows whose
-``split`` is ``test`` when the suite has any (BIWI, and its derived splits, which inherit it), else
-all rows (AFLW2000 is all test; ``300W_LP_masked`` is scored whole, as in the published study).
-AFLW2000-format suites apply the standard filter (every stored |angle| <= 99 degrees); the number
-dropped is reported.
+Suites are split folders under the data root. Which samples a suite scores: its ``test`` rows
+(:func:`maskbench.splits.splits_by_id`: the ``labels.csv`` column, or on a raw tree the same rule
+the trainer and ``maskbench import`` apply), except ``300W_LP``-format suites, which have no test
+rows and are scored whole (``300W_LP_masked``, as in the published study: a model trained on it is
+scored on its own training faces, and reports mark that "(train)"). AFLW2000-format suites apply
+the standard filter (every stored |angle| <= 99 degrees); the number dropped is reported. A
+maskbench checkpoint records its training folders' split rules; a suite split by another rule is
+refused, since its test rows could be the model's training frames.
 """
 
 from __future__ import annotations
@@ -21,13 +24,14 @@ from typing import Any
 import numpy as np
 
 from maskbench import geometry
-from maskbench.datasets import detect_format, open_dataset
+from maskbench.datasets import detect_format, open_dataset, threeddfa
 from maskbench.datasets.aflw2000 import PROTOCOL_MAX_ABS_ANGLE_DEG
 from maskbench.evaluation.adapters import EvalItem, PoseModel
-from maskbench.evaluation.metrics import Scores, score
+from maskbench.evaluation.metrics import PENALTY_KEYS, Scores, angle_errors_deg, paired_delta, score
 from maskbench.io.atomic import atomic_write_text, read_image
 from maskbench.io.manifest import labels_by_id
 from maskbench.progress import progress_bar
+from maskbench.splits import SplitRule, check_same_rule, rule_of, splits_by_id
 from maskbench.types import Sample
 
 #: Suite name -> the command that creates it when it is missing.
@@ -79,9 +83,21 @@ def _bin_label(value: float, edges: Sequence[float]) -> str:
     return "other"
 
 
+def aflw21_points(sample: Sample) -> np.ndarray | None:
+    """The labelled AFLW points of an AFLW2000-format sample: ``pt2d`` columns with x > 0 (the
+    unlabelled ones are stored as x = -1), (K, 2) pixels; None when the sample has no 21-point pt2d."""
+    mat = sample.native.get("mat")
+    pts = None if mat is None else mat.get("pt2d")
+    if pts is None or np.asarray(pts).shape[0] != 2 or np.asarray(pts).shape[1] == 68:
+        return None
+    xy = np.asarray(pts, dtype=np.float64).T
+    return xy[(xy[:, 0] > 0) & np.isfinite(xy).all(axis=1)]
+
+
 def _load_item(sample: Any, prepare: Callable[[EvalItem], Any] | None = None) -> EvalItem:
     calib = sample.native.get("calibration")
-    item = EvalItem(sample.id, read_image(sample.image_path), sample.bbox, None if calib is None else calib.camera_matrix)
+    item = EvalItem(sample.id, read_image(sample.image_path), sample.bbox, None if calib is None else calib.camera_matrix,
+                    landmarks_px=sample.landmarks_px, aflw21_px=aflw21_points(sample))
     return item if prepare is None else dataclasses.replace(item, prepared=prepare(item))
 
 
@@ -100,6 +116,7 @@ def evaluate_suite(model: PoseModel, name: str, path: Path, batch_size: int = 32
     predict = model.predict_full if protocol == "full" else model.predict  # type: ignore[attr-defined]
     load = functools.partial(_load_item, prepare=getattr(model, "prepare", None) if protocol == "crop" else None)
     samples, n_filtered, rows = _scored_samples_and_rows(path)
+    check_split_agrees(model, name, path)
     if limit is not None:
         samples = samples[:limit]
     true_m: list[np.ndarray] = []
@@ -120,17 +137,23 @@ def evaluate_suite(model: PoseModel, name: str, path: Path, batch_size: int = 32
             pending.append(pool.map(load, batches[k + ahead]))
         items = list(pending.pop(0))
         for s, pred in zip(batch, predict(items)):
-            truth = geometry.matrix_to_euler_deg(s.pose.matrix)
+            truth = label_euler_deg(s)
             if pred is not None and not np.isfinite(pred).all():
                 raise ValueError(f"{model.name} returned a non-finite pose for {s.id} in {path}")
-            # adapters return rotations (to_matrix); matrix_to_euler_deg reads the matrix as it is
-            guess = geometry.matrix_to_euler_deg(pred) if pred is not None else (nan, nan, nan)
+            if pred is None:
+                guess = (nan, nan, nan)
+            elif pred.shape == (3,):  # the model's own angles, compared as given
+                guess = (float(pred[0]), float(pred[1]), float(pred[2]))
+                pred = geometry.euler_deg_to_matrix(*guess)
+            else:  # a rotation: the Euler triple of the two that is closer to the label
+                guess = geometry.closest_euler_deg(pred, truth)
             true_m.append(s.pose.matrix)
             pred_m.append(pred)
             true_e.append(truth)
             pred_e.append(guess)
             extra = rows.get(s.id, {})
-            out_rows.append({"suite": name, "id": s.id, "true_yaw_deg": truth[0], "true_pitch_deg": truth[1],
+            out_rows.append({"suite": name, "id": s.id, "source_id": extra.get("source_id") or s.id,
+                             "true_yaw_deg": truth[0], "true_pitch_deg": truth[1],
                              "true_roll_deg": truth[2], "pred_yaw_deg": guess[0], "pred_pitch_deg": guess[1],
                              "pred_roll_deg": guess[2], "missed": pred is None,
                              "mask_type": extra.get("mask_type", ""), "rotation_deg": extra.get("rotation_deg", "")})
@@ -153,6 +176,16 @@ def evaluate_suite(model: PoseModel, name: str, path: Path, batch_size: int = 32
     return result
 
 
+def label_euler_deg(sample: Sample) -> tuple[float, float, float]:
+    """A sample's (yaw, pitch, roll) degrees as its dataset states them: the stored ``Pose_Para`` of
+    the 3DDFA formats (which may lie beyond the matrix decomposition's yaw range, e.g. yaw 95, or be
+    unwrapped, e.g. roll -972), else the decomposition of the pose (BIWI, the Hopenet convention)."""
+    if "pose_para" in sample.native:
+        raw = threeddfa.raw_angles_deg(sample)
+        return raw["yaw_deg"], raw["pitch_deg"], raw["roll_deg"]
+    return geometry.matrix_to_euler_deg(sample.pose.matrix)
+
+
 def _f(v: float) -> str:
     return "-" if v != v else f"{v:.2f}"
 
@@ -164,10 +197,12 @@ PROTOCOL_TEXT = {
 
 
 def write_report(out_dir: Path, model_name: str, results: Sequence[SuiteResult], missing: Sequence[str],
-                 protocol: str = "crop") -> None:
-    """report.md (the published table layout), results.csv/json, predictions.csv."""
+                 protocol: str = "crop", protocol_text: str | None = None) -> None:
+    """report.md (the published table layout), results.csv/json, predictions.csv. ``protocol_text``:
+    what the model was given, when the model says so itself (a model card, a predictions file)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    lines = [f"# maskbench evaluation: {model_name}", "", f"Protocol: {PROTOCOL_TEXT[protocol]}. "
+    protocol_text = protocol_text or PROTOCOL_TEXT[protocol]
+    lines = [f"# maskbench evaluation: {model_name}", "", f"Protocol: {protocol_text}. "
              "Errors in degrees; angle differences wrapped to [-180, 180).", "",
              "| suite | YAW | PITCH | ROLL | MAE | MAEV | miss rate | n |", "|---|---|---|---|---|---|---|---|"]
     for r in results:
@@ -179,16 +214,29 @@ def write_report(out_dir: Path, model_name: str, results: Sequence[SuiteResult],
             lines.append(f"\n{r.name}: {r.filtered} samples outside the 99-degree protocol were not scored.")
         for key, groups in r.breakdown.items():
             if groups:
-                lines += ["", f"### {r.name} by {key}", "", "| group | MAE | n |", "|---|---|---|"]
-                lines += [f"| {g} | {_f(s.mae_deg)} | {s.n} |" for g, s in groups.items()]
+                lines += ["", f"### {r.name} by {key}", "", "| group | MAE | scored | missed |", "|---|---|---|---|"]
+                lines += [f"| {g} | {_f(s.mae_deg)} | {s.n - s.n_missed} | {s.n_missed} |" for g, s in groups.items()]
+    penalties = masked_penalties(results)
+    for masked, pen in penalties.items():
+        lines += ["", f"### Masked penalty: {masked} minus {pen['vs']} on the same {pen['pairs']} faces",
+                  "", "Mean of (masked error - unmasked error) per face, degrees, with a bootstrap 95 % interval "
+                  "(2,000 resamples of the faces).", "",
+                  "| faces | YAW | PITCH | ROLL | MAE | n |", "|---|---|---|---|---|---|"]
+        for label, block in [("all", pen["overall"]), *pen["by_abs_yaw_deg"].items()]:
+            cells = " | ".join(f"{v[0]:+.2f} [{v[1]:+.2f}, {v[2]:+.2f}]" for v in
+                               (block[k] for k in PENALTY_KEYS))
+            lines.append(f"| {label if label == 'all' else f'abs yaw {label}'} | {cells} | {block['n']} |")
     if missing:
         lines += ["", "Suites not found:", ""] + [f"* {m}" for m in missing]
     atomic_write_text(out_dir / "report.md", "\n".join(lines) + "\n")
     summary = {r.name: {**r.overall.as_dict(), "filtered": r.filtered,
                         "breakdown": {k: {g: s.as_dict() for g, s in v.items()} for k, v in r.breakdown.items()}}
                for r in results}
+    for masked, pen in penalties.items():
+        summary[masked]["masked_penalty"] = pen
     atomic_write_text(out_dir / "results.json",
-                      json.dumps({"model": model_name, "protocol": protocol, "suites": summary}, indent=1) + "\n")
+                      json.dumps({"model": model_name, "protocol": protocol, "protocol_text": protocol_text,
+                                  "suites": summary}, indent=1) + "\n")
     fields = ["suite", *Scores.__dataclass_fields__.keys(), "miss_rate"]
     with open(out_dir / "results.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=fields, lineterminator="\n")
@@ -203,9 +251,48 @@ def write_report(out_dir: Path, model_name: str, results: Sequence[SuiteResult],
             w.writerows(rows)
 
 
+def _per_face_errors(rows: Sequence[dict[str, Any]]) -> dict[str, tuple[np.ndarray, float]]:
+    """source id -> (per-axis wrapped error (3,), |true yaw|) of the faces a model did not miss."""
+    out = {}
+    for r in rows:
+        if not r["missed"]:
+            true = np.array([r["true_yaw_deg"], r["true_pitch_deg"], r["true_roll_deg"]])
+            pred = np.array([r["pred_yaw_deg"], r["pred_pitch_deg"], r["pred_roll_deg"]])
+            out[r["source_id"]] = (angle_errors_deg(pred, true), abs(r["true_yaw_deg"]))
+    return out
+
+
+def masked_penalties(results: Sequence[SuiteResult], n_boot: int = 2000) -> dict[str, dict[str, Any]]:
+    """For every ``X_masked`` scored beside ``X``: the masked-minus-unmasked error on the same faces
+    (paired by source id; faces missed on either side left out), per axis, overall and per |yaw| bin
+    of the unmasked label, each with a bootstrap 95 % interval (:func:`metrics.paired_delta`)."""
+    by_name = {r.name: r for r in results}
+    out: dict[str, dict[str, Any]] = {}
+    for name, r in by_name.items():
+        base = by_name.get(name[: -len("_masked")]) if name.endswith("_masked") else None
+        if base is None:
+            continue
+        plain, masked = _per_face_errors(base.rows), _per_face_errors(r.rows)
+        common = sorted(set(plain) & set(masked))
+        if not common:
+            continue
+        p = np.array([plain[k][0] for k in common])
+        m = np.array([masked[k][0] for k in common])
+        yaw = np.array([plain[k][1] for k in common])
+        pen: dict[str, Any] = {"vs": base.name, "pairs": len(common),
+                               "overall": {**paired_delta(p, m, n_boot), "n": len(common)}, "by_abs_yaw_deg": {}}
+        for lo, hi in zip(YAW_BINS_DEG[:-1], YAW_BINS_DEG[1:]):
+            sel = (yaw >= lo) & (yaw < hi)
+            if sel.any():
+                pen["by_abs_yaw_deg"][_bin_label(lo, YAW_BINS_DEG)] = {**paired_delta(p[sel], m[sel], n_boot),
+                                                                       "n": int(sel.sum())}
+        out[name] = pen
+    return out
+
+
 def scored_samples(path: Path) -> tuple[list[Sample], int]:
-    """The scored samples of a suite folder: rows with ``split`` = test (all rows when the folder has no
-    split column), after the AFLW2000 protocol filter (|angle| <= 99 deg) for that format; and how
+    """The scored samples of a suite folder: its test rows (all rows of a 300W_LP-format folder), after
+    the AFLW2000 protocol filter (|angle| <= 99 deg) for that format; and how
     many the filter dropped."""
     samples, n_filtered, _rows = _scored_samples_and_rows(path)
     return samples, n_filtered
@@ -216,20 +303,33 @@ def _scored_samples_and_rows(path: Path) -> tuple[list[Sample], int, dict[str, d
     options = {"max_abs_angle_deg": PROTOCOL_MAX_ABS_ANGLE_DEG} if fmt.name == "AFLW2000" else {}
     reader = open_dataset(path, fmt=fmt, **options)
     rows = labels_by_id(path)
-    wanted = {k for k, r in rows.items() if r.get("split") == "test"} or None
-    samples = [s for s in reader if wanted is None or s.id in wanted]
+    samples = list(reader)
+    if fmt.name != "300W_LP":  # a 300W_LP-format suite is scored whole (it has no test rows)
+        which = splits_by_id(path, fmt.name, [s.id for s in samples], rows)
+        samples = [s for s in samples if which[s.id] == "test"]
     return samples, sum(len(v) for v in reader.filtered.values()), rows
 
 
+def check_split_agrees(model: Any, name: str, path: Path) -> None:
+    """Refuse a suite whose split rule differs from that of a same-format folder the model (a
+    maskbench checkpoint, which records them) was trained on: its test rows may be training rows."""
+    trained = getattr(model, "training_data", None)
+    if not trained:
+        return
+    folders = {f"training folder {t['name']}": (t["format"], SplitRule.from_dict(t["split"]))
+               for t in trained if "split" in t and "format" in t}
+    check_same_rule({f"suite {name}": (detect_format(path).name, rule_of(path)), **folders})
+
+
 def training_matrices(data_root: Path) -> list[np.ndarray]:
-    """Poses of the training data under the data root (BIWI train split and 300W_LP) for baseline:mean."""
+    """Poses of the training rows under the data root (BIWI's train split and 300W_LP) for baseline:mean."""
     mats = []
     for name in ("BIWI", "300W_LP"):
         path = data_root / name
         if not path.is_dir():
             continue
-        rows = labels_by_id(path)
-        for s in open_dataset(path):
-            if not rows or rows.get(s.id, {}).get("split") == "train":
-                mats.append(s.pose.matrix)
+        reader = open_dataset(path)
+        samples = list(reader)
+        which = splits_by_id(path, reader.fmt.name, [s.id for s in samples])
+        mats += [s.pose.matrix for s in samples if which[s.id] == "train"]
     return mats

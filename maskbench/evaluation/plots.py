@@ -94,4 +94,16 @@ def compare_table(report_dirs: Sequence[Path]) -> str:
             cells.append("-" if res is None or res["mae_deg"] != res["mae_deg"] else
                          f"{res['mae_deg']:.2f}" + (f" (miss {res['miss_rate']:.0%})" if res["miss_rate"] else ""))
         lines.append(f"| {suite} | " + " | ".join(cells) + " |")
+    penalties = [(suite, per_model) for suite, per_model in table.items()
+                 if any("masked_penalty" in res for res in per_model.values())]
+    if penalties:
+        lines += ["", "Masked penalty (MAE of the masked copy minus the original, same faces, degrees; bootstrap "
+                  "95 % interval):", "", "| suite | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
+        for suite, per_model in penalties:
+            cells = []
+            for m in models:
+                pen = per_model.get(m, {}).get("masked_penalty")
+                d = pen["overall"]["mae_deg"] if pen else None
+                cells.append("-" if d is None else f"{d[0]:+.2f} [{d[1]:+.2f}, {d[2]:+.2f}]")
+            lines.append(f"| {suite} - {suite[: -len('_masked')]} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

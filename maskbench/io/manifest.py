@@ -204,8 +204,10 @@ class SplitWriter:
 
     def finish(self, *, name: str, fmt: str, parameters: Mapping[str, Any], seed: int | None,
                skipped: Iterable[Any] = (), filtered: Mapping[str, list[str]] | None = None,
-               source: Mapping[str, Any] | None = None, shard: tuple[int, int] | None = None) -> dict[str, Any]:
-        """Write ``labels.csv`` then ``manifest.json`` (last); return the manifest."""
+               source: Mapping[str, Any] | None = None, shard: tuple[int, int] | None = None,
+               split: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Write ``labels.csv`` then ``manifest.json`` (last); return the manifest. ``split``: the
+        rule the rows' ``split`` column was drawn with (:class:`maskbench.splits.SplitRule` as a dict)."""
         atomic_write_text(self.out_dir / LABELS, labels_csv_text(self.rows))
         for stray in self.out_dir.rglob(f"{TMP_PREFIX}*"):
             stray.unlink()
@@ -225,6 +227,8 @@ class SplitWriter:
             "source": dict(source or {}),
             "files": {rel: sha256_file(self.out_dir / rel) for rel in listed_files(self.out_dir)},
         }
+        if split is not None:
+            manifest["split"] = dict(split)
         if shard is not None:
             manifest["shard"] = {"index": shard[0], "count": shard[1]}
         shutil.rmtree(self.out_dir / JOURNAL, ignore_errors=True)

@@ -22,7 +22,8 @@ from maskbench.datasets.base import DatasetFormat
 from maskbench.io.atomic import read_image
 from maskbench.io.manifest import labels_by_id
 from maskbench.models.losses import Target
-from maskbench.seeding import default_split
+from maskbench.seeding import unit_fraction
+from maskbench.splits import splits_by_id
 from maskbench.types import BBox, Sample
 
 
@@ -34,16 +35,53 @@ def five_points(landmarks_px: np.ndarray | None) -> np.ndarray:
 
 
 def split_samples(split_dir: Path, split: str | None) -> list[tuple[Sample, DatasetFormat]]:
-    """Samples (with their format) of a split folder whose ``split`` column, or default split, is
-    ``split`` (None: all)."""
+    """Samples (with their format) of a folder whose split (:func:`maskbench.splits.splits_by_id`:
+    the ``labels.csv`` column, or the recorded/default rule on a raw tree) is ``split`` (None: all)."""
+    return [(s, fmt) for s, fmt, _ in _samples_with_sources(split_dir, split)]
+
+
+def _samples_with_sources(split_dir: Path, split: str | None) -> list[tuple[Sample, DatasetFormat, str]]:
+    """(sample, format, source key) of a folder's ``split`` rows; the key names the original sample
+    (``<format>:<source_id>``), shared by its masked and rotated copies."""
     reader = open_dataset(split_dir)
     rows = labels_by_id(split_dir)
-    out = []
-    for s in reader:
-        which = rows[s.id]["split"] if s.id in rows else default_split(reader.fmt.name, s.id, 0)
-        if split is None or which == split:
-            out.append((s, reader.fmt))
-    return out
+    samples = list(reader)
+    which = splits_by_id(split_dir, reader.fmt.name, [s.id for s in samples], rows)
+    return [(s, reader.fmt, f"{reader.fmt.name}:{rows.get(s.id, {}).get('source_id') or s.id}")
+            for s in samples if split is None or which[s.id] == split]
+
+
+@dataclass(frozen=True)
+class HoldOut:
+    """The validation hold-out of the training rows: every copy of a held-out original (its masked
+    and rotated versions too) is left out of training. Drawn per source key with ``seed``."""
+
+    fraction: float = 0.1
+    seed: int = 0
+    limit: int = 400
+
+    def is_validation(self, source_key: str) -> bool:
+        return unit_fraction(self.seed, f"validation\0{source_key}") < self.fraction
+
+
+def training_items(folders: list[Path], hold_out: HoldOut) -> tuple[list[tuple[Sample, DatasetFormat]],
+                                                                    list[Sample], dict[str, Any]]:
+    """The ``train`` rows of the folders, split into training items and validation samples (at most
+    ``hold_out.limit``, in folder order) by :class:`HoldOut`; and a record of the split for the
+    checkpoint (fraction, seed, counts). Test rows are never read as either."""
+    train: list[tuple[Sample, DatasetFormat]] = []
+    val: list[Sample] = []
+    held: set[str] = set()
+    for folder in folders:
+        for sample, fmt, key in _samples_with_sources(folder, "train"):
+            if hold_out.fraction > 0 and hold_out.is_validation(key):
+                held.add(key)
+                val.append(sample)
+            else:
+                train.append((sample, fmt))
+    record = {"fraction": hold_out.fraction, "seed": hold_out.seed, "held_out_sources": len(held),
+              "validation_samples": min(len(val), hold_out.limit), "training_samples": len(train)}
+    return train, val[: hold_out.limit], record
 
 
 def letterbox(image_bgr: np.ndarray, size: int) -> tuple[np.ndarray, float]:

@@ -1,12 +1,16 @@
 """Training, checkpoints and inference of the reference model (single process, CPU or one GPU).
 
 A config is a small JSON file (see ``maskbench/models/configs/model1.json``): names of the training
-splits under the data root, validation splits (their ``test`` rows), pose loss weight, image size,
-epochs, batch size, learning rate. Copy one and edit it; pass its path to ``--config``.
+folders under the data root (their ``train`` rows are used, see :mod:`maskbench.splits`), pose loss
+weight, image size, epochs, batch size, learning rate, and the validation hold-out (``val_fraction``,
+default 0.1, ``val_limit``, default 400): a seeded share of the *training* originals, with all their
+masked/rotated copies, left out of training and used to pick ``best.pth``. Test rows are never read.
+Copy one and edit it; pass its path to ``--config``.
 
 Checkpoint (``best.pth``, ``last.pth``): a dict of tensors and plain values, loadable with
 ``torch.load(weights_only=True)``: ``format``, ``config``, ``state_dict``, ``maskbench_version``,
-``training_data`` (name + manifest sha256 of each split), ``epoch``, ``val_pose_mae_deg``.
+``training_data`` (name, manifest sha256 and split rule of each folder), ``validation`` (the
+hold-out's fraction, seed and counts), ``epoch``, ``val_pose_mae_deg``.
 """
 
 from __future__ import annotations
@@ -26,17 +30,18 @@ import torch
 from torch import nn
 
 from maskbench import __version__, geometry
+from maskbench.datasets import detect_format
 from maskbench.evaluation.adapters import EvalItem, load_checkpoint
-from maskbench.evaluation.evaluator import scored_samples
 from maskbench.evaluation.metrics import angle_errors_deg
 from maskbench.io.atomic import atomic_write, atomic_write_text, read_image
 from maskbench.io.manifest import MANIFEST, sha256_file
 from maskbench.models import box_utils
-from maskbench.models.data import FaceDataset, TrainAugment, collate, letterbox, split_samples, to_tensor
+from maskbench.models.data import FaceDataset, HoldOut, TrainAugment, collate, letterbox, to_tensor, training_items
 from maskbench.models.losses import Target, multitask_loss
 from maskbench.models.retinaface import RetinaFacePose
 from maskbench.models.rotation6d import sixd_to_matrix
 from maskbench.progress import progress_bar
+from maskbench.splits import check_same_rule, rule_of
 from maskbench.types import Sample
 
 CHECKPOINT_FORMAT = "maskbench-checkpoint-1"
@@ -202,11 +207,16 @@ def train(config: dict[str, Any], data_root: Path, out_dir: Path, *, device: str
     missing = [str(d) for d in train_dirs if not d.is_dir()]
     if missing:
         raise FileNotFoundError(f"training splits not found: {', '.join(missing)} (see `maskbench synthesize/rotate`)")
-    train_items = [it for d in train_dirs for it in split_samples(d, "train" if d.name.startswith("BIWI") else None)]
-    val_samples = [s for n in config.get("val", []) if (data_root / n).is_dir()
-                   for s in scored_samples(data_root / n)[0]][: int(config.get("val_limit", 400))]
+    if config.get("val"):
+        raise ValueError("config key 'val' (scoring test rows for validation) is gone: validation is a hold-out of "
+                         "the training rows; set 'val_fraction' (default 0.1) and 'val_limit' instead")
+    rules = {d.name: (detect_format(d).name, rule_of(d)) for d in train_dirs}
+    check_same_rule(rules)
+    hold_out = HoldOut(float(config.get("val_fraction", 0.1)), seed, int(config.get("val_limit", 400)))
+    train_items, val_samples, validation = training_items(train_dirs, hold_out)
     if not train_items:
-        raise ValueError("no training samples found")
+        raise ValueError(f"no training rows in {', '.join(d.name for d in train_dirs)} (rows whose split is 'train'; "
+                         "AFLW2000 is a test set, and a raw BIWI tree is split 70/30 by frame)")
     dataset = FaceDataset(train_items, size, TrainAugment.from_config(config.get("augment")), seed)
     sampler = torch.utils.data.DistributedSampler(dataset, num_replicas=dist.world, rank=dist.rank, shuffle=True,
                                                   seed=seed, drop_last=True)
@@ -231,8 +241,8 @@ def train(config: dict[str, Any], data_root: Path, out_dir: Path, *, device: str
     pri = box_utils.priors(size, size).to(device)
     normalizer = dist.positives_normalizer(device)
     out_dir.mkdir(parents=True, exist_ok=True)
-    data_refs = [{"name": d.name, "manifest_sha256": sha256_file(d / MANIFEST) if (d / MANIFEST).is_file() else None}
-                 for d in train_dirs]
+    data_refs = [{"name": d.name, "manifest_sha256": sha256_file(d / MANIFEST) if (d / MANIFEST).is_file() else None,
+                  "format": rules[d.name][0], "split": rules[d.name][1].as_dict()} for d in train_dirs]
     history: list[dict[str, float]] = []
     best, first_epoch = math.inf, 1
     if resume and (out_dir / "last.pth").is_file():
@@ -279,7 +289,8 @@ def train(config: dict[str, Any], data_root: Path, out_dir: Path, *, device: str
             improved = val < best or (val != val and epoch == n_epochs)
             best = val if val < best else best
             ckpt = {"format": CHECKPOINT_FORMAT, "config": config, "state_dict": model.state_dict(),
-                    "maskbench_version": __version__, "training_data": data_refs, "epoch": epoch,
+                    "maskbench_version": __version__, "training_data": data_refs, "validation": validation,
+                    "epoch": epoch,
                     "val_pose_mae_deg": val, "best_val_pose_mae_deg": best, "optimizer": opt.state_dict(),
                     "scheduler": sched.state_dict(), "history": history, "seed": seed, "world_size": dist.world}
             _atomic_save(ckpt, out_dir / "last.pth")

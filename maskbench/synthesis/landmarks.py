@@ -6,7 +6,8 @@
   ``pkg_resources``, which recent setuptools no longer ships). The detection that overlaps the
   ground-truth box most is used; none overlapping by IoU >= 0.1 counts as "no face".
 * ``pose``: the generic 3D landmarks of maskbench's average procedural head, rotated by the
-  ground-truth pose and projected: with the BIWI camera and head centre when known, else scaled
+  ground-truth pose and projected: with the BIWI camera and head centre when known (the head
+  centre taken as BIWI defines it, :data:`~maskbench.render.head.BIWI_HEAD_CENTER_MM`), else scaled
   and centred to the face box.
 * ``auto``: gt, else dlib, else pose; so every sample gets landmarks.
 """
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from maskbench import geometry
-from maskbench.render.head import Head, Identity
+from maskbench.render.head import BIWI_HEAD_CENTER_MM, Head, Identity
 from maskbench.types import BBox, Sample
 
 SOURCES = ("auto", "gt", "dlib", "pose")
@@ -83,11 +84,12 @@ def dlib_landmarks(image_bgr: np.ndarray, face_box: BBox) -> np.ndarray:
 
 def pose_landmarks(sample: Sample) -> np.ndarray:
     """Generic 3D landmarks posed with the ground-truth rotation and projected."""
-    lm_cam = generic_head().landmarks_mm @ sample.pose.matrix.T
     calib = sample.native.get("calibration")
     center = sample.native.get("head_center_mm")
     if calib is not None and center is not None:
+        lm_cam = (generic_head().landmarks_mm - BIWI_HEAD_CENTER_MM) @ sample.pose.matrix.T
         return geometry.project_points(lm_cam + np.asarray(center), calib.camera_matrix)
+    lm_cam = generic_head().landmarks_mm @ sample.pose.matrix.T
     # orthographic: scale the generic face to the box, centre it on the box
     xy = lm_cam[:, :2]
     span = xy.max(axis=0) - xy.min(axis=0)

@@ -1,0 +1,134 @@
+"""Regenerate the README's measured tables, dated, between their ``<!-- table:NAME -->`` markers.
+
+Run: ``.venv/bin/python docs/make_tables.py`` (about 5 minutes on 2 cores). The real-photo rows need
+``../shared/fixtures/real`` (or ``$MASKBENCH_FIXTURES``) and the FSA-Net tables ``../shared/models/fsanet``
+(or ``$MASKBENCH_MODELS/fsanet``); without them those rows and tables are left as they are.
+
+Tables:
+
+* ``pnp``: `baseline:pnp` (dlib landmarks + solvePnP), crop protocol, MAE in degrees, on the sample
+  data of ``make demo`` (16 renders per format, seed 0), on the 8 real AFLW2000 fixture photos and
+  on the 1,005 real photos of the AFLW2000 dev half, each with its masked copy (``synthesize``,
+  seed 0).
+* ``fsanet``: the built-in FSA-Net cards on the AFLW2000 dev half and its masked and rotated
+  (``--range -45 45``, seed 0) copies; plus Fusion given maskbench's generic crop instead of its own.
+* ``fsanet-penalty``: Fusion's masked penalty on the dev half (same faces, bootstrap 95 % interval).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import tempfile
+from datetime import date
+from pathlib import Path
+
+from maskbench.augment.rotation import RotationParams
+from maskbench.augment.rotation import make_transform as rotation_transform
+from maskbench.datasets import open_dataset
+from maskbench.datasets.sample import make_sample_dataset
+from maskbench.evaluation.adapters import PnPBaseline
+from maskbench.evaluation.cards import CardModel, ModelCard, load_card
+from maskbench.evaluation.evaluator import SuiteResult, evaluate_suite, masked_penalties
+from maskbench.evaluation.metrics import PENALTY_KEYS
+from maskbench.pipeline import write_split
+from maskbench.synthesis.pipeline import SynthesisParams
+from maskbench.synthesis.pipeline import make_transform as mask_transform
+
+HERE = Path(__file__).resolve().parent
+README = HERE.parent / "README.md"
+REAL = Path(os.environ.get("MASKBENCH_FIXTURES", HERE.parents[1] / "shared" / "fixtures" / "real"))
+MODELS = Path(os.environ.get("MASKBENCH_MODELS", HERE.parents[1] / "shared" / "models"))
+
+
+def _derive(src: Path, out: Path, kind: str) -> Path:
+    reader = open_dataset(src)
+    transform = mask_transform(SynthesisParams()) if kind == "synthesize" else \
+        rotation_transform(reader.fmt, RotationParams(range_deg=(-45.0, 45.0)))
+    write_split(reader, out, transform=transform, transform_name=kind, parameters={"command": kind}, seed=0,
+                overwrite=True, workers=2, progress=False)
+    return out
+
+
+def _mae(r: SuiteResult) -> str:
+    o = r.overall
+    return f"{o.mae_deg:.2f}" + (f" ({o.n_missed} missed)" if o.n_missed else "")
+
+
+def pnp_table(tmp: Path, dev: dict[str, Path] | None) -> list[str]:
+    model = PnPBaseline()
+    rows = ["| data | AFLW2000 | AFLW2000_masked | BIWI | BIWI_masked |", "|---|---|---|---|---|"]
+    for name in ("BIWI", "AFLW2000"):
+        make_sample_dataset(name, tmp / name, n=16, seed=0, progress=False)
+        _derive(tmp / name, tmp / f"{name}_masked", "synthesize")
+    r = {n: evaluate_suite(model, n, tmp / n, progress=False) for n in ("AFLW2000", "AFLW2000_masked", "BIWI",
+                                                                        "BIWI_masked")}
+    rows.append(f"| sample data of `make demo` (renders: {r['AFLW2000'].overall.n} AFLW2000 faces in the protocol, "
+                f"{r['BIWI'].overall.n} BIWI test frames) | {_mae(r['AFLW2000'])} | {_mae(r['AFLW2000_masked'])} | "
+                f"{_mae(r['BIWI'])} | {_mae(r['BIWI_masked'])} |")
+    sets = []
+    if (REAL / "aflw2000").is_dir():
+        sets.append(("real fixture photos", REAL / "aflw2000", _derive(REAL / "aflw2000", tmp / "fix_masked",
+                                                                        "synthesize")))
+    if dev is not None:
+        sets.append(("real photos, AFLW2000 dev half", dev["AFLW2000"], dev["AFLW2000_masked"]))
+    for what, plain_dir, masked_dir in sets:
+        plain = evaluate_suite(model, "AFLW2000", plain_dir, progress=False)
+        masked = evaluate_suite(model, "AFLW2000_masked", masked_dir, progress=False)
+        rows.append(f"| {what} ({plain.overall.n} faces in the protocol) | {_mae(plain)} | {_mae(masked)} | | |")
+    return rows
+
+
+def fsanet_tables(dev: dict[str, Path]) -> tuple[list[str], list[str]]:
+    rows = ["| model (card) | suite | YAW | PITCH | ROLL | MAE | n |", "|---|---|---|---|---|---|---|"]
+    fusion: list[SuiteResult] = []
+    generic = ModelCard.from_dict({"name": "fsanet-fusion, generic crop", "weights": list(load_card("fsanet-fusion").weights),
+                                   "input": {"size": [64, 64], "layout": "NHWC", "color": "BGR"},
+                                   "crop": {"box": ["dataset"], "margin": [0.25, 0.25]}})
+    cards = [load_card(n) for n in ("fsanet-fusion", "fsanet-1x1", "fsanet-var", "fsanet-nos")] + [generic]
+    for card in cards:
+        model = CardModel(card, MODELS / "fsanet")
+        results = [evaluate_suite(model, name, path, progress=False) for name, path in dev.items()]
+        if card.name == "fsanet-fusion":
+            fusion = results
+        for r in results:
+            o = r.overall
+            rows.append(f"| {card.name} | {r.name} | {o.yaw_mae_deg:.2f} | {o.pitch_mae_deg:.2f} | {o.roll_mae_deg:.2f} "
+                        f"| {o.mae_deg:.2f} | {o.n} |")
+    pen = masked_penalties(fusion)["AFLW2000_masked"]
+    prow = ["| faces (by \\|yaw\\| of the label) | YAW | PITCH | ROLL | MAE | n |", "|---|---|---|---|---|---|"]
+    for label, block in [("all", pen["overall"]), *pen["by_abs_yaw_deg"].items()]:
+        cells = " | ".join(f"{block[k][0]:+.2f} [{block[k][1]:+.2f}, {block[k][2]:+.2f}]" for k in PENALTY_KEYS)
+        prow.append(f"| {label} | {cells} | {block['n']} |")
+    return rows, prow
+
+
+def replace_block(text: str, name: str, rows: list[str]) -> str:
+    pattern = re.compile(rf"(<!-- table:{name} -->\n).*?(<!-- /table:{name} -->)", re.S)
+    if not pattern.search(text):
+        raise SystemExit(f"README.md has no <!-- table:{name} --> ... <!-- /table:{name} --> block")
+    stamp = f"Measured {date.today().isoformat()} by `docs/make_tables.py`."
+    return pattern.sub(lambda m: m.group(1) + "\n".join(rows) + f"\n\n{stamp}\n" + m.group(2), text)
+
+
+def main() -> None:
+    text = README.read_text()
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        dev = None
+        if (REAL / "aflw2000_dev").is_dir():
+            dev = {"AFLW2000": REAL / "aflw2000_dev",
+                   "AFLW2000_masked": _derive(REAL / "aflw2000_dev", tmp / "dev_masked", "synthesize"),
+                   "AFLW2000_rotated": _derive(REAL / "aflw2000_dev", tmp / "dev_rotated", "rotate")}
+        text = replace_block(text, "pnp", pnp_table(tmp, dev))
+        if dev is not None and (MODELS / "fsanet").is_dir():
+            table, penalty = fsanet_tables(dev)
+            text = replace_block(text, "fsanet", table)
+            text = replace_block(text, "fsanet-penalty", penalty)
+    README.write_text(text)
+    print(text[text.index("<!-- table:pnp -->"):])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

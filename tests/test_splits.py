@@ -1,0 +1,158 @@
+"""No leaks: one split rule for the trainer, the evaluator, the baselines and the pipeline."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from maskbench.cli import main
+from maskbench.datasets import open_dataset
+from maskbench.datasets.sample import identity_for, make_sample_dataset, plan
+from maskbench.evaluation.evaluator import check_split_agrees, scored_samples, training_matrices
+from maskbench.io.manifest import labels_by_id
+from maskbench.models.data import HoldOut, split_samples, training_items
+from maskbench.splits import DEFAULT_RULE, SplitRule, check_same_rule, recorded_rule, rule_of
+
+
+def _source_ids(folder: Path, samples: list) -> set[str]:  # type: ignore[type-arg]
+    rows = labels_by_id(folder)
+    return {rows.get(s.id, {}).get("source_id") or s.id for s in samples}
+
+
+def _trained_sources(folder: Path) -> set[str]:
+    return _source_ids(folder, [s for s, _ in split_samples(folder, "train")])
+
+
+def _scored_sources(folder: Path) -> set[str]:
+    return _source_ids(folder, scored_samples(folder)[0])
+
+
+@pytest.fixture(scope="module")
+def biwi_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """24 sample BIWI frames (6 subjects), a raw copy without labels.csv/manifest.json, and derived
+    folders of both split modes."""
+    root = tmp_path_factory.mktemp("splits")
+    make_sample_dataset("BIWI", root / "BIWI", n=24, seed=0, progress=False, scale=0.25)
+    shutil.copytree(root / "BIWI", root / "BIWI_raw")
+    (root / "BIWI_raw" / "labels.csv").unlink()
+    (root / "BIWI_raw" / "manifest.json").unlink()
+    runner = CliRunner()
+    for args in (["import", "--src", "BIWI_raw", "--out", "BIWI_subject", "--split-by", "subject"],
+                 ["rotate", "--src", "BIWI_subject", "--out", "BIWI_subject_rotated"],
+                 ["rotate", "--src", "BIWI_raw", "--out", "BIWI_raw_rotated"]):
+        r = runner.invoke(main, [*args, "--data-root", str(root)])
+        assert r.exit_code == 0, r.output
+    return root
+
+
+def test_raw_tree_trainer_and_evaluator_use_one_split(biwi_root: Path) -> None:
+    """A raw BIWI tree (no labels.csv): the trainer, the evaluator and baseline:mean agree; before, the
+    evaluator scored all 24 frames, 18 of them training frames."""
+    raw = biwi_root / "BIWI_raw"
+    trained, scored = _trained_sources(raw), _scored_sources(raw)
+    assert trained and scored
+    assert not trained & scored
+    assert len(trained | scored) == 24
+    # the same split as the labelled sample tree, whose labels.csv was written with the default rule
+    assert scored == _scored_sources(biwi_root / "BIWI")
+    assert rule_of(raw) == DEFAULT_RULE and recorded_rule(biwi_root / "BIWI") == DEFAULT_RULE
+    # baseline:mean's training poses are the training rows only
+    (biwi_root / "mean_root").mkdir(exist_ok=True)
+    link = biwi_root / "mean_root" / "BIWI"
+    if not link.exists():
+        link.symlink_to(raw)
+    assert len(training_matrices(biwi_root / "mean_root")) == len(trained)
+
+
+@pytest.mark.parametrize("base", ["BIWI_raw", "BIWI_subject"])
+def test_derived_splits_never_score_a_trained_source(biwi_root: Path, base: str) -> None:
+    """For both split modes: training on a folder and its rotated copy, scoring either, no source
+    frame is in both sets."""
+    folders = [biwi_root / base, biwi_root / f"{base}_rotated"]
+    check_same_rule({f.name: ("BIWI", rule_of(f)) for f in folders})
+    trained = set().union(*(_trained_sources(f) for f in folders))
+    for folder in folders:
+        scored = _scored_sources(folder)
+        assert scored and not scored & trained, folder.name
+
+
+def test_split_is_recorded_and_inherited(biwi_root: Path) -> None:
+    subject = SplitRule(by="subject")
+    assert recorded_rule(biwi_root / "BIWI_subject") == subject
+    assert recorded_rule(biwi_root / "BIWI_subject_rotated") == subject  # inherited from its source
+    assert recorded_rule(biwi_root / "BIWI_raw_rotated") == DEFAULT_RULE
+    # by subject: no sequence folder has frames in both splits
+    rows = labels_by_id(biwi_root / "BIWI_subject")
+    by_seq: dict[str, set[str]] = {}
+    for sid, row in rows.items():
+        by_seq.setdefault(sid.split("/")[0], set()).add(row["split"])
+    assert all(len(v) == 1 for v in by_seq.values()) and len(by_seq) == 6
+
+
+def test_a_contradicting_split_option_and_mixed_rules_are_refused(biwi_root: Path, tmp_path: Path) -> None:
+    r = CliRunner().invoke(main, ["synthesize", "--src", str(biwi_root / "BIWI_subject"), "--out",
+                                  str(tmp_path / "x"), "--split-by", "frame", "--limit", "1"])
+    assert r.exit_code == 2 and "already has a split" in r.output
+    with pytest.raises(ValueError, match="split by different rules"):
+        check_same_rule({"BIWI_raw": ("BIWI", rule_of(biwi_root / "BIWI_raw")),
+                         "BIWI_subject_rotated": ("BIWI", rule_of(biwi_root / "BIWI_subject_rotated"))})
+
+    class Trained:  # what a checkpoint records about its training folders
+        training_data = [{"name": "BIWI", "format": "BIWI", "split": DEFAULT_RULE.as_dict()}]
+
+    check_split_agrees(Trained(), "BIWI_raw_rotated", biwi_root / "BIWI_raw_rotated")  # same rule: fine
+    with pytest.raises(ValueError, match="split by different rules"):
+        check_split_agrees(Trained(), "BIWI_subject_rotated", biwi_root / "BIWI_subject_rotated")
+
+
+def test_validation_is_a_hold_out_of_training_sources(biwi_root: Path) -> None:
+    """Validation never reads a test row, and no copy of a validation frame is trained on."""
+    folders = [biwi_root / "BIWI_raw", biwi_root / "BIWI_raw_rotated"]
+    train, val, record = training_items(folders, HoldOut(fraction=0.3, seed=1, limit=100))
+    assert val and train and record["validation_samples"] == len(val)
+    test_ids = _scored_sources(biwi_root / "BIWI_raw")
+    val_ids = {s.id for s in val}  # rotated copies keep the frame's id
+    train_ids = {s.id for s, _ in train}
+    assert not val_ids & test_ids and not train_ids & test_ids
+    assert not val_ids & train_ids
+    again = training_items(folders, HoldOut(fraction=0.3, seed=1, limit=100))[1]
+    assert [s.id for s in again] == [s.id for s in val]  # seeded
+
+
+def test_sample_identities_are_unique_per_dataset() -> None:
+    """Two formats rendered with one seed share no person (AFLW2000 test faces were 300W_LP's)."""
+    people = {name: {identity_for(name, p.identity_key, 0) for p in plan(name, 12)} for name in
+              ("BIWI", "300W_LP", "AFLW2000")}
+    assert len(people["AFLW2000"]) == 12
+    assert not people["AFLW2000"] & people["300W_LP"]
+    assert not people["BIWI"] & (people["300W_LP"] | people["AFLW2000"])
+
+
+def test_sample_aflw2000_has_a_face_the_protocol_filter_drops(tmp_path: Path) -> None:
+    make_sample_dataset("AFLW2000", tmp_path / "AFLW2000", n=8, seed=0, progress=False, scale=0.25)
+    everything = {s.id: s for s in open_dataset(tmp_path / "AFLW2000")}
+    stored_deg = {sid: np.degrees(np.abs(s.native["pose_para"][:3])) for sid, s in everything.items()}
+    beyond = [sid for sid, a in stored_deg.items() if a.max() > 99]
+    assert beyond == ["image00007"]
+    scored, n_filtered = scored_samples(tmp_path / "AFLW2000")
+    assert n_filtered == 1 and {s.id for s in scored} == set(everything) - {"image00007"}
+    r = CliRunner().invoke(main, ["import", "--src", "AFLW2000", "--out", "protocol", "--protocol-filter",
+                                  "--data-root", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    assert set(labels_by_id(tmp_path / "protocol")) == set(everything) - {"image00007"}
+
+
+def test_reproduce_report_marks_training_suites() -> None:
+    from maskbench.reproduce import seen_in_training
+
+    trained = json.loads(json.dumps(["BIWI", "300W_LP", "BIWI_masked", "300W_LP_masked"]))
+    assert seen_in_training("300W_LP_masked", trained)
+    assert seen_in_training("300W_LP_masked", ["BIWI", "300W_LP"])  # the masked copies of its own faces
+    assert not seen_in_training("300W_LP_masked", ["BIWI", "BIWI_rotated"])
+    assert not seen_in_training("BIWI_masked", trained)  # scored on test rows only
+    assert not seen_in_training("AFLW2000", trained)
