@@ -14,6 +14,7 @@ import bench_evaluate  # noqa: E402
 import bench_read  # noqa: E402
 import bench_rotate  # noqa: E402
 import bench_synthesize  # noqa: E402
+import bench_transforms  # noqa: E402
 
 import maskbench  # noqa: E402
 
@@ -30,7 +31,7 @@ def main() -> None:
         "each ratio divides by a floor measured in the same run.",
         "",
     ]
-    for module in (bench_read, bench_rotate, bench_synthesize, bench_evaluate):
+    for module in (bench_read, bench_rotate, bench_synthesize, bench_transforms, bench_evaluate):
         lines += module.main()
     (HERE / "RESULTS.md").write_text("\n".join(lines))
     print("\n".join(lines))

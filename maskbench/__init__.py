@@ -1,10 +1,33 @@
 """maskbench: masked and rotated head-pose datasets plus a benchmark.
 
-The pose convention used everywhere is documented in :mod:`maskbench.geometry`.
+The pose convention used everywhere is documented in :mod:`maskbench.geometry`. Public API:
+
+* :class:`HeadPose`, :class:`BBox`, :class:`Sample` (:mod:`maskbench.types`);
+* :func:`open_dataset`: records of a dataset folder for your own loader (:mod:`maskbench.records`);
+* :class:`RandomMask`, :class:`RandomInPlaneRotation`, :class:`Compose`: transforms on records
+  (:mod:`maskbench.transforms`);
+* ``maskbench.torch.HeadPoseDataset``: the ``torch.utils.data`` wrapper (imports torch).
+
+Everything else (``maskbench.datasets``, ``maskbench.pipeline``, ``maskbench.models``, ...) serves the
+command line and may change without notice.
 """
+
+from typing import Any
 
 __version__ = "0.1.0"
 
 from maskbench.types import BBox, HeadPose, Sample  # noqa: E402
 
-__all__ = ["BBox", "HeadPose", "Sample", "__version__"]
+__all__ = ["BBox", "Compose", "HeadPose", "RandomInPlaneRotation", "RandomMask", "Sample", "__version__",
+           "open_dataset"]
+
+_LAZY = {"open_dataset": "maskbench.records", "RandomMask": "maskbench.transforms",
+         "RandomInPlaneRotation": "maskbench.transforms", "Compose": "maskbench.transforms"}
+
+
+def __getattr__(name: str) -> Any:  # imported on first use: `import maskbench` stays light
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'maskbench' has no attribute {name!r}")

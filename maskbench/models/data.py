@@ -159,7 +159,7 @@ class FaceDataset(torch.utils.data.Dataset):
         self.augment = augment
         self.seed = seed
         self.epoch = 0
-        self._mask_params: Any = None
+        self._online_transforms: list[Any] | None = None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -169,23 +169,24 @@ class FaceDataset(torch.utils.data.Dataset):
 
     def _online(self, sample: Sample, fmt: DatasetFormat, image: np.ndarray,
                 rng: np.random.Generator) -> tuple[Sample, np.ndarray]:
+        """Online masks and rotations through the public transforms (:mod:`maskbench.transforms`)."""
+        from maskbench.records import record_of
+        from maskbench.transforms import RandomInPlaneRotation, RandomMask
+
         aug = self.augment
         assert aug is not None
-        if aug.mask_prob and rng.random() < aug.mask_prob:
-            from maskbench.datasets.base import DatasetError
-            from maskbench.synthesis.pipeline import SynthesisParams, mask_sample
-
-            if self._mask_params is None:
-                self._mask_params = SynthesisParams()
-            try:
-                sample, image = mask_sample(sample, image, rng, self._mask_params)
-            except DatasetError:
-                pass  # an unmaskable face (facing away) trains unmasked
-        if aug.rotate_prob and rng.random() < aug.rotate_prob:
-            from maskbench.augment.rotation import rotate_sample
-
-            sample, image = rotate_sample(fmt, sample, image, float(rng.uniform(*aug.rotate_range_deg)), center="face")
-        return sample, image
+        if self._online_transforms is None:  # built once per dataset (templates load on first use)
+            self._online_transforms = [
+                *([RandomMask(p=aug.mask_prob)] if aug.mask_prob else []),  # an unmaskable face trains unmasked
+                *([RandomInPlaneRotation(range_deg=aug.rotate_range_deg, p=aug.rotate_prob, center="face")]
+                  if aug.rotate_prob else []),
+            ]
+        if not self._online_transforms:
+            return sample, image
+        record = record_of(sample, fmt, image)
+        for transform in self._online_transforms:
+            record = transform(record, rng=rng)
+        return record["_sample"], record["image"]
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, Target]:
         sample, fmt = self.items[i]

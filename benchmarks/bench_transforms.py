@@ -1,0 +1,67 @@
+"""The public transforms on real photos, one core: RandomMask per face and RandomInPlaneRotation
+against a bare ``cv2.warpAffine`` of the same images (same size, same border), measured in the same run.
+
+Photos: the first 100 of the AFLW2000 dev half (450x450; ``../shared/fixtures/real/aflw2000_dev``),
+decoded once before timing; without them, 100 procedural renders (said in the table). Goals from
+the issue: RandomMask <= 5 ms per face, rotation <= 1.5x the bare warp.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+from common import best_of_interleaved  # noqa: E402
+
+import maskbench  # noqa: E402
+from maskbench.augment.functional import BORDER_MODES  # noqa: E402
+from maskbench.datasets.sample import make_sample_dataset  # noqa: E402
+from maskbench.transforms import RandomInPlaneRotation, RandomMask  # noqa: E402
+
+N = 100
+DEV = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "real" / "aflw2000_dev"
+
+
+def main() -> list[str]:
+    cv2.setNumThreads(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        if DEV.is_dir():
+            folder, what = DEV, "real photos, AFLW2000 dev half"
+        else:
+            folder, what = Path(tmp) / "AFLW2000", "procedural renders (no real photos found)"
+            make_sample_dataset("AFLW2000", folder, n=N, seed=0, progress=False)
+        records = maskbench.open_dataset(folder)[:N]
+    mask, rotate = RandomMask(), RandomInPlaneRotation()
+    angles = np.random.default_rng(0).uniform(-45, 45, len(records))
+    mask(records[0], rng=np.random.default_rng(0))  # warm-up: templates and surfaces load once
+
+    def run_mask() -> None:
+        for k, rec in enumerate(records):
+            mask(rec, rng=np.random.default_rng(k))
+
+    def run_rotate() -> None:
+        for rec, angle in zip(records, angles):
+            rotate.rotate(rec, float(angle))
+
+    def bare_warp() -> None:
+        for rec, angle in zip(records, angles):
+            h, w = rec["image"].shape[:2]
+            a = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), float(angle), 1.0)
+            cv2.warpAffine(rec["image"], a, (w, h), flags=cv2.INTER_LINEAR, borderMode=BORDER_MODES["reflect"])
+
+    mask_s, rotate_s, warp_s = best_of_interleaved([run_mask, run_rotate, bare_warp], repeats=5)
+    n = len(records)
+    return [f"## Public transforms (`maskbench.transforms`, one core, {what}, {n} images of 450x450)", "",
+            "| transform | ms per face | floor: bare warpAffine ms | ratio to floor | goal |", "|---|---|---|---|---|",
+            f"| RandomMask (gt landmarks) | {1000 * mask_s / n:.2f} | | | <= 5 ms |",
+            f"| RandomInPlaneRotation | {1000 * rotate_s / n:.3f} | {1000 * warp_s / n:.3f} | {rotate_s / warp_s:.2f}x "
+            "| <= 1.5x |", ""]
+
+
+if __name__ == "__main__":
+    print("\n".join(main()))

@@ -1,0 +1,81 @@
+"""``torch.utils.data`` wrapper of :func:`maskbench.open_dataset` (torch is imported only here).
+
+``HeadPoseDataset(path, transform=..., crop=FaceCrop(224))[i]`` returns a dict of tensors:
+``image`` (3, S, S) float RGB in [0, 1], ``pose_deg`` (3,) [yaw, pitch, roll] in the maskbench
+convention, ``rotation`` (3, 3), ``occlusion`` (S, S) bool (all False when unmasked), and ``id``.
+The transform gets a generator drawn from ``(seed, epoch, index)``: call ``set_epoch`` each epoch
+for new augmentations; results do not depend on the number of loader workers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from maskbench.records import Records, open_dataset
+
+__all__ = ["FaceCrop", "HeadPoseDataset"]
+
+
+@dataclass(frozen=True)
+class FaceCrop:
+    """A square crop around the record's box: side = (1 + 2 * margin) x the box's longer side,
+    centred on the box, resized to ``size`` px (pixels outside the image are black)."""
+
+    size: int = 224
+    margin: float = 0.25
+
+    def affine(self, record: dict[str, Any]) -> np.ndarray:
+        b = record["box"]
+        side = max(b.width_px, b.height_px) * (1 + 2 * self.margin)
+        cx, cy = b.center_px
+        s = self.size / side
+        return np.array([[s, 0.0, self.size / 2 - s * cx], [0.0, s, self.size / 2 - s * cy]])
+
+    def __call__(self, record: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None]:
+        """(size, size, 3) RGB uint8 crop and the cropped occlusion map (or None)."""
+        a = self.affine(record)
+        crop = cv2.warpAffine(record["image"], a, (self.size, self.size), flags=cv2.INTER_LINEAR)
+        if record.get("color", "BGR") == "BGR":
+            crop = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
+        occ = record.get("occlusion")
+        if occ is not None:
+            occ = cv2.warpAffine(np.asarray(occ, np.uint8), a, (self.size, self.size), flags=cv2.INTER_NEAREST) > 0
+        return crop, occ
+
+
+class HeadPoseDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
+    """Records of a dataset folder, transformed and cropped, as tensors (see the module docstring)."""
+
+    def __init__(self, path: str | Path | Records, transform: Callable[..., dict[str, Any]] | None = None,
+                 crop: FaceCrop = FaceCrop(), split: str | None = None, seed: int = 0) -> None:
+        self.records = path if isinstance(path, Records) else open_dataset(path, split=split)
+        self.transform = transform
+        self.crop = crop
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        record = self.records[i]
+        if self.transform is not None:
+            record = self.transform(record, rng=np.random.default_rng([self.seed, self.epoch, i]))
+        crop, occ = self.crop(record)
+        pose = record["pose"]
+        return {"image": torch.from_numpy(crop).permute(2, 0, 1).float().div(255.0),
+                "pose_deg": torch.tensor([pose.yaw_deg, pose.pitch_deg, pose.roll_deg], dtype=torch.float32),
+                "rotation": torch.tensor(pose.matrix, dtype=torch.float32),
+                "occlusion": torch.from_numpy(occ) if occ is not None else torch.zeros(self.crop.size, self.crop.size,
+                                                                                       dtype=torch.bool),
+                "id": record["id"]}
