@@ -182,3 +182,12 @@ def test_a_few_cpu_minutes_beat_the_mean_pose_3x_on_held_out_faces(tmp_path: Pat
           [f"{a[3]:.2f}/{b[3]:.2f}" for a, b in zip(model, mean)], model_avg.round(2), mean_avg.round(2))
     assert model_avg[3] * 3.0 <= mean_avg[3]
     assert model_avg[1] <= 0.75 * mean_avg[1] and model_avg[2] <= 0.75 * mean_avg[2]
+
+
+def test_training_log_is_not_redrawn_per_batch(small_root: Path, tmp_path: Path,
+                                               capfd: pytest.CaptureFixture[str]) -> None:
+    """Off a terminal the epoch bar is redrawn at most every 30 s, not on every batch's loss update."""
+    train(dict(TINY, epochs=1, batch_size=2), small_root, tmp_path / "run", progress=True)
+    err = capfd.readouterr().err
+    redraws = err.count("epoch 1/1")
+    assert 1 <= redraws <= 3, err[-2000:]  # 8 batches: before the fix, one redraw per batch

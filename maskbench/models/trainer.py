@@ -277,7 +277,8 @@ def train(config: dict[str, Any], data_root: Path, out_dir: Path, *, device: str
             sched.step()
             seen += len(images) * dist.world
             losses.append(float(terms["total"].detach()))  # this process's; averaged over processes per epoch
-            bar.set_postfix(loss=f"{losses[-1]:.3f}", img_s=f"{seen / (time.monotonic() - t0):.1f}")
+            bar.set_postfix(loss=f"{losses[-1]:.3f}", img_s=f"{seen / (time.monotonic() - t0):.1f}",
+                            refresh=False)  # redrawn at the bar's own pace (every 30 s in a log)
             t_wait = time.monotonic()
         elapsed = time.monotonic() - t0
         losses = dist.mean(losses)
