@@ -213,6 +213,24 @@ def _rng_for(rec: Record, rng: np.random.Generator | None, seed: int, purpose: s
     return sample_rng(seed, rec["id"], purpose)
 
 
+def _skipped(rec: Record, name: str, **why: str) -> Record:
+    return {**rec, "params": [*rec.get("params", []), {"name": name, "applied": False, **why}]}
+
+
+def _begin(record: Mapping[str, Any], rng: np.random.Generator | None, seed: int, purpose: str, p: float,
+           name: str) -> tuple[Record, np.random.Generator, Record | None]:
+    """Check the record, pick its generator and toss the ``p`` coin (from the passed generator, or a
+    separate per-id one so that the draws after it equal the command line's). Returns the checked
+    record, the generator and, when the coin says no, the output record already."""
+    rec = check_record(record)
+    gen = _rng_for(rec, rng, seed, purpose)
+    if p < 1.0:
+        coin = gen if rng is not None else sample_rng(seed, rec["id"], f"{purpose}/p")
+        if coin.random() >= p:
+            return rec, gen, _skipped(rec, name)
+    return rec, gen, None
+
+
 def _with_occlusion(sample: Sample, rec: Record) -> Sample:
     """A sample carrying the record's occlusion map (0/255 uint8), so a rotation moves it too."""
     occ = rec.get("occlusion")
@@ -256,20 +274,16 @@ class RandomMask:
         object.__setattr__(self, "_params", SynthesisParams(tuple(self.mask_types), tuple(self.colors), self.landmarks))
 
     def __call__(self, record: Mapping[str, Any], rng: np.random.Generator | None = None) -> Record:
-        rec = check_record(record)
-        gen = _rng_for(rec, rng, self.seed, "synthesize")
-        if self.p < 1.0:
-            coin = gen if rng is not None else sample_rng(self.seed, rec["id"], "synthesize/p")
-            if coin.random() >= self.p:
-                return {**rec, "params": [*rec.get("params", []), {"name": "RandomMask", "applied": False}]}
+        rec, gen, skipped = _begin(record, rng, self.seed, "synthesize", self.p, "RandomMask")
+        if skipped is not None:
+            return skipped
         sample, fmt = _as_sample(rec)
         try:
             masked, image = mask_sample(_with_occlusion(sample, rec), _bgr(rec), gen, self._params)
         except DatasetError as exc:
             if self.on_failure == "raise":
                 raise ValueError(f"record {rec.get('id', '')!r} cannot be masked: {exc.problem}") from None
-            return {**rec, "params": [*rec.get("params", []),
-                                      {"name": "RandomMask", "applied": False, "reason": exc.problem}]}
+            return _skipped(rec, "RandomMask", reason=exc.problem)
         params = {"name": "RandomMask", "applied": True,
                   **{k: masked.extra[k] for k in ("mask_type", "mask_color", "landmark_source")}}
         if rec["color"] == "RGB":
@@ -314,14 +328,10 @@ class RandomInPlaneRotation:
         return float(rng.uniform(self.range_deg[0], self.range_deg[1]))
 
     def __call__(self, record: Mapping[str, Any], rng: np.random.Generator | None = None) -> Record:
-        rec = check_record(record)
-        gen = _rng_for(rec, rng, self.seed, "rotate")
-        if self.p < 1.0:
-            coin = gen if rng is not None else sample_rng(self.seed, rec["id"], "rotate/p")
-            if coin.random() >= self.p:
-                return {**rec, "params": [*rec.get("params", []), {"name": "RandomInPlaneRotation", "applied": False}]}
-        angle = self.draw_angle(gen)
-        return self.rotate(rec, angle)
+        rec, gen, skipped = _begin(record, rng, self.seed, "rotate", self.p, "RandomInPlaneRotation")
+        if skipped is not None:
+            return skipped
+        return self.rotate(rec, self.draw_angle(gen))
 
     def rotate(self, record: Mapping[str, Any], angle_deg: float) -> Record:
         """Rotate a record by a given angle (the deterministic half of ``__call__``)."""
