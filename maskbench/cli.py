@@ -378,7 +378,8 @@ def compare(report_dirs: tuple[Path, ...], out: Path | None) -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--max-minutes", type=float, default=None, help="Stop after the epoch that passes this wall time.")
 @click.option("--init", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
-              help="Start from the weights of a maskbench checkpoint (or your own converted weights).")
+              help="Start from a maskbench checkpoint, or the RetinaFace-MobileNet0.25 release "
+              "(mobilenet0.25_Final.pth: mapped into the detector, pose head fresh, its BGR-minus-mean input kept).")
 @click.option("--resume", is_flag=True, help="Continue from OUT/last.pth (weights, optimizer, schedule, history).")
 @click.option("--workers", type=click.IntRange(min=0), default=None,
               help="Data-loading processes per training process (default: 0 on CPU, 6 on CUDA).")

@@ -346,15 +346,9 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
     A file that needs arbitrary unpickling (it could run code) is refused with a clear message.
     """
-    import pickle
+    from maskbench.models.pretrained import load_weights_file
 
-    import torch
-
-    try:
-        data = torch.load(str(path), map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, AttributeError, TypeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f"{path}: refused: not loadable with weights_only=True (it may contain code); {first}") from None
+    data = load_weights_file(path)
     if not isinstance(data, dict) or "state_dict" not in data:
         raise ValueError(f"{path}: not a maskbench checkpoint (expected a dict with 'state_dict')")
     return data

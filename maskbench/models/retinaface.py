@@ -15,6 +15,11 @@ from torch import nn
 from maskbench.models.backbones import MobileNetV1, conv_bn
 
 ANCHORS_PER_LOCATION = 2
+#: Input normalisations: ``rgb01`` (the network sees RGB in [0, 1]: maskbench's own training) and
+#: ``bgr-mean`` (BGR 0..255 minus (104, 117, 123): what the RetinaFace release was trained on).
+#: Either way the model's input is RGB in [0, 1]; the conversion happens inside, exactly.
+INPUT_NORMS = ("rgb01", "bgr-mean")
+BGR_MEAN = (104.0, 117.0, 123.0)
 
 
 def conv_bn_no_relu(cin: int, cout: int) -> nn.Sequential:
@@ -58,8 +63,12 @@ class SSH(nn.Module):
 class RetinaFacePose(nn.Module):
     """Outputs per anchor: ``loc`` (N, P, 4), ``conf`` (N, P, 2), ``landmarks`` (N, P, 10), ``pose6d`` (N, P, 6)."""
 
-    def __init__(self, fpn_channels: int = 64) -> None:
+    def __init__(self, fpn_channels: int = 64, input_norm: str = "rgb01") -> None:
         super().__init__()
+        if input_norm not in INPUT_NORMS:
+            raise ValueError(f"input_norm must be one of {', '.join(INPUT_NORMS)}, got {input_norm!r}")
+        self.input_norm = input_norm
+        self.register_buffer("input_mean", torch.tensor(BGR_MEAN).view(1, 3, 1, 1), persistent=False)
         self.backbone = MobileNetV1()
         self.fpn = FPN(MobileNetV1.out_channels, fpn_channels)
         self.ssh = nn.ModuleList(SSH(fpn_channels, fpn_channels) for _ in MobileNetV1.out_channels)
@@ -80,6 +89,9 @@ class RetinaFacePose(nn.Module):
                 tower[-1].bias.copy_(torch.tensor([1.0, 0, 0, 0, 1.0, 0] * a))
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``x``: (N, 3, H, W) RGB in [0, 1], whatever the input normalisation."""
+        if self.input_norm == "bgr-mean":
+            x = x.flip(1) * 255.0 - self.input_mean
         feats = [m(f) for m, f in zip(self.ssh, self.fpn(self.backbone(x)))]
         out = {}
         for name, convs in self.heads.items():

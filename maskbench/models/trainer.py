@@ -38,6 +38,7 @@ from maskbench.io.manifest import MANIFEST, sha256_file
 from maskbench.models import box_utils
 from maskbench.models.data import FaceDataset, HoldOut, TrainAugment, collate, letterbox, to_tensor, training_items
 from maskbench.models.losses import Target, multitask_loss
+from maskbench.models.pretrained import init_model
 from maskbench.models.retinaface import RetinaFacePose
 from maskbench.models.rotation6d import sixd_to_matrix
 from maskbench.progress import progress_bar
@@ -225,9 +226,8 @@ def train(config: dict[str, Any], data_root: Path, out_dir: Path, *, device: str
                                          pin_memory=device.startswith("cuda"))
     if len(loader) == 0:
         raise ValueError(f"{len(dataset)} training samples are fewer than one batch of {global_batch}")
-    model: nn.Module = RetinaFacePose()
-    if init is not None:
-        model.load_state_dict(load_checkpoint(init)["state_dict"])
+    model: nn.Module = (init_model(init, config) if init is not None
+                        else RetinaFacePose(input_norm=str(config.get("input_norm", "rgb01"))))
     if dist.world > 1 and device.startswith("cuda"):
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model = model.to(device)
@@ -314,7 +314,7 @@ def load_model_from_checkpoint(path: Path, device: str = "cpu") -> tuple[RetinaF
     ckpt = load_checkpoint(path)
     if ckpt.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path}: not a {CHECKPOINT_FORMAT} file (format={ckpt.get('format')!r})")
-    model = RetinaFacePose().to(device)
+    model = RetinaFacePose(input_norm=str(ckpt["config"].get("input_norm", "rgb01"))).to(device)
     model.load_state_dict(ckpt["state_dict"])
     return model.eval(), ckpt
 
