@@ -30,8 +30,7 @@ from maskbench.datasets import open_dataset
 from maskbench.datasets.sample import make_sample_dataset
 from maskbench.evaluation.adapters import PnPBaseline
 from maskbench.evaluation.cards import CardModel, ModelCard, load_card
-from maskbench.evaluation.evaluator import SuiteResult, evaluate_suite, masked_penalties
-from maskbench.evaluation.metrics import PENALTY_KEYS
+from maskbench.evaluation.evaluator import SuiteResult, evaluate_suite, masked_penalties, penalty_table
 from maskbench.pipeline import write_split
 from maskbench.synthesis.pipeline import SynthesisParams
 from maskbench.synthesis.pipeline import make_transform as mask_transform
@@ -96,12 +95,7 @@ def fsanet_tables(dev: dict[str, Path]) -> tuple[list[str], list[str]]:
             o = r.overall
             rows.append(f"| {card.name} | {r.name} | {o.yaw_mae_deg:.2f} | {o.pitch_mae_deg:.2f} | {o.roll_mae_deg:.2f} "
                         f"| {o.mae_deg:.2f} | {o.n} |")
-    pen = masked_penalties(fusion)["AFLW2000_masked"]
-    prow = ["| faces (by \\|yaw\\| of the label) | YAW | PITCH | ROLL | MAE | n |", "|---|---|---|---|---|---|"]
-    for label, block in [("all", pen["overall"]), *pen["by_abs_yaw_deg"].items()]:
-        cells = " | ".join(f"{block[k][0]:+.2f} [{block[k][1]:+.2f}, {block[k][2]:+.2f}]" for k in PENALTY_KEYS)
-        prow.append(f"| {label} | {cells} | {block['n']} |")
-    return rows, prow
+    return rows, penalty_table(masked_penalties(fusion)["AFLW2000_masked"])
 
 
 def replace_block(text: str, name: str, rows: list[str]) -> str:

@@ -221,11 +221,7 @@ def write_report(out_dir: Path, model_name: str, results: Sequence[SuiteResult],
         lines += ["", f"### Masked penalty: {masked} minus {pen['vs']} on the same {pen['pairs']} faces",
                   "", "Mean of (masked error - unmasked error) per face, degrees, with a bootstrap 95 % interval "
                   "(2,000 resamples of the faces).", "",
-                  "| faces | YAW | PITCH | ROLL | MAE | n |", "|---|---|---|---|---|---|"]
-        for label, block in [("all", pen["overall"]), *pen["by_abs_yaw_deg"].items()]:
-            cells = " | ".join(f"{v[0]:+.2f} [{v[1]:+.2f}, {v[2]:+.2f}]" for v in
-                               (block[k] for k in PENALTY_KEYS))
-            lines.append(f"| {label if label == 'all' else f'abs yaw {label}'} | {cells} | {block['n']} |")
+                  *penalty_table(pen)]
     if missing:
         lines += ["", "Suites not found:", ""] + [f"* {m}" for m in missing]
     atomic_write_text(out_dir / "report.md", "\n".join(lines) + "\n")
@@ -249,6 +245,15 @@ def write_report(out_dir: Path, model_name: str, results: Sequence[SuiteResult],
             w = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
             w.writeheader()
             w.writerows(rows)
+
+
+def penalty_table(pen: dict[str, Any]) -> list[str]:
+    """Markdown rows of one masked penalty (:func:`masked_penalties`): all faces, then per |yaw| bin."""
+    lines = ["| faces (by abs yaw of the label) | YAW | PITCH | ROLL | MAE | n |", "|---|---|---|---|---|---|"]
+    for label, block in [("all", pen["overall"]), *pen["by_abs_yaw_deg"].items()]:
+        cells = " | ".join(f"{block[k][0]:+.2f} [{block[k][1]:+.2f}, {block[k][2]:+.2f}]" for k in PENALTY_KEYS)
+        lines.append(f"| {label} | {cells} | {block['n']} |")
+    return lines
 
 
 def _per_face_errors(rows: Sequence[dict[str, Any]]) -> dict[str, tuple[np.ndarray, float]]:
