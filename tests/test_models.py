@@ -133,10 +133,10 @@ def test_train_checkpoint_and_evaluate_through_the_cli(tmp_path: Path) -> None:
 
 def test_batched_detection_equals_one_image_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
     """The evaluator's batched detector (chunks of DETECT_BATCH) gives each image its own faces."""
-    from maskbench.models import trainer
+    from maskbench.models import inference
     from maskbench.models.data import letterbox
 
-    monkeypatch.setattr(trainer, "DETECT_BATCH", 2)  # 3 images: two chunks
+    monkeypatch.setattr(inference, "DETECT_BATCH", 2)  # 3 images: two chunks
     torch.manual_seed(0)
     model = RetinaFacePose().eval()
     with torch.no_grad():  # the pose head starts at the identity for every input: move it off
@@ -145,11 +145,11 @@ def test_batched_detection_equals_one_image_at_a_time(monkeypatch: pytest.Monkey
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in ((80, 120), (96, 96), (150, 60))]
     for top1 in (True, False):
-        batched = trainer.detect_letterboxed(model, [letterbox(im, 96) for im in images], 96,
+        batched = inference.detect_letterboxed(model, [letterbox(im, 96) for im in images], 96,
                                              score_threshold=0.0, top1=top1)
         assert len(batched) == len(images)
         for image, faces in zip(images, batched):
-            alone = trainer.detect(model, image, 96, score_threshold=0.0, top1=top1)
+            alone = inference.detect(model, image, 96, score_threshold=0.0, top1=top1)
             assert len(faces) == len(alone) > 0
             for a, b in zip(faces, alone):
                 np.testing.assert_allclose(a.box_px, b.box_px, atol=1e-3)

@@ -290,34 +290,34 @@ class OnnxModel:
         return to_matrices(np.asarray(y))
 
 
-class CheckpointModel:
-    """A maskbench reference-model checkpoint: the crop goes through the detector; the top face's pose."""
+class ReferenceModel:
+    """The reference model (an in-memory ``RetinaFacePose``): the crop goes through the detector; the
+    top face's pose. What the trainer's validation scores (through
+    :func:`maskbench.evaluation.evaluator.reference_model_mae_deg`); :class:`CheckpointModel` loads one."""
 
-    def __init__(self, path: Path, device: str = "cpu") -> None:
-        from maskbench.models.trainer import load_model_from_checkpoint
-
-        self.model, ckpt = load_model_from_checkpoint(path, device)
-        self.device = device
-        self.image_size = int(ckpt["config"]["image_size"])
+    def __init__(self, model: Any, image_size: int, name: str = "reference model", device: str = "cpu") -> None:
+        self.model, self.image_size, self.name, self.device = model, image_size, name, device
         #: name, format and split rule of each training folder (checked against each suite's rule)
-        self.training_data: list[dict[str, Any]] = list(ckpt.get("training_data", []))
-        self.name = f"{ckpt['config'].get('name', 'checkpoint')}:{path.name}"
+        self.training_data: list[dict[str, Any]] = []
 
     def prepare(self, item: EvalItem) -> Any:
-        from maskbench.models.trainer import crop_letterbox
+        """The crop (labelled box + margin) letterboxed to the model's input size."""
+        from maskbench.models.data import letterbox
 
-        return crop_letterbox(item, self.image_size)
+        return letterbox(item.crop_bgr(), self.image_size)
 
     def predict(self, items: Sequence[EvalItem]) -> list[np.ndarray | None]:
-        from maskbench.models.trainer import predict_crops
+        """``--protocol crop``: each crop through the detector; the top face's pose."""
+        from maskbench.models.inference import top_face_rotations
 
-        return predict_crops(self.model, items, self.image_size)
+        return top_face_rotations(self.model, [it.prepared if it.prepared is not None else self.prepare(it)
+                                               for it in items], self.image_size)
 
     def predict_full(self, items: Sequence[EvalItem]) -> list[np.ndarray | None]:
         """``--protocol full``: detect on the whole image; the face whose box overlaps the labelled box
         best (IoU >= ``FULL_MATCH_IOU``) gives the pose, else the face counts as missed."""
         from maskbench.models.data import letterbox
-        from maskbench.models.trainer import detect_letterboxed
+        from maskbench.models.inference import detect_letterboxed
 
         canvases = [letterbox(item.image_bgr, self.image_size) for item in items]
         out: list[np.ndarray | None] = []
@@ -332,6 +332,18 @@ class CheckpointModel:
         return out
 
 
+class CheckpointModel(ReferenceModel):
+    """A maskbench reference-model checkpoint (loaded with ``weights_only=True``)."""
+
+    def __init__(self, path: Path, device: str = "cpu") -> None:
+        from maskbench.models.inference import load_model_from_checkpoint
+
+        model, ckpt = load_model_from_checkpoint(path, device)
+        super().__init__(model, int(ckpt["config"]["image_size"]),
+                         f"{ckpt['config'].get('name', 'checkpoint')}:{path.name}", device)
+        self.training_data = list(ckpt.get("training_data", []))
+
+
 def box_iou(a: np.ndarray, b: np.ndarray) -> float:
     """IoU of two (x_min, y_min, x_max, y_max) boxes."""
     ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
@@ -342,16 +354,11 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Load a ``.pth`` with ``torch.load(weights_only=True)``: tensors and plain containers only.
+    """:func:`maskbench.models.inference.load_checkpoint` (``weights_only=True``), imported on use so
+    that adapters without torch models do not import torch."""
+    from maskbench.models.inference import load_checkpoint as load
 
-    A file that needs arbitrary unpickling (it could run code) is refused with a clear message.
-    """
-    from maskbench.models.pretrained import load_weights_file
-
-    data = load_weights_file(path)
-    if not isinstance(data, dict) or "state_dict" not in data:
-        raise ValueError(f"{path}: not a maskbench checkpoint (expected a dict with 'state_dict')")
-    return data
+    return load(path)
 
 
 def load_model(spec: str | None, *, predictions: Path | None = None, train_matrices: Sequence[np.ndarray] = (),

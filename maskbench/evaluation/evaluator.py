@@ -26,7 +26,7 @@ import numpy as np
 from maskbench import geometry
 from maskbench.datasets import detect_format, open_dataset, threeddfa
 from maskbench.datasets.aflw2000 import PROTOCOL_MAX_ABS_ANGLE_DEG
-from maskbench.evaluation.adapters import EvalItem, PoseModel
+from maskbench.evaluation.adapters import EvalItem, PoseModel, ReferenceModel
 from maskbench.evaluation.metrics import PENALTY_KEYS, Scores, angle_errors_deg, paired_delta, score
 from maskbench.io.atomic import atomic_write_text, read_image
 from maskbench.io.manifest import labels_by_id
@@ -293,6 +293,19 @@ def masked_penalties(results: Sequence[SuiteResult], n_boot: int = 2000) -> dict
                                                                        "n": int(sel.sum())}
         out[name] = pen
     return out
+
+
+def reference_model_mae_deg(model: Any, image_size: int, samples: Sequence[Sample]) -> float:
+    """The trainer's validation score: mean of the yaw/pitch/roll MAE of an in-memory reference model
+    (``RetinaFacePose``) on ``samples`` with the evaluator's crop protocol and per-axis comparison
+    (:func:`label_euler_deg`, closest Euler triple). The one function the trainer calls here."""
+    if not samples:
+        return float("nan")
+    items = [_load_item(s) for s in samples]
+    errs = [angle_errors_deg(np.array(geometry.closest_euler_deg(r, label_euler_deg(s))),
+                             np.array(label_euler_deg(s))).mean()
+            for r, s in zip(ReferenceModel(model, image_size).predict(items), samples) if r is not None]
+    return float(np.mean(errs)) if errs else float("nan")
 
 
 def scored_samples(path: Path) -> tuple[list[Sample], int]:

@@ -1,4 +1,6 @@
-"""Training, checkpoints and inference of the reference model (single process, CPU or one GPU).
+"""Training, checkpoints and export of the reference model (single process, CPU or one GPU, or
+``torchrun``). Inference lives in :mod:`maskbench.models.inference`; validation reaches the
+evaluator through one public function, :func:`maskbench.evaluation.evaluator.reference_model_mae_deg`.
 
 A config is a small JSON file (see ``maskbench/models/configs/model1.json``): names of the training
 folders under the data root (their ``train`` rows are used, see :mod:`maskbench.splits`), pose loss
@@ -19,7 +21,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -29,23 +31,19 @@ import numpy as np
 import torch
 from torch import nn
 
-from maskbench import __version__, geometry
+from maskbench import __version__
 from maskbench.datasets import detect_format
-from maskbench.evaluation.adapters import EvalItem, load_checkpoint
-from maskbench.evaluation.metrics import angle_errors_deg
-from maskbench.io.atomic import atomic_write, atomic_write_text, read_image
+from maskbench.io.atomic import atomic_write, atomic_write_text
 from maskbench.io.manifest import MANIFEST, sha256_file
 from maskbench.models import box_utils
-from maskbench.models.data import FaceDataset, HoldOut, TrainAugment, collate, letterbox, to_tensor, training_items
+from maskbench.models.data import FaceDataset, HoldOut, TrainAugment, collate, training_items
+from maskbench.models.inference import CHECKPOINT_FORMAT, load_checkpoint, load_model_from_checkpoint
 from maskbench.models.losses import Target, multitask_loss
 from maskbench.models.pretrained import init_model
 from maskbench.models.retinaface import RetinaFacePose
 from maskbench.models.rotation6d import sixd_to_matrix
 from maskbench.progress import progress_bar
 from maskbench.splits import check_same_rule, rule_of
-from maskbench.types import Sample
-
-CHECKPOINT_FORMAT = "maskbench-checkpoint-1"
 
 
 def load_config(name_or_path: str) -> dict[str, Any]:
@@ -58,82 +56,6 @@ def load_config(name_or_path: str) -> dict[str, Any]:
     if name_or_path not in names:
         raise ValueError(f"unknown config {name_or_path!r}: built-in ones are {', '.join(names)}, or pass a .json path")
     return json.loads((base / f"{name_or_path}.json").read_text())
-
-
-@dataclass
-class Face:
-    """One detection: box and five landmarks in pixels, face score, rotation (maskbench convention)."""
-
-    box_px: np.ndarray
-    score: float
-    landmarks_px: np.ndarray
-    rotation: np.ndarray
-
-
-#: Images per forward pass when the evaluator or validation runs the detector.
-DETECT_BATCH = 32
-
-
-@torch.no_grad()
-def detect_letterboxed(model: RetinaFacePose, canvases: Sequence[tuple[np.ndarray, float]], image_size: int,
-                       score_threshold: float = 0.5, nms_threshold: float = 0.4, top1: bool = False) -> list[list[Face]]:
-    """Faces in each letterboxed image (``(canvas, scale)`` from :func:`letterbox`), best first, with
-    one forward pass per :data:`DETECT_BATCH` images. ``top1``: only the highest-scoring anchor,
-    whatever its score."""
-    model.eval()
-    device = next(model.parameters()).device
-    pri = box_utils.priors(image_size, image_size).to(device)
-    results: list[list[Face]] = []
-    for start in range(0, len(canvases), DETECT_BATCH):
-        chunk = canvases[start : start + DETECT_BATCH]
-        out = model(torch.stack([to_tensor(canvas) for canvas, _ in chunk]).to(device))
-        for i, (_, scale) in enumerate(chunk):
-            scores = out["conf"][i].softmax(-1)[:, 1]
-            keep = scores.argmax()[None] if top1 else (scores >= score_threshold).nonzero().flatten()
-            if keep.numel() == 0:
-                results.append([])
-                continue
-            boxes = box_utils.decode_boxes(out["loc"][i][keep], pri[keep])
-            if not top1:
-                sel = box_utils.nms(boxes.cpu(), scores[keep].cpu(), nms_threshold).to(device)
-                keep, boxes = keep[sel], boxes[sel]
-            lms = box_utils.decode_landmarks(out["landmarks"][i][keep], pri[keep])
-            rots = sixd_to_matrix(out["pose6d"][i][keep].double())
-            factor = image_size / scale
-            results.append([Face((boxes[k] * factor).cpu().numpy(), float(scores[keep[k]]),
-                                 (lms[k] * factor).cpu().numpy().reshape(5, 2), rots[k].cpu().numpy())
-                            for k in range(len(keep))])
-    return results
-
-
-def detect(model: RetinaFacePose, image_bgr: np.ndarray, image_size: int, score_threshold: float = 0.5,
-           nms_threshold: float = 0.4, top1: bool = False) -> list[Face]:
-    """Faces in one image, best first (see :func:`detect_letterboxed`)."""
-    return detect_letterboxed(model, [letterbox(image_bgr, image_size)], image_size, score_threshold,
-                              nms_threshold, top1)[0]
-
-
-def crop_letterbox(item: EvalItem, image_size: int) -> tuple[np.ndarray, float]:
-    """``--protocol crop`` input of the reference model: the item's crop letterboxed to ``image_size``."""
-    return letterbox(item.crop_bgr(), image_size)
-
-
-def predict_crops(model: RetinaFacePose, items: Sequence[EvalItem], image_size: int) -> list[np.ndarray | None]:
-    """``--protocol crop``: each item's crop (labelled box + margin) through the detector; top face's pose.
-    Uses ``item.prepared`` (from :func:`crop_letterbox`) when the evaluator made it already."""
-    canvases = [item.prepared if item.prepared is not None else crop_letterbox(item, image_size) for item in items]
-    return [faces[0].rotation if faces else None for faces in detect_letterboxed(model, canvases, image_size, top1=True)]
-
-
-def pose_mae_deg(model: RetinaFacePose, samples: Sequence[Sample], image_size: int) -> float:
-    """Mean of yaw/pitch/roll MAE (wrapped) with the evaluator's crop protocol."""
-    if not samples:
-        return float("nan")
-    items = [EvalItem(s.id, read_image(s.image_path), s.bbox, None) for s in samples]
-    errs = [angle_errors_deg(np.array(geometry.matrix_to_euler_deg(r)),
-                             np.array(geometry.matrix_to_euler_deg(s.pose.matrix))).mean()
-            for r, s in zip(predict_crops(model, items, image_size), samples) if r is not None]
-    return float(np.mean(errs)) if errs else float("nan")
 
 
 @dataclass
@@ -194,6 +116,8 @@ def train(config: dict[str, Any], data_root: Path, out_dir: Path, *, device: str
     global batch (DistributedSampler, DistributedDataParallel; SyncBatchNorm on CUDA); rank 0
     validates and writes. ``amp`` (default: on for CUDA) runs the forward pass in bfloat16.
     """
+    from maskbench.evaluation.evaluator import reference_model_mae_deg  # the one way into the evaluator
+
     dist = _Dist.from_env(device)
     if dist.world > 1 and device.startswith("cuda"):
         device = f"cuda:{dist.local_rank}"
@@ -282,7 +206,7 @@ def train(config: dict[str, Any], data_root: Path, out_dir: Path, *, device: str
             t_wait = time.monotonic()
         elapsed = time.monotonic() - t0
         losses = dist.mean(losses)
-        val = pose_mae_deg(model, val_samples, size) if val_samples and dist.main else float("nan")
+        val = reference_model_mae_deg(model, size, val_samples) if val_samples and dist.main else float("nan")
         history.append({"epoch": epoch, "loss": float(np.mean(losses)), "val_pose_mae_deg": val,
                         "images_per_s": seen / elapsed, "epoch_s": elapsed, "data_wait_fraction": waited / elapsed,
                         "losses": losses})
@@ -307,16 +231,6 @@ def train(config: dict[str, Any], data_root: Path, out_dir: Path, *, device: str
 
 def _atomic_save(obj: dict[str, Any], path: Path) -> None:
     atomic_write(path, lambda tmp: torch.save(obj, tmp))
-
-
-def load_model_from_checkpoint(path: Path, device: str = "cpu") -> tuple[RetinaFacePose, dict[str, Any]]:
-    """Build the network of a checkpoint (loaded with weights_only=True) and load its weights."""
-    ckpt = load_checkpoint(path)
-    if ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: not a {CHECKPOINT_FORMAT} file (format={ckpt.get('format')!r})")
-    model = RetinaFacePose(input_norm=str(ckpt["config"].get("input_norm", "rgb01"))).to(device)
-    model.load_state_dict(ckpt["state_dict"])
-    return model.eval(), ckpt
 
 
 class PoseExport(nn.Module):
