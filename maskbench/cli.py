@@ -47,23 +47,33 @@ def _run_options(f):  # type: ignore[no-untyped-def]
 
 
 def _split_options(f):  # type: ignore[no-untyped-def]
-    """``--split-by`` / ``--split-seed``: the train/test rule of a raw source (:mod:`maskbench.splits`)."""
-    f = click.option("--split-seed", type=int, default=None,
-                     help="Seed of the BIWI split draw (default 0). Recorded in the manifest.")(f)
-    return click.option(
-        "--split-by", type=click.Choice(["frame", "subject"]), default=None,
-        help="BIWI train/test split of a raw source: 70/30 per frame (default, the published protocol) or per "
-        "subject (no identity in both). A maskbench source keeps its own recorded split; a different one is refused.",
-    )(f)
+    """``--split-by`` / ``--split-seed`` / fractions: the split rule of a raw source (:mod:`maskbench.splits`)."""
+    options = [
+        click.option("--split-by", type=click.Choice(["frame", "subject", "id"]), default=None,
+                     help="Train/test split of a raw source. BIWI: per frame (default, the published protocol) or per "
+                     "subject (no identity in both); id: per sample id for any format (AFLW2000 and 300W_LP otherwise "
+                     "keep their roles, test and train). A maskbench source keeps its recorded split; another is refused."),
+        click.option("--split-seed", type=int, default=None, help="Seed of the split draw (default 0)."),
+        click.option("--train-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
+                     help="Share drawn into train, validation included (default 0.7)."),
+        click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=None,
+                     help="Share of all samples, taken from the train share, marked val (default 0)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
 
 
-def _split_rule(split_by: str | None, split_seed: int | None):  # type: ignore[no-untyped-def]
-    """The rule the options ask for, or None when neither was given (a source keeps its own)."""
-    from maskbench.splits import SplitRule
+def _split_rule(split_by: str | None, split_seed: int | None, train_fraction: float | None = None,
+                val_fraction: float | None = None):  # type: ignore[no-untyped-def]
+    """The rule the options ask for, or None when none was given (a source keeps its own)."""
+    from maskbench.splits import DEFAULT_RULE, SplitRule
 
-    if split_by is None and split_seed is None:
+    if split_by is None and split_seed is None and train_fraction is None and val_fraction is None:
         return None
-    return SplitRule(by=split_by or "frame", seed=split_seed or 0)
+    return SplitRule(by=split_by or DEFAULT_RULE.by, seed=split_seed or 0,
+                     train_fraction=DEFAULT_RULE.train_fraction if train_fraction is None else train_fraction,
+                     val_fraction=val_fraction or 0.0)
 
 
 def _report(summary, out_dir: Path) -> None:  # type: ignore[no-untyped-def]
@@ -144,11 +154,13 @@ def sample(dataset: str, out: str | None, n: int, seed: int, scale: float, worke
               help="Drop samples with any stored |angle| > 99 deg (the AFLW2000 protocol); "
               "dropped ids are listed in the manifest.")
 @_split_options
+@click.option("--only-split", type=click.Choice(["train", "val", "test"]), default=None,
+              help="Keep only the samples of this split (the others are counted as filtered in the manifest).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N samples.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
 @_data_root_option
 def import_(src: str, out: str | None, protocol_filter: bool, split_by: str | None, split_seed: int | None,
-            limit: int | None,
+            train_fraction: float | None, val_fraction: float | None, only_split: str | None, limit: int | None,
             overwrite: bool, data_root: Path | None) -> None:
     """Copy a raw dataset tree into a maskbench split (native files + labels.csv + manifest.json)."""
     from maskbench.pipeline import write_split
@@ -160,7 +172,7 @@ def import_(src: str, out: str | None, protocol_filter: bool, split_by: str | No
         out_dir = resolve_output(out or f"{src_dir.name}_labelled", root)
         summary = write_split(
             reader, out_dir, transform=None, transform_name="", seed=0, overwrite=overwrite, limit=limit,
-            split=_split_rule(split_by, split_seed),
+            split=_split_rule(split_by, split_seed, train_fraction, val_fraction), only_split=only_split,
             parameters={"command": "import",
                         "protocol_filter_max_abs_angle_deg": _protocol_options(protocol_filter).get("max_abs_angle_deg"),
                         "limit": limit},
@@ -191,7 +203,8 @@ def import_(src: str, out: str | None, protocol_filter: bool, split_by: str | No
 @_run_options
 @_data_root_option
 def rotate(src: str, out: str | None, range_deg: tuple[float, float], angles: str | None, per_image: int,
-           center: str, border: str, seed: int, split_by: str | None, split_seed: int | None, limit: int | None,
+           center: str, border: str, seed: int, split_by: str | None, split_seed: int | None,
+           train_fraction: float | None, val_fraction: float | None, limit: int | None,
            overwrite: bool, resume: bool,
            workers: int, shard: str | None, data_root: Path | None) -> None:
     """Rotate faces in-plane and recompute yaw/pitch/roll exactly (Sheka & Samun style).
@@ -213,7 +226,8 @@ def rotate(src: str, out: str | None, range_deg: tuple[float, float], angles: st
         out_dir = resolve_output(out or f"{src_dir.name}_rotated", root)
         summary = write_split(
             reader, out_dir, transform=make_transform(reader.fmt, params), transform_name="rotate", seed=seed,
-            overwrite=overwrite, resume=resume, limit=limit, split=_split_rule(split_by, split_seed), workers=workers,
+            overwrite=overwrite, resume=resume, limit=limit, workers=workers,
+            split=_split_rule(split_by, split_seed, train_fraction, val_fraction),
             shard=parse_shard(shard),
             parameters={"command": "rotate", "source": src_dir.name, "limit": limit, **params.as_dict()},
         )
@@ -239,7 +253,7 @@ def rotate(src: str, out: str | None, range_deg: tuple[float, float], angles: st
 @_run_options
 @_data_root_option
 def synthesize(src: str, out: str | None, mask_types: str, colors: str, landmarks: str, seed: int, split_by: str | None,
-               split_seed: int | None,
+               split_seed: int | None, train_fraction: float | None, val_fraction: float | None,
                limit: int | None, overwrite: bool, resume: bool, workers: int, shard: str | None,
                data_root: Path | None) -> None:
     """Fit a synthetic face mask to every face (pose-aware, 100 % coverage) and write a masked split.
@@ -262,7 +276,8 @@ def synthesize(src: str, out: str | None, mask_types: str, colors: str, landmark
         out_dir = resolve_output(out or f"{src_dir.name}_masked", root)
         summary = write_split(
             reader, out_dir, transform=make_transform(params), transform_name="synthesize", seed=seed,
-            overwrite=overwrite, resume=resume, limit=limit, split=_split_rule(split_by, split_seed), workers=workers,
+            overwrite=overwrite, resume=resume, limit=limit, workers=workers,
+            split=_split_rule(split_by, split_seed, train_fraction, val_fraction),
             shard=parse_shard(shard), count_columns=("mask_type", "landmark_source"),
             parameters={"command": "synthesize", "source": src_dir.name, "limit": limit, **params.as_dict()},
         )
@@ -439,14 +454,19 @@ def export(checkpoint: Path, fmt: str, out: Path | None) -> None:
 @main.command()
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("reproduce"), show_default=True,
               help="Output folder: data/, configs/, runs/, eval/, stages.json, REPORT.md.")
-@click.option("--preset", type=click.Choice(["sample", "smoke", "real"]), default=None,
+@click.option("--preset", type=click.Choice(["sample", "smoke", "real", "real-smoke"]), default=None,
               help="sample: rendered data, about 15 min on 2 cores; smoke: toy size (about a minute); "
-              "real: the datasets under --data. Default: real when --data is given, else sample.")
+              "real: the datasets under --data, or the photo grid when --data is one AFLW2000-format folder of "
+              "photos (split by id, real-model1-3 from --init); real-smoke: the photo grid at toy size. "
+              "Default: real when --data is given, else sample.")
 @click.option("--data", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
               help="Folder holding BIWI/, 300W_LP/ and AFLW2000/ (real data). Variants are written next to them.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-def reproduce(out: Path, preset: str | None, data: Path | None, device: str, seed: int) -> None:
+@click.option("--init", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="Starting weights of the photo grid's models: the RetinaFace-MobileNet0.25 release "
+              "(mobilenet0.25_Final.pth).")
+def reproduce(out: Path, preset: str | None, data: Path | None, device: str, seed: int, init: Path | None) -> None:
     """Rebuild the masked-HPE grid: variants, model1-4 trained, every suite evaluated, REPORT.md.
 
     Finished stages (verified manifests, completed runs, written results) are skipped, so an
@@ -457,7 +477,7 @@ def reproduce(out: Path, preset: str | None, data: Path | None, device: str, see
     preset = preset or ("real" if data is not None else "sample")
     try:
         report = rep.run(out.expanduser().resolve(), preset, None if data is None else data.resolve(), _device(device),
-                         seed, echo=click.echo)
+                         seed, echo=click.echo, init=None if init is None else init.resolve())
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         _fail(str(exc))
     click.echo(report.read_text())

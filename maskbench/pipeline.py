@@ -105,6 +105,7 @@ class SplitJob:
     seed: int
     split: SplitRule
     src_rows: dict[str, dict[str, str]]
+    only_split: str | None = None
 
     _journal: Any = field(default=None, init=False, repr=False)
     _journal_pid: int = field(default=-1, init=False, repr=False)
@@ -148,6 +149,9 @@ class SplitJob:
             else:
                 assert sample is not None
                 unit.sample = self._prepare(unit, sample)
+                if self.only_split is not None and unit.split != self.only_split:
+                    unit.record["filtered"] = f"split {unit.split}, not {self.only_split}"
+                    unit.sample = None
         live = [u for u in units if u.sample is not None]
         for unit in live:  # pass 2: pixels (decode, transform, encode)
             self._guard(unit, self._decode)
@@ -313,6 +317,7 @@ def write_split(
     resume: bool = False,
     limit: int | None = None,
     split: SplitRule | None = None,
+    only_split: str | None = None,
     workers: int = 1,
     shard: tuple[int, int] | None = None,
     count_columns: tuple[str, ...] = (),
@@ -323,7 +328,8 @@ def write_split(
     Derived samples keep the split of their source (``labels.csv`` of a maskbench source, and its
     recorded rule; a ``split`` that disagrees with it is refused), else ``split`` (default
     :data:`~maskbench.splits.DEFAULT_RULE`, independent of the transform's ``seed``) applied to a raw
-    tree, so a test face never reaches a training split. The rule goes into the manifest. ``workers`` > 1 uses a
+    tree, so a test face never reaches a training split. The rule goes into the manifest.
+    ``only_split`` keeps only the samples of that split (the others are counted as filtered). ``workers`` > 1 uses a
     process pool; ``shard=(k, n)`` processes source samples whose index is ``k-1`` mod ``n``
     (join the parts with ``maskbench merge``). Neither changes a byte of the output.
     """
@@ -333,8 +339,8 @@ def write_split(
         keys = keys[shard[0] - 1 :: shard[1]]
     src_rows = source_splits(reader.root)
     rule = resolve_split_rule(reader.root, bool(src_rows), split)
-    job_parameters = dict(parameters)
-    job = SplitJob(reader, out_dir, transform, transform_name, seed, rule, src_rows)
+    job_parameters = {**parameters, **({"only_split": only_split} if only_split else {})}
+    job = SplitJob(reader, out_dir, transform, transform_name, seed, rule, src_rows, only_split)
     summary = RunSummary()
     with SplitWriter(out_dir, overwrite=overwrite, resume=resume) as writer:
         writer.start_job({"parameters": job_parameters, "split": rule.as_dict(), "seed": seed,

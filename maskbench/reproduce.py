@@ -9,6 +9,13 @@ any stage can be rerun by hand)::
     evaluate  every model on every suite (crop protocol) -> OUT/eval/<model>/
     report    OUT/REPORT.md: the grid, the published numbers, the qualitative checks, timings
 
+``--preset real --data DIR`` where DIR is one AFLW2000-format folder of photos (such as the
+AFLW2000 dev half) runs the photo grid instead: a seeded split by id (70 % train, 10 % val, 20 %
+test, recorded in every manifest); masked and rotated copies of the train and test parts; the
+``real-model1`` (train), ``real-model2`` (+ masked) and ``real-model3`` (+ rotated) configs trained
+from ``--init`` (the RetinaFace release); each scored on the test part and its masked and rotated
+copies with the crop and the full (detection) protocols; REPORT.md answers the study's claims.
+
 A finished stage is not redone: a data folder counts as finished when its manifest verifies
 (every listed file present with its sha256), a training run when ``last.pth`` holds the final
 epoch, an evaluation when its ``results.json`` exists. ``make reproduce-clean`` deletes OUT.
@@ -52,6 +59,14 @@ PUBLISHED_MAE_DEG: dict[str, dict[str, float]] = {
 }
 
 
+PHOTO_MODELS = ("real-model1", "real-model2", "real-model3")
+PHOTO_SUITES = ("AFLW2000_test", "AFLW2000_test_masked", "AFLW2000_test_rotated")
+PHOTO_PARTS = ("train", "val", "test")
+#: The photo grid's split: 70 % train, 10 % val, 20 % test, by sample id.
+PHOTO_SPLIT = ("--split-by", "id", "--train-fraction", "0.8", "--val-fraction", "0.1")
+
+
+
 @dataclass(frozen=True)
 class Preset:
     """Sizes of one grid. ``sample_n`` None: real data under ``--data``, nothing rendered."""
@@ -73,6 +88,8 @@ PRESETS = {
     "smoke": Preset("smoke", {"BIWI": 16, "300W_LP": 16, "AFLW2000": 8}, 0.25, 64,
                     {m: 1 for m in MODELS}, 8, 0.003),
     "real": Preset("real", None),
+    # the photo grid at toy size (1 epoch, 64 px), run by the test suite on a few dozen photos
+    "real-smoke": Preset("real-smoke", None, image_size=64, epochs={m: 1 for m in PHOTO_MODELS}, batch_size=8),
 }
 
 
@@ -136,9 +153,54 @@ def plan(out: Path, preset: Preset, data: Path | None, device: str, seed: int) -
     return stages
 
 
-def write_configs(out: Path, preset: Preset) -> None:
+def is_photo_folder(data: Path) -> bool:
+    """An AFLW2000-format folder of photos (the photo grid) rather than a folder holding the datasets."""
+    from maskbench.datasets import detect_format
+    from maskbench.datasets.base import DatasetError
+
+    if all((data / n).is_dir() for n in ("BIWI", "300W_LP", "AFLW2000")):
+        return False
+    try:
+        return detect_format(data).name == "AFLW2000"
+    except DatasetError:
+        return False
+
+
+def plan_photos(out: Path, preset: Preset, data: Path, device: str, seed: int, init: Path | None) -> list[Stage]:
+    """The photo grid's stages (see the module docstring)."""
+    root = out / "data"
+    stages = [Stage(f"split {part}", _cli("import", "--src", str(data), "--out", str(root / f"AFLW2000_{part}"),
+                                          *PHOTO_SPLIT, "--split-seed", str(seed), "--only-split", part, "--overwrite"),
+                    _split_done(root / f"AFLW2000_{part}")) for part in PHOTO_PARTS]
+    for part in ("train", "test"):
+        src = root / f"AFLW2000_{part}"
+        stages.append(Stage(f"mask {part}", _cli("synthesize", "--src", str(src), "--out", str(root / f"{src.name}_masked"),
+                                                 "--workers", "2", "--seed", str(seed), "--overwrite"),
+                            _split_done(root / f"{src.name}_masked")))
+        stages.append(Stage(f"rotate {part}", _cli("rotate", "--src", str(src), "--out", str(root / f"{src.name}_rotated"),
+                                                   "--range", "-45", "45", "--workers", "2", "--seed", str(seed),
+                                                   "--overwrite"), _split_done(root / f"{src.name}_rotated")))
+    init_args = ["--init", str(init)] if init is not None else []
+    for model in PHOTO_MODELS:
+        epochs = int(json.loads((out / "configs" / f"{model}.json").read_text())["epochs"])
+        stages.append(Stage(f"train {model}", _cli("train", "--config", str(out / "configs" / f"{model}.json"),
+                                                   "--data-root", str(root), "--out", str(out / "runs" / model),
+                                                   "--device", device, "--seed", str(seed), *init_args, "--resume"),
+                            _train_done(out / "runs" / model, epochs)))
+    suites = [a for s in PHOTO_SUITES for a in ("--suite", s)]
+    for model in PHOTO_MODELS:
+        for protocol in ("crop", "full"):
+            ev = out / "eval" / model / protocol
+            stages.append(Stage(f"evaluate {model} {protocol}",
+                                _cli("evaluate", str(out / "runs" / model / "last.pth"), *suites, "--protocol", protocol,
+                                     "--data-root", str(root), "--out", str(ev), "--device", device),
+                                (ev / "results.json").is_file()))
+    return stages
+
+
+def write_configs(out: Path, preset: Preset, models: tuple[str, ...] = MODELS) -> None:
     """The built-in configs with the preset's size, epochs, batch and learning rate."""
-    for model in MODELS:
+    for model in models:
         cfg = load_config(model)
         if preset.image_size is not None:
             cfg["image_size"] = preset.image_size
@@ -155,22 +217,29 @@ def write_configs(out: Path, preset: Preset) -> None:
 
 
 def run(out: Path, preset_name: str = "sample", data: Path | None = None, device: str = "cpu", seed: int = 0,
-        echo: Any = print, quiet: bool = False) -> Path:
-    """Run (or continue) the grid; returns the report path. ``quiet``: stage output is discarded."""
+        echo: Any = print, quiet: bool = False, init: Path | None = None) -> Path:
+    """Run (or continue) the grid; returns the report path. ``quiet``: stage output is discarded.
+    ``init``: starting weights of the photo grid's models (the RetinaFace release)."""
     stdout = subprocess.DEVNULL if quiet else None
     stderr = subprocess.DEVNULL if quiet else None
     preset = PRESETS[preset_name]
     if preset.sample_n is None and data is None:
-        raise ValueError("the real preset needs --data DIR holding BIWI, 300W_LP and AFLW2000")
-    if data is not None:
+        raise ValueError(f"the {preset_name} preset needs --data DIR: a folder holding BIWI, 300W_LP and AFLW2000, "
+                         "or one AFLW2000-format folder of photos (the photo grid)")
+    photos = data is not None and preset.sample_n is None and is_photo_folder(data)
+    if data is not None and not photos:
         missing = [n for n in ("BIWI", "300W_LP", "AFLW2000") if not (data / n).is_dir()]
         if missing:
-            raise FileNotFoundError(f"{data}: missing dataset folder(s) {', '.join(missing)}")
+            raise FileNotFoundError(f"{data}: missing dataset folder(s) {', '.join(missing)} (or give one "
+                                    "AFLW2000-format folder of photos for the photo grid)")
+    if photos and init is None:
+        echo("warning: no --init: the photo grid's models start from random weights (the RetinaFace release, "
+             "mobilenet0.25_Final.pth, is what its configs are tuned for)")
     out.mkdir(parents=True, exist_ok=True)
-    write_configs(out, preset)
+    write_configs(out, preset, PHOTO_MODELS if photos else MODELS)
     log_path = out / "stages.json"
     previous = {s["name"]: s for s in json.loads(log_path.read_text())} if log_path.is_file() else {}
-    stages = plan(out, preset, data, device, seed)
+    stages = plan_photos(out, preset, data, device, seed, init) if photos and data else plan(out, preset, data, device, seed)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     for k, stage in enumerate(stages, 1):
         if stage.done:
@@ -189,14 +258,18 @@ def run(out: Path, preset_name: str = "sample", data: Path | None = None, device
             raise RuntimeError(f"stage {stage.name!r} failed (exit {proc.returncode}); its output is above. "
                                "Fix the cause and rerun: finished stages are kept.")
     _write_log(log_path, stages)
-    report = write_report(out, preset, data, device, seed, stages)
+    report = (write_photo_report(out, preset, data, device, seed, stages) if photos and data
+              else write_report(out, preset, data, device, seed, stages))
     echo(f"report: {report}")
     return report
 
 
 def shown_command(stage: Stage, out: Path) -> str:
-    """The stage's command as a user types it from OUT's parent folder (no machine-specific prefix)."""
-    return " ".join(["maskbench", *stage.argv[3:]]).replace(str(out), out.name)
+    """The stage's command as a user types it from OUT's parent folder, with no machine's folders: OUT
+    and any other absolute path (the photos, the --init weights) shown by their names."""
+    words = ["maskbench", *stage.argv[3:]]
+    return " ".join(w.replace(str(out), out.name) if w.startswith(str(out)) else
+                    Path(w).name if Path(w).is_absolute() else w for w in words)
 
 
 def _write_log(path: Path, stages: list[Stage]) -> None:
@@ -299,6 +372,90 @@ def write_report(out: Path, preset: Preset, data: Path | None, device: str, seed
     total = sum(s.wall_s or 0.0 for s in stages)
     lines += ["", f"Total wall time of the stages: {total / 60:.1f} min.", "",
               "Per-model reports with plots: `eval/<model>/report.md`; training curves: `runs/<model>/history.json`."]
+    path = out / "REPORT.md"
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    return path
+
+
+def _photo_results(out: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    """(model, protocol) -> suites of its results.json."""
+    res = {}
+    for model in PHOTO_MODELS:
+        for protocol in ("crop", "full"):
+            path = out / "eval" / model / protocol / "results.json"
+            if path.is_file():
+                res[(model, protocol)] = json.loads(path.read_text())["suites"]
+    return res
+
+
+def write_photo_report(out: Path, preset: Preset, data: Path, device: str, seed: int, stages: list[Stage]) -> Path:
+    """REPORT.md of the photo grid: the table, the masked penalty, the study's claims and the targets."""
+    import torch
+
+    res = _photo_results(out)
+
+    def mae(model: str, suite: str, protocol: str, key: str = "mae_deg") -> float | None:
+        r = res.get((model, protocol), {}).get(suite)
+        return None if r is None else float(r[key])
+
+    lines = ["# maskbench reproduce: the photo grid", "",
+             f"Preset **{preset.name}** on the AFLW2000-format photos of `{data.name}`, split by id with seed {seed} "
+             "(70 % train, 10 % val, 20 % test; recorded in every manifest); device {device}.".replace("{device}", device),
+             f"maskbench {__version__}, torch {torch.__version__}, Python {platform.python_version()}, "
+             f"{platform.machine()} with {os.cpu_count()} CPU(s).", "",
+             "## Results (degrees; test faces inside the 99-degree protocol)", "",
+             "| model | suite | protocol | YAW | PITCH | ROLL | MAE | miss rate | n |", "|---|---|---|---|---|---|---|---|---|"]
+    for model in PHOTO_MODELS:
+        for protocol in ("crop", "full"):
+            for suite in PHOTO_SUITES:
+                r = res.get((model, protocol), {}).get(suite)
+                if r is not None:
+                    lines.append(f"| {model} | {suite} | {protocol} | {r['yaw_mae_deg']:.2f} | {r['pitch_mae_deg']:.2f} | "
+                                 f"{r['roll_mae_deg']:.2f} | {r['mae_deg']:.2f} | {100 * r['miss_rate']:.1f}% | {r['n']} |")
+    lines += ["", "## Masked penalty (masked minus original, same faces, MAE, bootstrap 95 % interval)", "",
+              "| model | crop | full |", "|---|---|---|"]
+    for model in PHOTO_MODELS:
+        cells = []
+        for protocol in ("crop", "full"):
+            pen = res.get((model, protocol), {}).get("AFLW2000_test_masked", {}).get("masked_penalty")
+            d = pen["overall"]["mae_deg"] if pen else None
+            cells.append("-" if d is None else f"{d[0]:+.2f} [{d[1]:+.2f}, {d[2]:+.2f}]")
+        lines.append(f"| {model} | {cells[0]} | {cells[1]} |")
+    lines += ["", "## The study's claims, answered from these numbers", ""]
+    claims = [("Masked training lowers the masked-test error", "real-model2", "AFLW2000_test_masked"),
+              ("Rotation training lowers the rotated-test error", "real-model3", "AFLW2000_test_rotated")]
+    for what, model, suite in claims:
+        for protocol in ("crop", "full"):
+            a, b = mae("real-model1", suite, protocol), mae(model, suite, protocol)
+            if a is not None and b is not None:
+                lines.append(f"- {what} ({model} vs real-model1, {protocol}): {'yes' if b < a else 'NO'} "
+                             f"({b:.2f} vs {a:.2f} deg)")
+    a, b = mae("real-model1", "AFLW2000_test", "crop"), mae("real-model2", "AFLW2000_test", "crop")
+    if a is not None and b is not None:
+        lines.append(f"- What masked training costs on unmasked faces (real-model2 - real-model1, crop): {b - a:+.2f} deg")
+    lines += ["", "## Targets of the reference model on real photos", ""]
+    checks = [
+        ("real-model1 crop MAE <= 4.0", mae("real-model1", "AFLW2000_test", "crop"), lambda v: v <= 4.0),
+        ("real-model1 whole-image MAE <= 6.0", mae("real-model1", "AFLW2000_test", "full"), lambda v: v <= 6.0),
+        ("real-model1 whole-image misses <= 0.5 %", mae("real-model1", "AFLW2000_test", "full", "miss_rate"),
+         lambda v: v <= 0.005),
+        ("real-model2 masked crop MAE <= 4.5", mae("real-model2", "AFLW2000_test_masked", "crop"), lambda v: v <= 4.5),
+        ("real-model2 masked whole-image misses <= 1 %", mae("real-model2", "AFLW2000_test_masked", "full", "miss_rate"),
+         lambda v: v <= 0.01),
+    ]
+    for what, value, ok in checks:
+        if value is not None:
+            lines.append(f"- {what}: {'met' if ok(value) else 'NOT met'} ({value:.3f})")
+    m1, m2 = mae("real-model1", "AFLW2000_test_masked", "crop"), mae("real-model2", "AFLW2000_test_masked", "crop")
+    if m1 is not None and m2 is not None:
+        lines.append(f"- real-model2 masked crop MAE at least 2 below real-model1's: {'met' if m1 - m2 >= 2 else 'NOT met'} "
+                     f"({m1 - m2:.2f})")
+    lines += ["", "## Stages", "", "| stage | wall time | status | command |", "|---|---|---|---|"]
+    for st in stages:
+        wall = "" if st.wall_s is None else f"{st.wall_s:.0f} s"
+        lines.append(f"| {st.name} | {wall} | {st.status} | `{shown_command(st, out)}` |")
+    total = sum(st.wall_s or 0.0 for st in stages)
+    lines += ["", f"Total wall time of the stages: {total / 60:.1f} min."]
     path = out / "REPORT.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path

@@ -10,7 +10,10 @@ A folder's split of a sample is, in this order:
 
 Rule per format: AFLW2000 is all ``test`` and 300W_LP all ``train`` (their published roles); BIWI is
 a seeded ``train_fraction`` / rest draw per frame (``by="frame"``, the published masked-HPE
-protocol) or per sequence folder (``by="subject"``: no identity in both splits).
+protocol) or per sequence folder (``by="subject"``: no identity in both splits). ``by="id"`` draws
+per sample id for every format (how ``maskbench reproduce --preset real`` splits one AFLW2000-format
+folder of photos into training and test parts). ``val_fraction`` > 0 turns that share of the drawn
+training part into ``val`` rows: the trainer validates on them and never trains on them.
 
 Every manifest records its rule (``"split": {"by", "seed", "train_fraction"}``), a derived folder
 inherits its source's, and the trainer refuses training folders whose rules disagree, and records
@@ -28,7 +31,8 @@ from typing import Any
 from maskbench.io.manifest import labels_by_id
 from maskbench.seeding import unit_fraction
 
-SPLIT_BY = ("frame", "subject")
+SPLIT_BY = ("frame", "subject", "id")
+SPLITS = ("train", "val", "test")
 #: Formats whose split is fixed by the dataset's role; the rule's draw applies to the others.
 FIXED_SPLIT = {"AFLW2000": "test", "300W_LP": "train"}
 
@@ -40,32 +44,44 @@ class SplitRule:
     by: str = "frame"
     seed: int = 0
     train_fraction: float = 0.7
+    val_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         if self.by not in SPLIT_BY:
             raise ValueError(f"split 'by' must be one of {', '.join(SPLIT_BY)}, got {self.by!r}")
         if not 0.0 < self.train_fraction < 1.0:
             raise ValueError(f"train_fraction must be in (0, 1), got {self.train_fraction}")
+        if not 0.0 <= self.val_fraction < self.train_fraction:
+            raise ValueError(f"val_fraction must be in [0, train_fraction), got {self.val_fraction}")
+
+    def fixed_role(self, format_name: str) -> str | None:
+        """The split every sample of a format gets regardless of the draw (AFLW2000 test, 300W_LP
+        train), or None when the rule draws (BIWI; every format with ``by="id"``)."""
+        return None if self.by == "id" else FIXED_SPLIT.get(format_name.upper())
 
     def split_of(self, format_name: str, sample_id: str) -> str:
-        """``train`` or ``test`` for an original sample of a format."""
+        """``train``, ``val`` or ``test`` for an original sample of a format."""
         name = format_name.upper()
-        if name in FIXED_SPLIT:
-            return FIXED_SPLIT[name]
-        if name != "BIWI":
+        role = self.fixed_role(name)
+        if role is not None:
+            return role
+        if name not in ("BIWI", *FIXED_SPLIT):
             raise ValueError(f"unknown format {format_name!r}")
         key = sample_id.split("/")[0] if self.by == "subject" else sample_id
-        return "train" if unit_fraction(self.seed, key) < self.train_fraction else "test"
+        u = unit_fraction(self.seed, key)
+        return "train" if u < self.train_fraction - self.val_fraction else "val" if u < self.train_fraction else "test"
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SplitRule:
-        return cls(str(d.get("by", "frame")), int(d.get("seed", 0)), float(d.get("train_fraction", 0.7)))
+        return cls(str(d.get("by", "frame")), int(d.get("seed", 0)), float(d.get("train_fraction", 0.7)),
+                   float(d.get("val_fraction", 0.0)))
 
     def describe(self) -> str:
-        return f"by {self.by}, seed {self.seed}, {self.train_fraction:.0%} train"
+        val = f", {self.val_fraction:.0%} val" if self.val_fraction else ""
+        return f"by {self.by}, seed {self.seed}, {self.train_fraction - self.val_fraction:.0%} train{val}"
 
 
 DEFAULT_RULE = SplitRule()
@@ -110,16 +126,19 @@ def splits_by_id(folder: Path, format_name: str, ids: list[str],
     return out
 
 
+def _effective(rule: SplitRule, fmt: str) -> SplitRule | str:
+    return rule.fixed_role(fmt) or rule
+
+
 def check_same_rule(folders: dict[str, tuple[str, SplitRule]]) -> None:
     """Raise ValueError when folders of one format (name -> (format, rule)) were split differently.
 
-    Only formats whose split is drawn (BIWI) can disagree; 300W_LP and AFLW2000 have fixed roles.
+    Folders whose format has a fixed role under their rule (300W_LP, AFLW2000 unless split by id)
+    agree with each other whatever their seeds.
     """
     seen: dict[str, tuple[str, SplitRule]] = {}
     for name, (fmt, rule) in folders.items():
-        if fmt.upper() in FIXED_SPLIT:
-            continue
-        if fmt in seen and seen[fmt][1] != rule:
+        if fmt in seen and _effective(seen[fmt][1], fmt) != _effective(rule, fmt):
             other, other_rule = seen[fmt]
             raise ValueError(
                 f"{name} and {other} are {fmt} folders split by different rules ({rule.describe()} vs "

@@ -8,6 +8,7 @@ and the mouth corners (48, 54); BIWI has none (NaN, not used by the loss).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -37,18 +38,18 @@ def five_points(landmarks_px: np.ndarray | None) -> np.ndarray:
 def split_samples(split_dir: Path, split: str | None) -> list[tuple[Sample, DatasetFormat]]:
     """Samples (with their format) of a folder whose split (:func:`maskbench.splits.splits_by_id`:
     the ``labels.csv`` column, or the recorded/default rule on a raw tree) is ``split`` (None: all)."""
-    return [(s, fmt) for s, fmt, _ in _samples_with_sources(split_dir, split)]
+    return [(s, fmt) for s, fmt, _, which in _samples_with_sources(split_dir) if split is None or which == split]
 
 
-def _samples_with_sources(split_dir: Path, split: str | None) -> list[tuple[Sample, DatasetFormat, str]]:
-    """(sample, format, source key) of a folder's ``split`` rows; the key names the original sample
-    (``<format>:<source_id>``), shared by its masked and rotated copies."""
+def _samples_with_sources(split_dir: Path) -> list[tuple[Sample, DatasetFormat, str, str]]:
+    """(sample, format, source key, split) of every row of a folder; the key names the original
+    sample (``<format>:<source_id>``), shared by its masked and rotated copies."""
     reader = open_dataset(split_dir)
     rows = labels_by_id(split_dir)
     samples = list(reader)
     which = splits_by_id(split_dir, reader.fmt.name, [s.id for s in samples], rows)
-    return [(s, reader.fmt, f"{reader.fmt.name}:{rows.get(s.id, {}).get('source_id') or s.id}")
-            for s in samples if split is None or which[s.id] == split]
+    return [(s, reader.fmt, f"{reader.fmt.name}:{rows.get(s.id, {}).get('source_id') or s.id}", which[s.id])
+            for s in samples]
 
 
 @dataclass(frozen=True)
@@ -64,22 +65,37 @@ class HoldOut:
         return unit_fraction(self.seed, f"validation\0{source_key}") < self.fraction
 
 
-def training_items(folders: list[Path], hold_out: HoldOut) -> tuple[list[tuple[Sample, DatasetFormat]],
-                                                                    list[Sample], dict[str, Any]]:
-    """The ``train`` rows of the folders, split into training items and validation samples (at most
-    ``hold_out.limit``, in folder order) by :class:`HoldOut`; and a record of the split for the
-    checkpoint (fraction, seed, counts). Test rows are never read as either."""
+def training_items(folders: list[Path], hold_out: HoldOut, val_folders: Sequence[Path] = ()) -> tuple[
+        list[tuple[Sample, DatasetFormat]], list[Sample], dict[str, Any]]:
+    """Training items and validation samples (at most ``hold_out.limit``, in folder order), and a
+    record of how they were drawn for the checkpoint. Test rows are never read as either.
+
+    Validation is the ``val`` rows (see :class:`~maskbench.splits.SplitRule`) of the training folders
+    and of ``val_folders`` (which may hold nothing but ``val`` rows); when there are none, a
+    :class:`HoldOut` of the ``train`` rows, drawn per original face so that no masked or rotated copy
+    of a validation face is trained on.
+    """
+    rows = [(folder, *r) for folder in folders for r in _samples_with_sources(folder)]
+    val = [s for _, s, _, _, which in rows if which == "val"]
+    for folder in val_folders:
+        for s, _, _, which in _samples_with_sources(folder):
+            if which != "val":
+                raise ValueError(f"validation folder {folder.name} has {which} rows; it may hold only 'val' rows "
+                                 "(write it with `maskbench import --val-fraction F --only-split val`)")
+            val.append(s)
     train: list[tuple[Sample, DatasetFormat]] = []
-    val: list[Sample] = []
     held: set[str] = set()
-    for folder in folders:
-        for sample, fmt, key in _samples_with_sources(folder, "train"):
-            if hold_out.fraction > 0 and hold_out.is_validation(key):
-                held.add(key)
-                val.append(sample)
-            else:
-                train.append((sample, fmt))
-    record = {"fraction": hold_out.fraction, "seed": hold_out.seed, "held_out_sources": len(held),
+    draw = not val and hold_out.fraction > 0
+    for _, sample, fmt, key, which in rows:
+        if which != "train":
+            continue
+        if draw and hold_out.is_validation(key):
+            held.add(key)
+            val.append(sample)
+        else:
+            train.append((sample, fmt))
+    record = {"source": "hold-out of train rows" if draw else "val rows", "fraction": hold_out.fraction if draw else None,
+              "seed": hold_out.seed if draw else None, "held_out_sources": len(held),
               "validation_samples": min(len(val), hold_out.limit), "training_samples": len(train)}
     return train, val[: hold_out.limit], record
 

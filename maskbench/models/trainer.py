@@ -4,9 +4,10 @@ evaluator through one public function, :func:`maskbench.evaluation.evaluator.ref
 
 A config is a small JSON file (see ``maskbench/models/configs/model1.json``): names of the training
 folders under the data root (their ``train`` rows are used, see :mod:`maskbench.splits`), pose loss
-weight, image size, epochs, batch size, learning rate, and the validation hold-out (``val_fraction``,
-default 0.1, ``val_limit``, default 400): a seeded share of the *training* originals, with all their
-masked/rotated copies, left out of training and used to pick ``best.pth``. Test rows are never read.
+weight, image size, epochs, batch size, learning rate, and validation: the ``val`` rows of the
+training folders and of the ``val`` folders, else a hold-out (``val_fraction``, default 0.1): a seeded
+share of the *training* originals, with all their masked/rotated copies, left out of training; at
+most ``val_limit`` (400) faces pick ``best.pth``. Test rows are never read.
 Copy one and edit it; pass its path to ``--config``.
 
 Checkpoint (``best.pth``, ``last.pth``): a dict of tensors and plain values, loadable with
@@ -132,13 +133,14 @@ def train(config: dict[str, Any], data_root: Path, out_dir: Path, *, device: str
     missing = [str(d) for d in train_dirs if not d.is_dir()]
     if missing:
         raise FileNotFoundError(f"training splits not found: {', '.join(missing)} (see `maskbench synthesize/rotate`)")
-    if config.get("val"):
-        raise ValueError("config key 'val' (scoring test rows for validation) is gone: validation is a hold-out of "
-                         "the training rows; set 'val_fraction' (default 0.1) and 'val_limit' instead")
-    rules = {d.name: (detect_format(d).name, rule_of(d)) for d in train_dirs}
+    val_dirs = [data_root / n for n in config.get("val", [])]
+    missing = [str(d) for d in val_dirs if not d.is_dir()]
+    if missing:
+        raise FileNotFoundError(f"validation folders not found: {', '.join(missing)}")
+    rules = {d.name: (detect_format(d).name, rule_of(d)) for d in [*train_dirs, *val_dirs]}
     check_same_rule(rules)
     hold_out = HoldOut(float(config.get("val_fraction", 0.1)), seed, int(config.get("val_limit", 400)))
-    train_items, val_samples, validation = training_items(train_dirs, hold_out)
+    train_items, val_samples, validation = training_items(train_dirs, hold_out, val_dirs)
     if not train_items:
         raise ValueError(f"no training rows in {', '.join(d.name for d in train_dirs)} (rows whose split is 'train'; "
                          "AFLW2000 is a test set, and a raw BIWI tree is split 70/30 by frame)")
