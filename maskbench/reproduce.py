@@ -13,8 +13,9 @@ any stage can be rerun by hand)::
 AFLW2000 dev half) runs the photo grid instead: a seeded split by id (70 % train, 10 % val, 20 %
 test, recorded in every manifest); masked and rotated copies of the train and test parts; the
 ``real-model1`` (train), ``real-model2`` (+ masked) and ``real-model3`` (+ rotated) configs trained
-from ``--init`` (the RetinaFace release); each scored on the test part and its masked and rotated
-copies with the crop and the full (detection) protocols; REPORT.md answers the study's claims.
+from ``--init`` (the RetinaFace release); each ``best.pth`` (the epoch with the lowest error on the
+``val`` part) scored on the test part and its masked and rotated copies with the crop and the full
+(detection) protocols; REPORT.md answers the study's claims.
 
 A finished stage is not redone: a data folder counts as finished when its manifest verifies
 (every listed file present with its sha256), a training run when ``last.pth`` holds the final
@@ -192,7 +193,7 @@ def plan_photos(out: Path, preset: Preset, data: Path, device: str, seed: int, i
         for protocol in ("crop", "full"):
             ev = out / "eval" / model / protocol
             stages.append(Stage(f"evaluate {model} {protocol}",
-                                _cli("evaluate", str(out / "runs" / model / "last.pth"), *suites, "--protocol", protocol,
+                                _cli("evaluate", str(out / "runs" / model / "best.pth"), *suites, "--protocol", protocol,
                                      "--data-root", str(root), "--out", str(ev), "--device", device),
                                 (ev / "results.json").is_file()))
     return stages
