@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, overload
 
+from maskbench.datasets.aflw2000 import PROTOCOL_MAX_ABS_ANGLE_DEG
 from maskbench.datasets.base import DatasetFormat
 from maskbench.datasets.base import open_dataset as open_reader
 from maskbench.io.atomic import read_image
@@ -45,7 +46,7 @@ class Records(Sequence[dict[str, Any]]):
 
     def __init__(self, path: str | Path, split: str | None = None, protocol_filter: bool = False) -> None:
         root = Path(path).expanduser().resolve()
-        options = {"max_abs_angle_deg": 99.0} if protocol_filter else {}
+        options = {"max_abs_angle_deg": PROTOCOL_MAX_ABS_ANGLE_DEG} if protocol_filter else {}
         reader = open_reader(root, **options)
         self.root = root
         self.format = reader.fmt
