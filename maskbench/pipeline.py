@@ -38,6 +38,7 @@ from maskbench.io.manifest import (
     LABELS,
     SplitWriter,
     label_row,
+    labels_by_id,
     read_labels,
     safe_relpath,
     source_reference,
@@ -85,13 +86,6 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     if not 1 <= k <= n:
         raise ValueError(f"--shard K/N needs 1 <= K <= N, got {text!r}")
     return k, n
-
-
-def source_splits(src_dir: Path) -> dict[str, dict[str, str]]:
-    """``labels.csv`` rows by id for a maskbench-written source ({} for a raw dataset tree)."""
-    if not (src_dir / LABELS).is_file():
-        return {}
-    return {row["id"]: row for row in read_labels(src_dir)}
 
 
 @dataclass
@@ -337,7 +331,7 @@ def write_split(
     keys = reader.keys[:limit] if limit is not None else list(reader.keys)
     if shard is not None:
         keys = keys[shard[0] - 1 :: shard[1]]
-    src_rows = source_splits(reader.root)
+    src_rows = labels_by_id(reader.root)  # {} for a raw dataset tree
     rule = resolve_split_rule(reader.root, bool(src_rows), split)
     job_parameters = {**parameters, **({"only_split": only_split} if only_split else {})}
     job = SplitJob(reader, out_dir, transform, transform_name, seed, rule, src_rows, only_split)

@@ -1,4 +1,4 @@
-"""The one train/test split rule, used by every command that writes, trains on or scores a folder.
+"""The one train/val/test split rule, used by every command that writes, trains on or scores a folder.
 
 A folder's split of a sample is, in this order:
 
@@ -15,7 +15,7 @@ per sample id for every format (how ``maskbench reproduce --preset real`` splits
 folder of photos into training and test parts). ``val_fraction`` > 0 turns that share of the drawn
 training part into ``val`` rows: the trainer validates on them and never trains on them.
 
-Every manifest records its rule (``"split": {"by", "seed", "train_fraction"}``), a derived folder
+Every manifest records its rule (``"split": {"by", "seed", "train_fraction", "val_fraction"}``), a derived folder
 inherits its source's, and the trainer refuses training folders whose rules disagree, and records
 them in the checkpoint so that the evaluator refuses to score a suite drawn with a different rule:
 otherwise a frame could be a training frame in one folder and a test frame in another.
@@ -32,14 +32,13 @@ from maskbench.io.manifest import labels_by_id
 from maskbench.seeding import unit_fraction
 
 SPLIT_BY = ("frame", "subject", "id")
-SPLITS = ("train", "val", "test")
 #: Formats whose split is fixed by the dataset's role; the rule's draw applies to the others.
 FIXED_SPLIT = {"AFLW2000": "test", "300W_LP": "train"}
 
 
 @dataclass(frozen=True)
 class SplitRule:
-    """How original samples are assigned to ``train`` / ``test`` (see the module docstring)."""
+    """How original samples are assigned to ``train`` / ``val`` / ``test`` (see the module docstring)."""
 
     by: str = "frame"
     seed: int = 0

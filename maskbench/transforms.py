@@ -331,11 +331,14 @@ class RandomInPlaneRotation:
         rec, gen, skipped = _begin(record, rng, self.seed, "rotate", self.p, "RandomInPlaneRotation")
         if skipped is not None:
             return skipped
-        return self.rotate(rec, self.draw_angle(gen))
+        return self._rotate(rec, self.draw_angle(gen))
 
     def rotate(self, record: Mapping[str, Any], angle_deg: float) -> Record:
         """Rotate a record by a given angle (the deterministic half of ``__call__``)."""
-        rec = check_record(record)
+        return self._rotate(check_record(record), angle_deg)
+
+    def _rotate(self, rec: Record, angle_deg: float) -> Record:
+        """:meth:`rotate` of a record :func:`check_record` has already checked."""
         sample, fmt = _as_sample(rec)
         if rec.get("landmarks") is None and not isinstance(fmt, _RecordFormat) and fmt.name != "BIWI":
             raise ValueError("record field 'landmarks' is needed to rotate this dataset's labels")

@@ -1,9 +1,11 @@
 """Model cards: how a third-party model was trained to see faces, so it is scored as it was published.
 
 A model scored with a crop and a normalisation it was not trained with is scored wrong, and worse,
-its masked penalty is wrong (FSA-Net: 10.40 on masked AFLW2000 with maskbench's fixed 25 % crop,
-8.92 with its own crop). A card states the model's preprocessing in a JSON file; the evaluator
-applies exactly that. Fields (defaults in brackets)::
+its masked penalty is wrong (FSA-Net Fusion on the masked AFLW2000 dev half: 10.40 with maskbench's
+generic 25 % crop, 9.02 with its own). A card states the model's preprocessing in a JSON file; the
+evaluator applies exactly that. Fields, shown with FSA-Net's values (defaults when a field is left out:
+layout NCHW, color RGB, scale 1, mean 0, std 1, interpolation bilinear, box ["dataset"], margin 0,
+square false, clip true, integer_pixels false, output euler yaw/pitch/roll in degrees, signs 1)::
 
     {
       "name": "fsanet-fusion",
