@@ -62,6 +62,13 @@ def draw(name: str) -> np.ndarray:
         border = cv2.morphologyEx(alpha, cv2.MORPH_GRADIENT, np.ones((13, 13), np.uint8)) > 0
         rgb[border] *= 0.88
         cv2.line(rgb, (W // 2 - 60, 22), (W // 2 + 60, 22), (150, 150, 150), 5)  # nose wire
+        for x0, x1 in ((6, 26), (W - 27, W - 7)):  # side binding: a folded strip, welded in dashes
+            rgb[:, x0:x1] *= 1.05
+            rgb[:, x1 - 2 if x0 < W // 2 else x0 : x1 if x0 < W // 2 else x0 + 2] *= 0.8
+            for y in range(14, H - 14, 9):
+                cv2.line(rgb, ((x0 + x1) // 2, y), ((x0 + x1) // 2, y + 4), (190, 190, 190), 2)
+        for y in (16, H - 17):  # top and bottom hems
+            cv2.line(rgb, (26, y), (W - 27, y), (205, 205, 205), 2)
     elif name == "n95":
         alpha = outline("oval")
         r = np.hypot((xx - W / 2) / (W / 2), (yy - H / 2) / (H / 2))
@@ -85,6 +92,11 @@ def draw(name: str) -> np.ndarray:
         rgb += cv2.GaussianBlur(noise, (0, 0), 1.0)[..., None]
         border = cv2.morphologyEx(alpha, cv2.MORPH_GRADIENT, np.ones((9, 9), np.uint8)) > 0
         rgb[border] *= 0.85
+        hem = cv2.erode(alpha, np.ones((17, 17), np.uint8))  # stitched hem 8 px inside the edge
+        contours, _ = cv2.findContours(hem, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        for k, (x, y) in enumerate(contours[0].reshape(-1, 2)):
+            if k % 10 < 6:
+                rgb[y, x] *= 0.72
     elif name == "respirator":
         alpha = outline("oval")
         rgb[:] = 200
@@ -103,43 +115,74 @@ def draw(name: str) -> np.ndarray:
     return out
 
 
+#: Colour frequencies are ESTIMATES (no survey was used): surgical masks mostly light blue, then
+#: white, black and grey; KN95 mostly white and black; N95 mostly white; cloth mostly dark solids.
+#: Beige is not offered as a plain cloth colour: on a face it reads as skin.
 SPECS = {
     "surgical": {
-        "description": "3-ply surgical mask with horizontal pleats and a nose wire",
+        "description": "3-ply surgical mask with horizontal pleats, a nose wire, side binding and ear loops",
         "geometry": {"top": {"landmark": 28, "offset_mm": 2}, "side_top": [1, 15], "bottom": {"landmark": 8, "offset_mm": 12},
-                     "side_bottom": [5, 11], "azimuth_deg": 78, "standoff_mm": 3},
-        "colors": {"light_blue": [220, 200, 150], "white": [235, 235, 235], "black": [45, 45, 45],
-                   "pink": [200, 170, 235], "mint": [200, 230, 190]},
-        "patterns": [],
+                     "side_bottom": [5, 11], "azimuth_deg": 78, "standoff_mm": 3, "max_protrusion_mm": 22,
+                     "silhouette_margin_mm": 2},
+        "material": "nonwoven",
+        "straps": {"kind": "ear_loop", "width_mm": 2.5, "color": "white"},
+        "colors": {"light_blue": [222, 196, 140], "white": [236, 236, 234], "black": [42, 42, 44],
+                   "grey": [160, 160, 158], "pink": [200, 170, 235], "mint": [200, 230, 190]},
+        "color_weights": {"light_blue": 0.55, "white": 0.15, "black": 0.15, "grey": 0.07, "pink": 0.04, "mint": 0.04},
+        "patterns": {},
     },
     "n95": {
-        "description": "cup-shaped N95 respirator with nose clip and exhalation valve",
+        "description": "cup-shaped N95 respirator with nose clip, exhalation valve and head straps",
         "geometry": {"top": {"landmark": 28, "offset_mm": -3}, "side_top": [1, 15], "bottom": {"landmark": 8, "offset_mm": 10},
-                     "side_bottom": [5, 11], "azimuth_deg": 70, "standoff_mm": 9},
+                     "side_bottom": [5, 11], "azimuth_deg": 70, "standoff_mm": 9, "max_protrusion_mm": 30,
+                     "silhouette_margin_mm": 4},
+        "material": "nonwoven",
+        "straps": {"kind": "head_strap", "width_mm": 4.0, "color": "same"},
         "colors": {"white": [235, 235, 235], "grey": [175, 175, 175], "yellow": [120, 220, 235]},
-        "patterns": [],
+        "color_weights": {"white": 0.7, "grey": 0.15, "yellow": 0.15},
+        "patterns": {},
     },
     "kn95": {
-        "description": "folded KN95 with a vertical centre fold and welded edges",
+        "description": "folded KN95 with a vertical centre fold, welded edges and ear loops",
         "geometry": {"top": {"landmark": 28, "offset_mm": 0}, "side_top": [1, 15], "bottom": {"landmark": 8, "offset_mm": 14},
-                     "side_bottom": [5, 11], "azimuth_deg": 72, "standoff_mm": 6},
+                     "side_bottom": [5, 11], "azimuth_deg": 72, "standoff_mm": 6, "max_protrusion_mm": 30,
+                     "silhouette_margin_mm": 3},
+        "material": "nonwoven",
+        "straps": {"kind": "ear_loop", "width_mm": 3.0, "color": "same"},
         "colors": {"white": [238, 238, 238], "black": [40, 40, 40], "grey": [160, 160, 160]},
-        "patterns": [],
+        "color_weights": {"white": 0.55, "black": 0.35, "grey": 0.10},
+        "patterns": {},
     },
     "cloth": {
-        "description": "two-panel cloth mask with a centre seam; coloured or patterned at run time",
+        "description": "two-panel cloth mask with a centre seam and hems; plain or patterned at run time",
         "geometry": {"top": {"landmark": 28, "offset_mm": 1}, "side_top": [1, 15], "bottom": {"landmark": 8, "offset_mm": 14},
-                     "side_bottom": [4, 12], "azimuth_deg": 80, "standoff_mm": 4},
-        "colors": {"navy": [110, 50, 30], "red": [50, 50, 190], "black": [40, 40, 40], "beige": [170, 200, 220],
-                   "green": [70, 140, 60]},
-        "patterns": ["stripes", "checks", "dots"],
+                     "side_bottom": [4, 12], "azimuth_deg": 80, "standoff_mm": 4, "max_protrusion_mm": 22,
+                     "silhouette_margin_mm": 2},
+        "material": "woven",
+        "straps": {"kind": "ear_loop", "width_mm": 3.5, "color": "same"},
+        "colors": {"black": [38, 38, 40], "navy": [92, 48, 34], "charcoal": [70, 72, 74], "grey": [140, 140, 138],
+                   "white": [228, 230, 232], "denim": [130, 92, 62], "burgundy": [52, 36, 112], "olive": [60, 96, 92]},
+        "color_weights": {"black": 0.3, "navy": 0.18, "charcoal": 0.1, "grey": 0.1, "white": 0.08, "denim": 0.1,
+                          "burgundy": 0.07, "olive": 0.07},
+        "patterns": {
+            "stripes": {"period_mm": 8.0, "duty": 0.5},
+            "gingham": {"period_mm": 6.0},
+            "dots": {"period_mm": 9.0, "diameter_mm": 3.0},
+        },
+        "palettes": {"navy/white": [[92, 48, 34], [225, 225, 222]], "black/white": [[38, 38, 40], [220, 220, 218]],
+                     "burgundy/cream": [[52, 36, 112], [200, 225, 235]], "grey/charcoal": [[140, 140, 138], [70, 72, 74]],
+                     "denim/light_blue": [[130, 92, 62], [215, 190, 160]], "olive/khaki": [[60, 96, 92], [140, 175, 185]]},
     },
     "respirator": {
-        "description": "half-face gas respirator with two filter cartridges and an exhale valve",
+        "description": "half-face gas respirator with two filter cartridges, an exhale valve and rubber straps",
         "geometry": {"top": {"landmark": 28, "offset_mm": -5}, "side_top": [1, 15], "bottom": {"landmark": 8, "offset_mm": 14},
-                     "side_bottom": [5, 11], "azimuth_deg": 68, "standoff_mm": 11},
+                     "side_bottom": [5, 11], "azimuth_deg": 68, "standoff_mm": 11, "max_protrusion_mm": 35,
+                     "silhouette_margin_mm": 6},
+        "material": "rubber",
+        "straps": {"kind": "head_strap", "width_mm": 9.0, "color": "black"},
         "colors": {"black": [55, 55, 55], "dark_grey": [85, 85, 85], "olive": [60, 100, 95]},
-        "patterns": [],
+        "color_weights": {"black": 0.6, "dark_grey": 0.25, "olive": 0.15},
+        "patterns": {},
     },
 }
 
@@ -149,7 +192,8 @@ def main(out_dir: Path = HERE) -> None:
     for name, spec in SPECS.items():
         cv2.imwrite(str(out_dir / f"{name}.png"), draw(name), [cv2.IMWRITE_PNG_COMPRESSION, 9])
         doc = {"name": name, "licence": LICENCE, "texture": f"{name}.png", "texture_size_px": [W, H],
-               "anchors": COMMON_ANCHORS, **spec}
+               "anchors": COMMON_ANCHORS, **spec,
+               "color_weights_note": "estimated frequencies, not from a survey"}
         (out_dir / f"{name}.json").write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
 
 

@@ -1,6 +1,31 @@
-"""Colour, pattern, shading and feathered blending of a fitted mask into the image."""
+"""Drawing a fitted mask into a photograph so that it looks taken with the same camera.
+
+Everything here is measured on the photo around the face and matched (pure functions, one face):
+
+* **Light**: a low-frequency shading field from the skin the mask covers (median-filtered on a
+  coarse grid, so lips, nostrils and stubble do not print through), times the global gain (median
+  covered-skin luminance over :data:`REFERENCE_LUMINANCE`); a half-shadowed face gives a
+  half-shadowed mask. The template's Lambert term keeps a weak geometric part (folds, the cup).
+* **Colour**: a grey-world white balance of the photo (attenuated, clipped) tints the mask; the
+  photo's chroma scales the mask's (a greyscale photo gets a grey mask).
+* **Sharpness**: the face's blur is measured (gradient energy kept after a unit re-blur; for a
+  Gaussian edge of sigma s the ratio is s / sqrt(s^2 + 1)) and the mask is blurred to match.
+* **Noise**: the photo's noise level (Immerkaer's Laplacian estimate over the flattest half of the
+  face box) is added to the mask, seeded per sample.
+* **JPEG**: when the source's quality is known (its quantisation tables), the mask pixels are
+  encoded and decoded at that quality on the source's 8x8 grid.
+* **Material**: a tiled micro-texture at real-world scale (non-woven fibres, a woven grid, rubber)
+  and cloth patterns in millimetres (:func:`pattern_albedo`).
+* **Straps**: ear loops or head straps along the fitted polylines.
+* **Occluders**: pixels in the mask's area that are not this face's skin (hair, a hand of another
+  colour, an object) and reach in from the mask's edge stay on top (:func:`find_occluders`).
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -8,26 +33,262 @@ import numpy as np
 from maskbench.synthesis.fitting import LIGHT_DIR, Fit
 from maskbench.synthesis.templates import MaskTemplate
 
-__all__ = ["LIGHT_DIR", "blend", "pattern_albedo"]
+__all__ = ["LIGHT_DIR", "Look", "blend", "find_occluders", "jpeg_quality_of", "measure_look", "pattern_albedo"]
 #: Luminance of a lower face that leaves the mask colour unchanged.
 REFERENCE_LUMINANCE = 150.0
-FEATHER_SIGMA_PX = 0.8
+#: 95th percentile of the luminance around a face at a normal exposure.
+BRIGHT_REFERENCE = 215.0
+#: Sharpness of the rendered mask itself (bilinear texture sampling), in pixels of Gaussian sigma.
+RENDER_SIGMA_PX = 0.5
+#: Micro-texture tiles: pixels per millimetre and tile size.
+MICRO_PX_PER_MM = 2.0
+MICRO_TILE = 128
+STRAP_COLORS_BGR = {"white": (236, 236, 234), "black": (40, 40, 42)}
+#: An occluder blob must cover at least this fraction of the mask's area.
+OCCLUDER_MIN_FRACTION = 0.03
+#: The chroma distance (in robust spreads of the covered skin) past which a pixel is not this skin.
+OCCLUDER_CHROMA_Z = 4.0
 
 
-def pattern_albedo(u: np.ndarray, v: np.ndarray, pattern: str, color_bgr: np.ndarray, rng_phase: float) -> np.ndarray:
-    """BGR albedo (h, w, 3) in [0, 1] of a cloth pattern drawn in texture space ((h, w) coords)."""
-    base = color_bgr / 255.0
-    second = np.clip(1.0 - base * 0.6 + 0.1, 0, 1)  # a contrasting colour derived from the base
+@dataclass(frozen=True)
+class Look:
+    """What the photo measures around one face (see the module docstring)."""
+
+    gain: float  # median covered-skin luminance / REFERENCE_LUMINANCE, clipped
+    field: np.ndarray  # (h, w) float32 relative shading over the fit box (1 = median skin)
+    cast_bgr: np.ndarray  # (3,) float32 white-balance gains
+    chroma: float  # 0 (greyscale photo) .. 1
+    noise_sigma: float  # grey levels
+    blur_sigma: float  # px
+
+
+# ------------------------------------------------------------------------------------------
+# Measurements (pure)
+# ------------------------------------------------------------------------------------------
+def noise_sigma(grey: np.ndarray) -> float:
+    """Immerkaer's noise estimate (grey levels) over the flatter half of a uint8/float image."""
+    g = grey.astype(np.float32)
+    if min(g.shape) < 8:
+        return 0.0
+    if min(g.shape) >= 96:  # white noise keeps its sigma on every second row and column
+        g = g[::2, ::2]
+    kernel = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
+    lap = np.abs(cv2.filter2D(g, -1, kernel, borderType=cv2.BORDER_REFLECT))[1:-1, 1:-1]
+    grad = cv2.Sobel(g, cv2.CV_32F, 1, 0) ** 2 + cv2.Sobel(g, cv2.CV_32F, 0, 1) ** 2
+    inner = grad[1:-1, 1:-1]
+    flat = inner <= np.partition(inner.ravel(), inner.size // 2)[inner.size // 2]
+    if not flat.any():
+        return 0.0
+    return float(np.sqrt(np.pi / 2) / 6.0 * lap[flat].mean())
+
+
+def blur_sigma(grey: np.ndarray) -> float:
+    """Gaussian sigma (px) of the image's edges: from the gradient energy a unit re-blur keeps."""
+    g = grey.astype(np.float32)
+    if min(g.shape) < 8:
+        return 0.0
+
+    def energy(img: np.ndarray) -> float:
+        gx, gy = np.diff(img, axis=1), np.diff(img, axis=0)
+        return float((gx * gx).sum() + (gy * gy).sum())
+
+    e0 = energy(g)
+    if e0 <= 1e-6:
+        return 0.0
+    q = min(energy(cv2.GaussianBlur(g, (0, 0), 1.0)) / e0, 0.995)
+    return float(q / np.sqrt(1.0 - q * q))
+
+
+def colour_cast(image_bgr: np.ndarray) -> tuple[np.ndarray, float]:
+    """(attenuated grey-world gains per BGR channel, chroma level 0..1) of a photo."""
+    small = image_bgr[::4, ::4].reshape(-1, 3).astype(np.float32)
+    mean = small.mean(axis=0)
+    grey = float(mean.mean())
+    if grey < 1.0:
+        return np.ones(3, np.float32), 1.0
+    gains = np.clip((mean / grey) ** 0.5, 0.88, 1.12).astype(np.float32)
+    spread = float(np.abs(small - small.mean(axis=1, keepdims=True)).mean())  # 0 for greyscale
+    return gains, float(np.clip(spread / 12.0, 0.0, 1.0))
+
+
+def shading_field(luminance: np.ndarray, skin: np.ndarray, cell_px: float) -> tuple[np.ndarray, float]:
+    """(relative low-frequency shading over the box, median skin luminance) from the covered skin."""
+    h, w = luminance.shape
+    med = median_u8(luminance[skin]) if skin.any() else float(REFERENCE_LUMINANCE)
+    gw, gh = max(2, int(round(w / cell_px))), max(2, int(round(h / cell_px)))
+    m = skin.astype(np.float32)
+    num = cv2.resize(luminance.astype(np.float32) * m, (gw, gh), interpolation=cv2.INTER_AREA)
+    den = cv2.resize(m, (gw, gh), interpolation=cv2.INTER_AREA)
+    coarse = np.where(den > 0.15, num / np.maximum(den, 1e-6), np.nan).astype(np.float32)
+    coarse = np.where(np.isnan(coarse), med, coarse).astype(np.float32)
+    coarse = cv2.medianBlur(np.ascontiguousarray(coarse), 3) if min(gw, gh) >= 3 else coarse
+    field = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_LINEAR)
+    field /= max(med, 1.0)
+    np.clip(field, 0.45, 1.6, out=field)
+    return field, med
+
+
+def measure_look(image_bgr: np.ndarray, box: tuple[int, int, int, int], skin: np.ndarray, face_px: float) -> Look:
+    """Measure the photo for a mask drawn in ``box`` (x0, y0, x1, y1 exclusive) over ``skin`` pixels.
+
+    ``face_px``: the face's height in pixels (sets the shading field's cell and the area measured).
+    """
+    x0, y0, x1, y1 = box
+    region = image_bgr[y0:y1, x0:x1]
+    lum = cv2.cvtColor(np.ascontiguousarray(region), cv2.COLOR_BGR2GRAY)
+    field, med = shading_field(lum, skin, max(4.0, face_px / 7.0))
+    cast, chroma = colour_cast(image_bgr)
+    # skin luminance mixes the light with the skin's own tone; the box's bright end (highlights,
+    # eye whites, light clothing) tracks the exposure: the gain is their geometric mean
+    bright = quantile_u8(lum[::2, ::2].ravel(), 0.95) if lum.size else REFERENCE_LUMINANCE
+    gain = float(np.sqrt(med / REFERENCE_LUMINANCE * bright / BRIGHT_REFERENCE))
+    return Look(gain=float(np.clip(gain, 0.35, 1.3)), field=field, cast_bgr=cast,
+                chroma=chroma, noise_sigma=min(noise_sigma(lum), 12.0), blur_sigma=min(blur_sigma(lum), 4.0))
+
+
+def jpeg_quality_of(path: str | Path) -> int | None:
+    """IJG quality (1..100) of a JPEG file from its luminance quantisation table; None if not a JPEG."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(1 << 16)
+    except OSError:
+        return None
+    if head[:2] != b"\xff\xd8":
+        return None
+    i = 2
+    while i + 4 <= len(head):
+        if head[i] != 0xFF:
+            return None
+        marker, length = head[i + 1], int.from_bytes(head[i + 2 : i + 4], "big")
+        if marker == 0xDB:
+            body = head[i + 4 : i + 2 + length]
+            j = 0
+            while j < len(body):
+                precision, table_id = body[j] >> 4, body[j] & 15
+                size = 128 if precision else 64
+                values = np.frombuffer(body[j + 1 : j + 1 + size], dtype=">u2" if precision else np.uint8)
+                if table_id == 0 and len(values) == 64:
+                    scale = 100.0 * float(values.astype(np.float64).sum()) / float(_IJG_LUMA.sum())
+                    q = (200.0 - scale) / 2.0 if scale <= 100.0 else 5000.0 / scale
+                    return int(np.clip(round(q), 1, 100))
+                j += 1 + size
+        if marker == 0xDA:
+            return None
+        i += 2 + length
+    return None
+
+
+_IJG_LUMA = np.array([16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
+                      14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113,
+                      92, 49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99])
+
+
+def find_occluders(region_bgr: np.ndarray, area: np.ndarray, keep_out: np.ndarray | None = None) -> np.ndarray:
+    """Pixels of ``area`` (the mask's footprint) that are not this face's skin and reach in from its edge.
+
+    The skin is modelled by the robust centre and spread of (Cr, Cb) over ``area`` minus
+    ``keep_out`` (lips, nostrils: parts of the face that are not skin-coloured but belong under the
+    mask). A pixel is foreign when its chroma lies :data:`OCCLUDER_CHROMA_Z` spreads away; foreign
+    blobs count when they cover at least :data:`OCCLUDER_MIN_FRACTION` of the area and touch its
+    edge (a hand, hair or an object enters from outside). Returns a bool map like ``area``.
+    """
+    total = int(np.count_nonzero(area))
+    out = np.zeros(area.shape, bool)
+    if total < 50:
+        return out
+    ycc = cv2.cvtColor(np.ascontiguousarray(region_bgr), cv2.COLOR_BGR2YCrCb)
+    ref = area if keep_out is None else area & ~keep_out
+    if np.count_nonzero(ref) < 30:
+        return out
+    cr, cb = ycc[..., 1].astype(np.float32), ycc[..., 2].astype(np.float32)
+    mcr, mcb = float(np.median(cr[ref])), float(np.median(cb[ref]))
+    dist = np.hypot(cr - mcr, cb - mcb)
+    spread = max(float(np.median(dist[ref])) * 1.4826, 2.5)
+    foreign = (dist > OCCLUDER_CHROMA_Z * spread) & area
+    if keep_out is not None:
+        foreign &= ~keep_out
+    foreign = cv2.morphologyEx(foreign.view(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(foreign, connectivity=8)
+    if n <= 1:
+        return out
+    rim = area & ~cv2.erode(area.view(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    on_rim = np.unique(labels[rim & (labels > 0)])
+    for k in on_rim.tolist():
+        if stats[k, cv2.CC_STAT_AREA] >= OCCLUDER_MIN_FRACTION * total:
+            out |= labels == k
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# Material
+# ------------------------------------------------------------------------------------------
+def _wrap_blur(a: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur of a tile with periodic borders (the tile stays seamless)."""
+    pad = int(np.ceil(4 * sigma))
+    big = np.pad(a, pad, mode="wrap")
+    return cv2.GaussianBlur(big, (0, 0), sigma)[pad:-pad, pad:-pad]
+
+
+@cache
+def micro_texture(material: str) -> np.ndarray:
+    """A tileable (MICRO_TILE, MICRO_TILE) float32 factor around 1 at MICRO_PX_PER_MM."""
+    rng = np.random.default_rng({"nonwoven": 1, "woven": 2, "rubber": 3}.get(material, 0))
+    n = rng.standard_normal((MICRO_TILE, MICRO_TILE)).astype(np.float32)
+    if material == "woven":  # threads 1 mm apart each way: an over/under checker, slubby
+        yy, xx = np.mgrid[0:MICRO_TILE, 0:MICRO_TILE].astype(np.float32)
+        weave = np.sin(xx * np.pi / 2) * np.sin(yy * np.pi / 2)
+        tex = 0.06 * weave + 0.05 * _wrap_blur(n, 0.8)
+    elif material == "rubber":
+        tex = 0.025 * _wrap_blur(n, 2.0)
+    else:  # non-woven: fibres clump at 0.5-2 mm
+        fine = _wrap_blur(n, 1.0)
+        coarse = _wrap_blur(rng.standard_normal((MICRO_TILE, MICRO_TILE)).astype(np.float32), 3.0)
+        tex = 0.03 * fine / max(float(fine.std()), 1e-6) + 0.015 * coarse / max(float(coarse.std()), 1e-6)
+    return (1.0 + tex).astype(np.float32)
+
+
+def pattern_albedo(u: np.ndarray, v: np.ndarray, pattern: str, color_bgr: np.ndarray, rng_phase: float,
+                   second_bgr: np.ndarray | None = None, size_mm: tuple[float, float] = (180.0, 110.0),
+                   spec: dict[str, float] | None = None) -> np.ndarray:
+    """BGR albedo (h, w, 3) in [0, 1] of a cloth pattern at real-world scale.
+
+    ``u, v`` are texture coordinates, ``size_mm`` the fabric's width and height, so a stripe or
+    check period is in millimetres (``spec``: ``period_mm``, ``duty``, ``diameter_mm``).
+    """
+    spec = spec or {}
+    base = np.asarray(color_bgr, np.float32) / 255.0
+    second = (np.clip(1.0 - base * 0.6 + 0.1, 0, 1) if second_bgr is None
+              else np.asarray(second_bgr, np.float32) / 255.0)
+    period = float(spec.get("period_mm", 8.0))
+    x = u * np.float32(size_mm[0] / period) + np.float32(rng_phase)
+    y = v * np.float32(size_mm[1] / period)
     if pattern == "stripes":
-        on = (np.sin((v * 9 + u * 2 + rng_phase) * np.pi) > 0.3)
-    elif pattern == "checks":
-        on = ((np.floor(u * 12 + rng_phase) + np.floor(v * 7)) % 2) == 0
-    elif pattern == "dots":
-        fu, fv = (u * 16 + rng_phase) % 1 - 0.5, (v * 9) % 1 - 0.5
-        on = fu**2 + fv**2 < 0.09
-    else:
-        raise ValueError(f"unknown pattern {pattern!r}")
-    return np.where(on[..., None], second, base)
+        on = (y + 0.3 * x) % 1.0 < float(spec.get("duty", 0.5))
+        return np.where(on[..., None], second, base)
+    if pattern in ("gingham", "checks"):  # warp and weft bands; where both cross the colour is the deepest
+        a = (x % 1.0 < 0.5).astype(np.float32)[..., None]
+        b = (y % 1.0 < 0.5).astype(np.float32)[..., None]
+        mix = (a + b) / 2.0
+        return second + (base - second) * mix
+    if pattern == "dots":
+        radius = float(spec.get("diameter_mm", 3.0)) / period / 2.0
+        fx, fy = x % 1.0 - 0.5, (y + 0.5 * np.floor(x)) % 1.0 - 0.5
+        on = fx * fx + fy * fy < radius * radius
+        return np.where(on[..., None], second, base)
+    raise ValueError(f"unknown pattern {pattern!r}")
+
+
+# ------------------------------------------------------------------------------------------
+# Blending
+# ------------------------------------------------------------------------------------------
+def _union_box(fit: Fit, image_shape: tuple[int, ...], pad: int) -> tuple[int, int, int, int]:
+    h, w = fit.covered.shape
+    x0, y0, x1, y1 = fit.x0, fit.y0, fit.x0 + w, fit.y0 + h
+    for line in fit.straps_px:
+        lo, hi = np.floor(line.min(axis=0)).astype(int) - pad, np.ceil(line.max(axis=0)).astype(int) + pad + 1
+        x0, y0, x1, y1 = min(x0, lo[0]), min(y0, lo[1]), max(x1, hi[0]), max(y1, hi[1])
+    ih, iw = image_shape[:2]
+    return max(x0, 0), max(y0, 0), min(x1, iw), min(y1, ih)
 
 
 def blend(
@@ -37,49 +298,166 @@ def blend(
     color_bgr: tuple[int, int, int],
     pattern: str | None = None,
     pattern_phase: float = 0.0,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Draw the fitted mask into a copy of the image. Returns (image, occlusion map 0/255 uint8).
+    *,
+    second_bgr: tuple[int, int, int] | None = None,
+    rng: np.random.Generator | None = None,
+    jpeg_quality: int | None = None,
+    occluders: bool = True,
+    keep_out: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Draw the fitted mask into a copy of the image.
 
-    The texture's grey level times the colour (or pattern) is the albedo; Lambert shading with
-    :data:`LIGHT_DIR`; brightness is matched to the median luminance of the face pixels the mask
-    covers; edges are feathered by a Gaussian of :data:`FEATHER_SIGMA_PX` on the alpha.
+    Returns (image, occlusion map 0/255 uint8 of what the mask and straps cover, occluder pixels
+    left on top). ``keep_out``: full-image bool map of face parts that are not skin but lie under
+    the mask (lips, nostrils), excluded from the occluder skin model. ``rng`` draws the noise
+    (None: no noise).
     """
-    h, w = fit.covered.shape
-    x0, y0 = fit.x0, fit.y0
+    fh, fw = fit.covered.shape
     tex = template.texture_grey_alpha
     th, tw = tex.shape[:2]
-    outside = ~fit.covered
-    map_x = fit.u * np.float32(tw - 1)
-    map_y = fit.v * np.float32(th - 1)
-    map_x[outside] = -10.0  # sampled as the transparent border
-    map_y[outside] = -10.0
+    # the fabric, in the fit's own box
+    map_x = np.where(fit.covered, fit.u * np.float32(tw - 1), np.float32(-10.0))  # -10: transparent border
+    map_y = np.where(fit.covered, fit.v * np.float32(th - 1), np.float32(-10.0))
     sampled = cv2.remap(tex, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    alpha255 = cv2.GaussianBlur(sampled[..., 1].astype(np.float32), (0, 0), FEATHER_SIGMA_PX)  # 0..255
-    inside = alpha255 > 127.5
-    color = np.asarray(color_bgr, dtype=np.float32)
-    if pattern:
-        albedo = pattern_albedo(fit.u, fit.v, pattern, color, pattern_phase).astype(np.float32)
+    f_alpha = sampled[..., 1].astype(np.float32) / np.float32(255.0)
+    look = measure_look(image_bgr, (fit.x0, fit.y0, fit.x0 + fw, fit.y0 + fh), fit.covered & (f_alpha > 0.5),
+                        fit.px_per_mm * 120.0)
+    if pattern:  # colour or pattern, then the photo's chroma and white balance
+        albedo = pattern_albedo(fit.u, fit.v, pattern, np.asarray(color_bgr, np.float32), pattern_phase, second_bgr,
+                                fit.size_mm, template.patterns.get(pattern))
+        albedo = _photo_colour(albedo, look)
+    else:  # one colour: corrected once, broadcast
+        albedo = _photo_colour(np.asarray(color_bgr, np.float32)[None, None] / np.float32(255.0), look)
+    # intensity: texture grey x micro-texture x (weak Lambert) x light field x gain
+    scale = np.float32(MICRO_PX_PER_MM)
+    grain = cv2.remap(micro_texture(template.material), fit.u * np.float32(fit.size_mm[0]) * scale,
+                      fit.v * np.float32(fit.size_mm[1]) * scale, cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
+    light = look.field ** np.float32(0.85) * np.float32(look.gain)
+    intensity = sampled[..., 0].astype(np.float32) * np.float32(255.0 / 225.0)
+    intensity *= grain
+    intensity *= fit.shade * np.float32(0.35) + np.float32(0.8)
+    intensity *= light
+    fabric = intensity[..., None] * albedo
+
+    # the union of the fabric's box and the straps'
+    width_px = max(1, int(round(max(template.straps.get("width_mm", 3.0), 1.0) * fit.px_per_mm)))
+    bx0, by0, bx1, by1 = _union_box(fit, image_bgr.shape, width_px + 2)
+    h, w = by1 - by0, bx1 - bx0
+    ox, oy = fit.x0 - bx0, fit.y0 - by0  # the fit box inside the union box
+    region = np.ascontiguousarray(image_bgr[by0:by1, bx0:bx1])
+    if (h, w) == (fh, fw):
+        mask_bgr, alpha, covered = fabric, f_alpha, fit.covered
     else:
-        albedo = color / np.float32(255.0)
-    region = np.ascontiguousarray(image_bgr[y0 : y0 + h, x0 : x0 + w])
-    under = fit.covered & inside
-    if under.any():  # luminance of the face under the mask (BT.601 grey, as the colour weights say)
-        luminance = cv2.cvtColor(region, cv2.COLOR_BGR2GRAY)[under]
-        gain = float(np.clip(median_u8(luminance) / REFERENCE_LUMINANCE, 0.45, 1.25))
-    else:
-        gain = 1.0
-    # texture grey (white = 225) x albedo x Lambert shading x gain, in 0..255
-    intensity = sampled[..., 0] * ((0.55 + 0.5 * fit.shade) * np.float32(gain * 255.0 / 225.0))
-    mask_bgr = intensity[..., None] * albedo
-    np.minimum(mask_bgr, 255.0, out=mask_bgr)
-    # alpha-blend: cv2.blendLinear divides by the weight sum, so 0..255 weights need no scaling
-    blended = cv2.blendLinear(mask_bgr, region.astype(np.float32), alpha255, np.float32(255.0) - alpha255)
+        mask_bgr = np.zeros((h, w, 3), np.float32)
+        mask_bgr[oy : oy + fh, ox : ox + fw] = fabric
+        alpha = np.zeros((h, w), np.float32)
+        alpha[oy : oy + fh, ox : ox + fw] = f_alpha
+        covered = np.zeros((h, w), bool)
+        covered[oy : oy + fh, ox : ox + fw] = fit.covered
+        light = np.full((h, w), np.float32(look.gain))
+        light[oy : oy + fh, ox : ox + fw] = look.field ** np.float32(0.85) * np.float32(look.gain)
+
+    # straps under the fabric
+    if fit.straps_px:
+        strap_alpha = np.zeros((h, w), np.float32)
+        shift = np.array([bx0, by0], np.float64)
+        lines = _attach(fit.straps_px, covered & (alpha > 0.5), shift, 12.0 * fit.px_per_mm)
+        polys = [np.round((line - shift) * 16).astype(np.int32) for line in lines]
+        cv2.polylines(strap_alpha, polys, False, 1.0, width_px, cv2.LINE_AA, shift=4)
+        np.minimum(strap_alpha, 1.0, out=strap_alpha)
+        strap_alpha *= ~covered | (alpha < 0.5)
+        sc = template.straps.get("color", "same")
+        strap_rgb = (np.asarray(color_bgr, np.float32) if sc == "same" else
+                     np.asarray(template.colors_bgr.get(sc, STRAP_COLORS_BGR.get(sc, (200, 200, 200))), np.float32))
+        strap_rgb = _photo_colour(np.broadcast_to(strap_rgb / np.float32(255.0), (1, 1, 3)), look)[0, 0]
+        strap_px = (np.float32(0.9) * light)[..., None] * strap_rgb * np.float32(255.0)
+        mask_bgr = mask_bgr * alpha[..., None] + strap_px * (strap_alpha * (1 - alpha))[..., None]
+        total = alpha + strap_alpha * (1 - alpha)
+        mask_bgr /= np.maximum(total, 1e-6)[..., None]
+        alpha = total
+
+    # the photo's sharpness and noise
+    extra_blur = float(np.sqrt(max(look.blur_sigma**2 - RENDER_SIGMA_PX**2, 0.0)))
+    feather = max(0.7, look.blur_sigma * 0.9)
+    if extra_blur > 0.25:
+        mask_bgr = cv2.GaussianBlur(mask_bgr, (0, 0), extra_blur)
+    alpha = cv2.GaussianBlur(alpha, (0, 0), feather)
+    if rng is not None and look.noise_sigma > 0.3:
+        noise = rng.standard_normal((h, w), dtype=np.float32) * np.float32(look.noise_sigma)
+        mask_bgr += noise[..., None]
+
+    # what stays in front: hair, hands, objects
+    blocked = np.zeros((h, w), bool)
+    if occluders:
+        ko = None if keep_out is None else keep_out[by0:by1, bx0:bx1]
+        blocked = find_occluders(region, alpha > 0.5, ko)
+        if blocked.any():
+            soft = cv2.GaussianBlur(blocked.astype(np.float32), (0, 0), feather)
+            alpha *= np.float32(1.0) - soft
+    np.clip(mask_bgr, 0.0, 255.0, out=mask_bgr)
+    a255 = alpha * np.float32(255.0)
+    blended = cv2.blendLinear(mask_bgr, region.astype(np.float32), a255, np.float32(255.0) - a255)
     blended += 0.5
+    patch = blended.astype(np.uint8)
+    drawn = a255 > 0.5
+    if jpeg_quality is not None:
+        patch = _jpeg_like(image_bgr, patch, (bx0, by0), drawn, jpeg_quality)
     out = image_bgr.copy()
-    out[y0 : y0 + h, x0 : x0 + w] = blended.astype(np.uint8)
+    out[by0:by1, bx0:bx1] = patch
     occlusion = np.zeros(image_bgr.shape[:2], np.uint8)
-    occlusion[y0 : y0 + h, x0 : x0 + w] = inside.view(np.uint8) * np.uint8(255)
-    return out, occlusion
+    occlusion[by0:by1, bx0:bx1] = (a255 > 127.5).view(np.uint8) * np.uint8(255)
+    return out, occlusion, int(np.count_nonzero(blocked))
+
+
+def _attach(lines: tuple[np.ndarray, ...], fabric: np.ndarray, shift: np.ndarray, reach_px: float) -> list[np.ndarray]:
+    """Start each strap at the nearest drawn fabric pixel when its corner lies off the drawn mask
+    (culled or clipped edge), if one is within ``reach_px``."""
+    ys, xs = np.nonzero(fabric)
+    if not len(xs):
+        return list(lines)
+    pts = np.column_stack([xs, ys]).astype(np.float64)[:: max(1, len(xs) // 4000)]
+    out = []
+    for line in lines:
+        start = line[0] - shift
+        iy, ix = int(round(start[1])), int(round(start[0]))
+        if 0 <= iy < fabric.shape[0] and 0 <= ix < fabric.shape[1] and fabric[iy, ix]:
+            out.append(line)
+            continue
+        d2 = ((pts - start) ** 2).sum(axis=1)
+        k = int(np.argmin(d2))
+        out.append(np.vstack([pts[k] + shift, line]) if d2[k] <= reach_px**2 else line)
+    return out
+
+
+def _photo_colour(albedo: np.ndarray, look: Look) -> np.ndarray:
+    """Scale the albedo's chroma by the photo's and apply its white balance."""
+    grey = albedo @ np.array([0.114, 0.587, 0.299], np.float32)
+    out = grey[..., None] + (albedo - grey[..., None]) * np.float32(look.chroma)
+    return out * look.cast_bgr if look.chroma > 0.05 else out
+
+
+def _jpeg_like(image_bgr: np.ndarray, patch: np.ndarray, origin: tuple[int, int], drawn: np.ndarray,
+               quality: int) -> np.ndarray:
+    """Encode/decode the drawn pixels at ``quality`` on the image's own 8x8 grid."""
+    bx0, by0 = origin
+    h, w = patch.shape[:2]
+    gx0, gy0 = bx0 - bx0 % 8, by0 - by0 % 8
+    gx1, gy1 = min(-(-(bx0 + w) // 8) * 8, image_bgr.shape[1]), min(-(-(by0 + h) // 8) * 8, image_bgr.shape[0])
+    canvas = image_bgr[gy0:gy1, gx0:gx1].copy()
+    canvas[by0 - gy0 : by0 - gy0 + h, bx0 - gx0 : bx0 - gx0 + w] = patch
+    ok, buf = cv2.imencode(".jpg", canvas, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        return patch
+    decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR)[by0 - gy0 : by0 - gy0 + h, bx0 - gx0 : bx0 - gx0 + w]
+    out = patch.copy()
+    out[drawn] = decoded[drawn]
+    return out
+
+
+def quantile_u8(values: np.ndarray, q: float) -> float:
+    """The ``q`` quantile (lower value) of uint8 values from a 256-bin histogram."""
+    cum = np.cumsum(np.bincount(values, minlength=256))
+    return float(np.searchsorted(cum, q * (len(values) - 1), side="right"))
 
 
 def median_u8(values: np.ndarray) -> float:

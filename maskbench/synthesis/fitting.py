@@ -16,7 +16,14 @@
    follows this face's visible jaw line and chin rather than the generic ones.
 4. **Visibility**: triangles facing away from the camera are dropped and the rest drawn far to
    near, so at large yaw the far half of the mask is compressed and hidden behind the nose and
-   the near cheek; nothing is drawn off a profile's silhouette.
+   the near cheek. Turned away from the camera, the mask is clipped to the face's silhouette as
+   the landmarks draw it: past the hull edges that face the way the face looks (nose tip, lips,
+   chin at a profile) by at most the template's ``silhouette_margin_mm``; jaw landmarks that leave
+   the face outline (residual over 15 % of the face height) do not bend the mask.
+5. **Physical size**: the fabric stands at most ``max_protrusion_mm`` off the skin along each
+   grid ray (about 3 cm in front of the mouth for cup shapes).
+6. **Straps**: ear loops (or head straps) run on the head surface from the mask's side corners
+   to the ear; only the parts on surface that faces the camera are drawn.
 
 The output of :func:`fit_mask` is, for every covered pixel, its texture coordinate and its
 shading (the Lambert term of :data:`LIGHT_DIR` at the mask's vertices, interpolated: Gouraud);
@@ -57,6 +64,9 @@ class MaskSurface:
     uv: np.ndarray  # (N, 2) in [0, 1]
     triangles: np.ndarray  # (T, 3) vertex indices, counter-clockwise seen from outside
     quads: np.ndarray  # (T / 2, 4) each grid cell's corners in order around it (a, b, d, c)
+    size_mm: tuple[float, float]  # mean width along u and height along v of the fabric
+    straps_mm: tuple[np.ndarray, ...]  # (K, 3) polylines on the head from the side corners to the ears
+    strap_normals: tuple[np.ndarray, ...]  # (K, 3) outward head normals along each strap
 
 
 def _outer_envelope(coord: np.ndarray, radius: np.ndarray) -> np.ndarray:
@@ -120,6 +130,7 @@ def surface(name: str) -> MaskSurface:
     hit, pts = head.cast(origins, -direction, max_steps=300)
     if not hit.all():
         raise RuntimeError(f"mask surface {name}: {int((~hit).sum())} grid rays missed the head")
+    skin_radius = np.einsum("ij,ij->i", pts[:, [0, 2]], direction[:, [0, 2]]).reshape(GRID_V, GRID_U)
     # stand-off tapers to zero at the top edge: the nose wire presses the fabric onto the bridge
     taper = np.clip(vv.ravel() / 0.4, 0.0, 1.0)[:, None]
     pts = pts + head.normals(pts) * g["standoff_mm"] * taper
@@ -131,6 +142,7 @@ def surface(name: str) -> MaskSurface:
     for i in range(GRID_V):  # rows: from the nose ridge to the cheeks
         on_hull = _radial_to_hull(radius[i][:, None] * dirs[i], dirs[i])
         radius[i] = np.maximum(radius[i], on_hull)
+    radius = np.minimum(radius, skin_radius + float(g.get("max_protrusion_mm", 30.0)))
     grid[..., 0], grid[..., 2] = radius * dirs[..., 0], radius * dirs[..., 1]
     du = np.gradient(grid, axis=1)
     dv = np.gradient(grid, axis=0)
@@ -141,8 +153,41 @@ def surface(name: str) -> MaskSurface:
     # triangles (a, c, b) of every cell, then (b, c, d) of every cell; the cell itself a -> b -> d -> c
     tris = np.concatenate([np.stack([a, c, b], -1).reshape(-1, 3), np.stack([b, c, d], -1).reshape(-1, 3)])
     quads = np.stack([a, b, d, c], -1).reshape(-1, 4)
+    width_mm = float(np.linalg.norm(np.diff(grid, axis=1), axis=-1).sum(axis=1).mean())
+    height_mm = float(np.linalg.norm(np.diff(grid, axis=0), axis=-1).sum(axis=0).mean())
+    straps, strap_normals = _straps(head, grid, tpl.straps.get("kind", "ear_loop"))
     return MaskSurface(name, grid.reshape(-1, 3), normals.reshape(-1, 3), np.column_stack([uu.ravel(), vv.ravel()]),
-                       tris, quads)
+                       tris, quads, (width_mm, height_mm), straps, strap_normals)
+
+
+#: Where straps end on the generic head (head frame, mm; x sign chosen per side): an ear loop runs
+#: to the root of the ear above and below (it then passes behind the ear, out of sight); a head
+#: strap passes above and below the ear towards the back of the head.
+STRAP_ENDS_MM = {"ear_loop": ((68.0, -30.0, 6.0), (66.0, 16.0, 6.0)),
+                 "head_strap": ((70.0, -48.0, 45.0), (62.0, 34.0, 40.0))}
+STRAP_POINTS = 16
+
+
+def _straps(head: Head, grid: np.ndarray, kind: str) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+    """Four strap polylines (top/bottom on each side), each laid on the head surface 1.5 mm out."""
+    if kind not in STRAP_ENDS_MM:
+        raise ValueError(f"unknown strap kind {kind!r}; known: {', '.join(STRAP_ENDS_MM)}")
+    lines, normals = [], []
+    t = np.linspace(0.0, 1.0, STRAP_POINTS)[:, None]
+    for col, side in ((0, -1.0), (-1, 1.0)):  # u = 0 is the subject's right (negative x)
+        for row, end in ((0, STRAP_ENDS_MM[kind][0]), (-1, STRAP_ENDS_MM[kind][1])):
+            start = grid[row, col]
+            stop = np.array([side * end[0], end[1], end[2]])
+            p = start * (1 - t) + stop * t
+            dirs = np.column_stack([p[:, 0], np.zeros(len(p)), p[:, 2]])
+            dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+            origins = dirs * 400.0 + np.column_stack([np.zeros(len(p)), p[:, 1], np.zeros(len(p))])
+            hit, on = head.cast(origins, -dirs, max_steps=300)
+            on = np.where(hit[:, None], on, p)
+            n = head.normals(on)
+            lines.append(on + 1.5 * n)
+            normals.append(n)
+    return tuple(lines), tuple(normals)
 
 
 @dataclass(frozen=True)
@@ -156,6 +201,10 @@ class Fit:
     v: np.ndarray  # (h, w) float32 in [0, 1], texture y; valid where covered
     shade: np.ndarray  # (h, w) float32 in [0, 1]: Lambert term for LIGHT_DIR; valid where covered
     vertices_px: np.ndarray  # (N, 2) projected mask vertices (for debugging and tests)
+    px_per_mm: float = 1.0  # image pixels per millimetre of the generic head at this face
+    size_mm: tuple[float, float] = (180.0, 110.0)  # the fabric's width (along u) and height (along v)
+    straps_px: tuple[np.ndarray, ...] = ()  # (K, 2) image polylines: visible runs of the straps
+    clipped_px: int = 0  # mask pixels removed by the silhouette clip
 
 
 def _weak_perspective(model_xy: np.ndarray, image_xy: np.ndarray) -> tuple[float, np.ndarray]:
@@ -175,6 +224,11 @@ def fit_mask(name: str, rotation: np.ndarray, landmarks_px: np.ndarray, image_sh
     finite = np.isfinite(landmarks_px).all(axis=1)
     good = [k for k in FIT_LANDMARKS if finite[k]]
     s, t = _weak_perspective(lm_cam[good, :2], landmarks_px[good])
+    if not s > 0 and len(good) >= 6:
+        # the labelled pose contradicts the landmarks (a few AFLW2000 labels are wrong): follow the face
+        r = _rotation_from_landmarks(head.landmarks_mm[good], landmarks_px[good])
+        lm_cam = head.landmarks_mm @ r.T
+        s, t = _weak_perspective(lm_cam[good, :2], landmarks_px[good])
     if not s > 0:
         return None
     v_cam = surf.vertices_mm @ r.T
@@ -183,13 +237,17 @@ def fit_mask(name: str, rotation: np.ndarray, landmarks_px: np.ndarray, image_sh
     jaw_normals = _generic_jaw_normals() @ r.T
     visible_jaw = [k for k, n in zip(JAW_LANDMARKS, jaw_normals) if n[2] < -0.15]
     anchors = [k for k in ANCHOR_LANDMARKS + visible_jaw if finite[k]]
+    strap_cam = [line @ r.T for line in surf.straps_mm]
+    strap_px = [s * line[:, :2] + t for line in strap_cam]
     if anchors:
         model_px = s * lm_cam[anchors, :2] + t
         resid = landmarks_px[anchors] - model_px
-        sigma = 35.0 * s
-        d2 = ((px[:, None, :] - model_px[None, :, :]) ** 2).sum(-1)
-        wts = np.exp(-d2 / (2 * sigma**2))
-        px = px + (wts @ resid) / (wts.sum(axis=1, keepdims=True) + 1e-3)
+        # a jaw point far off the generic jaw has left the face outline (onto hair, the neck): not followed
+        keep = [i for i, k in enumerate(anchors)
+                if k not in JAW_LANDMARKS or np.hypot(*resid[i]) <= JAW_OUTLIER_FRACTION * FACE_HEIGHT_MM * s]
+        model_px, resid = model_px[keep], resid[keep]
+        px = _bend(px, model_px, resid, 35.0 * s)
+        strap_px = [_bend(line, model_px, resid, 35.0 * s) for line in strap_px]
     n_cam = surf.normals @ r.T
     shade = np.clip(-(n_cam @ LIGHT_DIR), 0.0, 1.0)  # per vertex; interpolated (Gouraud shading)
     tri = surf.triangles
@@ -213,6 +271,8 @@ def fit_mask(name: str, rotation: np.ndarray, landmarks_px: np.ndarray, image_sh
     ids = np.zeros((y1 - y0 + 1, x1 - x0 + 1), np.int32)
     for value, poly in enumerate(polys, start=1):  # ids: 1 + position in the drawing order (far to near)
         cv2.fillConvexPoly(ids, poly, value, lineType=cv2.LINE_8, shift=4)
+    clipped = _clip_to_silhouette(ids, landmarks_px[finite] - offset, r,
+                                  float(load(name).geometry.get("silhouette_margin_mm", 3.0)) * s)
     covered = ids > 0
     if not covered.any():
         return None
@@ -238,7 +298,86 @@ def fit_mask(name: str, rotation: np.ndarray, landmarks_px: np.ndarray, image_sh
     np.clip(u, 0.0, 1.0, out=u)  # a pixel rounded in from a neighbouring edge
     np.clip(v, 0.0, 1.0, out=v)
     np.clip(lit, 0.0, 1.0, out=lit)
-    return Fit(int(x0), int(y0), covered, u, v, lit, px)
+    straps = _visible_runs(strap_px, [n @ r.T for n in surf.strap_normals])
+    return Fit(int(x0), int(y0), covered, u, v, lit, px, float(s), surf.size_mm, straps, clipped)
+
+
+#: Generic face height (nose bridge to chin, mm) that the jaw-outlier threshold is a fraction of.
+FACE_HEIGHT_MM = 120.0
+JAW_OUTLIER_FRACTION = 0.15
+#: The silhouette clip starts once the face turns this far from the camera (sine of the angle).
+SILHOUETTE_MIN_TURN = 0.3
+
+
+def _rotation_from_landmarks(model_mm: np.ndarray, image_px: np.ndarray) -> np.ndarray:
+    """Rotation of a scaled orthographic camera that best maps 3D model points to image points."""
+    m = model_mm - model_mm.mean(axis=0)
+    x = image_px - image_px.mean(axis=0)
+    affine, *_ = np.linalg.lstsq(m, x, rcond=None)  # (3, 2): x ~ m @ affine
+    u, _, vt = np.linalg.svd(affine.T, full_matrices=False)  # (2, 3) -> nearest orthonormal rows
+    rows = u @ vt
+    return np.vstack([rows, np.cross(rows[0], rows[1])])
+
+
+def _bend(points: np.ndarray, model_px: np.ndarray, resid: np.ndarray, sigma: float) -> np.ndarray:
+    """Move ``points`` by the Gaussian-weighted residuals of the anchors at ``model_px``."""
+    if not len(model_px):
+        return points
+    d2 = ((points[:, None, :] - model_px[None, :, :]) ** 2).sum(-1)
+    wts = np.exp(-d2 / (2 * sigma**2))
+    return points + (wts @ resid) / (wts.sum(axis=1, keepdims=True) + 1e-3)
+
+
+def _clip_to_silhouette(ids: np.ndarray, landmarks_box: np.ndarray, rotation: np.ndarray, margin_px: float) -> int:
+    """Zero ``ids`` past the landmark hull's edges that face the way the face looks; pixels removed.
+
+    A face turned away from the camera shows its profile on the side it looks towards: nose tip,
+    lips and chin make the hull's edges there. Nothing of the mask may lie more than ``margin_px``
+    beyond those edges (the fabric's physical stand-off); the other edges (towards the ear, under
+    the chin) are left alone, as a mask does hang there.
+    """
+    forward = -rotation[:2, 2]  # image-plane part of the direction the face looks (head -z)
+    turn = float(np.hypot(*forward))
+    if turn < SILHOUETTE_MIN_TURN or len(landmarks_box) < 3:
+        return 0
+    f = forward / turn
+    hull = cv2.convexHull(landmarks_box.astype(np.float32)).reshape(-1, 2).astype(np.float64)
+    edges = np.roll(hull, -1, axis=0) - hull
+    normals = np.column_stack([edges[:, 1], -edges[:, 0]])
+    lengths = np.linalg.norm(normals, axis=1)
+    ok = lengths > 1e-9
+    hull, normals = hull[ok], normals[ok] / lengths[ok, None]
+    centre = hull.mean(axis=0)
+    flip = np.einsum("ij,ij->i", normals, hull - centre) < 0
+    normals[flip] *= -1
+    front = normals @ f > 0.5
+    if not front.any():
+        return 0
+    h, w = ids.shape
+    xs = np.arange(w, dtype=np.float64)[None, :]
+    ys = np.arange(h, dtype=np.float64)[:, None]
+    outside = np.zeros((h, w), bool)
+    for n, a in zip(normals[front], hull[front]):
+        outside |= (n[0] * xs + n[1] * ys) > (n @ a + margin_px)
+    removed = int(np.count_nonzero(outside & (ids > 0)))
+    ids[outside] = 0
+    return removed
+
+
+def _visible_runs(lines_px: list[np.ndarray], normals_cam: list[np.ndarray]) -> tuple[np.ndarray, ...]:
+    """The parts of each polyline whose head surface clearly faces the camera (normal z < -0.25)."""
+    runs = []
+    for line, n in zip(lines_px, normals_cam):
+        vis = n[:, 2] < -0.25
+        start = None
+        for i, v in enumerate(np.append(vis, False)):
+            if v and start is None:
+                start = i
+            elif not v and start is not None:
+                if i - start >= 2:
+                    runs.append(line[start:i].copy())
+                start = None
+    return tuple(runs)
 
 
 def _affine_plane(cx: np.ndarray, cy: np.ndarray, c1: np.ndarray, flat_ids: np.ndarray, xs: np.ndarray,

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from maskbench.datasets.base import DatasetError
 from maskbench.synthesis import templates
-from maskbench.synthesis.blending import blend
+from maskbench.synthesis.blending import blend, jpeg_quality_of
 from maskbench.synthesis.fitting import fit_mask
 from maskbench.synthesis.landmarks import SOURCES, NoLandmarks, landmarks_for
 from maskbench.types import Sample
@@ -22,7 +23,8 @@ class SynthesisParams:
     mask_types: tuple[str, ...] = ()
     colors: tuple[str, ...] = ()
     landmarks: str = "auto"
-    pattern_probability: float = 0.5
+    pattern_probability: float = 0.3
+    occluders: bool = True
 
     def __post_init__(self) -> None:
         known = templates.available()
@@ -42,7 +44,8 @@ class SynthesisParams:
 
     def as_dict(self) -> dict[str, object]:
         return {"mask_types": list(self.mask_types), "colors": list(self.colors) or "all",
-                "landmarks": self.landmarks, "pattern_probability": self.pattern_probability}
+                "landmarks": self.landmarks, "pattern_probability": self.pattern_probability,
+                "occluders": self.occluders}
 
 
 def mask_sample(sample: Sample, image: np.ndarray, rng: np.random.Generator,
@@ -51,10 +54,14 @@ def mask_sample(sample: Sample, image: np.ndarray, rng: np.random.Generator,
     mask_type = params.mask_types[int(rng.integers(len(params.mask_types)))]
     tpl = templates.load(mask_type)
     names = [c for c in tpl.colors_bgr if not params.colors or c in params.colors]
-    color = names[int(rng.integers(len(names)))]
-    pattern = None
-    if tpl.patterns and rng.random() < params.pattern_probability:
-        pattern = tpl.patterns[int(rng.integers(len(tpl.patterns)))]
+    weights = np.array([tpl.color_weights[c] for c in names], np.float64)
+    color = names[int(rng.choice(len(names), p=weights / weights.sum()))]
+    color_bgr, second, pattern, label = tpl.colors_bgr[color], None, None, color
+    if tpl.patterns and tpl.palettes and not params.colors and rng.random() < params.pattern_probability:
+        pattern = sorted(tpl.patterns)[int(rng.integers(len(tpl.patterns)))]
+        palette = sorted(tpl.palettes)[int(rng.integers(len(tpl.palettes)))]
+        color_bgr, second = tpl.palettes[palette]
+        label = f"{pattern}/{palette}"
     phase = float(rng.uniform(0, 1))
     try:
         landmarks, source = landmarks_for(sample, image, params.landmarks)
@@ -67,13 +74,37 @@ def mask_sample(sample: Sample, image: np.ndarray, rng: np.random.Generator,
     fit = fit_mask(mask_type, sample.pose.matrix, landmarks, image.shape)
     if fit is None:
         raise DatasetError(sample.image_path, f"{mask_type} mask not visible at this pose (facing away?)")
-    out, occlusion = blend(image, fit, tpl, tpl.colors_bgr[color], pattern, phase)
+    out, occlusion, blocked = blend(image, fit, tpl, color_bgr, pattern, phase, second_bgr=second, rng=rng,
+                                    jpeg_quality=_source_quality(sample), occluders=params.occluders,
+                                    keep_out=not_skin(landmarks, image.shape, fit.px_per_mm) if params.occluders else None)
     extra = dict(sample.extra)
-    extra.update({"mask_type": mask_type, "mask_color": f"{pattern}/{color}" if pattern else color,
-                  "landmark_source": source})
+    extra.update({"mask_type": mask_type, "mask_color": label, "landmark_source": source, "occluder_px": blocked})
     aux = dict(sample.aux_images)
     aux["occlusion"] = occlusion
     return sample.replace(extra=extra, aux_images=aux), out
+
+
+def _source_quality(sample: Sample) -> int | None:
+    path = sample.image_path
+    if path is None or str(path).lower().endswith((".png", ".bmp")):
+        return None
+    return jpeg_quality_of(path)
+
+
+#: Landmark groups under a mask that are not skin: the lips and the nostrils.
+NOT_SKIN_GROUPS = (list(range(48, 60)), [31, 32, 33, 34, 35, 30])
+
+
+def not_skin(landmarks: np.ndarray, shape: tuple[int, ...], px_per_mm: float) -> np.ndarray:
+    """Full-image bool map of the lips and nostrils (their landmark hulls grown by 4 mm)."""
+    out = np.zeros(shape[:2], np.uint8)
+    grow = max(1, int(round(4.0 * px_per_mm)))
+    for group in NOT_SKIN_GROUPS:
+        pts = landmarks[group]
+        pts = pts[np.isfinite(pts).all(axis=1)]
+        if len(pts) >= 3:
+            cv2.fillConvexPoly(out, cv2.convexHull(np.round(pts).astype(np.int32)), 1)
+    return cv2.dilate(out, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8)).astype(bool)
 
 
 def make_transform(params: SynthesisParams):  # type: ignore[no-untyped-def]

@@ -20,7 +20,16 @@ class MaskTemplate:
     texture_rgba: np.ndarray  # (H, W, 4) uint8, BGR + alpha
     geometry: dict[str, Any]
     colors_bgr: dict[str, tuple[int, int, int]]
-    patterns: tuple[str, ...]
+    #: relative frequency of each colour (estimates; see the json's ``color_weights_note``)
+    color_weights: dict[str, float]
+    #: pattern name -> its real-world scale (``period_mm`` ...); empty for plain-only types
+    patterns: dict[str, dict[str, float]]
+    #: palette name -> (base, second) BGR colours for patterns
+    palettes: dict[str, tuple[tuple[int, int, int], tuple[int, int, int]]]
+    #: micro-texture: ``nonwoven``, ``woven`` or ``rubber``
+    material: str
+    #: ``{"kind": "ear_loop" | "head_strap", "width_mm": ..., "color": "same" | <name in colors> | "white" | "black"}``
+    straps: dict[str, Any]
     licence: str
     anchors: dict[str, Any]
     #: (H, W, 2) uint8: the texture's grey level (BT.601 of its BGR) and its alpha, what blending samples
@@ -49,6 +58,10 @@ def load(name: str) -> MaskTemplate:
     grey_alpha.setflags(write=False)
     return MaskTemplate(
         name=name, texture_rgba=texture, geometry=doc["geometry"],
-        colors_bgr={k: tuple(v) for k, v in doc["colors"].items()}, patterns=tuple(doc.get("patterns", [])),
+        colors_bgr={k: tuple(v) for k, v in doc["colors"].items()},
+        color_weights={k: float(doc.get("color_weights", {}).get(k, 1.0)) for k in doc["colors"]},
+        patterns={k: dict(v) for k, v in doc.get("patterns", {}).items()},
+        palettes={k: (tuple(a), tuple(b)) for k, (a, b) in doc.get("palettes", {}).items()},
+        material=doc.get("material", "nonwoven"), straps=dict(doc.get("straps", {})),
         licence=doc["licence"], anchors=doc["anchors"], texture_grey_alpha=grey_alpha,
     )
