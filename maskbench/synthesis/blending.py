@@ -188,9 +188,11 @@ def find_occluders(region_bgr: np.ndarray, area: np.ndarray, keep_out: np.ndarra
 
     The skin is modelled by the robust centre and spread of (Cr, Cb) over ``area`` minus
     ``keep_out`` (lips, nostrils: parts of the face that are not skin-coloured but belong under the
-    mask). A pixel is foreign when its chroma lies :data:`OCCLUDER_CHROMA_Z` spreads away; foreign
-    blobs count when they cover at least :data:`OCCLUDER_MIN_FRACTION` of the area and touch its
-    edge (a hand, hair or an object enters from outside). Returns a bool map like ``area``.
+    mask). A pixel is foreign when its chroma lies :data:`OCCLUDER_CHROMA_Z` spreads away; a
+    foreign blob counts when its pixels outside ``keep_out`` cover at least
+    :data:`OCCLUDER_MIN_FRACTION` of the area and it touches the area's edge (a hand, hair or an
+    object enters from outside; the lips alone never count, the lips under a hand do). Returns a
+    bool map like ``area``.
     """
     total = int(np.count_nonzero(area))
     out = np.zeros(area.shape, bool)
@@ -204,18 +206,21 @@ def find_occluders(region_bgr: np.ndarray, area: np.ndarray, keep_out: np.ndarra
     mcr, mcb = float(np.median(cr[ref])), float(np.median(cb[ref]))
     dist = np.hypot(cr - mcr, cb - mcb)
     spread = max(float(np.median(dist[ref])) * 1.4826, 2.5)
-    foreign = (dist > OCCLUDER_CHROMA_Z * spread) & area
-    if keep_out is not None:
-        foreign &= ~keep_out
-    foreign = cv2.morphologyEx(foreign.view(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(foreign, connectivity=8)
+    foreign = ((dist > OCCLUDER_CHROMA_Z * spread) & area).view(np.uint8)
+    foreign = cv2.morphologyEx(foreign, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    n, labels = cv2.connectedComponents(foreign, connectivity=8)
     if n <= 1:
         return out
+    # lips and nostrils alone are not foreign: a blob counts by its pixels outside them
+    counted = labels if keep_out is None else np.where(keep_out, 0, labels)
+    size = np.bincount(counted.ravel(), minlength=n)
     rim = area & ~cv2.erode(area.view(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
-    on_rim = np.unique(labels[rim & (labels > 0)])
-    for k in on_rim.tolist():
-        if stats[k, cv2.CC_STAT_AREA] >= OCCLUDER_MIN_FRACTION * total:
-            out |= labels == k
+    on_rim = np.zeros(n, bool)
+    on_rim[np.unique(labels[rim])] = True
+    keep = on_rim & (size >= OCCLUDER_MIN_FRACTION * total)
+    keep[0] = False
+    if keep.any():
+        out = keep[labels]
     return out
 
 
@@ -390,9 +395,10 @@ def blend(
     blocked = np.zeros((h, w), bool)
     if occluders:
         ko = None if keep_out is None else keep_out[by0:by1, bx0:bx1]
-        blocked = find_occluders(region, alpha > 0.5, ko)
+        blocked = find_occluders(region, alpha > 0.01, ko)
         if blocked.any():
             soft = cv2.GaussianBlur(blocked.astype(np.float32), (0, 0), feather)
+            soft[~blocked] = 0.0  # the edge softens inside the occluder; the mask's side stays whole
             alpha *= np.float32(1.0) - soft
     np.clip(mask_bgr, 0.0, 255.0, out=mask_bgr)
     a255 = alpha * np.float32(255.0)
