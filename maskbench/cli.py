@@ -244,15 +244,21 @@ def rotate(src: str, out: str | None, range_deg: tuple[float, float], angles: st
               help="Comma list of mask types to draw from (surgical, n95, kn95, cloth, respirator) or all; "
               "each face gets one, chosen by the seeded per-sample generator.")
 @click.option("--colors", default="all", show_default=True, metavar="A,B|all",
-              help="Restrict colours by name (e.g. white,black); cloth masks also get patterns.")
+              help="Restrict colours by name (e.g. white,black), drawn by each type's colour frequencies; with all, "
+              "30 % of cloth masks get a pattern (stripes, gingham, dots) in a two-colour palette.")
 @click.option("--landmarks", type=click.Choice(["auto", "gt", "dlib", "pose"]), default="auto", show_default=True,
-              help="Landmark source: dataset ground truth, dlib detector + 68-point model, generic 3D face posed "
-              "with the label; auto = gt, else dlib, else pose (no face is dropped).")
+              help="Landmark source: dataset ground truth; dlib's 68-point model run on the face box (no detector, "
+              "so no face is missed); the generic 3D face posed with the label. auto = gt, else dlib, else pose.")
+@click.option("--no-occluders", is_flag=True,
+              help="Paint the mask over everything in its place. By default what is in front of the lower face and "
+              "is not its skin (a hand of another colour, hair, an object) stays on top, and the occlusion map "
+              "leaves it out; occluder_px counts those pixels.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the per-sample choices.")
 @_split_options
 @_run_options
 @_data_root_option
-def synthesize(src: str, out: str | None, mask_types: str, colors: str, landmarks: str, seed: int, split_by: str | None,
+def synthesize(src: str, out: str | None, mask_types: str, colors: str, landmarks: str, no_occluders: bool, seed: int,
+               split_by: str | None,
                split_seed: int | None, train_fraction: float | None, val_fraction: float | None,
                limit: int | None, overwrite: bool, resume: bool, workers: int, shard: str | None,
                data_root: Path | None) -> None:
@@ -260,7 +266,8 @@ def synthesize(src: str, out: str | None, mask_types: str, colors: str, landmark
 
     Example: `maskbench synthesize --src BIWI --out BIWI_masked`. Labels are unchanged (a mask does not
     change the pose); a binary occlusion map per image goes to occlusion/ (occlusion_path column), with
-    mask_type, mask_color and landmark_source columns.
+    mask_type, mask_color, landmark_source and occluder_px columns. The mask is matched to each photo:
+    light and shadow from the skin it covers, white balance, blur, noise and the source's JPEG quality.
     """
     from maskbench.pipeline import parse_shard, write_split
     from maskbench.synthesis.pipeline import SynthesisParams, make_transform
@@ -270,7 +277,8 @@ def synthesize(src: str, out: str | None, mask_types: str, colors: str, landmark
 
     root = _root(data_root)
     try:
-        params = SynthesisParams(mask_types=split_list(mask_types), colors=split_list(colors), landmarks=landmarks)
+        params = SynthesisParams(mask_types=split_list(mask_types), colors=split_list(colors), landmarks=landmarks,
+                                 occluders=not no_occluders)
         src_dir = resolve_dataset(src, root)
         reader = open_dataset(src_dir)
         out_dir = resolve_output(out or f"{src_dir.name}_masked", root)

@@ -251,11 +251,13 @@ class RandomMask:
             empty = all.
         colors: colour names to draw from; empty = each template's colours.
         p: probability of masking a record (1.0: always; the coin is drawn before anything else).
-        landmarks: ``"auto"`` (the record's landmarks, else dlib on the box, else the posed
-            generic face), ``"gt"``, ``"dlib"`` or ``"pose"``.
+        landmarks: ``"auto"`` (the record's landmarks, else dlib's predictor on the face box, else
+            the posed generic face), ``"gt"``, ``"dlib"`` or ``"pose"``.
         seed: seeds records that come without ``rng`` (from their ``id``).
         on_failure: ``"skip"`` (the record is returned unmasked, the reason in its params) or
             ``"raise"`` (ValueError), when a face cannot be masked (no landmarks, facing away).
+        occluders: keep what is in front of the lower face and is not its skin on top of the mask
+            (``maskbench synthesize --no-occluders`` is ``False``).
     """
 
     mask_types: tuple[str, ...] = ()
@@ -264,6 +266,7 @@ class RandomMask:
     landmarks: str = "auto"
     seed: int = 0
     on_failure: str = "skip"
+    occluders: bool = True
     _params: SynthesisParams = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -271,7 +274,8 @@ class RandomMask:
             raise ValueError(f"p must be in [0, 1], got {self.p}")
         if self.on_failure not in ("skip", "raise"):
             raise ValueError(f"on_failure must be skip or raise, got {self.on_failure!r}")
-        object.__setattr__(self, "_params", SynthesisParams(tuple(self.mask_types), tuple(self.colors), self.landmarks))
+        object.__setattr__(self, "_params", SynthesisParams(tuple(self.mask_types), tuple(self.colors), self.landmarks,
+                                                            occluders=self.occluders))
 
     def __call__(self, record: Mapping[str, Any], rng: np.random.Generator | None = None) -> Record:
         rec, gen, skipped = _begin(record, rng, self.seed, "synthesize", self.p, "RandomMask")
@@ -285,7 +289,7 @@ class RandomMask:
                 raise ValueError(f"record {rec.get('id', '')!r} cannot be masked: {exc.problem}") from None
             return _skipped(rec, "RandomMask", reason=exc.problem)
         params = {"name": "RandomMask", "applied": True,
-                  **{k: masked.extra[k] for k in ("mask_type", "mask_color", "landmark_source")}}
+                  **{k: masked.extra[k] for k in ("mask_type", "mask_color", "landmark_source", "occluder_px")}}
         if rec["color"] == "RGB":
             image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
         return _from_sample(rec, masked, fmt, image, params)

@@ -257,3 +257,30 @@ def test_cloth_patterns_have_real_world_scale() -> None:
     assert max(load("surgical").color_weights, key=load("surgical").color_weights.get) == "light_blue"
     assert abs(weights.sum() - 1.0) < 1e-6
     assert "beige" not in tpl.colors_bgr  # a plain beige mask reads as skin
+
+
+def test_no_occluders_flag_reaches_the_manifest_and_the_rows(real_dir: Path, tmp_path: Path) -> None:
+    """`--no-occluders` on photos with an object over the mouth: painted over, recorded as such."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    from maskbench.cli import main
+    from maskbench.io.manifest import read_labels, read_manifest
+
+    picks = [s for s in _dev(real_dir) if abs(s.pose.yaw_deg) < 20 and abs(s.pose.pitch_deg) < 15][:3]
+    src = tmp_path / "src"
+    src.mkdir()
+    for s in picks:
+        image, _ = _paste_object(read_image(s.image_path), s)
+        cv2.imwrite(str(src / s.image_path.name), image, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        shutil.copyfile(s.image_path.with_suffix(".mat"), src / f"{s.id}.mat")
+    counts = {}
+    for flag in ([], ["--no-occluders"]):
+        out = tmp_path / f"out{len(flag)}"
+        result = CliRunner().invoke(main, ["synthesize", "--src", str(src), "--out", str(out), "--mask-types",
+                                           "surgical", *flag], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        assert read_manifest(out)["parameters"]["occluders"] is (not flag)
+        counts[bool(flag)] = [int(r["occluder_px"]) for r in read_labels(out)]
+    assert all(c > 0 for c in counts[False]) and all(c == 0 for c in counts[True])

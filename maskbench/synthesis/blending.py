@@ -366,7 +366,7 @@ def blend(
     if fit.straps_px:
         strap_alpha = np.zeros((h, w), np.float32)
         shift = np.array([bx0, by0], np.float64)
-        lines = _attach(fit.straps_px, covered & (alpha > 0.5), shift, 12.0 * fit.px_per_mm)
+        lines = _attach(fit.straps_px, covered & (alpha > 0.5), shift, 20.0 * fit.px_per_mm)
         polys = [np.round((line - shift) * 16).astype(np.int32) for line in lines]
         cv2.polylines(strap_alpha, polys, False, 1.0, width_px, cv2.LINE_AA, shift=4)
         np.minimum(strap_alpha, 1.0, out=strap_alpha)

@@ -155,7 +155,7 @@ def surface(name: str) -> MaskSurface:
     quads = np.stack([a, b, d, c], -1).reshape(-1, 4)
     width_mm = float(np.linalg.norm(np.diff(grid, axis=1), axis=-1).sum(axis=1).mean())
     height_mm = float(np.linalg.norm(np.diff(grid, axis=0), axis=-1).sum(axis=0).mean())
-    straps, strap_normals = _straps(head, grid, tpl.straps.get("kind", "ear_loop"))
+    straps, strap_normals = _straps(head, grid, tpl.straps.get("kind", "ear_loop"), tpl.straps.get("anchor_v", (0.0, 1.0)))
     return MaskSurface(name, grid.reshape(-1, 3), normals.reshape(-1, 3), np.column_stack([uu.ravel(), vv.ravel()]),
                        tris, quads, (width_mm, height_mm), straps, strap_normals)
 
@@ -168,14 +168,19 @@ STRAP_ENDS_MM = {"ear_loop": ((68.0, -30.0, 6.0), (66.0, 16.0, 6.0)),
 STRAP_POINTS = 16
 
 
-def _straps(head: Head, grid: np.ndarray, kind: str) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
-    """Four strap polylines (top/bottom on each side), each laid on the head surface 1.5 mm out."""
+def _straps(head: Head, grid: np.ndarray, kind: str,
+            anchor_v: tuple[float, float]) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+    """Four strap polylines (upper/lower on each side), each laid on the head surface 1.5 mm out.
+
+    They start on the fabric's side edges at texture heights ``anchor_v`` (where the outline's
+    side is: the corners of a rectangle, higher up the sides of an oval)."""
     if kind not in STRAP_ENDS_MM:
         raise ValueError(f"unknown strap kind {kind!r}; known: {', '.join(STRAP_ENDS_MM)}")
     lines, normals = [], []
     t = np.linspace(0.0, 1.0, STRAP_POINTS)[:, None]
     for col, side in ((0, -1.0), (-1, 1.0)):  # u = 0 is the subject's right (negative x)
-        for row, end in ((0, STRAP_ENDS_MM[kind][0]), (-1, STRAP_ENDS_MM[kind][1])):
+        rows = [int(round(v * (GRID_V - 1))) for v in anchor_v]
+        for row, end in ((rows[0], STRAP_ENDS_MM[kind][0]), (rows[1], STRAP_ENDS_MM[kind][1])):
             start = grid[row, col]
             stop = np.array([side * end[0], end[1], end[2]])
             p = start * (1 - t) + stop * t
@@ -298,10 +303,13 @@ def fit_mask(name: str, rotation: np.ndarray, landmarks_px: np.ndarray, image_sh
     np.clip(u, 0.0, 1.0, out=u)  # a pixel rounded in from a neighbouring edge
     np.clip(v, 0.0, 1.0, out=v)
     np.clip(lit, 0.0, 1.0, out=lit)
-    straps = _visible_runs(strap_px, [n @ r.T for n in surf.strap_normals])
+    straps = _visible_runs(strap_px, [n @ r.T for n in surf.strap_normals],
+                           landmarks_px[finite], STRAP_REACH_MM * s)
     return Fit(int(x0), int(y0), covered, u, v, lit, px, float(s), surf.size_mm, straps, clipped)
 
 
+#: How far outside the landmarks' hull a strap may run (to the ear behind the jaw's first point).
+STRAP_REACH_MM = 14.0
 #: Generic face height (nose bridge to chin, mm) that the jaw-outlier threshold is a fraction of.
 FACE_HEIGHT_MM = 120.0
 JAW_OUTLIER_FRACTION = 0.15
@@ -364,11 +372,17 @@ def _clip_to_silhouette(ids: np.ndarray, landmarks_box: np.ndarray, rotation: np
     return removed
 
 
-def _visible_runs(lines_px: list[np.ndarray], normals_cam: list[np.ndarray]) -> tuple[np.ndarray, ...]:
-    """The parts of each polyline whose head surface clearly faces the camera (normal z < -0.25)."""
+def _visible_runs(lines_px: list[np.ndarray], normals_cam: list[np.ndarray], landmarks_px: np.ndarray,
+                  reach_px: float) -> tuple[np.ndarray, ...]:
+    """The parts of each polyline whose head surface clearly faces the camera (normal z < -0.25)
+    and that lie within ``reach_px`` of the landmarks' hull (the generic head is wider than many
+    real ones: a strap must not float on the background beside the face)."""
+    hull = cv2.convexHull(landmarks_px.astype(np.float32)) if len(landmarks_px) >= 3 else None
     runs = []
     for line, n in zip(lines_px, normals_cam):
         vis = n[:, 2] < -0.25
+        if hull is not None:
+            vis &= np.array([cv2.pointPolygonTest(hull, (float(x), float(y)), True) >= -reach_px for x, y in line])
         start = None
         for i, v in enumerate(np.append(vis, False)):
             if v and start is None:
