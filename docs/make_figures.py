@@ -1,11 +1,14 @@
-"""Regenerate the README figures: docs/sample_renders.png and docs/rotation.png.
+"""Regenerate the README figures: docs/sample_renders.png, docs/rotation.png and docs/masks.png.
 
-Run: ``.venv/bin/python docs/make_figures.py`` (about 20 s). Everything is rendered by maskbench
-itself; no real data is used, so the figures can be committed.
+Run: ``.venv/bin/python docs/make_figures.py`` (about 20 s), or ``... make_figures.py --masks`` for
+the masks figure alone. The sample and rotation figures are rendered by maskbench itself; the masks
+figure uses real photos of the AFLW2000 dev half when ``../shared/fixtures/real/aflw2000_dev`` exists
+(procedural renders otherwise).
 """
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from pathlib import Path
 
@@ -67,34 +70,46 @@ def save_small_png(path: Path, image_bgr: np.ndarray) -> None:
     rgb.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
 
 
-def masked_tile(sample: Sample, image: np.ndarray, mask_type: str, seed: int) -> np.ndarray:
+def masked_tile(sample: Sample, image: np.ndarray, mask_type: str, seed: int, size: int = 200) -> np.ndarray:
     from maskbench.synthesis.pipeline import SynthesisParams, mask_sample
 
     params = SynthesisParams(mask_types=(mask_type,))
     masked, out = mask_sample(sample, image, np.random.default_rng(seed), params)
-    text = f"{mask_type} yaw {sample.pose.yaw_deg:.0f} ({masked.extra['landmark_source']})"
-    return caption(tile(crop_around(out, sample, 1.5), 200), text)
+    text = f"{mask_type} yaw {sample.pose.yaw_deg:.0f} {masked.extra['mask_color']}"
+    return caption(tile(crop_around(out, sample, 1.35), size), text)
+
+
+#: Yaw columns of the masks figure (degrees) and how far from them a photo may be.
+MASK_YAWS = (-90.0, -60.0, -30.0, 0.0, 30.0, 60.0, 90.0)
+MASK_TYPES = ("surgical", "n95", "kn95", "cloth", "respirator")
 
 
 def masks_figure(root: Path) -> None:
-    """Row 1: masked renders across yaw; row 2: masked real AFLW2000 fixture images (if present)."""
-    types = ["surgical", "n95", "kn95", "cloth", "respirator"]
-    make_sample_dataset("AFLW2000", root / "masks", n=40, seed=5, progress=False)
-    renders = sorted((s for s in open_dataset(root / "masks") if abs(s.pose.pitch_deg) < 25),
-                     key=lambda s: s.pose.yaw_deg)
-    picks = [renders[int(round(k * (len(renders) - 1) / 4))] for k in range(5)]
-    rows = [np.concatenate([masked_tile(s, read_image(s.image_path), t, k) for k, (s, t) in
-                            enumerate(zip(picks, types))], axis=1)]
-    real = REPO.parent / "shared" / "fixtures" / "real" / "aflw2000"
-    if real.is_dir():
-        by_id = {s.id: s for s in open_dataset(real)}
-        ids = ["image00473", "image01621", "image00782", "image00814", "image00108"]
-        rows.append(np.concatenate([masked_tile(by_id[i], read_image(by_id[i].image_path), t, k)
-                                    for k, (i, t) in enumerate(zip(ids, types))], axis=1))
+    """Every mask type (rows) across yaw -90..90 (columns) on real photos of the AFLW2000 dev half
+    (``../shared/fixtures/real/aflw2000_dev``; procedural renders when it is absent). Each cell is
+    a different photo: the (row)-th nearest in yaw among |pitch| < 20 and |roll| < 20."""
+    dev = REPO.parent / "shared" / "fixtures" / "real" / "aflw2000_dev"
+    if dev.is_dir():
+        pool = list(open_dataset(dev))
+    else:
+        make_sample_dataset("AFLW2000", root / "masks", n=120, seed=5, progress=False)
+        pool = list(open_dataset(root / "masks"))
+    pool = [s for s in pool if abs(s.pose.pitch_deg) < 20 and abs(s.pose.roll_deg) < 20]
+    rows = []
+    for r, mask_type in enumerate(MASK_TYPES):
+        tiles = []
+        for c, yaw in enumerate(MASK_YAWS):
+            s = sorted(pool, key=lambda x: (abs(x.pose.yaw_deg - yaw), x.id))[r]
+            tiles.append(masked_tile(s, read_image(s.image_path), mask_type, 10 * r + c))
+        rows.append(np.concatenate(tiles, axis=1))
     save_small_png(HERE / "masks.png", np.concatenate(rows, axis=0))
 
 
 def main() -> None:
+    if "--masks" in sys.argv[1:]:  # only the masks figure (real photos when ../shared is there)
+        with tempfile.TemporaryDirectory() as tmp:
+            masks_figure(Path(tmp))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         rows = []
