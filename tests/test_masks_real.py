@@ -54,7 +54,7 @@ def test_dev_half_every_face_masked_in_place_and_few_occluders(real_dir: Path) -
     assert len(covered) == len(samples) == 1005
     assert np.concatenate(covered).mean() >= 0.95
     assert np.concatenate(eyes).mean() <= 0.02
-    assert flagged / len(samples) <= 0.12  # measured 9.1 % (faces with anything kept on top)
+    assert flagged / len(samples) <= 0.12  # measured 9.7 % (faces with anything kept on top)
 
 
 def _paste_object(image: np.ndarray, s) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
@@ -104,7 +104,7 @@ def test_dlib_on_the_face_box_masks_every_face_and_finds_the_landmarks(real_dir:
             detected += 1
         except Exception:
             pass
-    assert np.median(errors) <= 0.05  # measured 0.028 of the face height
+    assert np.median(errors) <= 0.05  # measured 0.025 of the face height
     assert detected < len(samples)  # the detector route would have lost faces here
 
 

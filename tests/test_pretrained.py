@@ -15,9 +15,9 @@ from maskbench.datasets import open_dataset
 from maskbench.evaluation.adapters import box_iou
 from maskbench.io.atomic import read_image
 from maskbench.models.data import letterbox
+from maskbench.models.inference import detect_letterboxed
 from maskbench.models.pretrained import init_model
 from maskbench.models.retinaface import RetinaFacePose
-from maskbench.models.inference import detect_letterboxed
 
 REPO = Path(__file__).resolve().parents[1]
 RELEASE = REPO.parent / "shared" / "models" / "retinaface" / "mobilenet0.25_Final.pth"
