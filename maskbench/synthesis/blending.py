@@ -101,13 +101,15 @@ def blur_sigma(grey: np.ndarray) -> float:
 
 def colour_cast(image_bgr: np.ndarray) -> tuple[np.ndarray, float]:
     """(attenuated grey-world gains per BGR channel, chroma level 0..1) of a photo."""
-    small = image_bgr[::4, ::4].reshape(-1, 3).astype(np.float32)
-    mean = small.mean(axis=0)
+    small = np.ascontiguousarray(image_bgr[::6, ::6])
+    mean = np.array(cv2.mean(small)[:3], np.float32)
     grey = float(mean.mean())
     if grey < 1.0:
         return np.ones(3, np.float32), 1.0
     gains = np.clip((mean / grey) ** 0.5, 0.88, 1.12).astype(np.float32)
-    spread = float(np.abs(small - small.mean(axis=1, keepdims=True)).mean())  # 0 for greyscale
+    # mean distance of a pixel from its own grey (0 for a greyscale photo): max - min per pixel
+    b, g, r = cv2.split(small)
+    spread = float(cv2.mean(cv2.subtract(cv2.max(cv2.max(b, g), r), cv2.min(cv2.min(b, g), r)))[0]) / 1.5
     return gains, float(np.clip(spread / 12.0, 0.0, 1.0))
 
 
@@ -202,10 +204,12 @@ def find_occluders(region_bgr: np.ndarray, area: np.ndarray, keep_out: np.ndarra
     ref = area if keep_out is None else area & ~keep_out
     if np.count_nonzero(ref) < 30:
         return out
+    mcr, mcb = median_u8(ycc[..., 1][ref]), median_u8(ycc[..., 2][ref])
     cr, cb = ycc[..., 1].astype(np.float32), ycc[..., 2].astype(np.float32)
-    mcr, mcb = float(np.median(cr[ref])), float(np.median(cb[ref]))
-    dist = np.hypot(cr - mcr, cb - mcb)
-    spread = max(float(np.median(dist[ref])) * 1.4826, 2.5)
+    cr -= np.float32(mcr)
+    cb -= np.float32(mcb)
+    dist = cv2.magnitude(cr, cb)
+    spread = max(median_u8(np.minimum(dist[ref], 255.0).astype(np.uint8)) * 1.4826, 2.5)
     foreign = ((dist > OCCLUDER_CHROMA_Z * spread) & area).view(np.uint8)
     foreign = cv2.morphologyEx(foreign, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     n, labels = cv2.connectedComponents(foreign, connectivity=8)
@@ -388,8 +392,7 @@ def blend(
         mask_bgr = cv2.GaussianBlur(mask_bgr, (0, 0), extra_blur)
     alpha = cv2.GaussianBlur(alpha, (0, 0), feather)
     if rng is not None and look.noise_sigma > 0.3:
-        noise = rng.standard_normal((h, w), dtype=np.float32) * np.float32(look.noise_sigma)
-        mask_bgr += noise[..., None]
+        mask_bgr += _noise(rng, h, w, look.noise_sigma)[..., None]
 
     # what stays in front: hair, hands, objects
     blocked = np.zeros((h, w), bool)
@@ -415,13 +418,38 @@ def blend(
     return out, occlusion, int(np.count_nonzero(blocked))
 
 
+NOISE_TILE = 512
+
+
+@cache
+def _noise_tile() -> np.ndarray:
+    """Unit Gaussian noise, (NOISE_TILE, NOISE_TILE) float32, made once per process (fixed seed)."""
+    return np.random.default_rng(12345).standard_normal((NOISE_TILE, NOISE_TILE), dtype=np.float32)
+
+
+def _noise(rng: np.random.Generator, h: int, w: int, sigma: float) -> np.ndarray:
+    """(h, w) Gaussian noise of ``sigma``: a window of the tile at a seeded offset, flip and transpose
+    (as white as fresh draws for a face-sized patch, and free)."""
+    tile = _noise_tile()
+    ox, oy, flip = (int(v) for v in rng.integers(0, [NOISE_TILE, NOISE_TILE, 8]))
+    if flip & 4:
+        tile = tile.T
+    if h <= NOISE_TILE and w <= NOISE_TILE:
+        oy, ox = oy % (NOISE_TILE - h + 1), ox % (NOISE_TILE - w + 1)
+        win = tile[oy : oy + h, ox : ox + w]
+    else:  # a face larger than the tile: wrap around
+        win = tile[np.ix_((oy + np.arange(h)) % NOISE_TILE, (ox + np.arange(w)) % NOISE_TILE)]
+    if flip & 1:
+        win = win[::-1]
+    if flip & 2:
+        win = win[:, ::-1]
+    return win * np.float32(sigma)
+
+
 def _attach(lines: tuple[np.ndarray, ...], fabric: np.ndarray, shift: np.ndarray, reach_px: float) -> list[np.ndarray]:
     """Start each strap at the nearest drawn fabric pixel when its corner lies off the drawn mask
     (culled or clipped edge), if one is within ``reach_px``."""
-    ys, xs = np.nonzero(fabric)
-    if not len(xs):
-        return list(lines)
-    pts = np.column_stack([xs, ys]).astype(np.float64)[:: max(1, len(xs) // 4000)]
+    pts = None
     out = []
     for line in lines:
         start = line[0] - shift
@@ -429,6 +457,11 @@ def _attach(lines: tuple[np.ndarray, ...], fabric: np.ndarray, shift: np.ndarray
         if 0 <= iy < fabric.shape[0] and 0 <= ix < fabric.shape[1] and fabric[iy, ix]:
             out.append(line)
             continue
+        if pts is None:
+            ys, xs = np.nonzero(fabric[::2, ::2])
+            if not len(xs):
+                return list(lines)
+            pts = np.column_stack([xs, ys]).astype(np.float64) * 2.0
         d2 = ((pts - start) ** 2).sum(axis=1)
         k = int(np.argmin(d2))
         out.append(np.vstack([pts[k] + shift, line]) if d2[k] <= reach_px**2 else line)
