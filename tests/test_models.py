@@ -156,3 +156,25 @@ def test_batched_detection_equals_one_image_at_a_time(monkeypatch: pytest.Monkey
                 np.testing.assert_allclose(a.rotation, b.rotation, atol=1e-5)
                 assert a.score == pytest.approx(b.score, abs=1e-5)
         assert not np.allclose(batched[0][0].rotation, batched[2][0].rotation)
+
+
+def test_pose_vote_and_mirror() -> None:
+    """The vote ignores anchors off the face and averages the ones on it; the mirror negates yaw and roll."""
+    from maskbench.models.inference import mean_rotation, mirrored, voted_rotations
+    from maskbench.models.rotation6d import matrix_to_sixd
+
+    a = torch.tensor(geometry.euler_deg_to_matrix(20.0, -10.0, 5.0))
+    b = torch.tensor(geometry.euler_deg_to_matrix(30.0, -10.0, 5.0))
+    far = torch.tensor(geometry.euler_deg_to_matrix(-80.0, 40.0, 0.0))
+    six = torch.stack([matrix_to_sixd(a), matrix_to_sixd(b), matrix_to_sixd(far)])[None].float()
+    boxes = torch.tensor([[[0.1, 0.1, 0.5, 0.5], [0.12, 0.1, 0.52, 0.5], [0.6, 0.6, 0.9, 0.9]]])
+    scores = torch.tensor([[0.9, 0.9, 0.95]])
+    r = voted_rotations(six, scores, boxes, torch.tensor([0]))[0].numpy()
+    yaw, pitch, roll = geometry.matrix_to_euler_deg(r)
+    assert yaw == pytest.approx(25.0, abs=0.3) and pitch == pytest.approx(-10.0, abs=0.3)
+    lone = voted_rotations(six, torch.tensor([[0.9, 0.2, 0.95]]), boxes, torch.tensor([0]))[0].numpy()
+    np.testing.assert_allclose(lone, a.numpy(), atol=1e-6)  # a weak neighbour (score < half) does not vote
+    m = mirrored(a[None])[0].numpy()
+    np.testing.assert_allclose(geometry.matrix_to_euler_deg(m), (-20.0, -10.0, -5.0), atol=1e-6)
+    np.testing.assert_allclose(mirrored(mirrored(a[None]))[0].numpy(), a.numpy(), atol=1e-12)
+    np.testing.assert_allclose(mean_rotation(a[None], a[None])[0].numpy(), a.numpy(), atol=1e-9)

@@ -191,3 +191,33 @@ def test_training_log_is_not_redrawn_per_batch(small_root: Path, tmp_path: Path,
     err = capfd.readouterr().err
     redraws = err.count("epoch 1/1")
     assert 1 <= redraws <= 3, err[-2000:]  # 8 batches: before the fix, one redraw per batch
+
+
+def test_ema_weights_are_scored_and_saved_and_resume_keeps_the_raw_ones(small_root: Path, tmp_path: Path) -> None:
+    cfg = dict(TINY, epochs=2, ema_decay=0.9)
+    train(cfg, small_root, tmp_path / "straight", progress=False)
+    last = torch.load(tmp_path / "straight" / "last.pth", weights_only=True)
+    best = torch.load(tmp_path / "straight" / "best.pth", weights_only=True)
+    assert "train_state_dict" in last and "train_state_dict" not in best
+    w = "backbone.stage1.0.0.weight"
+    ema, raw = last["state_dict"][w], last["train_state_dict"][w]
+    assert not torch.equal(ema, raw)  # the average lags the raw weights
+    train(cfg, small_root, tmp_path / "stopped", max_minutes=0.0, progress=False)  # stops after epoch 1
+    train(cfg, small_root, tmp_path / "stopped", progress=False, resume=True)
+    np.testing.assert_allclose(_losses(tmp_path / "stopped"), _losses(tmp_path / "straight"), rtol=1e-5)
+    again = torch.load(tmp_path / "stopped" / "last.pth", weights_only=True)
+    assert torch.allclose(again["state_dict"][w], ema, atol=1e-6)
+
+
+def test_pretrained_parts_learn_at_a_fraction_of_the_rate() -> None:
+    from maskbench.models.retinaface import RetinaFacePose
+    from maskbench.models.trainer import _param_groups
+
+    model = RetinaFacePose()
+    fresh, pretrained = _param_groups(model, 0.01, 0.3)
+    assert fresh["lr"] == 0.01 and pretrained["lr"] == pytest.approx(0.003)
+    pose = {id(p) for p in model.heads["pose6d"].parameters()}
+    assert {id(p) for p in fresh["params"]} == pose
+    assert len(fresh["params"]) + len(pretrained["params"]) == len(list(model.parameters()))
+    (single,) = _param_groups(model, 0.01, 1.0)
+    assert single["lr"] == 0.01

@@ -13,7 +13,11 @@ Copy one and edit it; pass its path to ``--config``.
 Checkpoint (``best.pth``, ``last.pth``): a dict of tensors and plain values, loadable with
 ``torch.load(weights_only=True)``: ``format``, ``config``, ``state_dict``, ``maskbench_version``,
 ``training_data`` (name, manifest sha256 and split rule of each folder), ``validation`` (the
-hold-out's fraction, seed and counts), ``epoch``, ``val_pose_mae_deg``.
+hold-out's fraction, seed and counts), ``epoch``, ``val_pose_mae_deg``. With ``ema_decay`` > 0 in the
+config, ``state_dict`` holds the exponential moving average of the weights (what is validated and
+evaluated; ``last.pth`` keeps the raw weights too, as ``train_state_dict``, to resume from). With
+``--init`` and ``pretrained_lr_scale`` < 1, the parts the release provides learn at that fraction of
+``lr`` and the fresh pose head at ``lr``.
 """
 
 from __future__ import annotations
@@ -38,11 +42,17 @@ from maskbench.io.atomic import atomic_write, atomic_write_text
 from maskbench.io.manifest import MANIFEST, sha256_file
 from maskbench.models import box_utils
 from maskbench.models.data import FaceDataset, HoldOut, TrainAugment, collate, training_items
-from maskbench.models.inference import CHECKPOINT_FORMAT, load_checkpoint, load_model_from_checkpoint
+from maskbench.models.inference import (
+    CHECKPOINT_FORMAT,
+    load_checkpoint,
+    load_model_from_checkpoint,
+    mean_rotation,
+    mirrored,
+    top_rotations,
+)
 from maskbench.models.losses import Target, multitask_loss
 from maskbench.models.pretrained import init_model
 from maskbench.models.retinaface import RetinaFacePose
-from maskbench.models.rotation6d import sixd_to_matrix
 from maskbench.progress import progress_bar
 from maskbench.splits import check_same_rule, rule_of
 
@@ -159,10 +169,17 @@ def train(config: dict[str, Any], data_root: Path, out_dir: Path, *, device: str
     model = model.to(device)
     net = model if dist.world == 1 else nn.parallel.DistributedDataParallel(
         model, device_ids=[device] if device.startswith("cuda") else None)
-    opt = torch.optim.AdamW(model.parameters(), lr=float(config["lr"]), weight_decay=float(config.get("weight_decay", 1e-4)))
+    lr = float(config["lr"])
+    groups = _param_groups(model, lr, float(config.get("pretrained_lr_scale", 1.0)) if init is not None else 1.0)
+    opt = torch.optim.AdamW(groups, lr=lr, weight_decay=float(config.get("weight_decay", 1e-4)))
     n_epochs = int(epochs or config["epochs"])
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=float(config["lr"]), total_steps=n_epochs * len(loader),
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in groups],
+                                                total_steps=n_epochs * len(loader),
                                                 pct_start=float(config.get("warmup_fraction", 0.15)))
+    ema_decay = float(config.get("ema_decay", 0.0))
+    ema = (torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(ema_decay),
+                                               use_buffers=True) if ema_decay > 0 else None)
+    scored = model if ema is None else ema.module  # what is validated and saved
     use_amp = device.startswith("cuda") if amp is None else amp
     pri = box_utils.priors(size, size).to(device)
     normalizer = dist.positives_normalizer(device)
@@ -173,7 +190,9 @@ def train(config: dict[str, Any], data_root: Path, out_dir: Path, *, device: str
     best, first_epoch = math.inf, 1
     if resume and (out_dir / "last.pth").is_file():
         state = load_checkpoint(out_dir / "last.pth")
-        model.load_state_dict(state["state_dict"])
+        model.load_state_dict(state.get("train_state_dict", state["state_dict"]))
+        if ema is not None:
+            ema.load_state_dict(state["ema_state"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         history, best, first_epoch = list(state["history"]), float(state["best_val_pose_mae_deg"]), int(state["epoch"]) + 1
@@ -201,6 +220,8 @@ def train(config: dict[str, Any], data_root: Path, out_dir: Path, *, device: str
             terms["total"].backward()
             opt.step()
             sched.step()
+            if ema is not None:
+                ema.update_parameters(model)
             seen += len(images) * dist.world
             losses.append(float(terms["total"].detach()))  # this process's; averaged over processes per epoch
             bar.set_postfix(loss=f"{losses[-1]:.3f}", img_s=f"{seen / (time.monotonic() - t0):.1f}",
@@ -208,27 +229,42 @@ def train(config: dict[str, Any], data_root: Path, out_dir: Path, *, device: str
             t_wait = time.monotonic()
         elapsed = time.monotonic() - t0
         losses = dist.mean(losses)
-        val = reference_model_mae_deg(model, size, val_samples) if val_samples and dist.main else float("nan")
+        val = reference_model_mae_deg(scored, size, val_samples) if val_samples and dist.main else float("nan")
         history.append({"epoch": epoch, "loss": float(np.mean(losses)), "val_pose_mae_deg": val,
                         "images_per_s": seen / elapsed, "epoch_s": elapsed, "data_wait_fraction": waited / elapsed,
                         "losses": losses})
         if dist.main:
             improved = val < best or (val != val and epoch == n_epochs)
             best = val if val < best else best
-            ckpt = {"format": CHECKPOINT_FORMAT, "config": config, "state_dict": model.state_dict(),
+            ckpt = {"format": CHECKPOINT_FORMAT, "config": config, "state_dict": scored.state_dict(),
                     "maskbench_version": __version__, "training_data": data_refs, "validation": validation,
                     "epoch": epoch,
                     "val_pose_mae_deg": val, "best_val_pose_mae_deg": best, "optimizer": opt.state_dict(),
                     "scheduler": sched.state_dict(), "history": history, "seed": seed, "world_size": dist.world}
+            if ema is not None:  # last.pth also keeps the raw weights and the average's count, to resume
+                ckpt["train_state_dict"] = model.state_dict()
+                ckpt["ema_state"] = ema.state_dict()
             _atomic_save(ckpt, out_dir / "last.pth")
             if improved:
-                _atomic_save({k: v for k, v in ckpt.items() if k not in ("optimizer", "scheduler")}, out_dir / "best.pth")
+                _atomic_save({k: v for k, v in ckpt.items()
+                              if k not in ("optimizer", "scheduler", "train_state_dict", "ema_state")},
+                             out_dir / "best.pth")
             atomic_write_text(out_dir / "history.json", json.dumps(history, indent=1) + "\n")
         if dist.world > 1:
             torch.distributed.barrier()
         if max_minutes is not None and time.monotonic() - start > 60 * max_minutes:
             break
     return {"history": history, "best_val_pose_mae_deg": best, "rank": dist.rank, "world_size": dist.world}
+
+
+def _param_groups(model: nn.Module, lr: float, pretrained_scale: float) -> list[dict[str, Any]]:
+    """AdamW groups: the pose head at ``lr``; everything a release provides (backbone, FPN, SSH, the
+    face/box/landmark heads) at ``lr * pretrained_scale`` (1.0: one group)."""
+    if pretrained_scale == 1.0:
+        return [{"params": list(model.parameters()), "lr": lr}]
+    fresh = {id(p) for p in model.heads["pose6d"].parameters()}
+    return [{"params": [p for p in model.parameters() if id(p) in fresh], "lr": lr},
+            {"params": [p for p in model.parameters() if id(p) not in fresh], "lr": lr * pretrained_scale}]
 
 
 def _atomic_save(obj: dict[str, Any], path: Path) -> None:
@@ -239,7 +275,9 @@ class PoseExport(nn.Module):
     """The reference model as a crop -> pose function for TorchScript/ONNX export.
 
     Input: (N, 3, H, W) float RGB in [0, 1] face crops (any H, W; resized to the trained size).
-    Output: (N, 3, 3) rotation matrices (maskbench convention) of each crop's highest-scoring face.
+    Output: (N, 3, 3) rotation matrices (maskbench convention) of each crop's highest-scoring face,
+    voted by the agreeing anchors and averaged with the mirrored crop's, as the evaluator does for a
+    checkpoint (:func:`maskbench.models.inference.top_face_rotations`).
     This is the input/output contract of the evaluator's ``.pt`` and ``.onnx`` adapters.
     """
 
@@ -250,10 +288,10 @@ class PoseExport(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = nn.functional.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False)
-        out = self.model(x)
-        best = out["conf"].softmax(-1)[..., 1].argmax(dim=1)  # (N,)
-        six = torch.gather(out["pose6d"], 1, best[:, None, None].expand(-1, 1, 6))[:, 0]
-        return sixd_to_matrix(six)
+        pri = box_utils.priors(self.image_size, self.image_size).to(x.device)
+        rots = top_rotations(self.model(x), pri)
+        mirror = mirrored(top_rotations(self.model(x.flip(-1)), pri))
+        return mean_rotation(rots, mirror).float()
 
 
 def export(checkpoint: Path, out_path: Path, fmt: str) -> Path:
