@@ -49,10 +49,10 @@ def encode_boxes(boxes: torch.Tensor, pri: torch.Tensor) -> torch.Tensor:
 
 
 def decode_boxes(loc: torch.Tensor, pri: torch.Tensor) -> torch.Tensor:
-    """Inverse of :func:`encode_boxes`."""
-    centre = pri[:, :2] + loc[:, :2] * VARIANCES[0] * pri[:, 2:]
-    size = pri[:, 2:] * torch.exp(loc[:, 2:] * VARIANCES[1])
-    return torch.cat([centre - size / 2, centre + size / 2], dim=1)
+    """Inverse of :func:`encode_boxes`; ``loc`` (..., P, 4) against priors (P, 4), e.g. a batch."""
+    centre = pri[..., :2] + loc[..., :2] * VARIANCES[0] * pri[..., 2:]
+    size = pri[..., 2:] * torch.exp(loc[..., 2:] * VARIANCES[1])
+    return torch.cat([centre - size / 2, centre + size / 2], dim=-1)
 
 
 def encode_landmarks(points: torch.Tensor, pri: torch.Tensor) -> torch.Tensor:
