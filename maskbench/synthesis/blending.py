@@ -30,7 +30,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from maskbench.synthesis.fitting import LIGHT_DIR, Fit
+from maskbench.synthesis.fitting import FACE_HEIGHT_MM, LIGHT_DIR, Fit
 from maskbench.synthesis.templates import MaskTemplate
 
 __all__ = ["LIGHT_DIR", "Look", "blend", "find_occluders", "jpeg_quality_of", "measure_look", "pattern_albedo"]
@@ -331,7 +331,7 @@ def blend(
     sampled = cv2.remap(tex, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     f_alpha = sampled[..., 1].astype(np.float32) / np.float32(255.0)
     look = measure_look(image_bgr, (fit.x0, fit.y0, fit.x0 + fw, fit.y0 + fh), fit.covered & (f_alpha > 0.5),
-                        fit.px_per_mm * 120.0)
+                        fit.px_per_mm * FACE_HEIGHT_MM)
     if pattern:  # colour or pattern, then the photo's chroma and white balance
         albedo = pattern_albedo(fit.u, fit.v, pattern, np.asarray(color_bgr, np.float32), pattern_phase, second_bgr,
                                 fit.size_mm, template.patterns.get(pattern))
@@ -364,8 +364,8 @@ def blend(
         alpha[oy : oy + fh, ox : ox + fw] = f_alpha
         covered = np.zeros((h, w), bool)
         covered[oy : oy + fh, ox : ox + fw] = fit.covered
-        light = np.full((h, w), np.float32(look.gain))
-        light[oy : oy + fh, ox : ox + fw] = look.field ** np.float32(0.85) * np.float32(look.gain)
+        fabric_light, light = light, np.full((h, w), np.float32(look.gain))
+        light[oy : oy + fh, ox : ox + fw] = fabric_light
 
     # straps under the fabric
     if fit.straps_px:

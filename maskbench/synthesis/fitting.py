@@ -87,15 +87,23 @@ def _outer_envelope(coord: np.ndarray, radius: np.ndarray) -> np.ndarray:
     return out
 
 
-def _radial_to_hull(points_xz: np.ndarray, directions_xz: np.ndarray) -> np.ndarray:
-    """Distance along each unit direction from the origin to the convex hull of the points + origin."""
-    pts = np.vstack([points_xz, [[0.0, 0.0]]]).astype(np.float32)
-    hull = cv2.convexHull(pts, clockwise=False).reshape(-1, 2).astype(np.float64)
+def _hull_edges(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(E, 2) corners of the points' convex hull and (E, 2) unit outward normals of the edges that
+    start at them (zero-length edges dropped)."""
+    hull = cv2.convexHull(points.astype(np.float32), clockwise=False).reshape(-1, 2).astype(np.float64)
     edges = np.roll(hull, -1, axis=0) - hull
     normals = np.column_stack([edges[:, 1], -edges[:, 0]])
-    centre = hull.mean(axis=0)
-    flip = np.einsum("ij,ij->i", normals, hull - centre) < 0
+    lengths = np.linalg.norm(normals, axis=1)
+    ok = lengths > 1e-9
+    hull, normals = hull[ok], normals[ok] / lengths[ok, None]
+    flip = np.einsum("ij,ij->i", normals, hull - hull.mean(axis=0)) < 0
     normals[flip] *= -1  # outward
+    return hull, normals
+
+
+def _radial_to_hull(points_xz: np.ndarray, directions_xz: np.ndarray) -> np.ndarray:
+    """Distance along each unit direction from the origin to the convex hull of the points + origin."""
+    hull, normals = _hull_edges(np.vstack([points_xz, [[0.0, 0.0]]]))
     offsets = np.einsum("ij,ij->i", normals, hull)
     proj = directions_xz @ normals.T  # (N, E)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -178,8 +186,8 @@ def _straps(head: Head, grid: np.ndarray, kind: str,
         raise ValueError(f"unknown strap kind {kind!r}; known: {', '.join(STRAP_ENDS_MM)}")
     lines, normals = [], []
     t = np.linspace(0.0, 1.0, STRAP_POINTS)[:, None]
+    rows = [int(round(v * (GRID_V - 1))) for v in anchor_v]
     for col, side in ((0, -1.0), (-1, 1.0)):  # u = 0 is the subject's right (negative x)
-        rows = [int(round(v * (GRID_V - 1))) for v in anchor_v]
         for row, end in ((rows[0], STRAP_ENDS_MM[kind][0]), (rows[1], STRAP_ENDS_MM[kind][1])):
             start = grid[row, col]
             stop = np.array([side * end[0], end[1], end[2]])
@@ -209,7 +217,6 @@ class Fit:
     px_per_mm: float = 1.0  # image pixels per millimetre of the generic head at this face
     size_mm: tuple[float, float] = (180.0, 110.0)  # the fabric's width (along u) and height (along v)
     straps_px: tuple[np.ndarray, ...] = ()  # (K, 2) image polylines: visible runs of the straps
-    clipped_px: int = 0  # mask pixels removed by the silhouette clip
 
 
 def _weak_perspective(model_xy: np.ndarray, image_xy: np.ndarray) -> tuple[float, np.ndarray]:
@@ -276,8 +283,9 @@ def fit_mask(name: str, rotation: np.ndarray, landmarks_px: np.ndarray, image_sh
     ids = np.zeros((y1 - y0 + 1, x1 - x0 + 1), np.int32)
     for value, poly in enumerate(polys, start=1):  # ids: 1 + position in the drawing order (far to near)
         cv2.fillConvexPoly(ids, poly, value, lineType=cv2.LINE_8, shift=4)
-    clipped = _clip_to_silhouette(ids, landmarks_px[finite] - offset, r,
-                                  float(load(name).geometry.get("silhouette_margin_mm", 3.0)) * s)
+    face_hull, face_normals = _hull_edges(landmarks_px[finite])  # the face outline, for the clip and the straps
+    _clip_to_silhouette(ids, face_hull - offset, face_normals, r,
+                        float(load(name).geometry.get("silhouette_margin_mm", 3.0)) * s)
     covered = ids > 0
     if not covered.any():
         return None
@@ -303,9 +311,8 @@ def fit_mask(name: str, rotation: np.ndarray, landmarks_px: np.ndarray, image_sh
     np.clip(u, 0.0, 1.0, out=u)  # a pixel rounded in from a neighbouring edge
     np.clip(v, 0.0, 1.0, out=v)
     np.clip(lit, 0.0, 1.0, out=lit)
-    straps = _visible_runs(strap_px, [n @ r.T for n in surf.strap_normals],
-                           landmarks_px[finite], STRAP_REACH_MM * s)
-    return Fit(int(x0), int(y0), covered, u, v, lit, px, float(s), surf.size_mm, straps, clipped)
+    straps = _visible_runs(strap_px, [n @ r.T for n in surf.strap_normals], face_hull, STRAP_REACH_MM * s)
+    return Fit(int(x0), int(y0), covered, u, v, lit, px, float(s), surf.size_mm, straps)
 
 
 #: How far outside the landmarks' hull a strap may run (to the ear behind the jaw's first point).
@@ -336,8 +343,10 @@ def _bend(points: np.ndarray, model_px: np.ndarray, resid: np.ndarray, sigma: fl
     return points + (wts @ resid) / (wts.sum(axis=1, keepdims=True) + 1e-3)
 
 
-def _clip_to_silhouette(ids: np.ndarray, landmarks_box: np.ndarray, rotation: np.ndarray, margin_px: float) -> int:
-    """Zero ``ids`` past the landmark hull's edges that face the way the face looks; pixels removed.
+def _clip_to_silhouette(ids: np.ndarray, hull: np.ndarray, normals: np.ndarray, rotation: np.ndarray,
+                        margin_px: float) -> None:
+    """Zero ``ids`` past the edges of the landmark hull (corners ``hull`` in box pixels, unit outward
+    ``normals``) that face the way the face looks.
 
     A face turned away from the camera shows its profile on the side it looks towards: nose tip,
     lips and chin make the hull's edges there. Nothing of the mask may lie more than ``margin_px``
@@ -346,38 +355,24 @@ def _clip_to_silhouette(ids: np.ndarray, landmarks_box: np.ndarray, rotation: np
     """
     forward = -rotation[:2, 2]  # image-plane part of the direction the face looks (head -z)
     turn = float(np.hypot(*forward))
-    if turn < SILHOUETTE_MIN_TURN or len(landmarks_box) < 3:
-        return 0
-    f = forward / turn
-    hull = cv2.convexHull(landmarks_box.astype(np.float32)).reshape(-1, 2).astype(np.float64)
-    edges = np.roll(hull, -1, axis=0) - hull
-    normals = np.column_stack([edges[:, 1], -edges[:, 0]])
-    lengths = np.linalg.norm(normals, axis=1)
-    ok = lengths > 1e-9
-    hull, normals = hull[ok], normals[ok] / lengths[ok, None]
-    centre = hull.mean(axis=0)
-    flip = np.einsum("ij,ij->i", normals, hull - centre) < 0
-    normals[flip] *= -1
-    front = normals @ f > 0.5
-    if not front.any():
-        return 0
+    if turn < SILHOUETTE_MIN_TURN or len(hull) < 3:
+        return
+    front = normals @ (forward / turn) > 0.5
     h, w = ids.shape
     xs = np.arange(w, dtype=np.float64)[None, :]
     ys = np.arange(h, dtype=np.float64)[:, None]
     outside = np.zeros((h, w), bool)
     for n, a in zip(normals[front], hull[front]):
         outside |= (n[0] * xs + n[1] * ys) > (n @ a + margin_px)
-    removed = int(np.count_nonzero(outside & (ids > 0)))
     ids[outside] = 0
-    return removed
 
 
-def _visible_runs(lines_px: list[np.ndarray], normals_cam: list[np.ndarray], landmarks_px: np.ndarray,
+def _visible_runs(lines_px: list[np.ndarray], normals_cam: list[np.ndarray], face_hull: np.ndarray,
                   reach_px: float) -> tuple[np.ndarray, ...]:
     """The parts of each polyline whose head surface clearly faces the camera (normal z < -0.25)
-    and that lie within ``reach_px`` of the landmarks' hull (the generic head is wider than many
-    real ones: a strap must not float on the background beside the face)."""
-    hull = cv2.convexHull(landmarks_px.astype(np.float32)) if len(landmarks_px) >= 3 else None
+    and that lie within ``reach_px`` of the landmarks' hull (corners ``face_hull``; the generic
+    head is wider than many real ones: a strap must not float on the background beside the face)."""
+    hull = face_hull.astype(np.float32).reshape(-1, 1, 2) if len(face_hull) >= 3 else None
     runs = []
     for line, n in zip(lines_px, normals_cam):
         vis = n[:, 2] < -0.25
