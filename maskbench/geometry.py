@@ -60,7 +60,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
-    from maskbench.types import HeadPose
+    from maskbench.types import BBox, HeadPose
 
 #: Conjugation between the 3DMM frame (x right, y up, z towards viewer) and the OpenCV frame.
 FLIP_YZ = np.diag([1.0, -1.0, -1.0])
@@ -246,6 +246,21 @@ def image_rotation_affine(center_px: tuple[float, float], angle_deg: float) -> n
     c, s = math.cos(a), math.sin(a)
     cx, cy = center_px
     return np.array([[c, s, (1 - c) * cx - s * cy], [-s, c, s * cx + (1 - c) * cy]])
+
+
+#: The evaluator's crop protocol: the labelled box grown by this fraction of its size on every side.
+PROTOCOL_CROP_MARGIN = 0.25
+
+
+def protocol_crop_box(bbox: BBox, image_hw: tuple[int, int],
+                      margin: float = PROTOCOL_CROP_MARGIN) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) integer pixels of the crop protocol's face crop: ``bbox`` grown by ``margin`` of
+    its width/height on every side, clipped to the image (at least one pixel)."""
+    h, w = image_hw
+    mx, my = margin * bbox.width_px, margin * bbox.height_px
+    x0, y0 = max(int(bbox.x_min - mx), 0), max(int(bbox.y_min - my), 0)
+    x1, y1 = min(int(np.ceil(bbox.x_max + mx)), w), min(int(np.ceil(bbox.y_max + my)), h)
+    return x0, y0, max(x1, x0 + 1), max(y1, y0 + 1)
 
 
 def apply_affine(points_px: np.ndarray, affine: np.ndarray) -> np.ndarray:

@@ -69,6 +69,24 @@ def test_random_crop_holds_the_face_at_the_drawn_size(small_root: Path) -> None:
     assert len(seen) > len(items)  # crops differ between epochs
 
 
+def test_protocol_crop_is_the_evaluators_input(small_root: Path) -> None:
+    """``protocol_crop_prob=1``: each training canvas is the crop the evaluator gives the reference
+    model (box + 25 %, clipped, letterboxed), and the labels move with it."""
+    from maskbench.evaluation.adapters import ReferenceModel
+    from maskbench.evaluation.evaluator import _load_item
+
+    items = split_samples(small_root / "AFLW2000", None)
+    ds = FaceDataset(items, 96, TrainAugment(protocol_crop_prob=1.0, flip_prob=0.0, photometric=0.0), seed=5)
+    for i, (sample, _) in enumerate(items):
+        x, t = ds[i]
+        canvas, scale = ReferenceModel(None, 96).prepare(_load_item(sample))
+        assert np.array_equal((x.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8), canvas)
+        x0, y0, _, _ = _load_item(sample).crop_box()
+        b = sample.bbox
+        expect = np.array([b.x_min - x0, b.y_min - y0, b.x_max - x0, b.y_max - y0]) * scale / 96
+        assert np.allclose(t.boxes[0].numpy(), np.clip(expect, 0, 1), atol=1e-5)
+
+
 def test_online_rotation_recomputes_the_pose(small_root: Path) -> None:
     """model4's online rotation: the new label is the old one rolled by the drawn angle (geodesic = |theta|)."""
     items = split_samples(small_root / "300W_LP", None)[:6]
@@ -131,8 +149,17 @@ def test_export_torchscript_and_onnx_score_like_each_other(small_root: Path, tmp
     from click.testing import CliRunner
 
     from maskbench.cli import main
+    from maskbench.models.inference import load_model_from_checkpoint
+    from maskbench.models.pretrained import init_model
 
-    train(dict(TINY, epochs=1), small_root, tmp_path / "run", progress=False)
+    # a deeper, narrower pose head than the default: loading, --init and export follow the config
+    train(dict(TINY, epochs=1, pose_layers=3, pose_channels=16), small_root, tmp_path / "run", progress=False)
+    model, _ = load_model_from_checkpoint(tmp_path / "run" / "last.pth")
+    assert model.heads["pose6d"][0][-1].in_channels == 16 and len(model.heads["pose6d"][0]) == 4
+    config = dict(TINY)
+    again = init_model(tmp_path / "run" / "last.pth", config)
+    assert (config["pose_layers"], config["pose_channels"]) == (3, 16)
+    assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(), model.state_dict().values()))
     runner = CliRunner()
     maes = {}
     for fmt, suffix in (("torchscript", ".pt"), ("onnx", ".onnx")):
@@ -184,13 +211,15 @@ def test_a_few_cpu_minutes_beat_the_mean_pose_3x_on_held_out_faces(tmp_path: Pat
     assert model_avg[1] <= 0.75 * mean_avg[1] and model_avg[2] <= 0.75 * mean_avg[2]
 
 
-def test_training_log_is_not_redrawn_per_batch(small_root: Path, tmp_path: Path,
-                                               capfd: pytest.CaptureFixture[str]) -> None:
-    """Off a terminal the epoch bar is redrawn at most every 30 s, not on every batch's loss update."""
-    train(dict(TINY, epochs=1, batch_size=2), small_root, tmp_path / "run", progress=True)
+def test_training_log_is_not_redrawn_per_batch_or_per_epoch(small_root: Path, tmp_path: Path,
+                                                            capfd: pytest.CaptureFixture[str]) -> None:
+    """Off a terminal one bar covers the run and is redrawn at most every 30 s: neither every batch's
+    loss update nor every (short) epoch writes a line."""
+    train(dict(TINY, epochs=3, batch_size=4), small_root, tmp_path / "run", progress=True)
     err = capfd.readouterr().err
-    redraws = err.count("epoch 1/1")
-    assert 1 <= redraws <= 3, err[-2000:]  # 8 batches: before the fix, one redraw per batch
+    redraws = err.count("train:")
+    assert 1 <= redraws <= 3, err[-2000:]  # 3 epochs x 4 batches: before, two lines per epoch (or one per batch)
+    assert "epoch=3/3" in err, err[-2000:]  # the final state is written
 
 
 def test_ema_weights_are_scored_and_saved_and_resume_keeps_the_raw_ones(small_root: Path, tmp_path: Path) -> None:

@@ -46,7 +46,7 @@ import numpy as np
 from maskbench import geometry
 from maskbench.types import BBox
 
-CROP_MARGIN = 0.25
+CROP_MARGIN = geometry.PROTOCOL_CROP_MARGIN
 #: ``--protocol full``: a detection must overlap the labelled box by this IoU to count as found.
 FULL_MATCH_IOU = 0.4
 TORCHSCRIPT_SIZE_PX = 224
@@ -68,11 +68,7 @@ class EvalItem:
     aflw21_px: np.ndarray | None = None
 
     def crop_box(self) -> tuple[int, int, int, int]:
-        h, w = self.image_bgr.shape[:2]
-        mx, my = CROP_MARGIN * self.bbox.width_px, CROP_MARGIN * self.bbox.height_px
-        x0, y0 = max(int(self.bbox.x_min - mx), 0), max(int(self.bbox.y_min - my), 0)
-        x1, y1 = min(int(np.ceil(self.bbox.x_max + mx)), w), min(int(np.ceil(self.bbox.y_max + my)), h)
-        return x0, y0, max(x1, x0 + 1), max(y1, y0 + 1)
+        return geometry.protocol_crop_box(self.bbox, self.image_bgr.shape[:2], CROP_MARGIN)
 
     def crop_bgr(self) -> np.ndarray:
         """The crop a model receives (a view of the image), BGR."""

@@ -127,6 +127,9 @@ class TrainAugment:
     * ``face_fraction`` (lo, hi): a random square crop in which the face box's longer side is a
       uniform fraction of the crop side, resized to the input size (RetinaFace-style crops; the
       evaluator's crop protocol shows a face at 0.67). None: the whole image, letterboxed.
+    * ``protocol_crop_prob``: instead of that random crop, the evaluator's crop protocol exactly (the
+      labelled box + 25 % on every side, clipped to the image, letterboxed), so the pose head also
+      learns the framing it is scored on.
     * ``flip_prob``: horizontal mirror; landmarks re-indexed, pose mirrored (yaw and roll negate).
     * ``photometric``: contrast gain in 1 +- p and brightness offset in +- 64p.
     * ``mask_prob``: a synthetic mask fitted online (:func:`maskbench.synthesis.pipeline.mask_sample`).
@@ -135,6 +138,7 @@ class TrainAugment:
     """
 
     face_fraction: tuple[float, float] | None = (0.25, 0.8)
+    protocol_crop_prob: float = 0.0
     flip_prob: float = 0.5
     photometric: float = 0.2
     mask_prob: float = 0.0
@@ -211,7 +215,11 @@ class FaceDataset(torch.utils.data.Dataset):
         rng = None if aug is None else np.random.default_rng([self.seed, self.epoch, i])
         if rng is not None:
             sample, image = self._online(sample, fmt, image, rng)
-        if rng is None or aug.face_fraction is None:
+        if rng is not None and aug.protocol_crop_prob and rng.random() < aug.protocol_crop_prob:
+            x0, y0, x1, y1 = geometry.protocol_crop_box(sample.bbox, image.shape[:2])
+            canvas, scale = letterbox(image[y0:y1, x0:x1], size)
+            affine = np.array([[scale, 0.0, -scale * x0], [0.0, scale, -scale * y0]])
+        elif rng is None or aug.face_fraction is None:
             canvas, scale = letterbox(image, size)
             affine = np.array([[scale, 0.0, 0.0], [0.0, scale, 0.0]])
         else:

@@ -48,7 +48,7 @@ def load_model_from_checkpoint(path: Path, device: str = "cpu") -> tuple[RetinaF
     ckpt = load_checkpoint(path)
     if ckpt.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path}: not a {CHECKPOINT_FORMAT} file (format={ckpt.get('format')!r})")
-    model = RetinaFacePose(input_norm=str(ckpt["config"].get("input_norm", "rgb01"))).to(device)
+    model = RetinaFacePose.from_config(ckpt["config"]).to(device)
     model.load_state_dict(ckpt["state_dict"])
     return model.eval(), ckpt
 

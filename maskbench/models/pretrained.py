@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from maskbench.models.retinaface import RetinaFacePose
+from maskbench.models.retinaface import POSE_HEAD_KEYS, RetinaFacePose
 
 RELEASE_NORM = "bgr-mean"
 
@@ -103,8 +103,14 @@ def init_model(path: Path, config: dict[str, Any]) -> RetinaFacePose:
         raise ValueError(f"{path}: expected a dict of tensors (a state dict or a maskbench checkpoint), "
                          f"got {type(data).__name__}")
     if "state_dict" in data and isinstance(data["state_dict"], dict):  # a maskbench checkpoint
-        norm = data.get("config", {}).get("input_norm", "rgb01")
-        model = RetinaFacePose(input_norm=norm)
+        saved = data.get("config", {})
+        norm = saved.get("input_norm", "rgb01")
+        for key in POSE_HEAD_KEYS:  # the network is the checkpoint's; the config records it
+            if key in saved:
+                config[key] = saved[key]
+            else:
+                config.pop(key, None)
+        model = RetinaFacePose.from_config(config, input_norm=norm)
         try:
             model.load_state_dict(data["state_dict"])
         except RuntimeError as exc:
@@ -113,7 +119,7 @@ def init_model(path: Path, config: dict[str, Any]) -> RetinaFacePose:
         config["input_norm"] = norm
         return model
     if is_release_layout(data):
-        model = RetinaFacePose(input_norm=RELEASE_NORM)
+        model = RetinaFacePose.from_config(config, input_norm=RELEASE_NORM)
         model.load_state_dict(map_release(data, model), strict=False)
         config["input_norm"] = RELEASE_NORM
         return model

@@ -8,6 +8,8 @@ poorly on the sample data: 16 deg pitch error on the training images). Anchors: 
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -20,6 +22,8 @@ ANCHORS_PER_LOCATION = 2
 #: Either way the model's input is RGB in [0, 1]; the conversion happens inside, exactly.
 INPUT_NORMS = ("rgb01", "bgr-mean")
 BGR_MEAN = (104.0, 117.0, 123.0)
+#: Config keys that shape the pose head (:meth:`RetinaFacePose.from_config`).
+POSE_HEAD_KEYS = ("pose_channels", "pose_layers")
 
 
 def conv_bn_no_relu(cin: int, cout: int) -> nn.Sequential:
@@ -63,8 +67,12 @@ class SSH(nn.Module):
 class RetinaFacePose(nn.Module):
     """Outputs per anchor: ``loc`` (N, P, 4), ``conf`` (N, P, 2), ``landmarks`` (N, P, 10), ``pose6d`` (N, P, 6)."""
 
-    def __init__(self, fpn_channels: int = 64, input_norm: str = "rgb01") -> None:
+    def __init__(self, fpn_channels: int = 64, input_norm: str = "rgb01", pose_channels: int | None = None,
+                 pose_layers: int = 2) -> None:
         super().__init__()
+        pose_channels = pose_channels or fpn_channels
+        if pose_layers < 1 or pose_channels < 1:
+            raise ValueError(f"pose_layers and pose_channels must be >= 1, got {pose_layers} and {pose_channels}")
         if input_norm not in INPUT_NORMS:
             raise ValueError(f"input_norm must be one of {', '.join(INPUT_NORMS)}, got {input_norm!r}")
         self.input_norm = input_norm
@@ -77,16 +85,25 @@ class RetinaFacePose(nn.Module):
             name: nn.ModuleList(nn.Conv2d(fpn_channels, a * k, 1) for _ in MobileNetV1.out_channels)
             for name, k in (("loc", 4), ("conf", 2), ("landmarks", 10))
         })
-        # pose needs more than a linear read-out of one location: two 3x3 conv layers before it
+        # pose needs more than a linear read-out of one location: ``pose_layers`` 3x3 conv layers of
+        # ``pose_channels`` before it
         self.heads["pose6d"] = nn.ModuleList(
-            nn.Sequential(conv_bn(fpn_channels, fpn_channels, 1), conv_bn(fpn_channels, fpn_channels, 1),
-                          nn.Conv2d(fpn_channels, a * 6, 1))
+            nn.Sequential(*(conv_bn(fpn_channels if k == 0 else pose_channels, pose_channels, 1)
+                            for k in range(pose_layers)),
+                          nn.Conv2d(pose_channels, a * 6, 1))
             for _ in MobileNetV1.out_channels
         )
         with torch.no_grad():  # start the pose head at the identity rotation
             for tower in self.heads["pose6d"]:
                 tower[-1].weight.mul_(0.01)
                 tower[-1].bias.copy_(torch.tensor([1.0, 0, 0, 0, 1.0, 0] * a))
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], input_norm: str | None = None) -> RetinaFacePose:
+        """The network a training config describes (``pose_channels``, ``pose_layers``; the input
+        normalisation from ``input_norm`` or the config's, default ``rgb01``)."""
+        return cls(input_norm=input_norm or str(config.get("input_norm", "rgb01")),
+                   pose_channels=config.get("pose_channels"), pose_layers=int(config.get("pose_layers", 2)))
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """``x``: (N, 3, H, W) RGB in [0, 1], whatever the input normalisation."""

@@ -163,7 +163,7 @@ def train(config: dict[str, Any], data_root: Path, out_dir: Path, *, device: str
     if len(loader) == 0:
         raise ValueError(f"{len(dataset)} training samples are fewer than one batch of {global_batch}")
     model: nn.Module = (init_model(init, config) if init is not None
-                        else RetinaFacePose(input_norm=str(config.get("input_norm", "rgb01"))))
+                        else RetinaFacePose.from_config(config))
     if dist.world > 1 and device.startswith("cuda"):
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model = model.to(device)
@@ -197,6 +197,10 @@ def train(config: dict[str, Any], data_root: Path, out_dir: Path, *, device: str
         sched.load_state_dict(state["scheduler"])
         history, best, first_epoch = list(state["history"]), float(state["best_val_pose_mae_deg"]), int(state["epoch"]) + 1
     start = time.monotonic()
+    # one bar for the whole run (not one per epoch): off a terminal it writes a line at most every
+    # LOG_INTERVAL_S seconds, however short the epochs
+    bar = progress_bar(total=max(n_epochs - first_epoch + 1, 0) * len(loader), desc="train", unit="batch",
+                       disable=not (progress and dist.main))
     for epoch in range(first_epoch, n_epochs + 1):
         net.train()
         if config.get("freeze_bn"):
@@ -204,9 +208,8 @@ def train(config: dict[str, Any], data_root: Path, out_dir: Path, *, device: str
         sampler.set_epoch(epoch)
         dataset.set_epoch(epoch)
         seen, t0, losses, waited = 0, time.monotonic(), [], 0.0
-        bar = progress_bar(loader, desc=f"epoch {epoch}/{n_epochs}", unit="batch", disable=not (progress and dist.main))
         t_wait = time.monotonic()
-        for images, targets in bar:
+        for images, targets in loader:
             waited += time.monotonic() - t_wait
             images = images.to(device, non_blocking=True)
             targets = [Target(t.boxes.to(device), t.landmarks.to(device), t.rotations.to(device)) for t in targets]
@@ -224,8 +227,10 @@ def train(config: dict[str, Any], data_root: Path, out_dir: Path, *, device: str
                 ema.update_parameters(model)
             seen += len(images) * dist.world
             losses.append(float(terms["total"].detach()))  # this process's; averaged over processes per epoch
-            bar.set_postfix(loss=f"{losses[-1]:.3f}", img_s=f"{seen / (time.monotonic() - t0):.1f}",
+            bar.set_postfix(epoch=f"{epoch}/{n_epochs}", loss=f"{losses[-1]:.3f}",
+                            img_s=f"{seen / (time.monotonic() - t0):.1f}", best_val=f"{best:.2f}",
                             refresh=False)  # redrawn at the bar's own pace (every 30 s in a log)
+            bar.update()
             t_wait = time.monotonic()
         elapsed = time.monotonic() - t0
         losses = dist.mean(losses)
@@ -254,6 +259,7 @@ def train(config: dict[str, Any], data_root: Path, out_dir: Path, *, device: str
             torch.distributed.barrier()
         if max_minutes is not None and time.monotonic() - start > 60 * max_minutes:
             break
+    bar.close()
     return {"history": history, "best_val_pose_mae_deg": best, "rank": dist.rank, "world_size": dist.world}
 
 
