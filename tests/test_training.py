@@ -79,9 +79,10 @@ def test_protocol_crop_is_the_evaluators_input(small_root: Path) -> None:
     ds = FaceDataset(items, 96, TrainAugment(protocol_crop_prob=1.0, flip_prob=0.0, photometric=0.0), seed=5)
     for i, (sample, _) in enumerate(items):
         x, t = ds[i]
-        canvas, scale = ReferenceModel(None, 96).prepare(_load_item(sample))
+        item = _load_item(sample)
+        canvas, scale = ReferenceModel(None, 96).prepare(item)
         assert np.array_equal((x.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8), canvas)
-        x0, y0, _, _ = _load_item(sample).crop_box()
+        x0, y0, _, _ = item.crop_box()
         b = sample.bbox
         expect = np.array([b.x_min - x0, b.y_min - y0, b.x_max - x0, b.y_max - y0]) * scale / 96
         assert np.allclose(t.boxes[0].numpy(), np.clip(expect, 0, 1), atol=1e-5)

@@ -102,8 +102,10 @@ class RetinaFacePose(nn.Module):
     def from_config(cls, config: dict[str, Any], input_norm: str | None = None) -> RetinaFacePose:
         """The network a training config describes (``pose_channels``, ``pose_layers``; the input
         normalisation from ``input_norm`` or the config's, default ``rgb01``)."""
+        channels = config.get("pose_channels")
         return cls(input_norm=input_norm or str(config.get("input_norm", "rgb01")),
-                   pose_channels=config.get("pose_channels"), pose_layers=int(config.get("pose_layers", 2)))
+                   pose_channels=None if channels is None else int(channels),
+                   pose_layers=int(config.get("pose_layers", 2)))
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """``x``: (N, 3, H, W) RGB in [0, 1], whatever the input normalisation."""
