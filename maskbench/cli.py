@@ -16,7 +16,14 @@ from maskbench.datasets.base import (
     resolve_dataset,
     resolve_output,
 )
+from maskbench.errors import UnsafeOutputError
 from maskbench.io.manifest import OutputExistsError, OutputLockedError
+
+#: What a command that writes a split reports as one line (exit 2) instead of a traceback.
+WRITE_ERRORS = (ValueError, FileNotFoundError, DatasetError, OutputExistsError, OutputLockedError, UnsafeOutputError)
+OUT_RULE = ("A relative path is taken under the data root (BIWI_masked -> <data-root>/BIWI_masked, "
+            "variants/x -> <data-root>/variants/x); an absolute path as given. Never the source or the data root "
+            "itself; a folder maskbench did not write is never replaced.")
 
 
 def _data_root_option(f):  # type: ignore[no-untyped-def]
@@ -33,9 +40,11 @@ def _run_options(f):  # type: ignore[no-untyped-def]
     """Options shared by the commands that write a split from a source."""
     options = [
         click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N source samples."),
-        click.option("--overwrite", is_flag=True, help="Replace an existing output folder."),
+        click.option("--overwrite", is_flag=True,
+                     help="Replace an earlier maskbench output at --out; the new one is built beside it and swapped in "
+                     "when complete (an interrupted overwrite leaves the old one whole)."),
         click.option("--resume", is_flag=True,
-                     help="Continue a stopped run in the same output folder (same options); finished samples are kept."),
+                     help="Continue a stopped run (same command and options); finished samples are kept."),
         click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
                      help="Worker processes. Outputs are byte-identical for any value."),
         click.option("--shard", default=None, metavar="K/N",
@@ -76,6 +85,23 @@ def _split_rule(split_by: str | None, split_seed: int | None, train_fraction: fl
                      val_fraction=val_fraction or 0.0)
 
 
+def _parse_angles(text: str) -> tuple[float, ...]:
+    """``--angles=-30,0,30`` -> degrees; a one-line error naming the option otherwise."""
+    parts = [a.strip() for a in text.split(",")]
+    if not any(parts):
+        _fail("--angles is empty: give comma-separated degrees, e.g. --angles=-30,0,30")
+    out = []
+    for a in parts:
+        try:
+            value = float(a)
+        except ValueError:
+            _fail(f"--angles: {a!r} is not a number (give comma-separated degrees, e.g. --angles=-30,0,30)")
+        if not -180.0 <= value <= 180.0:
+            _fail(f"--angles: {a} is outside [-180, 180] degrees")
+        out.append(value)
+    return tuple(out)
+
+
 def _report(summary, out_dir: Path) -> None:  # type: ignore[no-untyped-def]
     for line in summary.lines():
         click.echo(line)
@@ -107,6 +133,20 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
+def _interrupted(resumable: bool = True) -> None:
+    """Ctrl-C during a write: say how to continue (finished samples are kept), exit 130."""
+    import shlex
+
+    args = [a for a in sys.argv[1:] if a not in ("--overwrite", "--resume")]
+    if resumable:
+        click.echo(f"\ninterrupted: finished samples are kept. Continue with:\n  maskbench {shlex.join(args + ['--resume'])}",
+                   err=True)
+    else:
+        click.echo(f"\ninterrupted: nothing was replaced. Start again with:\n  maskbench {shlex.join(args + ['--overwrite'])}",
+                   err=True)
+    sys.exit(130)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="maskbench")
 def main() -> None:
@@ -121,7 +161,7 @@ def main() -> None:
 @main.command()
 @click.option("--dataset", type=click.Choice(["BIWI", "300W_LP", "AFLW2000"], case_sensitive=False), required=True,
               help="Native layout to write.")
-@click.option("--out", default=None, help="Output folder or name under the data root (default: the dataset name).")
+@click.option("--out", default=None, help="Output folder (default: the dataset name). " + OUT_RULE)
 @click.option("--n", "n", type=click.IntRange(min=1), default=24, show_default=True, help="Number of images.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for poses, identities, backgrounds.")
 @click.option("--scale", type=click.FloatRange(0.05, 4), default=1.0, show_default=True,
@@ -138,18 +178,21 @@ def sample(dataset: str, out: str | None, n: int, seed: int, scale: float, worke
     """
     from maskbench.datasets.sample import make_sample_dataset
 
-    out_dir = resolve_output(out or dataset.upper(), _root(data_root))
+    root = _root(data_root)
+    out_dir = resolve_output(out or dataset.upper(), root)
     try:
         manifest = make_sample_dataset(dataset, out_dir, n=n, seed=seed, overwrite=overwrite, scale=scale,
-                                       workers=workers)
-    except (OutputExistsError, OutputLockedError) as exc:
+                                       workers=workers, data_root=root)
+    except WRITE_ERRORS as exc:
         _fail(str(exc))
+    except KeyboardInterrupt:
+        _interrupted(resumable=False)
     click.echo(f"wrote {manifest['counts']['samples']} {manifest['format']} samples to {out_dir}")
 
 
 @main.command(name="import")
 @click.option("--src", required=True, help="Dataset name under the data root, or a path to a raw tree.")
-@click.option("--out", default=None, help="Output folder or name (default: <SRC>_labelled).")
+@click.option("--out", default=None, help="Output folder (default: <SRC>_labelled). " + OUT_RULE)
 @click.option("--protocol-filter/--no-protocol-filter", default=False, show_default=True,
               help="Drop samples with any stored |angle| > 99 deg (the AFLW2000 protocol); "
               "dropped ids are listed in the manifest.")
@@ -157,11 +200,12 @@ def sample(dataset: str, out: str | None, n: int, seed: int, scale: float, worke
 @click.option("--only-split", type=click.Choice(["train", "val", "test"]), default=None,
               help="Keep only the samples of this split (the others are counted as filtered in the manifest).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N samples.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
+@click.option("--overwrite", is_flag=True, help="Replace an earlier maskbench output at --out (swapped in when complete).")
+@click.option("--resume", is_flag=True, help="Continue a stopped run (same command and options).")
 @_data_root_option
 def import_(src: str, out: str | None, protocol_filter: bool, split_by: str | None, split_seed: int | None,
             train_fraction: float | None, val_fraction: float | None, only_split: str | None, limit: int | None,
-            overwrite: bool, data_root: Path | None) -> None:
+            overwrite: bool, resume: bool, data_root: Path | None) -> None:
     """Copy a raw dataset tree into a maskbench split (native files + labels.csv + manifest.json)."""
     from maskbench.pipeline import write_split
 
@@ -171,27 +215,30 @@ def import_(src: str, out: str | None, protocol_filter: bool, split_by: str | No
         reader = open_dataset(src_dir, **_protocol_options(protocol_filter))
         out_dir = resolve_output(out or f"{src_dir.name}_labelled", root)
         summary = write_split(
-            reader, out_dir, transform=None, transform_name="", seed=0, overwrite=overwrite, limit=limit,
-            split=_split_rule(split_by, split_seed, train_fraction, val_fraction), only_split=only_split,
+            reader, out_dir, transform=None, transform_name="", seed=0, overwrite=overwrite, resume=resume,
+            limit=limit, split=_split_rule(split_by, split_seed, train_fraction, val_fraction), only_split=only_split,
             parameters={"command": "import",
                         "protocol_filter_max_abs_angle_deg": _protocol_options(protocol_filter).get("max_abs_angle_deg"),
                         "limit": limit},
+            data_root=root,
         )
-    except (FileNotFoundError, DatasetError, OutputExistsError, OutputLockedError) as exc:
+    except WRITE_ERRORS as exc:
         _fail(str(exc))
-    for line in summary.lines():
-        click.echo(line)
-    click.echo(f"output: {out_dir}")
+    except KeyboardInterrupt:
+        _interrupted()
+    _report(summary, out_dir)
 
 
 @main.command()
 @click.option("--src", default="BIWI", show_default=True, help="Dataset name under the data root, or a path "
               "(raw tree or any maskbench split, e.g. BIWI_masked).")
-@click.option("--out", default=None, help="Output folder or name (default: <SRC>_rotated).")
-@click.option("--range", "range_deg", type=(float, float), default=(-45.0, 45.0), show_default=True,
-              metavar="LO HI", help="Degrees; each copy draws an angle uniformly from [LO, HI] (seeded per sample).")
+@click.option("--out", default=None, help="Output folder (default: <SRC>_rotated). " + OUT_RULE)
+@click.option("--range", "range_deg", type=(float, float), default=None, metavar="LO HI",
+              help="Degrees, -180 <= LO <= HI <= 180; each copy draws an angle uniformly from [LO, HI] (seeded per "
+              "sample). Default: -45 45.")
 @click.option("--angles", default=None, metavar="A,B,...",
-              help="Explicit angles in degrees (a sweep): every image is rotated by each. Overrides --range.")
+              help="Explicit angles in degrees (a sweep), each in [-180, 180]: every image is rotated by each. "
+              "Not together with --range.")
 @click.option("--per-image", type=click.IntRange(min=1), default=1, show_default=True,
               help="Rotated copies per source image (ignored with --angles). With 1, file names stay the same.")
 @click.option("--center", type=click.Choice(["image", "face"]), default="image", show_default=True,
@@ -202,7 +249,7 @@ def import_(src: str, out: str | None, protocol_filter: bool, split_by: str | No
 @_split_options
 @_run_options
 @_data_root_option
-def rotate(src: str, out: str | None, range_deg: tuple[float, float], angles: str | None, per_image: int,
+def rotate(src: str, out: str | None, range_deg: tuple[float, float] | None, angles: str | None, per_image: int,
            center: str, border: str, seed: int, split_by: str | None, split_seed: int | None,
            train_fraction: float | None, val_fraction: float | None, limit: int | None,
            overwrite: bool, resume: bool,
@@ -217,8 +264,14 @@ def rotate(src: str, out: str | None, range_deg: tuple[float, float], angles: st
     from maskbench.pipeline import parse_shard, write_split
 
     root = _root(data_root)
+    angle_list = None if angles is None else _parse_angles(angles)
+    if angle_list is not None and range_deg is not None:
+        _fail("give --angles (a sweep) or --range (random angles), not both")
+    range_deg = range_deg or (-45.0, 45.0)
+    lo, hi = range_deg
+    if not -180.0 <= lo <= hi <= 180.0:
+        _fail(f"--range {lo:g} {hi:g}: needs -180 <= LO <= HI <= 180 (degrees)")
     try:
-        angle_list = None if angles is None else tuple(float(a) for a in angles.split(",") if a.strip())
         params = RotationParams(range_deg=range_deg, angles_deg=angle_list, per_image=per_image, center=center,
                                 border=border)
         src_dir = resolve_dataset(src, root)
@@ -230,16 +283,19 @@ def rotate(src: str, out: str | None, range_deg: tuple[float, float], angles: st
             split=_split_rule(split_by, split_seed, train_fraction, val_fraction),
             shard=parse_shard(shard),
             parameters={"command": "rotate", "source": src_dir.name, "limit": limit, **params.as_dict()},
+            data_root=root,
         )
-    except (ValueError, FileNotFoundError, DatasetError, OutputExistsError, OutputLockedError) as exc:
+    except WRITE_ERRORS as exc:
         _fail(str(exc))
+    except KeyboardInterrupt:
+        _interrupted()
     _report(summary, out_dir)
 
 
 @main.command()
 @click.option("--src", default="BIWI", show_default=True,
               help="Dataset name under the data root, or a path (raw tree or any maskbench split).")
-@click.option("--out", default=None, help="Output folder or name (default: <SRC>_masked).")
+@click.option("--out", default=None, help="Output folder (default: <SRC>_masked). " + OUT_RULE)
 @click.option("--mask-types", default="all", show_default=True, metavar="A,B|all",
               help="Comma list of mask types to draw from (surgical, n95, kn95, cloth, respirator) or all; "
               "each face gets one, chosen by the seeded per-sample generator.")
@@ -288,9 +344,12 @@ def synthesize(src: str, out: str | None, mask_types: str, colors: str, landmark
             split=_split_rule(split_by, split_seed, train_fraction, val_fraction),
             shard=parse_shard(shard), count_columns=("mask_type", "landmark_source"),
             parameters={"command": "synthesize", "source": src_dir.name, "limit": limit, **params.as_dict()},
+            data_root=root,
         )
-    except (ValueError, FileNotFoundError, DatasetError, OutputExistsError, OutputLockedError) as exc:
+    except WRITE_ERRORS as exc:
         _fail(str(exc))
+    except KeyboardInterrupt:
+        _interrupted()
     _report(summary, out_dir)
 
 
@@ -307,7 +366,12 @@ def synthesize(src: str, out: str | None, mask_types: str, colors: str, landmark
               help="crop: the model gets the ground-truth box enlarged by 25 % on each side (a model card: its "
               "own crop); full: the whole image (models that detect faces), unmatched faces count as misses.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("eval"), show_default=True,
-              help="Report folder: report.md, results.csv, results.json, predictions.csv, plots.")
+              help="Report folder: report.md, results.csv, results.json, predictions.csv, plots, manifest.json. "
+              "Relative to the current folder. An earlier report there is replaced as a whole once the new one is "
+              "written; a folder maskbench did not write is refused.")
+@click.option("--strict", is_flag=True,
+              help="Exit 1 when any sample could not be read (they are always listed in the report and left out "
+              "of the scores; without --strict the exit status is 0).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N samples of each suite.")
@@ -315,7 +379,8 @@ def synthesize(src: str, out: str | None, mask_types: str, colors: str, landmark
               help="Threads decoding images ahead of the model.")
 @_data_root_option
 def evaluate(model: str | None, suites: tuple[str, ...], predictions: Path | None, weights: Path | None, protocol: str,
-             out: Path, batch_size: int, device: str, limit: int | None, workers: int, data_root: Path | None) -> None:
+             out: Path, strict: bool, batch_size: int, device: str, limit: int | None, workers: int,
+             data_root: Path | None) -> None:
     """Score a head-pose MODEL on every suite and write a report.
 
     \b
@@ -333,16 +398,26 @@ def evaluate(model: str | None, suites: tuple[str, ...], predictions: Path | Non
     """
     from maskbench.evaluation.adapters import PredictionsFile, load_model
     from maskbench.evaluation.evaluator import evaluate_suite, find_suites, training_matrices, write_report
+    from maskbench.io.manifest import LEGACY_REPORT_FILES, check_replaceable, replaced_folder
 
     root = _root(data_root)
     device = _device(device)
+    out_dir = out.expanduser().resolve()
     if model is None and predictions is None:
         _fail("give a MODEL (see --help) or --predictions FILE.csv")
-    found, missing = find_suites(root, list(suites))
+    try:
+        found, missing = find_suites(root, list(suites))
+    except ValueError as exc:
+        _fail(str(exc))
     for line in missing:
         click.echo(f"missing suite: {line}")
     if not found:
         _fail(f"no suite found under {root}")
+    guard = {"sources": list(found.values()), "data_root": root, "legacy_files": LEGACY_REPORT_FILES}
+    try:
+        check_replaceable(out_dir, **guard)  # before the scoring, so a refusal costs nothing
+    except UnsafeOutputError as exc:
+        _fail(str(exc))
     try:
         train = training_matrices(root) if model == "baseline:mean" and predictions is None else []
         pose_model = load_model(model, predictions=predictions, train_matrices=train, device=device,
@@ -365,12 +440,21 @@ def evaluate(model: str | None, suites: tuple[str, ...], predictions: Path | Non
                        "they count as misses", err=True)
     from maskbench.evaluation.plots import write_plots
 
-    out_dir = out.expanduser().resolve()
-    write_report(out_dir, pose_model.name, results, missing, protocol,
-                 protocol_text=getattr(pose_model, "protocol_text", None))
-    write_plots(out_dir, results)
+    try:
+        with replaced_folder(out_dir, "evaluation report", **guard) as stage:
+            write_report(stage, pose_model.name, results, missing, protocol,
+                         protocol_text=getattr(pose_model, "protocol_text", None))
+            write_plots(stage, results)
+    except UnsafeOutputError as exc:
+        _fail(str(exc))
     click.echo((out_dir / "report.md").read_text())
     click.echo(f"report: {out_dir}")
+    unreadable = sum(len(r.unreadable) for r in results)
+    if unreadable:
+        click.echo(f"warning: {unreadable} samples could not be read and were not scored (listed in report.md)",
+                   err=True)
+        if strict:
+            sys.exit(1)
 
 
 @main.command()
@@ -493,8 +577,8 @@ def reproduce(out: Path, preset: str | None, data: Path | None, device: str, see
 
 @main.command()
 @click.argument("shards", nargs=-1, required=True)
-@click.option("--out", required=True, help="Output folder or name under the data root.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
+@click.option("--out", required=True, help="Output folder. " + OUT_RULE)
+@click.option("--overwrite", is_flag=True, help="Replace an earlier maskbench output at --out (swapped in when complete).")
 @_data_root_option
 def merge(shards: tuple[str, ...], out: str, overwrite: bool, data_root: Path | None) -> None:
     """Join the outputs of `--shard 1/N` ... `--shard N/N` into one split.
@@ -506,9 +590,11 @@ def merge(shards: tuple[str, ...], out: str, overwrite: bool, data_root: Path | 
     root = _root(data_root)
     try:
         out_dir = resolve_output(out, root)
-        manifest = merge_splits([resolve_dataset(s, root) for s in shards], out_dir, overwrite=overwrite)
-    except (ValueError, FileNotFoundError, OutputExistsError, OutputLockedError) as exc:
+        manifest = merge_splits([resolve_dataset(s, root) for s in shards], out_dir, overwrite=overwrite, data_root=root)
+    except WRITE_ERRORS as exc:
         _fail(str(exc))
+    except KeyboardInterrupt:
+        _interrupted(resumable=False)
     click.echo(f"merged {len(shards)} shards: {manifest['counts']['samples']} samples in {out_dir}")
 
 

@@ -316,6 +316,7 @@ def write_split(
     shard: tuple[int, int] | None = None,
     count_columns: tuple[str, ...] = (),
     progress: bool = True,
+    data_root: Path | None = None,
 ) -> RunSummary:
     """Read every sample of ``reader``, transform it, write ``out_dir`` in the same native layout.
 
@@ -326,6 +327,9 @@ def write_split(
     ``only_split`` keeps only the samples of that split (the others are counted as filtered). ``workers`` > 1 uses a
     process pool; ``shard=(k, n)`` processes source samples whose index is ``k-1`` mod ``n``
     (join the parts with ``maskbench merge``). Neither changes a byte of the output.
+    ``out_dir`` is guarded by :class:`~maskbench.io.manifest.SplitWriter`: never the source or
+    ``data_root`` (or inside/around them), never a folder maskbench did not write; ``overwrite``
+    swaps the new output in only once it is complete.
     """
     global _JOB
     keys = reader.keys[:limit] if limit is not None else list(reader.keys)
@@ -334,12 +338,13 @@ def write_split(
     src_rows = labels_by_id(reader.root)  # {} for a raw dataset tree
     rule = resolve_split_rule(reader.root, bool(src_rows), split)
     job_parameters = {**parameters, **({"only_split": only_split} if only_split else {})}
-    job = SplitJob(reader, out_dir, transform, transform_name, seed, rule, src_rows, only_split)
     summary = RunSummary()
-    with SplitWriter(out_dir, overwrite=overwrite, resume=resume) as writer:
-        writer.start_job({"parameters": job_parameters, "split": rule.as_dict(), "seed": seed,
-                          "shard": list(shard) if shard else None})
-        done = read_journal(out_dir) if resume else {}
+    job_record = {"parameters": job_parameters, "split": rule.as_dict(), "seed": seed,
+                  "shard": list(shard) if shard else None}
+    with SplitWriter(out_dir, overwrite=overwrite, resume=resume, job=job_record, sources=[reader.root],
+                     data_root=data_root) as writer:
+        job = SplitJob(reader, writer.write_dir, transform, transform_name, seed, rule, src_rows, only_split)
+        done = read_journal(writer.write_dir) if resume else {}
         records = [done[k] for k in keys if k in done]
         todo = [k for k in keys if k not in done]
         summary.resumed = len(records)
@@ -397,7 +402,8 @@ def resolve_split_rule(src_dir: Path, labelled: bool, requested: SplitRule | Non
     return own
 
 
-def merge_splits(shard_dirs: list[Path], out_dir: Path, overwrite: bool = False) -> dict[str, Any]:
+def merge_splits(shard_dirs: list[Path], out_dir: Path, overwrite: bool = False,
+                 data_root: Path | None = None) -> dict[str, Any]:
     """Join the outputs of ``--shard 1/N .. N/N`` into one split, identical to an unsharded run.
 
     The shards must come from the same command (format, parameters, seed, source) and cover every
@@ -434,13 +440,13 @@ def merge_splits(shard_dirs: list[Path], out_dir: Path, overwrite: bool = False)
             if rel in sources and sources[rel][1] != digest:
                 raise ValueError(f"{rel} differs between {sources[rel][0]} and {d}")
             sources[rel] = (d, digest)
-    with SplitWriter(out_dir, overwrite=overwrite) as writer:
+    with SplitWriter(out_dir, overwrite=overwrite, sources=shard_dirs, data_root=data_root) as writer:
         for rel, (d, _) in sorted(sources.items()):
-            target = out_dir / rel
+            target = writer.write_dir / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(d / rel, target)
         for d in shard_dirs:
-            writer.rows.extend(read_labels(d))
+            writer.rows.extend(read_labels(d, allow_empty=True))
         filtered: dict[str, list[str]] = {}
         for m in manifests:
             for reason, ids in m.get("filtered", {}).items():

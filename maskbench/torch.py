@@ -5,10 +5,17 @@
 convention, ``rotation`` (3, 3), ``occlusion`` (S, S) bool (all False when unmasked), and ``id``.
 The transform gets a generator drawn from ``(seed, epoch, index)``: call ``set_epoch`` each epoch
 for new augmentations; results do not depend on the number of loader workers.
+
+An image that cannot be read (truncated, not an image) does not stop an epoch: by default
+(``on_error="skip"``) a warning names the file once and the item is served by the next readable
+record, so batches keep their size; ``on_error="raise"`` raises
+:class:`~maskbench.errors.DatasetError` naming the file instead. Label files that could not be
+read never become records (``dataset.records.errors`` lists them).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +25,7 @@ import cv2
 import numpy as np
 import torch
 
+from maskbench.errors import DatasetError
 from maskbench.records import Records, open_dataset
 
 __all__ = ["FaceCrop", "HeadPoseDataset"]
@@ -54,8 +62,13 @@ class HeadPoseDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
     """Records of a dataset folder, transformed and cropped, as tensors (see the module docstring)."""
 
     def __init__(self, path: str | Path | Records, transform: Callable[..., dict[str, Any]] | None = None,
-                 crop: FaceCrop = FaceCrop(), split: str | None = None, seed: int = 0) -> None:
+                 crop: FaceCrop = FaceCrop(), split: str | None = None, seed: int = 0, on_error: str = "skip") -> None:
+        if on_error not in ("skip", "raise"):
+            raise ValueError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
         self.records = path if isinstance(path, Records) else open_dataset(path, split=split)
+        self.on_error = on_error
+        #: files found unreadable in this process ("path: problem"), each warned about once
+        self.unreadable: list[str] = []
         self.transform = transform
         self.crop = crop
         self.seed = seed
@@ -67,8 +80,22 @@ class HeadPoseDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
     def __len__(self) -> int:
         return len(self.records)
 
+    def _record(self, i: int) -> dict[str, Any]:
+        """Record ``i``, or (``on_error="skip"``) the next readable one after it, cyclically."""
+        n = len(self.records)
+        for k in range(n):
+            try:
+                return self.records[(i + k) % n]
+            except DatasetError as exc:
+                if self.on_error == "raise":
+                    raise
+                if str(exc) not in self.unreadable:
+                    self.unreadable.append(str(exc))
+                    warnings.warn(f"HeadPoseDataset: skipping unreadable sample {exc}", stacklevel=3)
+        raise DatasetError(getattr(self.records, "root", "dataset"), f"none of its {n} images could be read")
+
     def __getitem__(self, i: int) -> dict[str, Any]:
-        record = self.records[i]
+        record = self._record(i)
         if self.transform is not None:
             record = self.transform(record, rng=np.random.default_rng([self.seed, self.epoch, i]))
         crop, occ = self.crop(record)

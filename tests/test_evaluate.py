@@ -103,8 +103,13 @@ def test_evaluate_command_with_predictions_file(sample_root: Path, tmp_path: Pat
     out = tmp_path / "report"
     result = CliRunner().invoke(main, ["evaluate", "x", "--predictions", str(preds), "--suite", "AFLW2000",
                                        "--suite", "BIWI_masked", "--data-root", str(sample_root), "--out", str(out)])
-    assert result.exit_code == 0, result.output
+    # a suite named explicitly must be there: an error that says how to create it, and no report
+    assert result.exit_code == 2, result.output
     assert "BIWI_masked: not found" in result.output and "maskbench synthesize --src BIWI" in result.output
+    assert not out.exists()
+    result = CliRunner().invoke(main, ["evaluate", "x", "--predictions", str(preds), "--suite", "AFLW2000",
+                                       "--data-root", str(sample_root), "--out", str(out)])
+    assert result.exit_code == 0, result.output
     res = json.loads((out / "results.json").read_text())["suites"]["AFLW2000"]
     assert res["yaw_mae_deg"] == pytest.approx(2.0, abs=1e-6)
     assert res["pitch_mae_deg"] == pytest.approx(0.0, abs=1e-6)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,18 +24,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from maskbench.errors import DatasetError, require_file  # noqa: F401 (re-exported; their home is maskbench.errors)
 from maskbench.types import BBox, Sample
 
 DATA_ROOT_ENV = "MASKBENCH_DATA"
-
-
-class DatasetError(Exception):
-    """A file of a dataset is missing or unreadable; the message names the file."""
-
-    def __init__(self, path: Path | str, problem: str) -> None:
-        self.path = str(path)
-        self.problem = problem
-        super().__init__(f"{path}: {problem}")
 
 
 class DatasetFormat(Protocol):
@@ -190,11 +181,13 @@ def resolve_dataset(name_or_path: str, data_root: Path | None = None) -> Path:
 
 
 def resolve_output(name_or_path: str, data_root: Path | None = None) -> Path:
-    """Like :func:`resolve_dataset` for an output that need not exist yet."""
+    """Where an output split goes, by one rule: a relative path is taken under the data root
+    (``BIWI_masked`` and ``variants/BIWI_masked`` both land under it), an absolute one (``~``
+    expanded) as given. Whether maskbench may write there is :mod:`maskbench.io.safety`'s call."""
     candidate = Path(name_or_path).expanduser()
-    if candidate.is_absolute() or os.sep in name_or_path:
+    if candidate.is_absolute():
         return candidate.resolve()
-    return (data_root or default_data_root()).resolve() / name_or_path
+    return ((data_root or default_data_root()).resolve() / candidate).resolve()
 
 
 def open_dataset(root: Path, fmt: DatasetFormat | None = None, **options: Any) -> DatasetReader:
@@ -207,18 +200,6 @@ def open_dataset(root: Path, fmt: DatasetFormat | None = None, **options: Any) -
 def list_files(root: Path, pattern: str) -> list[Path]:
     """Sorted ``root.glob(pattern)``; sorting makes every run see the same order."""
     return sorted(root.glob(pattern))
-
-
-def require_file(path: Path, what: str) -> None:
-    """Raise DatasetError when ``path`` is not a readable, non-empty file."""
-    try:
-        st = os.stat(path)  # one system call for both checks
-    except (OSError, ValueError):
-        raise DatasetError(path, f"{what} not found") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise DatasetError(path, f"{what} not found")
-    if st.st_size == 0:
-        raise DatasetError(path, f"{what} is empty (0 bytes)")
 
 
 def guarded(path: Path, what: str, fn: Callable[[], Any]) -> Any:

@@ -261,7 +261,7 @@ def _render_job(job: tuple[str, PlannedSample, int, float]) -> tuple[Sample, np.
 
 def make_sample_dataset(
     dataset: str, out_dir: Path, n: int = 24, seed: int = 0, overwrite: bool = False, progress: bool = True,
-    scale: float = 1.0, workers: int = 1, split: SplitRule = DEFAULT_RULE,
+    scale: float = 1.0, workers: int = 1, split: SplitRule = DEFAULT_RULE, data_root: Path | None = None,
 ) -> dict[str, Any]:
     """Render ``n`` samples of ``dataset`` into ``out_dir`` (native layout + labels + manifest).
 
@@ -269,6 +269,8 @@ def make_sample_dataset(
     AFLW2000 112x112), about 5x faster; used for training runs that must fit in minutes.
     ``workers`` > 1 renders in a process pool; the output bytes do not depend on it. ``split``: the
     train/test rule of the ``split`` column (recorded in the manifest; BIWI is the only drawn one).
+    ``out_dir`` may not be or contain ``data_root``, nor be a folder maskbench did not write
+    (:class:`~maskbench.io.manifest.SplitWriter`).
     """
     name = {d.upper(): d for d in DATASETS}.get(dataset.upper())
     if name is None:
@@ -279,7 +281,7 @@ def make_sample_dataset(
         raise ValueError(f"scale must be in [0.05, 4], got {scale}")
     fmt = get_format(name)
     jobs = [(name, planned, seed, scale) for planned in plan(name, n)]
-    with SplitWriter(out_dir, overwrite=overwrite) as writer, contextlib.ExitStack() as stack:
+    with SplitWriter(out_dir, overwrite=overwrite, data_root=data_root) as writer, contextlib.ExitStack() as stack:
         if workers > 1:
             pool = stack.enter_context(multiprocessing.get_context("fork").Pool(workers))
             # chunks of 2 keep a 300W_LP original and its _Flip mirror in one worker (one render)
@@ -287,8 +289,8 @@ def make_sample_dataset(
         else:
             rendered = map(_render_job, jobs)
         for sample, image in progress_bar(rendered, total=len(jobs), desc=f"render {name}", unit="img", disable=not progress):
-            fmt.write(out_dir, sample, image)
-            written = fmt.read(out_dir, sample.id)  # label what the native files say, to the last digit
+            fmt.write(writer.write_dir, sample, image)
+            written = fmt.read(writer.write_dir, sample.id)  # label what the native files say, to the last digit
             writer.add(written, fmt.image_rel(sample.id), split.split_of(name, sample.id))
         return writer.finish(
             name=out_dir.name, fmt=name, seed=seed,

@@ -163,16 +163,45 @@ class PredictionsFile:
                               "preprocessing; maskbench read no image")
         #: ids of the file that some scored sample asked for (the CLI warns when few or none match)
         self.matched: set[str] = set()
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            need = {"id", "yaw_deg", "pitch_deg", "roll_deg"}
-            if not need <= set(reader.fieldnames or []):
-                raise ValueError(f"{path}: needs columns {', '.join(sorted(need))}, has {reader.fieldnames}")
-            self.table = {r["id"]: [float(r["yaw_deg"]), float(r["pitch_deg"]), float(r["roll_deg"])] for r in reader}
+        self.table = read_predictions_csv(path)
 
     def predict(self, items: Sequence[EvalItem]) -> list[np.ndarray | None]:
         self.matched.update(item.sample_id for item in items if item.sample_id in self.table)
         return [model_output(self.table.get(item.sample_id)) for item in items]
+
+
+def read_predictions_csv(path: Path) -> dict[str, list[float]]:
+    """``id -> [yaw, pitch, roll]`` degrees of a predictions CSV; a one-line ValueError naming the file
+    (and the line) for text that is not UTF-8, missing columns, a value that is not a number, or an
+    id given twice (the first two repeated ids listed with their lines)."""
+    need = {"id", "yaw_deg", "pitch_deg", "roll_deg"}
+    table: dict[str, list[float]] = {}
+    first_line: dict[str, int] = {}
+    repeats: list[str] = []
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            if not need <= set(reader.fieldnames or []):
+                raise ValueError(f"{path}: needs columns {', '.join(sorted(need))}, has {reader.fieldnames}")
+            for line, row in enumerate(reader, start=2):
+                sid = row["id"]
+                try:
+                    values = [float(row[k]) for k in ("yaw_deg", "pitch_deg", "roll_deg")]
+                except (TypeError, ValueError):
+                    raise ValueError(f"{path}: line {line}: yaw_deg, pitch_deg, roll_deg must be numbers, got "
+                                     f"{row['yaw_deg']!r}, {row['pitch_deg']!r}, {row['roll_deg']!r}") from None
+                if sid in table:
+                    repeats.append(f"{sid!r} (lines {first_line[sid]} and {line})")
+                    continue
+                table[sid], first_line[sid] = values, line
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a text CSV file (undecodable bytes)") from None
+    except csv.Error as exc:
+        raise ValueError(f"{path}: not a readable CSV file ({exc})") from None
+    if repeats:
+        raise ValueError(f"{path}: {len(repeats)} ids appear more than once, e.g. {'; '.join(repeats[:2])}; "
+                         "give one prediction per id")
+    return table
 
 
 class CallableModel:
@@ -244,7 +273,11 @@ class TorchScriptModel:
 
         self.torch = torch
         self.device = device
-        self.module = torch.jit.load(str(path), map_location=device).eval()
+        try:
+            self.module = torch.jit.load(str(path), map_location=device).eval()
+        except Exception as exc:  # torch raises RuntimeError and others for files that are not TorchScript
+            raise ValueError(f"{path}: not a TorchScript model ({_first_line(exc)}); export one with "
+                             "`maskbench export` or torch.jit.save") from None
         self.name = f"torchscript:{path.name}"
         self.prepare = crop_rgb224
 
@@ -340,6 +373,11 @@ class CheckpointModel(ReferenceModel):
         self.training_data = list(ckpt.get("training_data", []))
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:160]
+
+
 def box_iou(a: np.ndarray, b: np.ndarray) -> float:
     """IoU of two (x_min, y_min, x_max, y_max) boxes."""
     ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
@@ -357,6 +395,10 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return load(path)
 
 
+#: Suffixes that name a model file (a missing one is "not found", not "cannot interpret").
+MODEL_FILE_SUFFIXES = (".pt", ".pth", ".onnx", ".json")
+
+
 def load_model(spec: str | None, *, predictions: Path | None = None, train_matrices: Sequence[np.ndarray] = (),
                device: str = "cpu", weights_dir: Path | None = None) -> PoseModel:
     """Resolve the MODEL argument (see the module docstring)."""
@@ -369,6 +411,8 @@ def load_model(spec: str | None, *, predictions: Path | None = None, train_matri
     if spec == "baseline:pnp":
         return PnPBaseline()
     path = Path(spec)
+    if path.suffix in MODEL_FILE_SUFFIXES and not path.is_file():
+        raise ValueError(f"{path}: model file not found" if not path.exists() else f"{path}: not a file")
     if path.suffix == ".pt" and path.is_file():
         return TorchScriptModel(path, device)
     if path.suffix == ".pth":

@@ -186,8 +186,8 @@ def load_card(spec: str) -> ModelCard:
     elif not path.is_file():
         raise CardError(f"model card {path} not found")
     try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CardError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(data, dict):
         raise CardError(f"{path}: a card is a JSON object")

@@ -26,10 +26,12 @@ import numpy as np
 from maskbench import geometry
 from maskbench.datasets import detect_format, open_dataset, threeddfa
 from maskbench.datasets.aflw2000 import PROTOCOL_MAX_ABS_ANGLE_DEG
+from maskbench.errors import DatasetError
 from maskbench.evaluation.adapters import EvalItem, PoseModel, ReferenceModel
 from maskbench.evaluation.metrics import PENALTY_KEYS, Scores, angle_errors_deg, paired_delta, score
 from maskbench.io.atomic import atomic_write_text, read_image
 from maskbench.io.manifest import labels_by_id
+from maskbench.io.safety import JOURNAL
 from maskbench.progress import progress_bar
 from maskbench.splits import SplitRule, check_same_rule, rule_of, splits_by_id
 from maskbench.types import Sample
@@ -51,9 +53,11 @@ ROTATION_BINS_DEG = (0.0, 15.0, 30.0, 45.0, 181.0)
 def find_suites(data_root: Path, requested: Sequence[str]) -> tuple[dict[str, Path], list[str]]:
     """Suite name -> folder for the requested names (``all`` = every known one present).
 
-    Returns also one line per missing suite saying which command creates it.
+    Returns also one line per missing suite saying which command creates it. A suite named
+    explicitly (not through ``all``) that is not there is an error (ValueError listing each).
     """
-    names = list(SUITES) if list(requested) in (["all"], []) else list(requested)
+    every = list(requested) in (["all"], [])
+    names = list(SUITES) if every else [n for n in requested if n != "all"]
     found: dict[str, Path] = {}
     missing = []
     for name in names:
@@ -63,7 +67,9 @@ def find_suites(data_root: Path, requested: Sequence[str]) -> tuple[dict[str, Pa
         elif name in SUITES:
             missing.append(f"{name}: not found under {data_root}; create it with `{SUITES[name]}`")
         else:
-            missing.append(f"{name}: no such folder ({path})")
+            missing.append(f"{name}: no such folder ({path}); known suites: {', '.join(SUITES)}, or a path")
+    if missing and not every:
+        raise ValueError("suite not found: " + "; ".join(missing))
     return found, missing
 
 
@@ -74,6 +80,8 @@ class SuiteResult:
     filtered: int
     breakdown: dict[str, dict[str, Scores]] = field(default_factory=dict)
     rows: list[dict[str, Any]] = field(default_factory=list)
+    #: samples whose files could not be read ("path: problem", path relative to the suite): not scored
+    unreadable: list[str] = field(default_factory=list)
 
 
 def _bin_label(value: float, edges: Sequence[float]) -> str:
@@ -101,6 +109,21 @@ def _load_item(sample: Any, prepare: Callable[[EvalItem], Any] | None = None) ->
     return item if prepare is None else dataclasses.replace(item, prepared=prepare(item))
 
 
+def _try_load_item(sample: Any, prepare: Callable[[EvalItem], Any] | None, suite_dir: Path) -> EvalItem | str:
+    """:func:`_load_item`, or the one-line reason ("path: problem", relative to the suite) it failed."""
+    try:
+        return _load_item(sample, prepare)
+    except DatasetError as exc:
+        return f"{_relative(exc.path, suite_dir)}: {exc.problem}"
+
+
+def _relative(path: str, suite_dir: Path) -> str:
+    try:
+        return Path(path).resolve().relative_to(suite_dir.resolve()).as_posix()
+    except ValueError:
+        return Path(path).name
+
+
 def evaluate_suite(model: PoseModel, name: str, path: Path, batch_size: int = 32, limit: int | None = None,
                    progress: bool = True, workers: int = 2, protocol: str = "crop") -> SuiteResult:
     """Score ``model`` on one suite folder with the ``crop`` or ``full`` protocol.
@@ -114,11 +137,16 @@ def evaluate_suite(model: PoseModel, name: str, path: Path, batch_size: int = 32
         raise ValueError(f"{model.name} cannot run --protocol full: it needs a face detector "
                          "(maskbench checkpoints have one); use --protocol crop")
     predict = model.predict_full if protocol == "full" else model.predict  # type: ignore[attr-defined]
-    load = functools.partial(_load_item, prepare=getattr(model, "prepare", None) if protocol == "crop" else None)
-    samples, n_filtered, rows = _scored_samples_and_rows(path)
+    load = functools.partial(_try_load_item, prepare=getattr(model, "prepare", None) if protocol == "crop" else None,
+                             suite_dir=path)
+    samples, n_filtered, rows, unreadable = _scored_samples_and_rows(path)
     check_split_agrees(model, name, path)
     if limit is not None:
         samples = samples[:limit]
+    if not samples:
+        raise ValueError(f"suite {name} ({path}) has no samples to score"
+                         + (f" (all {len(unreadable)} unreadable, e.g. {unreadable[0]})" if unreadable else
+                            ": an empty split, or one without test rows"))
     true_m: list[np.ndarray] = []
     pred_m: list[np.ndarray | None] = []
     true_e: list[tuple[float, float, float]] = []
@@ -135,8 +163,11 @@ def evaluate_suite(model: PoseModel, name: str, path: Path, batch_size: int = 32
     for k, batch in enumerate(progress_bar(batches, desc=f"evaluate {name}", unit="batch", disable=not progress)):
         if k + ahead < len(batches):
             pending.append(pool.map(load, batches[k + ahead]))
-        items = list(pending.pop(0))
-        for s, pred in zip(batch, predict(items)):
+        loaded = list(pending.pop(0))
+        unreadable += [it for it in loaded if isinstance(it, str)]
+        good = [(s, it) for s, it in zip(batch, loaded) if isinstance(it, EvalItem)]
+        items = [it for _, it in good]
+        for (s, _), pred in zip(good, predict(items) if items else []):
             truth = label_euler_deg(s)
             if pred is not None and not np.isfinite(pred).all():
                 raise ValueError(f"{model.name} returned a non-finite pose for {s.id} in {path}")
@@ -158,9 +189,12 @@ def evaluate_suite(model: PoseModel, name: str, path: Path, batch_size: int = 32
                              "pred_roll_deg": guess[2], "missed": pred is None,
                              "mask_type": extra.get("mask_type", ""), "rotation_deg": extra.get("rotation_deg", "")})
     pool.shutdown()
+    if not out_rows:
+        raise ValueError(f"suite {name} ({path}): none of its {len(samples)} samples could be read "
+                         f"(e.g. {unreadable[0]})")
     true_e_a, pred_e_a = np.asarray(true_e).reshape(-1, 3), np.asarray(pred_e).reshape(-1, 3)
     result = SuiteResult(name, score(true_e_a, pred_e_a, true_m, pred_m), n_filtered,
-                         rows=out_rows)
+                         rows=out_rows, unreadable=sorted(unreadable))
     groups: dict[str, dict[str, list[int]]] = {"abs_yaw_deg": {}, "mask_type": {}, "rotation_deg": {}}
     for i, r in enumerate(out_rows):
         groups["abs_yaw_deg"].setdefault(_bin_label(abs(r["true_yaw_deg"]), YAW_BINS_DEG), []).append(i)
@@ -204,12 +238,16 @@ def write_report(out_dir: Path, model_name: str, results: Sequence[SuiteResult],
     protocol_text = protocol_text or PROTOCOL_TEXT[protocol]
     lines = [f"# maskbench evaluation: {model_name}", "", f"Protocol: {protocol_text}. "
              "Errors in degrees; angle differences wrapped to [-180, 180).", "",
-             "| suite | YAW | PITCH | ROLL | MAE | MAEV | miss rate | n |", "|---|---|---|---|---|---|---|---|"]
+             "| suite | YAW | PITCH | ROLL | MAE | MAEV | miss rate | n | unreadable |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         o = r.overall
         lines.append(f"| {r.name} | {_f(o.yaw_mae_deg)} | {_f(o.pitch_mae_deg)} | {_f(o.roll_mae_deg)} | "
-                     f"{_f(o.mae_deg)} | {_f(o.maev_deg)} | {o.miss_rate:.1%} | {o.n} |")
+                     f"{_f(o.mae_deg)} | {_f(o.maev_deg)} | {o.miss_rate:.1%} | {o.n} | {len(r.unreadable)} |")
     for r in results:
+        if r.unreadable:
+            lines += ["", f"{r.name}: {len(r.unreadable)} samples could not be read and were not scored:", ""]
+            lines += [f"* {u}" for u in r.unreadable]
         if r.filtered:
             lines.append(f"\n{r.name}: {r.filtered} samples outside the 99-degree protocol were not scored.")
         for key, groups in r.breakdown.items():
@@ -225,7 +263,7 @@ def write_report(out_dir: Path, model_name: str, results: Sequence[SuiteResult],
     if missing:
         lines += ["", "Suites not found:", ""] + [f"* {m}" for m in missing]
     atomic_write_text(out_dir / "report.md", "\n".join(lines) + "\n")
-    summary = {r.name: {**r.overall.as_dict(), "filtered": r.filtered,
+    summary = {r.name: {**r.overall.as_dict(), "filtered": r.filtered, "unreadable": r.unreadable,
                         "breakdown": {k: {g: s.as_dict() for g, s in v.items()} for k, v in r.breakdown.items()}}
                for r in results}
     for masked, pen in penalties.items():
@@ -233,12 +271,12 @@ def write_report(out_dir: Path, model_name: str, results: Sequence[SuiteResult],
     atomic_write_text(out_dir / "results.json",
                       json.dumps({"model": model_name, "protocol": protocol, "protocol_text": protocol_text,
                                   "suites": summary}, indent=1) + "\n")
-    fields = ["suite", *Scores.__dataclass_fields__.keys(), "miss_rate"]
+    fields = ["suite", *Scores.__dataclass_fields__.keys(), "miss_rate", "unreadable"]
     with open(out_dir / "results.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=fields, lineterminator="\n")
         w.writeheader()
         for r in results:
-            w.writerow({"suite": r.name, **r.overall.as_dict()})
+            w.writerow({"suite": r.name, **r.overall.as_dict(), "unreadable": len(r.unreadable)})
     rows = [row for r in results for row in r.rows]
     if rows:
         with open(out_dir / "predictions.csv", "w", newline="", encoding="utf-8") as f:
@@ -312,11 +350,16 @@ def scored_samples(path: Path) -> tuple[list[Sample], int]:
     """The scored samples of a suite folder: its test rows (all rows of a 300W_LP-format folder), after
     the AFLW2000 protocol filter (|angle| <= 99 deg) for that format; and how
     many the filter dropped."""
-    samples, n_filtered, _rows = _scored_samples_and_rows(path)
+    samples, n_filtered, _rows, _unreadable = _scored_samples_and_rows(path)
     return samples, n_filtered
 
 
-def _scored_samples_and_rows(path: Path) -> tuple[list[Sample], int, dict[str, dict[str, str]]]:
+def _scored_samples_and_rows(path: Path) -> tuple[list[Sample], int, dict[str, dict[str, str]], list[str]]:
+    """Scored samples, how many the protocol filter dropped, the labels rows by id, and the samples
+    whose label files could not be read ("path: problem"). An unfinished run is refused."""
+    if (path / JOURNAL).exists():
+        raise ValueError(f"suite {path} is an unfinished maskbench run (its journal {JOURNAL}/ is there): "
+                         "finish it with the same command and --resume, or redo it with --overwrite")
     fmt = detect_format(path)
     options = {"max_abs_angle_deg": PROTOCOL_MAX_ABS_ANGLE_DEG} if fmt.name == "AFLW2000" else {}
     reader = open_dataset(path, fmt=fmt, **options)
@@ -325,7 +368,7 @@ def _scored_samples_and_rows(path: Path) -> tuple[list[Sample], int, dict[str, d
     if fmt.name != "300W_LP":  # a 300W_LP-format suite is scored whole (it has no test rows)
         which = splits_by_id(path, fmt.name, [s.id for s in samples], rows)
         samples = [s for s in samples if which[s.id] == "test"]
-    return samples, sum(len(v) for v in reader.filtered.values()), rows
+    return samples, sum(len(v) for v in reader.filtered.values()), rows, [str(e) for e in reader.errors]
 
 
 def check_split_agrees(model: Any, name: str, path: Path) -> None:

@@ -14,6 +14,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from maskbench.errors import DatasetError, require_file
+
 TMP_PREFIX = ".tmp-"
 
 
@@ -92,12 +94,30 @@ def encode_map_png(image: np.ndarray) -> bytes:
 
 
 def read_image(path: Path) -> np.ndarray:
-    """Decode an image file to BGR uint8; raises DatasetError naming the file when it cannot."""
-    from maskbench.datasets.base import DatasetError, require_file
-
+    """Decode an image file to BGR uint8; raises DatasetError naming the file when it cannot, or
+    when a JPEG or PNG is cut short (OpenCV would decode the part that is there and pad the rest
+    grey, so a truncated photo would be scored, masked or trained on as if whole)."""
     require_file(path, "image")
     data = np.fromfile(str(path), dtype=np.uint8)
     image = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if image is None:
         raise DatasetError(path, "not a decodable image (truncated or not an image)")
+    problem = truncation(data[:8].tobytes(), data[-64:].tobytes())
+    if problem:
+        raise DatasetError(path, problem)
     return image
+
+
+def truncation(head: bytes, tail: bytes) -> str | None:
+    """Why an encoded image with these first and last bytes is cut short, or None: a JPEG must end
+    with its end-of-image marker (padding after it allowed), a PNG with its IEND chunk; other
+    formats are not checked."""
+    if head.startswith(b"\xff\xd8"):
+        ok = tail.rstrip(b"\0\r\n \t").endswith(b"\xff\xd9")
+    elif head.startswith(b"\x89PNG"):
+        ok = tail.endswith(b"IEND\xaeB`\x82")
+    else:
+        ok = True
+    if ok:
+        return None
+    return "truncated image (the file ends before its end marker; an interrupted download or copy?)"
