@@ -632,9 +632,12 @@ def info(src: str, protocol_filter: bool, data_root: Path | None) -> None:
     """Read a dataset tree and print its format, counts, pose ranges and unreadable files."""
     import numpy as np
 
+    from maskbench.io.manifest import labels_by_id
+
     try:
         reader = open_dataset(resolve_dataset(src, _root(data_root)),
                               **_protocol_options(protocol_filter))
+        rows = labels_by_id(reader.root)  # a maskbench split's labels.csv, checked like every command reads it
     except (FileNotFoundError, DatasetError) as exc:
         _fail(str(exc))
     angles = np.array([[s.pose.yaw_deg, s.pose.pitch_deg, s.pose.roll_deg] for s in reader]).reshape(-1, 3)
@@ -646,6 +649,11 @@ def info(src: str, protocol_filter: bool, data_root: Path | None) -> None:
         if len(angles):
             col = angles[:, k]
             click.echo(f"  {name:9s} min {col.min():8.2f}  mean {col.mean():8.2f}  max {col.max():8.2f}")
+    if rows:
+        per_split: dict[str, int] = {}
+        for row in rows.values():
+            per_split[row["split"]] = per_split.get(row["split"], 0) + 1
+        click.echo("  labels.csv rows by split: " + ", ".join(f"{k} {v}" for k, v in sorted(per_split.items())))
     for reason, ids in reader.filtered.items():
         click.echo(f"  filtered ({reason}): {len(ids)}")
     for err in reader.errors:

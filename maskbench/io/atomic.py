@@ -99,12 +99,12 @@ def read_image(path: Path) -> np.ndarray:
     grey, so a truncated photo would be scored, masked or trained on as if whole)."""
     require_file(path, "image")
     data = np.fromfile(str(path), dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    if image is None:
-        raise DatasetError(path, "not a decodable image (truncated or not an image)")
     problem = truncation(data[:8].tobytes(), data[-64:].tobytes())
     if problem:
         raise DatasetError(path, problem)
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if image is None:
+        raise DatasetError(path, "not a decodable image (truncated or not an image)")
     return image
 
 
