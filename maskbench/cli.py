@@ -59,12 +59,13 @@ def _split_options(f):  # type: ignore[no-untyped-def]
     """``--split-by`` / ``--split-seed`` / fractions: the split rule of a raw source (:mod:`maskbench.splits`)."""
     options = [
         click.option("--split-by", type=click.Choice(["frame", "subject", "id"]), default=None,
-                     help="Train/test split of a raw source. BIWI: per frame (default, the published protocol) or per "
-                     "subject (no identity in both); id: per sample id for any format (AFLW2000 and 300W_LP otherwise "
-                     "keep their roles, test and train). A maskbench source keeps its recorded split; another is refused."),
+                     help="Train/test split of a raw source. BIWI: per subject (default: 16 of the 24 sequences train, "
+                     "8 test, the published 70/30 protocol) or per frame (frames of every person on both sides); id: per "
+                     "sample id for any format (AFLW2000 and 300W_LP otherwise keep their roles, test and train). A "
+                     "maskbench source keeps its recorded split; another is refused."),
         click.option("--split-seed", type=int, default=None, help="Seed of the split draw (default 0)."),
         click.option("--train-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
-                     help="Share drawn into train, validation included (default 0.7)."),
+                     help="Share drawn into train, validation included (default: 16/24 sequences by subject, else 0.7)."),
         click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=None,
                      help="Share of all samples, taken from the train share, marked val (default 0)."),
     ]
@@ -76,12 +77,13 @@ def _split_options(f):  # type: ignore[no-untyped-def]
 def _split_rule(split_by: str | None, split_seed: int | None, train_fraction: float | None = None,
                 val_fraction: float | None = None):  # type: ignore[no-untyped-def]
     """The rule the options ask for, or None when none was given (a source keeps its own)."""
-    from maskbench.splits import DEFAULT_RULE, SplitRule
+    from maskbench.splits import DEFAULT_RULE, SplitRule, default_train_fraction
 
     if split_by is None and split_seed is None and train_fraction is None and val_fraction is None:
         return None
-    return SplitRule(by=split_by or DEFAULT_RULE.by, seed=split_seed or 0,
-                     train_fraction=DEFAULT_RULE.train_fraction if train_fraction is None else train_fraction,
+    by = split_by or DEFAULT_RULE.by
+    return SplitRule(by=by, seed=split_seed or 0,
+                     train_fraction=default_train_fraction(by) if train_fraction is None else train_fraction,
                      val_fraction=val_fraction or 0.0)
 
 
@@ -369,6 +371,11 @@ def synthesize(src: str, out: str | None, mask_types: str, colors: str, landmark
               help="Report folder: report.md, results.csv, results.json, predictions.csv, plots, manifest.json. "
               "Relative to the current folder. An earlier report there is replaced as a whole once the new one is "
               "written; a folder maskbench did not write is refused.")
+@click.option("--euler", type=click.Choice(["fixed", "closest"]), default="fixed", show_default=True,
+              help="Per-axis errors of a model that outputs rotations: fixed decomposes each prediction once in "
+              "maskbench's convention (yaw in [-90, 90]; what published evaluations do); closest takes, per face, "
+              "the one of its two Euler triples nearer the label (kinder near |yaw| = 90). The geodesic error "
+              "beside them depends on neither.")
 @click.option("--strict", is_flag=True,
               help="Exit 1 when any sample could not be read (they are always listed in the report and left out "
               "of the scores; without --strict the exit status is 0).")
@@ -379,7 +386,7 @@ def synthesize(src: str, out: str | None, mask_types: str, colors: str, landmark
               help="Threads decoding images ahead of the model.")
 @_data_root_option
 def evaluate(model: str | None, suites: tuple[str, ...], predictions: Path | None, weights: Path | None, protocol: str,
-             out: Path, strict: bool, batch_size: int, device: str, limit: int | None, workers: int,
+             out: Path, euler: str, strict: bool, batch_size: int, device: str, limit: int | None, workers: int,
              data_root: Path | None) -> None:
     """Score a head-pose MODEL on every suite and write a report.
 
@@ -423,7 +430,7 @@ def evaluate(model: str | None, suites: tuple[str, ...], predictions: Path | Non
         pose_model = load_model(model, predictions=predictions, train_matrices=train, device=device,
                                 weights_dir=weights)
         results = [evaluate_suite(pose_model, name, path, batch_size=batch_size, limit=limit, workers=workers,
-                                  protocol=protocol) for name, path in found.items()]
+                                  protocol=protocol, euler=euler) for name, path in found.items()]
     except (ValueError, DatasetError) as exc:
         _fail(str(exc))
     if isinstance(pose_model, PredictionsFile):
@@ -443,7 +450,7 @@ def evaluate(model: str | None, suites: tuple[str, ...], predictions: Path | Non
     try:
         with replaced_folder(out_dir, "evaluation report", **guard) as stage:
             write_report(stage, pose_model.name, results, missing, protocol,
-                         protocol_text=getattr(pose_model, "protocol_text", None))
+                         protocol_text=getattr(pose_model, "protocol_text", None), euler=euler)
             write_plots(stage, results)
     except UnsafeOutputError as exc:
         _fail(str(exc))

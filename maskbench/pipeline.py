@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from maskbench.datasets.aflw2000 import SOURCE_ANGLE_COLUMN, max_abs_stored_angle_deg
 from maskbench.datasets.base import DatasetError, DatasetReader
 from maskbench.io.atomic import atomic_write_bytes, encode_image, encode_map_png, read_image
 from maskbench.io.manifest import (
@@ -178,6 +179,9 @@ class SplitJob:
         unit.row = row
         if row:  # a maskbench source: keep its transform columns
             sample = sample.replace(extra=inherited_columns(row))
+        if fmt.name == "AFLW2000" and SOURCE_ANGLE_COLUMN not in sample.extra and not (row or {}).get("transform"):
+            # an original photo: what the protocol filter of every copy made from it will test
+            sample = sample.replace(extra={**sample.extra, SOURCE_ANGLE_COLUMN: max_abs_stored_angle_deg(sample)})
         if self.transform is not None:
             unit.rng = sample_rng(self.seed, sample.id, self.transform_name)
             unit.transform = "+".join(t for t in (row.get("transform", "") if row else "", self.transform_name) if t)

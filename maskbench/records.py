@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, overload
 
-from maskbench.datasets.aflw2000 import PROTOCOL_MAX_ABS_ANGLE_DEG
+from maskbench.datasets.aflw2000 import PROTOCOL_MAX_ABS_ANGLE_DEG, outside_protocol
 from maskbench.datasets.base import DatasetFormat
 from maskbench.datasets.base import open_dataset as open_reader
 from maskbench.io.atomic import read_image
@@ -46,18 +46,23 @@ class Records(Sequence[dict[str, Any]]):
 
     def __init__(self, path: str | Path, split: str | None = None, protocol_filter: bool = False) -> None:
         root = Path(path).expanduser().resolve()
-        options = {"max_abs_angle_deg": PROTOCOL_MAX_ABS_ANGLE_DEG} if protocol_filter else {}
-        reader = open_reader(root, **options)
+        reader = open_reader(root)
         self.root = root
         self.format = reader.fmt
         rows = labels_by_id(root)
         samples = list(reader)
+        self.filtered: dict[str, list[str]] = {}
+        if protocol_filter and reader.fmt.name == "AFLW2000":  # on the original photo's angles (copies too)
+            dropped = [s.id for s in samples if outside_protocol(s, rows.get(s.id))]
+            if dropped:
+                self.filtered[f"|angle| > {PROTOCOL_MAX_ABS_ANGLE_DEG:g} deg"] = dropped
+            gone = set(dropped)
+            samples = [s for s in samples if s.id not in gone]
         which = splits_by_id(root, reader.fmt.name, [s.id for s in samples], rows)
         self.samples = [s for s in samples if split is None or which[s.id] == split]
         self._split = {s.id: which[s.id] for s in self.samples}
         self._source = {s.id: rows.get(s.id, {}).get("source_id") or s.id for s in self.samples}
         self.errors = [str(e) for e in reader.errors]
-        self.filtered = dict(reader.filtered)
 
     def __len__(self) -> int:
         return len(self.samples)

@@ -419,7 +419,7 @@ def write_photo_report(out: Path, preset: Preset, data: Path, device: str, seed:
         cells = []
         for protocol in ("crop", "full"):
             pen = res.get((model, protocol), {}).get("AFLW2000_test_masked", {}).get("masked_penalty")
-            d = pen["overall"]["mae_deg"] if pen else None
+            d = pen["overall"]["mae_deg"] if pen and "overall" in pen else None
             cells.append("-" if d is None else f"{d[0]:+.2f} [{d[1]:+.2f}, {d[2]:+.2f}]")
         lines.append(f"| {model} | {cells[0]} | {cells[1]} |")
     lines += ["", "## The study's claims, answered from these numbers", ""]

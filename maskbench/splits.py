@@ -9,8 +9,13 @@ A folder's split of a sample is, in this order:
    write by default, so raw and written folders agree).
 
 Rule per format: AFLW2000 is all ``test`` and 300W_LP all ``train`` (their published roles); BIWI is
-a seeded ``train_fraction`` / rest draw per frame (``by="frame"``, the published masked-HPE
-protocol) or per sequence folder (``by="subject"``: no identity in both splits). ``by="id"`` draws
+split by sequence (``by="subject"``, the default): a seeded draw of 16 of its 24 sequence folders
+for training and 8 for testing, the literature's BIWI 70/30 protocol (FSA-Net's
+``TYY_create_db_biwi_70_30.py``, used by 6DRepNet, TriNet and others), so no person is on both
+sides. The draw ranks the 24 sequence names ``01``..``24``, not the folders present, so any subset
+of BIWI (or the sample data) is split as the whole would be. ``by="frame"`` draws per frame
+(``train_fraction``, 0.7 by default): consecutive, near-identical frames of every person land on both
+sides, and a report of a model trained on such a split says so. ``by="id"`` draws
 per sample id for every format (how ``maskbench reproduce --preset real`` splits one AFLW2000-format
 folder of photos into training and test parts). ``val_fraction`` > 0 turns that share of the drawn
 training part into ``val`` rows: the trainer validates on them and never trains on them.
@@ -23,6 +28,7 @@ otherwise a frame could be a training frame in one folder and a test frame in an
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,6 +38,14 @@ from maskbench.io.manifest import labels_by_id
 from maskbench.seeding import unit_fraction
 
 SPLIT_BY = ("frame", "subject", "id")
+#: BIWI's sequence folders; the published 70/30 protocol trains on 16 of them.
+BIWI_SEQUENCES = tuple(f"{k:02d}" for k in range(1, 25))
+BIWI_TRAIN_SEQUENCES = 16
+#: Default training share of a per-frame or per-id draw.
+FRAME_TRAIN_FRACTION = 0.7
+#: What a report says of a model trained on (or a suite of) a per-frame BIWI split.
+FRAME_SPLIT_WARNING = ("BIWI split by frame: frames of the test people were trained on (consecutive frames are "
+                       "near-identical), so this is not the published 16/8-sequence protocol")
 #: Formats whose split is fixed by the dataset's role; the rule's draw applies to the others.
 FIXED_SPLIT = {"AFLW2000": "test", "300W_LP": "train"}
 
@@ -40,9 +54,9 @@ FIXED_SPLIT = {"AFLW2000": "test", "300W_LP": "train"}
 class SplitRule:
     """How original samples are assigned to ``train`` / ``val`` / ``test`` (see the module docstring)."""
 
-    by: str = "frame"
+    by: str = "subject"
     seed: int = 0
-    train_fraction: float = 0.7
+    train_fraction: float = BIWI_TRAIN_SEQUENCES / len(BIWI_SEQUENCES)
     val_fraction: float = 0.0
 
     def __post_init__(self) -> None:
@@ -67,20 +81,49 @@ class SplitRule:
         if name not in ("BIWI", *FIXED_SPLIT):
             raise ValueError(f"unknown format {format_name!r}")
         key = sample_id.split("/")[0] if self.by == "subject" else sample_id
-        u = unit_fraction(self.seed, key)
+        if self.by == "subject" and key in BIWI_SEQUENCES:  # exactly round(fraction x 24) sequences
+            rank = _sequence_rank(self.seed)[key]
+            n_train = round(self.train_fraction * len(BIWI_SEQUENCES))
+            n_val = round(self.val_fraction * len(BIWI_SEQUENCES))
+            return "train" if rank < n_train - n_val else "val" if rank < n_train else "test"
+        u = unit_fraction(self.seed, key)  # a per-frame draw, or a sequence name BIWI does not have
         return "train" if u < self.train_fraction - self.val_fraction else "val" if u < self.train_fraction else "test"
+
+    def sequences(self, split: str) -> list[str]:
+        """BIWI sequence names of ``split`` under a per-subject rule (sorted)."""
+        return sorted(s for s in BIWI_SEQUENCES if self.split_of("BIWI", f"{s}/frame_00000") == split)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SplitRule:
-        return cls(str(d.get("by", "frame")), int(d.get("seed", 0)), float(d.get("train_fraction", 0.7)),
-                   float(d.get("val_fraction", 0.0)))
+        """A recorded rule; a record without ``by`` predates the per-subject default (per frame, 0.7)."""
+        if "by" not in d:
+            return cls("frame", int(d.get("seed", 0)), float(d.get("train_fraction", FRAME_TRAIN_FRACTION)),
+                       float(d.get("val_fraction", 0.0)))
+        return cls(str(d["by"]), int(d.get("seed", 0)), float(d["train_fraction"]), float(d.get("val_fraction", 0.0)))
 
     def describe(self) -> str:
+        if self.by == "subject":
+            n = len(BIWI_SEQUENCES)
+            n_train, n_val = round(self.train_fraction * n), round(self.val_fraction * n)
+            val = f" ({n_val} of them val)" if n_val else ""
+            return f"by subject, seed {self.seed}, {n_train} of {n} BIWI sequences train{val}"
         val = f", {self.val_fraction:.0%} val" if self.val_fraction else ""
         return f"by {self.by}, seed {self.seed}, {self.train_fraction - self.val_fraction:.0%} train{val}"
+
+
+def default_train_fraction(by: str) -> float:
+    """The training share a rule gets when none is given: 16/24 sequences by subject, else 0.7."""
+    return BIWI_TRAIN_SEQUENCES / len(BIWI_SEQUENCES) if by == "subject" else FRAME_TRAIN_FRACTION
+
+
+@functools.lru_cache(maxsize=64)
+def _sequence_rank(seed: int) -> dict[str, int]:
+    """Rank (0..23) of each BIWI sequence in the seeded draw; the first ones are training."""
+    order = sorted(BIWI_SEQUENCES, key=lambda s: (unit_fraction(seed, f"sequence\0{s}"), s))
+    return {s: k for k, s in enumerate(order)}
 
 
 DEFAULT_RULE = SplitRule()
@@ -100,9 +143,10 @@ def recorded_rule(folder: Path) -> SplitRule | None:
         return SplitRule.from_dict(manifest["split"])
     params = manifest.get("parameters", {})
     if "split_by" in params or "split_seed" in params:
-        return SplitRule(params.get("split_by", "frame"), int(params.get("split_seed", 0)))
-    if params.get("command") == "sample":  # sample data drew its BIWI split with the render seed
-        return SplitRule(seed=int(manifest.get("seed") or 0))
+        by = params.get("split_by", "frame")
+        return SplitRule(by, int(params.get("split_seed", 0)), default_train_fraction(by))
+    if params.get("command") == "sample":  # old sample data drew its BIWI split per frame with the render seed
+        return SplitRule("frame", int(manifest.get("seed") or 0), FRAME_TRAIN_FRACTION)
     return None
 
 

@@ -42,8 +42,8 @@ def biwi_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "BIWI_raw" / "labels.csv").unlink()
     (root / "BIWI_raw" / "manifest.json").unlink()
     runner = CliRunner()
-    for args in (["import", "--src", "BIWI_raw", "--out", "BIWI_subject", "--split-by", "subject"],
-                 ["rotate", "--src", "BIWI_subject", "--out", "BIWI_subject_rotated"],
+    for args in (["import", "--src", "BIWI_raw", "--out", "BIWI_frame", "--split-by", "frame"],
+                 ["rotate", "--src", "BIWI_frame", "--out", "BIWI_frame_rotated"],
                  ["rotate", "--src", "BIWI_raw", "--out", "BIWI_raw_rotated"]):
         r = runner.invoke(main, [*args, "--data-root", str(root)])
         assert r.exit_code == 0, r.output
@@ -69,7 +69,7 @@ def test_raw_tree_trainer_and_evaluator_use_one_split(biwi_root: Path) -> None:
     assert len(training_matrices(biwi_root / "mean_root")) == len(trained)
 
 
-@pytest.mark.parametrize("base", ["BIWI_raw", "BIWI_subject"])
+@pytest.mark.parametrize("base", ["BIWI_raw", "BIWI_frame"])
 def test_derived_splits_never_score_a_trained_source(biwi_root: Path, base: str) -> None:
     """For both split modes: training on a folder and its rotated copy, scoring either, no source
     frame is in both sets."""
@@ -82,32 +82,60 @@ def test_derived_splits_never_score_a_trained_source(biwi_root: Path, base: str)
 
 
 def test_split_is_recorded_and_inherited(biwi_root: Path) -> None:
-    subject = SplitRule(by="subject")
-    assert recorded_rule(biwi_root / "BIWI_subject") == subject
-    assert recorded_rule(biwi_root / "BIWI_subject_rotated") == subject  # inherited from its source
+    frame = SplitRule(by="frame", train_fraction=0.7)
+    assert recorded_rule(biwi_root / "BIWI_frame") == frame
+    assert recorded_rule(biwi_root / "BIWI_frame_rotated") == frame  # inherited from its source
     assert recorded_rule(biwi_root / "BIWI_raw_rotated") == DEFAULT_RULE
-    # by subject: no sequence folder has frames in both splits
-    rows = labels_by_id(biwi_root / "BIWI_subject")
-    by_seq: dict[str, set[str]] = {}
-    for sid, row in rows.items():
-        by_seq.setdefault(sid.split("/")[0], set()).add(row["split"])
-    assert all(len(v) == 1 for v in by_seq.values()) and len(by_seq) == 6
+    # the default is by subject: no sequence folder has frames in both splits, and both splits have some
+    assert DEFAULT_RULE.by == "subject"
+    for folder in ("BIWI", "BIWI_raw_rotated"):
+        rows = labels_by_id(biwi_root / folder)
+        by_seq: dict[str, set[str]] = {}
+        for sid, row in rows.items():
+            by_seq.setdefault(sid.split("/")[0], set()).add(row["split"])
+        assert all(len(v) == 1 for v in by_seq.values()) and len(by_seq) == 6
+        assert {next(iter(v)) for v in by_seq.values()} == {"train", "test"}
+
+
+def test_the_default_biwi_split_is_16_of_24_sequences_seeded() -> None:
+    """The published protocol: 16 sequences train, 8 test, whatever the seed; seeds differ."""
+    for seed in range(5):
+        rule = SplitRule(seed=seed)
+        train, test = rule.sequences("train"), rule.sequences("test")
+        assert len(train) == 16 and len(test) == 8 and not set(train) & set(test)
+    assert SplitRule(seed=0).sequences("test") != SplitRule(seed=1).sequences("test")
+    with_val = SplitRule(seed=0, val_fraction=2 / 24)
+    assert len(with_val.sequences("val")) == 2 and len(with_val.sequences("test")) == 8
+    assert with_val.sequences("test") == SplitRule(seed=0).sequences("test")  # val comes out of train
+
+
+def test_a_frame_split_is_named_in_the_report(biwi_root: Path) -> None:
+    from maskbench.evaluation.evaluator import protocol_notes
+    from maskbench.splits import FRAME_SPLIT_WARNING
+
+    class Trained:
+        training_data = [{"name": "BIWI", "format": "BIWI", "split": SplitRule(by="frame").as_dict()}]
+
+    assert protocol_notes(object(), biwi_root / "BIWI_frame") == [FRAME_SPLIT_WARNING]
+    assert protocol_notes(object(), biwi_root / "BIWI_raw") == []
+    assert protocol_notes(Trained(), biwi_root / "BIWI_raw") == [FRAME_SPLIT_WARNING]
+    assert "frames of the test people were trained on" in FRAME_SPLIT_WARNING
 
 
 def test_a_contradicting_split_option_and_mixed_rules_are_refused(biwi_root: Path, tmp_path: Path) -> None:
-    r = CliRunner().invoke(main, ["synthesize", "--src", str(biwi_root / "BIWI_subject"), "--out",
-                                  str(tmp_path / "x"), "--split-by", "frame", "--limit", "1"])
+    r = CliRunner().invoke(main, ["synthesize", "--src", str(biwi_root / "BIWI_frame"), "--out",
+                                  str(tmp_path / "x"), "--split-by", "subject", "--limit", "1"])
     assert r.exit_code == 2 and "already has a split" in r.output
     with pytest.raises(ValueError, match="split by different rules"):
         check_same_rule({"BIWI_raw": ("BIWI", rule_of(biwi_root / "BIWI_raw")),
-                         "BIWI_subject_rotated": ("BIWI", rule_of(biwi_root / "BIWI_subject_rotated"))})
+                         "BIWI_frame_rotated": ("BIWI", rule_of(biwi_root / "BIWI_frame_rotated"))})
 
     class Trained:  # what a checkpoint records about its training folders
         training_data = [{"name": "BIWI", "format": "BIWI", "split": DEFAULT_RULE.as_dict()}]
 
     check_split_agrees(Trained(), "BIWI_raw_rotated", biwi_root / "BIWI_raw_rotated")  # same rule: fine
     with pytest.raises(ValueError, match="split by different rules"):
-        check_split_agrees(Trained(), "BIWI_subject_rotated", biwi_root / "BIWI_subject_rotated")
+        check_split_agrees(Trained(), "BIWI_frame_rotated", biwi_root / "BIWI_frame_rotated")
 
 
 def test_validation_is_a_hold_out_of_training_sources(biwi_root: Path) -> None:

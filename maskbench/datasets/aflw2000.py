@@ -15,6 +15,12 @@ Box: the tight box of those 68 landmarks (``pt2d`` can hold the unlabelled marke
 and is not used for the box). The standard evaluation protocol keeps a sample only if every
 stored angle has |angle| <= 99 degrees: pass ``max_abs_angle_deg=99`` (CLI ``--protocol-filter``);
 the dropped ids are reported in the reader's ``filtered`` and the manifest, never silently.
+
+Masked and rotated copies are scored on exactly the faces of their source's protocol: every split
+maskbench writes from AFLW2000-format data carries, per row, the largest stored |angle| of the
+original photo (``source_max_abs_angle_deg``, inherited through derived folders), and
+:func:`outside_protocol` decides by that number, not by the copy's recomputed angles (a rotation
+moves some faces across the limit: on the dev half, 990 rotated faces against 984 originals).
 """
 
 from __future__ import annotations
@@ -31,6 +37,21 @@ from maskbench.types import Sample
 
 #: The protocol limit used by Hopenet, FSA-Net and the masked-HPE study.
 PROTOCOL_MAX_ABS_ANGLE_DEG = 99.0
+#: labels.csv column: the original photo's largest stored |angle| (degrees), what the protocol tests.
+SOURCE_ANGLE_COLUMN = "source_max_abs_angle_deg"
+
+
+def max_abs_stored_angle_deg(sample: Sample) -> float:
+    """The largest |angle| of a sample's stored ``Pose_Para`` (degrees, as stored: maybe unwrapped)."""
+    return max(abs(v) for v in threeddfa.raw_angles_deg(sample).values())
+
+
+def outside_protocol(sample: Sample, row: dict[str, str] | None,
+                     limit_deg: float = PROTOCOL_MAX_ABS_ANGLE_DEG) -> bool:
+    """Whether the 99-degree protocol drops this face: by its original's stored angles when its
+    ``labels.csv`` row carries them (:data:`SOURCE_ANGLE_COLUMN`), else by its own."""
+    carried = (row or {}).get(SOURCE_ANGLE_COLUMN, "")
+    return (float(carried) if carried else max_abs_stored_angle_deg(sample)) > limit_deg
 
 
 class _Aflw2000(threeddfa.ThreeDDFAFormat):

@@ -108,11 +108,27 @@ def sample_pose(dataset: str, rng: np.random.Generator, beyond_protocol: bool = 
     )
 
 
-def plan(dataset: str, n: int) -> list[PlannedSample]:
-    """Sample ids (in the native naming) and which identity each one shows."""
+def biwi_sequences(n_seq: int, split: SplitRule = DEFAULT_RULE) -> list[str]:
+    """The BIWI sequence names of ``n_seq`` sample people: training and test sequences of ``split``
+    taken in the ratio 2:1 (train, test, train, train, test, ...), so that a sample tree split by
+    subject has people on both sides, as the real one does."""
+    if split.by != "subject":
+        return [f"{k + 1:02d}" for k in range(n_seq)]
+    pools = {"train": split.sequences("train"), "test": split.sequences("test")}
+    names = []
+    for k in range(n_seq):
+        side = "test" if k % 3 == 1 and pools["test"] else "train"
+        names.append(pools[side].pop(0))
+    return names
+
+
+def plan(dataset: str, n: int, split: SplitRule = DEFAULT_RULE) -> list[PlannedSample]:
+    """Sample ids (in the native naming) and which identity each one shows (a BIWI sequence name is
+    its person: :func:`biwi_sequences` under ``split``)."""
     if dataset == "BIWI":
-        n_seq = max(1, min(6, n // 4))
-        return [PlannedSample(f"{k % n_seq + 1:02d}/frame_{k // n_seq + 3:05d}", f"{k % n_seq + 1:02d}") for k in range(n)]
+        seqs = biwi_sequences(max(1, min(6, n // 4)), split)
+        return [PlannedSample(f"{seqs[k % len(seqs)]}/frame_{k // len(seqs) + 3:05d}", seqs[k % len(seqs)])
+                for k in range(n)]
     if dataset == "300W_LP":
         n_orig = (n + 1) // 2
         originals = [
@@ -280,7 +296,7 @@ def make_sample_dataset(
     if not 0.05 <= scale <= 4:
         raise ValueError(f"scale must be in [0.05, 4], got {scale}")
     fmt = get_format(name)
-    jobs = [(name, planned, seed, scale) for planned in plan(name, n)]
+    jobs = [(name, planned, seed, scale) for planned in plan(name, n, split)]
     with SplitWriter(out_dir, overwrite=overwrite, data_root=data_root) as writer, contextlib.ExitStack() as stack:
         if workers > 1:
             pool = stack.enter_context(multiprocessing.get_context("fork").Pool(workers))

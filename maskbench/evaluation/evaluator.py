@@ -25,7 +25,7 @@ import numpy as np
 
 from maskbench import geometry
 from maskbench.datasets import detect_format, open_dataset, threeddfa
-from maskbench.datasets.aflw2000 import PROTOCOL_MAX_ABS_ANGLE_DEG
+from maskbench.datasets.aflw2000 import outside_protocol
 from maskbench.errors import DatasetError
 from maskbench.evaluation.adapters import EvalItem, PoseModel, ReferenceModel
 from maskbench.evaluation.metrics import PENALTY_KEYS, Scores, angle_errors_deg, paired_delta, score
@@ -33,7 +33,7 @@ from maskbench.io.atomic import atomic_write_text, read_image
 from maskbench.io.manifest import labels_by_id
 from maskbench.io.safety import JOURNAL
 from maskbench.progress import progress_bar
-from maskbench.splits import SplitRule, check_same_rule, rule_of, splits_by_id
+from maskbench.splits import FRAME_SPLIT_WARNING, SplitRule, check_same_rule, rule_of, splits_by_id
 from maskbench.types import Sample
 
 #: Suite name -> the command that creates it when it is missing.
@@ -82,6 +82,8 @@ class SuiteResult:
     rows: list[dict[str, Any]] = field(default_factory=list)
     #: samples whose files could not be read ("path: problem", path relative to the suite): not scored
     unreadable: list[str] = field(default_factory=list)
+    #: what a reader of the numbers must know about the protocol (e.g. a per-frame BIWI split)
+    notes: list[str] = field(default_factory=list)
 
 
 def _bin_label(value: float, edges: Sequence[float]) -> str:
@@ -124,9 +126,31 @@ def _relative(path: str, suite_dir: Path) -> str:
         return Path(path).name
 
 
+#: How a predicted rotation becomes (yaw, pitch, roll) for the per-axis errors.
+EULER_MODES = {
+    "fixed": "fixed (each predicted rotation decomposed once in the maskbench convention, yaw in [-90, 90], "
+             "as published evaluations do)",
+    "closest": "closest (of the two Euler triples of each predicted rotation, the one nearer the label)",
+}
+
+
+def predicted_euler_deg(pred_matrix: np.ndarray, label_deg: tuple[float, float, float],
+                        euler: str = "fixed") -> tuple[float, float, float]:
+    """(yaw, pitch, roll) of a predicted rotation for the per-axis comparison with ``label_deg``:
+    ``fixed`` decomposes it once (:func:`geometry.matrix_to_euler_deg`, the literature's way; near
+    |yaw| = 90 a small rotation error can read as large pitch and roll errors, and a label beyond
+    yaw 90 is never matched exactly); ``closest`` takes the nearer of its two triples."""
+    if euler == "fixed":
+        return geometry.matrix_to_euler_deg(pred_matrix)
+    if euler == "closest":
+        return geometry.closest_euler_deg(pred_matrix, label_deg)
+    raise ValueError(f"euler must be one of {', '.join(EULER_MODES)}, got {euler!r}")
+
+
 def evaluate_suite(model: PoseModel, name: str, path: Path, batch_size: int = 32, limit: int | None = None,
-                   progress: bool = True, workers: int = 2, protocol: str = "crop") -> SuiteResult:
-    """Score ``model`` on one suite folder with the ``crop`` or ``full`` protocol.
+                   progress: bool = True, workers: int = 2, protocol: str = "crop", euler: str = "fixed") -> SuiteResult:
+    """Score ``model`` on one suite folder with the ``crop`` or ``full`` protocol; per-axis errors of
+    predicted rotations by ``euler`` (:data:`EULER_MODES`; angles a model outputs are compared as given).
 
     Images are decoded (and, for adapters with ``prepare``, cropped and resized) by ``workers``
     threads (OpenCV releases the GIL); for a model on a GPU one batch ahead, overlapping inference.
@@ -136,6 +160,8 @@ def evaluate_suite(model: PoseModel, name: str, path: Path, batch_size: int = 32
     if protocol == "full" and not hasattr(model, "predict_full"):
         raise ValueError(f"{model.name} cannot run --protocol full: it needs a face detector "
                          "(maskbench checkpoints have one); use --protocol crop")
+    if euler not in EULER_MODES:
+        raise ValueError(f"euler must be one of {', '.join(EULER_MODES)}, got {euler!r}")
     predict = model.predict_full if protocol == "full" else model.predict  # type: ignore[attr-defined]
     load = functools.partial(_try_load_item, prepare=getattr(model, "prepare", None) if protocol == "crop" else None,
                              suite_dir=path)
@@ -176,8 +202,8 @@ def evaluate_suite(model: PoseModel, name: str, path: Path, batch_size: int = 32
             elif pred.shape == (3,):  # the model's own angles, compared as given
                 guess = (float(pred[0]), float(pred[1]), float(pred[2]))
                 pred = geometry.euler_deg_to_matrix(*guess)
-            else:  # a rotation: the Euler triple of the two that is closer to the label
-                guess = geometry.closest_euler_deg(pred, truth)
+            else:  # a rotation: decomposed (fixed) or the nearer of its two triples (closest)
+                guess = predicted_euler_deg(pred, truth, euler)
             true_m.append(s.pose.matrix)
             pred_m.append(pred)
             true_e.append(truth)
@@ -194,7 +220,7 @@ def evaluate_suite(model: PoseModel, name: str, path: Path, batch_size: int = 32
                          f"(e.g. {unreadable[0]})")
     true_e_a, pred_e_a = np.asarray(true_e).reshape(-1, 3), np.asarray(pred_e).reshape(-1, 3)
     result = SuiteResult(name, score(true_e_a, pred_e_a, true_m, pred_m), n_filtered,
-                         rows=out_rows, unreadable=sorted(unreadable))
+                         rows=out_rows, unreadable=sorted(unreadable), notes=protocol_notes(model, path))
     groups: dict[str, dict[str, list[int]]] = {"abs_yaw_deg": {}, "mask_type": {}, "rotation_deg": {}}
     for i, r in enumerate(out_rows):
         groups["abs_yaw_deg"].setdefault(_bin_label(abs(r["true_yaw_deg"]), YAW_BINS_DEG), []).append(i)
@@ -231,20 +257,25 @@ PROTOCOL_TEXT = {
 
 
 def write_report(out_dir: Path, model_name: str, results: Sequence[SuiteResult], missing: Sequence[str],
-                 protocol: str = "crop", protocol_text: str | None = None) -> None:
+                 protocol: str = "crop", protocol_text: str | None = None, euler: str = "fixed") -> None:
     """report.md (the published table layout), results.csv/json, predictions.csv. ``protocol_text``:
-    what the model was given, when the model says so itself (a model card, a predictions file)."""
+    what the model was given, when the model says so itself (a model card, a predictions file).
+    ``euler``: how predicted rotations were split into angles (:data:`EULER_MODES`)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     protocol_text = protocol_text or PROTOCOL_TEXT[protocol]
     lines = [f"# maskbench evaluation: {model_name}", "", f"Protocol: {protocol_text}. "
-             "Errors in degrees; angle differences wrapped to [-180, 180).", "",
-             "| suite | YAW | PITCH | ROLL | MAE | MAEV | miss rate | n | unreadable |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "Errors in degrees; angle differences wrapped to [-180, 180).",
+             f"Per-axis errors of predicted rotations: Euler {EULER_MODES[euler]}; angles a model outputs are "
+             "compared as given. GEODESIC: the rotation angle between prediction and label (no Euler convention).",
+             "", "| suite | YAW | PITCH | ROLL | MAE | GEODESIC | MAEV | miss rate | n | unreadable |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         o = r.overall
         lines.append(f"| {r.name} | {_f(o.yaw_mae_deg)} | {_f(o.pitch_mae_deg)} | {_f(o.roll_mae_deg)} | "
-                     f"{_f(o.mae_deg)} | {_f(o.maev_deg)} | {o.miss_rate:.1%} | {o.n} | {len(r.unreadable)} |")
+                     f"{_f(o.mae_deg)} | {_f(o.geodesic_deg)} | {_f(o.maev_deg)} | {o.miss_rate:.1%} | {o.n} | "
+                     f"{len(r.unreadable)} |")
     for r in results:
+        lines += [f"\n{r.name}: {note}." for note in r.notes]
         if r.unreadable:
             lines += ["", f"{r.name}: {len(r.unreadable)} samples could not be read and were not scored:", ""]
             lines += [f"* {u}" for u in r.unreadable]
@@ -256,6 +287,9 @@ def write_report(out_dir: Path, model_name: str, results: Sequence[SuiteResult],
                 lines += [f"| {g} | {_f(s.mae_deg)} | {s.n - s.n_missed} | {s.n_missed} |" for g, s in groups.items()]
     penalties = masked_penalties(results)
     for masked, pen in penalties.items():
+        if "refused" in pen:
+            lines += ["", f"### Masked penalty: {masked} minus {pen['vs']}: not computed", "", pen["refused"] + "."]
+            continue
         lines += ["", f"### Masked penalty: {masked} minus {pen['vs']} on the same {pen['pairs']} faces",
                   "", "Mean of (masked error - unmasked error) per face, degrees, with a bootstrap 95 % interval "
                   "(2,000 resamples of the faces).", "",
@@ -263,14 +297,14 @@ def write_report(out_dir: Path, model_name: str, results: Sequence[SuiteResult],
     if missing:
         lines += ["", "Suites not found:", ""] + [f"* {m}" for m in missing]
     atomic_write_text(out_dir / "report.md", "\n".join(lines) + "\n")
-    summary = {r.name: {**r.overall.as_dict(), "filtered": r.filtered, "unreadable": r.unreadable,
+    summary = {r.name: {**r.overall.as_dict(), "filtered": r.filtered, "unreadable": r.unreadable, "notes": r.notes,
                         "breakdown": {k: {g: s.as_dict() for g, s in v.items()} for k, v in r.breakdown.items()}}
                for r in results}
     for masked, pen in penalties.items():
         summary[masked]["masked_penalty"] = pen
     atomic_write_text(out_dir / "results.json",
                       json.dumps({"model": model_name, "protocol": protocol, "protocol_text": protocol_text,
-                                  "suites": summary}, indent=1) + "\n")
+                                  "euler": euler, "suites": summary}, indent=1) + "\n")
     fields = ["suite", *Scores.__dataclass_fields__.keys(), "miss_rate", "unreadable"]
     with open(out_dir / "results.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=fields, lineterminator="\n")
@@ -314,6 +348,12 @@ def masked_penalties(results: Sequence[SuiteResult], n_boot: int = 2000) -> dict
     for name, r in by_name.items():
         base = by_name.get(name[: -len("_masked")]) if name.endswith("_masked") else None
         if base is None:
+            continue
+        plain_faces, masked_faces = {row["source_id"] for row in base.rows}, {row["source_id"] for row in r.rows}
+        if plain_faces != masked_faces:  # a penalty is measured on the same faces or not at all
+            out[name] = {"vs": base.name, "refused": (
+                f"{name} and {base.name} score different faces ({len(masked_faces - plain_faces)} only in {name}, "
+                f"{len(plain_faces - masked_faces)} only in {base.name}); no penalty is computed on unpaired sets")}
             continue
         plain, masked = _per_face_errors(base.rows), _per_face_errors(r.rows)
         common = sorted(set(plain) & set(masked))
@@ -361,14 +401,27 @@ def _scored_samples_and_rows(path: Path) -> tuple[list[Sample], int, dict[str, d
         raise ValueError(f"suite {path} is an unfinished maskbench run (its journal {JOURNAL}/ is there): "
                          "finish it with the same command and --resume, or redo it with --overwrite")
     fmt = detect_format(path)
-    options = {"max_abs_angle_deg": PROTOCOL_MAX_ABS_ANGLE_DEG} if fmt.name == "AFLW2000" else {}
-    reader = open_dataset(path, fmt=fmt, **options)
+    reader = open_dataset(path, fmt=fmt)
     rows = labels_by_id(path)
     samples = list(reader)
+    n_filtered = 0
+    if fmt.name == "AFLW2000":  # the 99-degree protocol, on the original photo's stored angles
+        kept = [s for s in samples if not outside_protocol(s, rows.get(s.id))]
+        n_filtered, samples = len(samples) - len(kept), kept
     if fmt.name != "300W_LP":  # a 300W_LP-format suite is scored whole (it has no test rows)
         which = splits_by_id(path, fmt.name, [s.id for s in samples], rows)
         samples = [s for s in samples if which[s.id] == "test"]
-    return samples, sum(len(v) for v in reader.filtered.values()), rows, [str(e) for e in reader.errors]
+    return samples, n_filtered, rows, [str(e) for e in reader.errors]
+
+
+def protocol_notes(model: Any, path: Path) -> list[str]:
+    """Notes a report must carry for this suite: a BIWI suite split by frame, or scored for a model
+    trained on a BIWI folder split by frame, is not the published protocol."""
+    if detect_format(path).name != "BIWI":
+        return []
+    rules = [rule_of(path)] + [SplitRule.from_dict(t["split"]) for t in getattr(model, "training_data", None) or []
+                               if t.get("format") == "BIWI" and isinstance(t.get("split"), dict)]
+    return [FRAME_SPLIT_WARNING] if any(r.by == "frame" for r in rules) else []
 
 
 def check_split_agrees(model: Any, name: str, path: Path) -> None:

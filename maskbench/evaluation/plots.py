@@ -83,9 +83,16 @@ def compare_table(report_dirs: Sequence[Path]) -> str:
         if not path.is_file():
             raise ValueError(f"{d}: no results.json (not a maskbench evaluate report folder)")
         data = json.loads(path.read_text())
-        models.append(data["model"])
+        column = data["model"] if data["model"] not in models else f"{data['model']} ({d.name})"
+        models.append(column)
         for suite, res in data["suites"].items():
-            table.setdefault(suite, {})[data["model"]] = res
+            table.setdefault(suite, {})[column] = res
+    for suite, per_model in table.items():  # side by side only when every report scored the same faces
+        counts = {m: (res["n"], res.get("filtered", 0)) for m, res in per_model.items()}
+        if len(set(counts.values())) > 1:
+            listed = ", ".join(f"{m}: n {n}" for m, (n, _) in counts.items())
+            raise ValueError(f"suite {suite} was scored on different faces in these reports ({listed}); compare "
+                             "reports of the same suite folders, protocol and --limit")
     lines = ["| suite | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
     for suite, per_model in table.items():
         cells = []
@@ -103,7 +110,7 @@ def compare_table(report_dirs: Sequence[Path]) -> str:
             cells = []
             for m in models:
                 pen = per_model.get(m, {}).get("masked_penalty")
-                d = pen["overall"]["mae_deg"] if pen else None
+                d = pen["overall"]["mae_deg"] if pen and "overall" in pen else None
                 cells.append("-" if d is None else f"{d[0]:+.2f} [{d[1]:+.2f}, {d[2]:+.2f}]")
             lines.append(f"| {suite} - {suite[: -len('_masked')]} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
