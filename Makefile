@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 DEVICE ?= auto
 OUT    ?= reproduce
 
-.PHONY: install demo test stress lint bench clean reproduce reproduce-smoke reproduce-clean
+.PHONY: install demo test stress lint bench tables clean reproduce reproduce-smoke reproduce-clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,9 @@ stress: $(STAMP)  ## longer reliability runs: SIGKILL rotate and synthesize at 1
 
 lint: $(STAMP)
 	$(BIN)/ruff check maskbench tests benchmarks
+
+tables: $(STAMP)  ## regenerate the README's measured tables (dated, with the commit; about 6 minutes)
+	$(BIN)/python docs/make_tables.py
 
 bench: $(STAMP)  ## run the benchmarks and write benchmarks/RESULTS.md
 	$(BIN)/python benchmarks/run_all.py

@@ -13,12 +13,19 @@ Tables:
 * ``fsanet``: the built-in FSA-Net cards on the AFLW2000 dev half and its masked and rotated
   (``--range -45 45``, seed 0) copies; plus Fusion given maskbench's generic crop instead of its own.
 * ``fsanet-penalty``: Fusion's masked penalty on the dev half (same faces, bootstrap 95 % interval).
+* ``check100``: FSA-Net Fusion and ``baseline:pnp`` on the first 100 photos of the dev half and their
+  masked and rotated copies (seed 0). Cheap enough that ``tests/test_tables.py`` recomputes it and
+  fails when the README's numbers differ: a change that moves a number cannot land with the old one.
+
+Every block is stamped with the date and the commit the script ran on. ``make tables`` runs it.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
+import subprocess
 import sys
 import tempfile
 from datetime import date
@@ -41,13 +48,52 @@ REAL = Path(os.environ.get("MASKBENCH_FIXTURES", HERE.parents[1] / "shared" / "f
 MODELS = Path(os.environ.get("MASKBENCH_MODELS", HERE.parents[1] / "shared" / "models"))
 
 
-def _derive(src: Path, out: Path, kind: str) -> Path:
+def _derive(src: Path, out: Path, kind: str, workers: int = 2) -> Path:
+    """The masked (``synthesize``) or rotated (``--range -45 45``) copy of ``src``, seed 0, as the
+    command line writes it (same parameters, so the same bytes)."""
     reader = open_dataset(src)
-    transform = mask_transform(SynthesisParams()) if kind == "synthesize" else \
-        rotation_transform(reader.fmt, RotationParams(range_deg=(-45.0, 45.0)))
-    write_split(reader, out, transform=transform, transform_name=kind, parameters={"command": kind}, seed=0,
-                overwrite=True, workers=2, progress=False)
+    if kind == "synthesize":
+        params = SynthesisParams()
+        transform = mask_transform(params)
+    else:
+        params = RotationParams(range_deg=(-45.0, 45.0))
+        transform = rotation_transform(reader.fmt, params)
+    write_split(reader, out, transform=transform, transform_name=kind,
+                parameters={"command": kind, "source": src.name, "limit": None, **params.as_dict()}, seed=0,
+                overwrite=True, workers=workers, progress=False)
     return out
+
+
+def commit() -> str:
+    """The commit this checkout is at (short), with ``+changes`` when the tree differs from it."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=HERE.parent, capture_output=True, text=True).stdout.strip()
+
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    return head + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+#: Photos of the cheap check table: the first CHECK_N of the dev half, by file name.
+CHECK_N = 100
+
+
+def check_table(tmp: Path, models_dir: Path = MODELS, real: Path = REAL) -> list[str]:
+    """FSA-Net Fusion (its card) and baseline:pnp on the first 100 dev-half photos, plain, masked and
+    rotated (seed 0): per-axis MAE, MAE, geodesic error and n (crop protocol, Euler fixed)."""
+    src = tmp / "check" / "AFLW2000"
+    src.mkdir(parents=True)
+    for jpg in sorted((real / "aflw2000_dev").glob("*.jpg"))[:CHECK_N]:
+        shutil.copyfile(jpg, src / jpg.name)
+        shutil.copyfile(jpg.with_suffix(".mat"), src / f"{jpg.stem}.mat")
+    suites = {"AFLW2000": src, "AFLW2000_masked": _derive(src, tmp / "check" / "AFLW2000_masked", "synthesize", 1),
+              "AFLW2000_rotated": _derive(src, tmp / "check" / "AFLW2000_rotated", "rotate", 1)}
+    rows = ["| model | suite | YAW | PITCH | ROLL | MAE | GEODESIC | n |", "|---|---|---|---|---|---|---|---|"]
+    for model in (CardModel(load_card("fsanet-fusion"), models_dir / "fsanet"), PnPBaseline()):
+        for name, path in suites.items():
+            o = evaluate_suite(model, name, path, progress=False).overall
+            rows.append(f"| {model.name} | {name} | {o.yaw_mae_deg:.2f} | {o.pitch_mae_deg:.2f} | {o.roll_mae_deg:.2f} "
+                        f"| {o.mae_deg:.2f} | {o.geodesic_deg:.2f} | {o.n} |")
+    return rows
 
 
 def _mae(r: SuiteResult) -> str:
@@ -102,7 +148,7 @@ def replace_block(text: str, name: str, rows: list[str]) -> str:
     pattern = re.compile(rf"(<!-- table:{name} -->\n).*?(<!-- /table:{name} -->)", re.S)
     if not pattern.search(text):
         raise SystemExit(f"README.md has no <!-- table:{name} --> ... <!-- /table:{name} --> block")
-    stamp = f"Measured {date.today().isoformat()} by `docs/make_tables.py`."
+    stamp = f"Measured {date.today().isoformat()} at commit {commit()} by `docs/make_tables.py`."
     return pattern.sub(lambda m: m.group(1) + "\n".join(rows) + f"\n\n{stamp}\n" + m.group(2), text)
 
 
@@ -120,6 +166,7 @@ def main() -> None:
             table, penalty = fsanet_tables(dev)
             text = replace_block(text, "fsanet", table)
             text = replace_block(text, "fsanet-penalty", penalty)
+            text = replace_block(text, "check100", check_table(tmp))
     README.write_text(text)
     print(text[text.index("<!-- table:pnp -->"):])
 

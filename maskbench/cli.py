@@ -55,6 +55,15 @@ def _run_options(f):  # type: ignore[no-untyped-def]
     return f
 
 
+def _biwi_labels_option(f):  # type: ignore[no-untyped-def]
+    return click.option(
+        "--biwi-labels", type=click.Choice(["literature", "calibrated"]), default="literature", show_default=True,
+        help="BIWI label convention of the yaw/pitch/roll this command writes, trains on or scores: literature = the "
+        "depth-frame rotation of the _pose.txt files as FSA-Net's and 6DRepNet's scripts convert it (what published "
+        "BIWI numbers use); calibrated = the RGB camera frame (R_cal @ R_depth, Biwi+). Native files are the same "
+        "either way; other formats ignore it.")(f)
+
+
 def _split_options(f):  # type: ignore[no-untyped-def]
     """``--split-by`` / ``--split-seed`` / fractions: the split rule of a raw source (:mod:`maskbench.splits`)."""
     options = [
@@ -171,9 +180,10 @@ def main() -> None:
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Render in N processes (same bytes as 1).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
+@_biwi_labels_option
 @_data_root_option
 def sample(dataset: str, out: str | None, n: int, seed: int, scale: float, workers: int, overwrite: bool,
-           data_root: Path | None) -> None:
+           biwi_labels: str, data_root: Path | None) -> None:
     """Render procedural heads at known poses into a dataset's native layout.
 
     Labels are exact (pose, 68 landmarks, box); labels.csv and manifest.json are written too.
@@ -184,7 +194,7 @@ def sample(dataset: str, out: str | None, n: int, seed: int, scale: float, worke
     out_dir = resolve_output(out or dataset.upper(), root)
     try:
         manifest = make_sample_dataset(dataset, out_dir, n=n, seed=seed, overwrite=overwrite, scale=scale,
-                                       workers=workers, data_root=root)
+                                       workers=workers, data_root=root, biwi_labels=biwi_labels)
     except WRITE_ERRORS as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
@@ -204,10 +214,11 @@ def sample(dataset: str, out: str | None, n: int, seed: int, scale: float, worke
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N samples.")
 @click.option("--overwrite", is_flag=True, help="Replace an earlier maskbench output at --out (swapped in when complete).")
 @click.option("--resume", is_flag=True, help="Continue a stopped run (same command and options).")
+@_biwi_labels_option
 @_data_root_option
 def import_(src: str, out: str | None, protocol_filter: bool, split_by: str | None, split_seed: int | None,
             train_fraction: float | None, val_fraction: float | None, only_split: str | None, limit: int | None,
-            overwrite: bool, resume: bool, data_root: Path | None) -> None:
+            overwrite: bool, resume: bool, biwi_labels: str, data_root: Path | None) -> None:
     """Copy a raw dataset tree into a maskbench split (native files + labels.csv + manifest.json)."""
     from maskbench.pipeline import write_split
 
@@ -222,7 +233,7 @@ def import_(src: str, out: str | None, protocol_filter: bool, split_by: str | No
             parameters={"command": "import",
                         "protocol_filter_max_abs_angle_deg": _protocol_options(protocol_filter).get("max_abs_angle_deg"),
                         "limit": limit},
-            data_root=root,
+            data_root=root, biwi_labels=biwi_labels,
         )
     except WRITE_ERRORS as exc:
         _fail(str(exc))
@@ -250,12 +261,13 @@ def import_(src: str, out: str | None, protocol_filter: bool, split_by: str | No
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the angle draws.")
 @_split_options
 @_run_options
+@_biwi_labels_option
 @_data_root_option
 def rotate(src: str, out: str | None, range_deg: tuple[float, float] | None, angles: str | None, per_image: int,
            center: str, border: str, seed: int, split_by: str | None, split_seed: int | None,
            train_fraction: float | None, val_fraction: float | None, limit: int | None,
            overwrite: bool, resume: bool,
-           workers: int, shard: str | None, data_root: Path | None) -> None:
+           workers: int, shard: str | None, biwi_labels: str, data_root: Path | None) -> None:
     """Rotate faces in-plane and recompute yaw/pitch/roll exactly (Sheka & Samun style).
 
     Example: `maskbench rotate --range -45 45` writes <data-root>/BIWI_rotated. Image, landmarks, box
@@ -285,7 +297,7 @@ def rotate(src: str, out: str | None, range_deg: tuple[float, float] | None, ang
             split=_split_rule(split_by, split_seed, train_fraction, val_fraction),
             shard=parse_shard(shard),
             parameters={"command": "rotate", "source": src_dir.name, "limit": limit, **params.as_dict()},
-            data_root=root,
+            data_root=root, biwi_labels=biwi_labels,
         )
     except WRITE_ERRORS as exc:
         _fail(str(exc))
@@ -314,12 +326,13 @@ def rotate(src: str, out: str | None, range_deg: tuple[float, float] | None, ang
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the per-sample choices.")
 @_split_options
 @_run_options
+@_biwi_labels_option
 @_data_root_option
 def synthesize(src: str, out: str | None, mask_types: str, colors: str, landmarks: str, no_occluders: bool, seed: int,
                split_by: str | None,
                split_seed: int | None, train_fraction: float | None, val_fraction: float | None,
                limit: int | None, overwrite: bool, resume: bool, workers: int, shard: str | None,
-               data_root: Path | None) -> None:
+               biwi_labels: str, data_root: Path | None) -> None:
     """Fit a synthetic face mask to every face (pose-aware, 100 % coverage) and write a masked split.
 
     Example: `maskbench synthesize --src BIWI --out BIWI_masked`. Labels are unchanged (a mask does not
@@ -346,7 +359,7 @@ def synthesize(src: str, out: str | None, mask_types: str, colors: str, landmark
             split=_split_rule(split_by, split_seed, train_fraction, val_fraction),
             shard=parse_shard(shard), count_columns=("mask_type", "landmark_source"),
             parameters={"command": "synthesize", "source": src_dir.name, "limit": limit, **params.as_dict()},
-            data_root=root,
+            data_root=root, biwi_labels=biwi_labels,
         )
     except WRITE_ERRORS as exc:
         _fail(str(exc))
@@ -376,6 +389,7 @@ def synthesize(src: str, out: str | None, mask_types: str, colors: str, landmark
               "maskbench's convention (yaw in [-90, 90]; what published evaluations do); closest takes, per face, "
               "the one of its two Euler triples nearer the label (kinder near |yaw| = 90). The geodesic error "
               "beside them depends on neither.")
+@_biwi_labels_option
 @click.option("--strict", is_flag=True,
               help="Exit 1 when any sample could not be read (they are always listed in the report and left out "
               "of the scores; without --strict the exit status is 0).")
@@ -386,8 +400,8 @@ def synthesize(src: str, out: str | None, mask_types: str, colors: str, landmark
               help="Threads decoding images ahead of the model.")
 @_data_root_option
 def evaluate(model: str | None, suites: tuple[str, ...], predictions: Path | None, weights: Path | None, protocol: str,
-             out: Path, euler: str, strict: bool, batch_size: int, device: str, limit: int | None, workers: int,
-             data_root: Path | None) -> None:
+             out: Path, euler: str, biwi_labels: str, strict: bool, batch_size: int, device: str, limit: int | None,
+             workers: int, data_root: Path | None) -> None:
     """Score a head-pose MODEL on every suite and write a report.
 
     \b
@@ -430,7 +444,8 @@ def evaluate(model: str | None, suites: tuple[str, ...], predictions: Path | Non
         pose_model = load_model(model, predictions=predictions, train_matrices=train, device=device,
                                 weights_dir=weights)
         results = [evaluate_suite(pose_model, name, path, batch_size=batch_size, limit=limit, workers=workers,
-                                  protocol=protocol, euler=euler) for name, path in found.items()]
+                                  protocol=protocol, euler=euler, biwi_labels=biwi_labels)
+                   for name, path in found.items()]
     except (ValueError, DatasetError) as exc:
         _fail(str(exc))
     if isinstance(pose_model, PredictionsFile):
@@ -450,7 +465,8 @@ def evaluate(model: str | None, suites: tuple[str, ...], predictions: Path | Non
     try:
         with replaced_folder(out_dir, "evaluation report", **guard) as stage:
             write_report(stage, pose_model.name, results, missing, protocol,
-                         protocol_text=getattr(pose_model, "protocol_text", None), euler=euler)
+                         protocol_text=getattr(pose_model, "protocol_text", None), euler=euler,
+                         biwi_labels=biwi_labels)
             write_plots(stage, results)
     except UnsafeOutputError as exc:
         _fail(str(exc))
@@ -498,9 +514,13 @@ def compare(report_dirs: tuple[Path, ...], out: Path | None) -> None:
 @click.option("--workers", type=click.IntRange(min=0), default=None,
               help="Data-loading processes per training process (default: 0 on CPU, 6 on CUDA).")
 @click.option("--amp/--no-amp", default=None, help="bfloat16 autocast for the forward pass (default: on for CUDA).")
+@click.option("--biwi-labels", type=click.Choice(["literature", "calibrated"]), default=None,
+              help="BIWI label convention of the targets (default: the config's biwi_labels, else literature: the "
+              "depth-frame labels published BIWI numbers use). Recorded in the checkpoint.")
 @_data_root_option
 def train(config_name: str, out: Path, epochs: int | None, device: str, seed: int, max_minutes: float | None,
-          init: Path | None, resume: bool, workers: int | None, amp: bool | None, data_root: Path | None) -> None:
+          init: Path | None, resume: bool, workers: int | None, amp: bool | None, biwi_labels: str | None,
+          data_root: Path | None) -> None:
     """Train the reference model (RetinaFace-style detector + 6D pose head) on splits under the data root.
 
     Example: `maskbench train --config model1 --data-root data --out runs/model1`.
@@ -515,7 +535,10 @@ def train(config_name: str, out: Path, epochs: int | None, device: str, seed: in
     try:
         if workers is None:
             workers = 6 if device.startswith("cuda") else 0
-        result = run_training(load_config(config_name), _root(data_root), out.expanduser().resolve(), device=device,
+        config = load_config(config_name)
+        if biwi_labels is not None:
+            config = {**config, "biwi_labels": biwi_labels}
+        result = run_training(config, _root(data_root), out.expanduser().resolve(), device=device,
                               epochs=epochs, seed=seed, max_minutes=max_minutes, init=init, resume=resume,
                               workers=workers, amp=amp)
     except (ValueError, FileNotFoundError, DatasetError) as exc:

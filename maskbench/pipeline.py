@@ -32,6 +32,7 @@ import numpy as np
 
 from maskbench.datasets.aflw2000 import SOURCE_ANGLE_COLUMN, max_abs_stored_angle_deg
 from maskbench.datasets.base import DatasetError, DatasetReader
+from maskbench.datasets.biwi import DEFAULT_BIWI_LABELS, check_biwi_labels, label_matrix
 from maskbench.io.atomic import atomic_write_bytes, encode_image, encode_map_png, read_image
 from maskbench.io.manifest import (
     BASE_COLUMNS,
@@ -47,7 +48,7 @@ from maskbench.io.manifest import (
 from maskbench.progress import progress_bar
 from maskbench.seeding import sample_rng
 from maskbench.splits import DEFAULT_RULE, SplitRule, recorded_rule
-from maskbench.types import Sample
+from maskbench.types import HeadPose, Sample
 
 Transform = Callable[[Sample, np.ndarray, np.random.Generator], Iterable[tuple[Sample, np.ndarray]]]
 
@@ -101,6 +102,7 @@ class SplitJob:
     split: SplitRule
     src_rows: dict[str, dict[str, str]]
     only_split: str | None = None
+    biwi_labels: str = DEFAULT_BIWI_LABELS
 
     _journal: Any = field(default=None, init=False, repr=False)
     _journal_pid: int = field(default=-1, init=False, repr=False)
@@ -219,7 +221,8 @@ class SplitJob:
         rows = []
         for out_sample, data, aux in unit.outputs:
             fmt.write(self.out_dir, out_sample, data)
-            label = label_row(out_sample, fmt.image_rel(out_sample.id), unit.split)
+            label = label_row(out_sample, fmt.image_rel(out_sample.id), unit.split,
+                              HeadPose(label_matrix(out_sample, self.biwi_labels)))
             for rel, png in aux.items():
                 atomic_write_bytes(self.out_dir / rel, png)
                 label[f"{rel.split('/', 1)[0]}_path"] = rel
@@ -321,6 +324,7 @@ def write_split(
     count_columns: tuple[str, ...] = (),
     progress: bool = True,
     data_root: Path | None = None,
+    biwi_labels: str = DEFAULT_BIWI_LABELS,
 ) -> RunSummary:
     """Read every sample of ``reader``, transform it, write ``out_dir`` in the same native layout.
 
@@ -343,11 +347,13 @@ def write_split(
     rule = resolve_split_rule(reader.root, bool(src_rows), split)
     job_parameters = {**parameters, **({"only_split": only_split} if only_split else {})}
     summary = RunSummary()
+    labels = check_biwi_labels(biwi_labels) if reader.fmt.name == "BIWI" else None
     job_record = {"parameters": job_parameters, "split": rule.as_dict(), "seed": seed,
-                  "shard": list(shard) if shard else None}
+                  "shard": list(shard) if shard else None, "biwi_labels": labels}
     with SplitWriter(out_dir, overwrite=overwrite, resume=resume, job=job_record, sources=[reader.root],
                      data_root=data_root) as writer:
-        job = SplitJob(reader, writer.write_dir, transform, transform_name, seed, rule, src_rows, only_split)
+        job = SplitJob(reader, writer.write_dir, transform, transform_name, seed, rule, src_rows, only_split,
+                       labels or DEFAULT_BIWI_LABELS)
         done = read_journal(writer.write_dir) if resume else {}
         records = [done[k] for k in keys if k in done]
         todo = [k for k in keys if k not in done]
@@ -388,7 +394,7 @@ def write_split(
         summary.manifest = writer.finish(
             name=out_dir.name, fmt=reader.fmt.name, seed=seed, parameters=job_parameters,
             skipped=summary.skipped, filtered=summary.filtered, source=source_reference(reader.root),
-            shard=shard, split=rule.as_dict(),
+            shard=shard, split=rule.as_dict(), biwi_labels=labels,
         )
     return summary
 
@@ -427,7 +433,7 @@ def merge_splits(shard_dirs: list[Path], out_dir: Path, overwrite: bool = False,
         manifests.append(read_manifest(d))
     first = manifests[0]
     for d, m in zip(shard_dirs, manifests):
-        for key in ("format", "parameters", "seed", "source"):
+        for key in ("format", "parameters", "seed", "source", "biwi_labels"):
             if m.get(key) != first.get(key):
                 raise ValueError(f"{d}: {key} differs from {shard_dirs[0]}; these are not shards of one run")
         if "shard" not in m:
@@ -458,5 +464,5 @@ def merge_splits(shard_dirs: list[Path], out_dir: Path, overwrite: bool = False,
         return writer.finish(
             name=out_dir.name, fmt=first["format"], seed=first["seed"], parameters=first["parameters"],
             skipped=sorted(s for m in manifests for s in m.get("skipped", [])), filtered=filtered,
-            source=first.get("source"), split=first.get("split"),
+            source=first.get("source"), split=first.get("split"), biwi_labels=first.get("biwi_labels"),
         )

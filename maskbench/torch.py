@@ -2,7 +2,9 @@
 
 ``HeadPoseDataset(path, transform=..., crop=FaceCrop(224))[i]`` returns a dict of tensors:
 ``image`` (3, S, S) float RGB in [0, 1], ``pose_deg`` (3,) [yaw, pitch, roll] in the maskbench
-convention, ``rotation`` (3, 3), ``occlusion`` (S, S) bool (all False when unmasked), and ``id``.
+convention (BIWI in the ``biwi_labels`` label convention, default ``literature``: see
+:mod:`maskbench.datasets.biwi`; transforms work on the physical RGB-frame pose before that),
+``rotation`` (3, 3), ``occlusion`` (S, S) bool (all False when unmasked), and ``id``.
 The transform gets a generator drawn from ``(seed, epoch, index)``: call ``set_epoch`` each epoch
 for new augmentations; results do not depend on the number of loader workers.
 
@@ -25,8 +27,10 @@ import cv2
 import numpy as np
 import torch
 
+from maskbench.datasets.biwi import DEFAULT_BIWI_LABELS, check_biwi_labels
 from maskbench.errors import DatasetError
 from maskbench.records import Records, open_dataset
+from maskbench.types import HeadPose
 
 __all__ = ["FaceCrop", "HeadPoseDataset"]
 
@@ -62,11 +66,13 @@ class HeadPoseDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
     """Records of a dataset folder, transformed and cropped, as tensors (see the module docstring)."""
 
     def __init__(self, path: str | Path | Records, transform: Callable[..., dict[str, Any]] | None = None,
-                 crop: FaceCrop = FaceCrop(), split: str | None = None, seed: int = 0, on_error: str = "skip") -> None:
+                 crop: FaceCrop = FaceCrop(), split: str | None = None, seed: int = 0, on_error: str = "skip",
+                 biwi_labels: str = DEFAULT_BIWI_LABELS) -> None:
         if on_error not in ("skip", "raise"):
             raise ValueError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
         self.records = path if isinstance(path, Records) else open_dataset(path, split=split)
         self.on_error = on_error
+        self.biwi_labels = check_biwi_labels(biwi_labels)
         #: files found unreadable in this process ("path: problem"), each warned about once
         self.unreadable: list[str] = []
         self.transform = transform
@@ -100,6 +106,9 @@ class HeadPoseDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
             record = self.transform(record, rng=np.random.default_rng([self.seed, self.epoch, i]))
         crop, occ = self.crop(record)
         pose = record["pose"]
+        calib = getattr(record.get("_sample"), "native", {}).get("calibration")
+        if calib is not None and self.biwi_labels == "literature":
+            pose = HeadPose(calib.rotation.T @ pose.matrix)
         return {"image": torch.from_numpy(crop).permute(2, 0, 1).float().div(255.0),
                 "pose_deg": torch.tensor([pose.yaw_deg, pose.pitch_deg, pose.roll_deg], dtype=torch.float32),
                 "rotation": torch.tensor(pose.matrix, dtype=torch.float32),

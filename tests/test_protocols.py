@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -82,7 +83,6 @@ def test_unpaired_sets_get_no_penalty_and_compare_refuses_them(sample_root: Path
     def result(name: str, ids: list[str]) -> SuiteResult:
         rows = [{"source_id": i, "missed": False, "true_yaw_deg": 0.0, "true_pitch_deg": 0.0, "true_roll_deg": 0.0,
                  "pred_yaw_deg": 1.0, "pred_pitch_deg": 0.0, "pred_roll_deg": 0.0} for i in ids]
-        import numpy as np
         return SuiteResult(name, score(np.zeros((1, 3)), np.ones((1, 3)), [np.eye(3)], [np.eye(3)]), 0, rows=rows)
 
     pens = masked_penalties([result("X", ["a", "b", "c"]), result("X_masked", ["a", "b", "d"])])
@@ -101,3 +101,72 @@ def test_unpaired_sets_get_no_penalty_and_compare_refuses_them(sample_root: Path
     code, text = run("compare", str(tmp_path / "a"), str(tmp_path / "b"))
     assert code == 2 and "scored on different faces" in text
     assert run("compare", str(tmp_path / "a"), str(tmp_path / "a"))[0] == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# BIWI labels: the literature's conversion (depth frame) beside the RGB-calibrated one
+# ---------------------------------------------------------------------------------------------
+def _fsanet_biwi_angles(pose_txt: Path) -> tuple[float, float, float]:
+    """(yaw, pitch, roll) degrees of a BIWI pose file as FSA-Net's TYY_create_db_biwi_70_30.py and
+    6DRepNet compute them: the 3x3 block read row by row, transposed, then three arctangents."""
+    import math
+
+    rows = [[float(v) for v in line.split()] for line in pose_txt.read_text().splitlines() if line.strip()]
+    r = np.array(rows[:3]).T
+    roll = -math.degrees(math.atan2(r[1][0], r[0][0]))
+    yaw = -math.degrees(math.atan2(-r[2][0], math.sqrt(r[2][1] ** 2 + r[2][2] ** 2)))
+    pitch = math.degrees(math.atan2(r[2][1], r[2][2]))
+    return yaw, pitch, roll
+
+
+def test_literature_biwi_labels_are_the_fsanet_conversion_of_the_real_frame(real_dir: Path, tmp_path: Path) -> None:
+    from maskbench.evaluation.evaluator import label_euler_deg
+
+    biwi = real_dir / "biwi"
+    literature = _fsanet_biwi_angles(biwi / "hpdb" / "01" / "frame_00003_pose.txt")
+    assert literature == pytest.approx((3.291, 7.607, -1.567), abs=1e-3)
+    non_cal = np.load(biwi / "headposeplus" / "Biwi_plus_non_cal_subset.npz")["ypr"][0]
+    assert literature == pytest.approx(tuple(non_cal), abs=1e-3)  # the public non-calibrated labels agree
+    (sample,) = list(open_dataset(biwi))
+    assert label_euler_deg(sample) == pytest.approx(literature, abs=1e-4)  # the default
+    assert label_euler_deg(sample, "calibrated") == pytest.approx((3.852, 8.459, -1.742), abs=1e-3)
+    # written: labels.csv carries the chosen convention, the manifest says which
+    for labels, expected in (("literature", literature), ("calibrated", (3.852, 8.459, -1.742))):
+        out = tmp_path / labels
+        args = ["import", "--src", str(biwi), "--out", str(out)] + (["--biwi-labels", labels] if labels != "literature"
+                                                                   else [])
+        code, text = run(*args)
+        assert code == 0, text
+        (row,) = labels_by_id(out).values()
+        assert (float(row["yaw_deg"]), float(row["pitch_deg"]), float(row["roll_deg"])) == pytest.approx(expected,
+                                                                                                          abs=1e-3)
+        assert json.loads((out / "manifest.json").read_text())["biwi_labels"] == labels
+        # the native pose file is the same either way (byte for byte)
+        assert (out / "hpdb" / "01" / "frame_00003_pose.txt").read_bytes() == \
+            (biwi / "hpdb" / "01" / "frame_00003_pose.txt").read_bytes()
+    # scored: a model that outputs the literature angles is exact under the default and off under calibrated
+    preds = tmp_path / "p.csv"
+    preds.write_text("id,yaw_deg,pitch_deg,roll_deg\n01/frame_00003,{!r},{!r},{!r}\n".format(*literature))
+    maes = {}
+    for labels in ("literature", "calibrated"):
+        code, text = run("evaluate", "--predictions", str(preds), "--suite", str(biwi), "--biwi-labels", labels,
+                         "--out", str(tmp_path / f"e_{labels}"))
+        assert code == 0, text
+        data = json.loads((tmp_path / f"e_{labels}" / "results.json").read_text())
+        assert data["biwi_labels"] == labels
+        assert any(n.startswith(f"BIWI labels: {labels}") for n in data["suites"]["biwi"]["notes"])
+        maes[labels] = data["suites"]["biwi"]["mae_deg"]
+    assert maes["literature"] < 1e-4 and maes["calibrated"] > 0.3  # (the pose file holds 6 digits)
+
+
+def test_training_targets_follow_the_biwi_label_convention(sample_root: Path) -> None:
+    from maskbench.datasets.biwi import label_matrix
+    from maskbench.models.data import FaceDataset
+
+    items = [(s, open_dataset(sample_root / "BIWI").fmt) for s in open_dataset(sample_root / "BIWI")][:2]
+    for labels in ("literature", "calibrated"):
+        dataset = FaceDataset(items, 64, None, 0, labels)
+        for (sample, _), (_, target) in zip(items, (dataset[0], dataset[1])):
+            assert target.rotations[0].numpy() == pytest.approx(label_matrix(sample, labels), abs=1e-6)
+    calib = items[0][0].native["calibration"].rotation
+    assert not np.allclose(calib, np.eye(3))  # the two conventions do differ on the sample data

@@ -116,9 +116,9 @@ def test_a_frame_split_is_named_in_the_report(biwi_root: Path) -> None:
     class Trained:
         training_data = [{"name": "BIWI", "format": "BIWI", "split": SplitRule(by="frame").as_dict()}]
 
-    assert protocol_notes(object(), biwi_root / "BIWI_frame") == [FRAME_SPLIT_WARNING]
-    assert protocol_notes(object(), biwi_root / "BIWI_raw") == []
-    assert protocol_notes(Trained(), biwi_root / "BIWI_raw") == [FRAME_SPLIT_WARNING]
+    assert FRAME_SPLIT_WARNING in protocol_notes(object(), biwi_root / "BIWI_frame")
+    assert FRAME_SPLIT_WARNING not in protocol_notes(object(), biwi_root / "BIWI_raw")
+    assert FRAME_SPLIT_WARNING in protocol_notes(Trained(), biwi_root / "BIWI_raw")
     assert "frames of the test people were trained on" in FRAME_SPLIT_WARNING
 
 

@@ -14,7 +14,12 @@ Expected tree (``root`` may be the ``hpdb`` folder itself or a folder containing
         └── ...
 
 Sample id: ``<sequence>/frame_<n>`` (``01/frame_00003``). Pose: ``R_cal @ R_depth`` (RGB camera
-frame, see :mod:`maskbench.geometry`). Head centre: ``R_cal @ t + T_cal`` (mm, RGB frame), kept in
+frame, see :mod:`maskbench.geometry`): what the image shows, used for every pixel operation.
+Labels (what is trained on, scored and written to ``labels.csv``) come in two conventions
+(:data:`BIWI_LABELS`, :func:`label_matrix`): ``literature`` (default), the depth-frame rotation of
+the ``_pose.txt`` files as FSA-Net's and 6DRepNet's BIWI scripts decompose it, which is what
+published BIWI numbers are measured against; ``calibrated``, the RGB-frame pose (Biwi+).
+Head centre: ``R_cal @ t + T_cal`` (mm, RGB frame), kept in
 ``Sample.native["head_center_mm"]``. Box: a square of side ``FACE_BOX_MM`` mm at the head centre's
 depth, centred on the projected head centre. BIWI has no 2D landmarks (``landmarks_px`` is None).
 """
@@ -32,6 +37,31 @@ from maskbench import geometry
 from maskbench.datasets.base import DatasetError, guarded, list_files, require_file
 from maskbench.io.atomic import atomic_write, atomic_write_bytes, atomic_write_text, image_bytes
 from maskbench.types import BBox, HeadPose, Sample
+
+#: BIWI label conventions (see the module docstring).
+BIWI_LABELS = {
+    "literature": "literature (depth-frame rotation of the _pose.txt files, as FSA-Net's and 6DRepNet's BIWI "
+                  "scripts convert it; what published BIWI numbers use)",
+    "calibrated": "calibrated (RGB camera frame: R_cal @ R_depth, the Biwi+ convention)",
+}
+DEFAULT_BIWI_LABELS = "literature"
+
+
+def check_biwi_labels(biwi_labels: str) -> str:
+    if biwi_labels not in BIWI_LABELS:
+        raise ValueError(f"biwi_labels must be one of {', '.join(BIWI_LABELS)}, got {biwi_labels!r}")
+    return biwi_labels
+
+
+def label_matrix(sample: Sample, biwi_labels: str = DEFAULT_BIWI_LABELS) -> np.ndarray:
+    """The label rotation of a sample in a BIWI label convention: for a BIWI sample (it carries its
+    ``rgb.cal``) with ``literature``, ``R_cal.T @ pose`` (the depth-frame rotation, exactly what the
+    pose file stores for an original frame); otherwise the pose itself (other formats have one)."""
+    calib = sample.native.get("calibration")
+    if check_biwi_labels(biwi_labels) == "literature" and calib is not None:
+        return geometry.matrix_to_biwi(sample.pose.matrix, calib.rotation)
+    return sample.pose.matrix
+
 
 #: Physical side of the face box (mm). 220 mm at the 880 mm of fixture frame 01/00003 gives a
 #: 129 px box; the hand-checked Biwi+ box of that frame is 132 px.

@@ -44,6 +44,7 @@ import numpy as np
 from maskbench import geometry
 from maskbench.datasets import biwi, threeddfa
 from maskbench.datasets.base import get_format
+from maskbench.datasets.biwi import DEFAULT_BIWI_LABELS, label_matrix
 from maskbench.io.manifest import SplitWriter
 from maskbench.progress import progress_bar
 from maskbench.render.head import BIWI_HEAD_CENTER_MM, MIRROR_68, Head, Identity
@@ -278,6 +279,7 @@ def _render_job(job: tuple[str, PlannedSample, int, float]) -> tuple[Sample, np.
 def make_sample_dataset(
     dataset: str, out_dir: Path, n: int = 24, seed: int = 0, overwrite: bool = False, progress: bool = True,
     scale: float = 1.0, workers: int = 1, split: SplitRule = DEFAULT_RULE, data_root: Path | None = None,
+    biwi_labels: str = DEFAULT_BIWI_LABELS,
 ) -> dict[str, Any]:
     """Render ``n`` samples of ``dataset`` into ``out_dir`` (native layout + labels + manifest).
 
@@ -307,10 +309,11 @@ def make_sample_dataset(
         for sample, image in progress_bar(rendered, total=len(jobs), desc=f"render {name}", unit="img", disable=not progress):
             fmt.write(writer.write_dir, sample, image)
             written = fmt.read(writer.write_dir, sample.id)  # label what the native files say, to the last digit
-            writer.add(written, fmt.image_rel(sample.id), split.split_of(name, sample.id))
+            writer.add(written, fmt.image_rel(sample.id), split.split_of(name, sample.id),
+                       HeadPose(label_matrix(written, biwi_labels)))
         return writer.finish(
             name=out_dir.name, fmt=name, seed=seed,
             parameters={"command": "sample", "dataset": name, "n": n, "scale": scale,
                         "renderer": "maskbench.render.head"},
-            split=split.as_dict(),
+            split=split.as_dict(), biwi_labels=biwi_labels if name == "BIWI" else None,
         )

@@ -371,6 +371,8 @@ class CheckpointModel(ReferenceModel):
         super().__init__(model, int(ckpt["config"]["image_size"]),
                          f"{ckpt['config'].get('name', 'checkpoint')}:{path.name}", device)
         self.training_data = list(ckpt.get("training_data", []))
+        #: the BIWI label convention it was trained on (None: a checkpoint from before the choice existed)
+        self.biwi_labels = ckpt["config"].get("biwi_labels")
 
 
 def _first_line(exc: BaseException) -> str:

@@ -26,6 +26,7 @@ import numpy as np
 from maskbench import geometry
 from maskbench.datasets import detect_format, open_dataset, threeddfa
 from maskbench.datasets.aflw2000 import outside_protocol
+from maskbench.datasets.biwi import BIWI_LABELS, DEFAULT_BIWI_LABELS, label_matrix
 from maskbench.errors import DatasetError
 from maskbench.evaluation.adapters import EvalItem, PoseModel, ReferenceModel
 from maskbench.evaluation.metrics import PENALTY_KEYS, Scores, angle_errors_deg, paired_delta, score
@@ -148,9 +149,11 @@ def predicted_euler_deg(pred_matrix: np.ndarray, label_deg: tuple[float, float, 
 
 
 def evaluate_suite(model: PoseModel, name: str, path: Path, batch_size: int = 32, limit: int | None = None,
-                   progress: bool = True, workers: int = 2, protocol: str = "crop", euler: str = "fixed") -> SuiteResult:
+                   progress: bool = True, workers: int = 2, protocol: str = "crop", euler: str = "fixed",
+                   biwi_labels: str = DEFAULT_BIWI_LABELS) -> SuiteResult:
     """Score ``model`` on one suite folder with the ``crop`` or ``full`` protocol; per-axis errors of
-    predicted rotations by ``euler`` (:data:`EULER_MODES`; angles a model outputs are compared as given).
+    predicted rotations by ``euler`` (:data:`EULER_MODES`; angles a model outputs are compared as given);
+    BIWI-format suites against labels in the ``biwi_labels`` convention (:data:`~maskbench.datasets.biwi.BIWI_LABELS`).
 
     Images are decoded (and, for adapters with ``prepare``, cropped and resized) by ``workers``
     threads (OpenCV releases the GIL); for a model on a GPU one batch ahead, overlapping inference.
@@ -194,7 +197,7 @@ def evaluate_suite(model: PoseModel, name: str, path: Path, batch_size: int = 32
         good = [(s, it) for s, it in zip(batch, loaded) if isinstance(it, EvalItem)]
         items = [it for _, it in good]
         for (s, _), pred in zip(good, predict(items) if items else []):
-            truth = label_euler_deg(s)
+            truth = label_euler_deg(s, biwi_labels)
             if pred is not None and not np.isfinite(pred).all():
                 raise ValueError(f"{model.name} returned a non-finite pose for {s.id} in {path}")
             if pred is None:
@@ -204,7 +207,7 @@ def evaluate_suite(model: PoseModel, name: str, path: Path, batch_size: int = 32
                 pred = geometry.euler_deg_to_matrix(*guess)
             else:  # a rotation: decomposed (fixed) or the nearer of its two triples (closest)
                 guess = predicted_euler_deg(pred, truth, euler)
-            true_m.append(s.pose.matrix)
+            true_m.append(label_matrix(s, biwi_labels))
             pred_m.append(pred)
             true_e.append(truth)
             pred_e.append(guess)
@@ -220,7 +223,7 @@ def evaluate_suite(model: PoseModel, name: str, path: Path, batch_size: int = 32
                          f"(e.g. {unreadable[0]})")
     true_e_a, pred_e_a = np.asarray(true_e).reshape(-1, 3), np.asarray(pred_e).reshape(-1, 3)
     result = SuiteResult(name, score(true_e_a, pred_e_a, true_m, pred_m), n_filtered,
-                         rows=out_rows, unreadable=sorted(unreadable), notes=protocol_notes(model, path))
+                         rows=out_rows, unreadable=sorted(unreadable), notes=protocol_notes(model, path, biwi_labels))
     groups: dict[str, dict[str, list[int]]] = {"abs_yaw_deg": {}, "mask_type": {}, "rotation_deg": {}}
     for i, r in enumerate(out_rows):
         groups["abs_yaw_deg"].setdefault(_bin_label(abs(r["true_yaw_deg"]), YAW_BINS_DEG), []).append(i)
@@ -236,14 +239,15 @@ def evaluate_suite(model: PoseModel, name: str, path: Path, batch_size: int = 32
     return result
 
 
-def label_euler_deg(sample: Sample) -> tuple[float, float, float]:
+def label_euler_deg(sample: Sample, biwi_labels: str = DEFAULT_BIWI_LABELS) -> tuple[float, float, float]:
     """A sample's (yaw, pitch, roll) degrees as its dataset states them: the stored ``Pose_Para`` of
     the 3DDFA formats (which may lie beyond the matrix decomposition's yaw range, e.g. yaw 95, or be
-    unwrapped, e.g. roll -972), else the decomposition of the pose (BIWI, the Hopenet convention)."""
+    unwrapped, e.g. roll -972), else the decomposition of its label rotation (BIWI in the
+    ``biwi_labels`` convention, by the Hopenet/FSA-Net formulas)."""
     if "pose_para" in sample.native:
         raw = threeddfa.raw_angles_deg(sample)
         return raw["yaw_deg"], raw["pitch_deg"], raw["roll_deg"]
-    return geometry.matrix_to_euler_deg(sample.pose.matrix)
+    return geometry.matrix_to_euler_deg(label_matrix(sample, biwi_labels))
 
 
 def _f(v: float) -> str:
@@ -257,7 +261,8 @@ PROTOCOL_TEXT = {
 
 
 def write_report(out_dir: Path, model_name: str, results: Sequence[SuiteResult], missing: Sequence[str],
-                 protocol: str = "crop", protocol_text: str | None = None, euler: str = "fixed") -> None:
+                 protocol: str = "crop", protocol_text: str | None = None, euler: str = "fixed",
+                 biwi_labels: str = DEFAULT_BIWI_LABELS) -> None:
     """report.md (the published table layout), results.csv/json, predictions.csv. ``protocol_text``:
     what the model was given, when the model says so itself (a model card, a predictions file).
     ``euler``: how predicted rotations were split into angles (:data:`EULER_MODES`)."""
@@ -304,7 +309,7 @@ def write_report(out_dir: Path, model_name: str, results: Sequence[SuiteResult],
         summary[masked]["masked_penalty"] = pen
     atomic_write_text(out_dir / "results.json",
                       json.dumps({"model": model_name, "protocol": protocol, "protocol_text": protocol_text,
-                                  "euler": euler, "suites": summary}, indent=1) + "\n")
+                                  "euler": euler, "biwi_labels": biwi_labels, "suites": summary}, indent=1) + "\n")
     fields = ["suite", *Scores.__dataclass_fields__.keys(), "miss_rate", "unreadable"]
     with open(out_dir / "results.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=fields, lineterminator="\n")
@@ -373,15 +378,16 @@ def masked_penalties(results: Sequence[SuiteResult], n_boot: int = 2000) -> dict
     return out
 
 
-def reference_model_mae_deg(model: Any, image_size: int, samples: Sequence[Sample]) -> float:
+def reference_model_mae_deg(model: Any, image_size: int, samples: Sequence[Sample],
+                            biwi_labels: str = DEFAULT_BIWI_LABELS) -> float:
     """The trainer's validation score: mean of the yaw/pitch/roll MAE of an in-memory reference model
     (``RetinaFacePose``) on ``samples`` with the evaluator's crop protocol and per-axis comparison
     (:func:`label_euler_deg`, closest Euler triple). The one function the trainer calls here."""
     if not samples:
         return float("nan")
     items = [_load_item(s) for s in samples]
-    errs = [angle_errors_deg(np.array(geometry.closest_euler_deg(r, label_euler_deg(s))),
-                             np.array(label_euler_deg(s))).mean()
+    errs = [angle_errors_deg(np.array(geometry.closest_euler_deg(r, label_euler_deg(s, biwi_labels))),
+                             np.array(label_euler_deg(s, biwi_labels))).mean()
             for r, s in zip(ReferenceModel(model, image_size).predict(items), samples) if r is not None]
     return float(np.mean(errs)) if errs else float("nan")
 
@@ -414,14 +420,22 @@ def _scored_samples_and_rows(path: Path) -> tuple[list[Sample], int, dict[str, d
     return samples, n_filtered, rows, [str(e) for e in reader.errors]
 
 
-def protocol_notes(model: Any, path: Path) -> list[str]:
-    """Notes a report must carry for this suite: a BIWI suite split by frame, or scored for a model
-    trained on a BIWI folder split by frame, is not the published protocol."""
+def protocol_notes(model: Any, path: Path, biwi_labels: str = DEFAULT_BIWI_LABELS) -> list[str]:
+    """Notes a report must carry for a BIWI suite: its label convention; a suite split by frame, or
+    scored for a model trained on a BIWI folder split by frame, is not the published protocol; a
+    model trained on the other label convention is scored against labels it did not learn."""
     if detect_format(path).name != "BIWI":
         return []
+    notes = [f"BIWI labels: {BIWI_LABELS[biwi_labels]}"]
     rules = [rule_of(path)] + [SplitRule.from_dict(t["split"]) for t in getattr(model, "training_data", None) or []
                                if t.get("format") == "BIWI" and isinstance(t.get("split"), dict)]
-    return [FRAME_SPLIT_WARNING] if any(r.by == "frame" for r in rules) else []
+    if any(r.by == "frame" for r in rules):
+        notes.append(FRAME_SPLIT_WARNING)
+    trained = getattr(model, "biwi_labels", None)
+    if trained is not None and trained != biwi_labels:
+        notes.append(f"the model was trained on BIWI labels '{trained}' and is scored against '{biwi_labels}' "
+                     "(a constant offset of each sequence's RGB calibration)")
+    return notes
 
 
 def check_split_agrees(model: Any, name: str, path: Path) -> None:

@@ -32,7 +32,7 @@ from maskbench.errors import DatasetError
 from maskbench.io import safety
 from maskbench.io.atomic import TMP_PREFIX, atomic_write_text
 from maskbench.io.safety import JOURNAL, LOCK, MANIFEST, files_under
-from maskbench.types import Sample
+from maskbench.types import HeadPose, Sample
 
 LABELS = "labels.csv"
 MANIFEST_VERSION = 1
@@ -65,10 +65,11 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def label_row(sample: Sample, image_rel: str, split: str) -> dict[str, str]:
-    """One ``labels.csv`` row for a sample."""
+def label_row(sample: Sample, image_rel: str, split: str, label: HeadPose | None = None) -> dict[str, str]:
+    """One ``labels.csv`` row for a sample; its angles are ``label``'s when given (a BIWI label
+    convention other than the pose itself), else the pose's."""
     row = {"id": sample.id, "image": image_rel, "split": split}
-    row.update({k: _fmt(v) for k, v in sample.pose.euler_deg().items()})
+    row.update({k: _fmt(v) for k, v in (label or sample.pose).euler_deg().items()})
     b = sample.bbox
     row.update({"x_min": _fmt(b.x_min), "y_min": _fmt(b.y_min), "x_max": _fmt(b.x_max), "y_max": _fmt(b.y_max)})
     # source_id names the original sample a row comes from; an original is its own source
@@ -275,14 +276,14 @@ class SplitWriter:
         with os.fdopen(fd, "w") as f:
             f.write(str(os.getpid()))
 
-    def add(self, sample: Sample, image_rel: str, split: str) -> None:
-        """Record a written sample's labels row."""
-        self.rows.append(label_row(sample, image_rel, split))
+    def add(self, sample: Sample, image_rel: str, split: str, label: HeadPose | None = None) -> None:
+        """Record a written sample's labels row (:func:`label_row`)."""
+        self.rows.append(label_row(sample, image_rel, split, label))
 
     def finish(self, *, name: str, fmt: str, parameters: Mapping[str, Any], seed: int | None,
                skipped: Iterable[Any] = (), filtered: Mapping[str, list[str]] | None = None,
                source: Mapping[str, Any] | None = None, shard: tuple[int, int] | None = None,
-               split: Mapping[str, Any] | None = None) -> dict[str, Any]:
+               split: Mapping[str, Any] | None = None, biwi_labels: str | None = None) -> dict[str, Any]:
         """Write ``labels.csv`` then ``manifest.json`` (last), swap a staged overwrite in; return the
         manifest. ``split``: the rule the rows' ``split`` column was drawn with
         (:class:`maskbench.splits.SplitRule` as a dict)."""
@@ -308,6 +309,8 @@ class SplitWriter:
         }
         if split is not None:
             manifest["split"] = dict(split)
+        if biwi_labels is not None:  # the convention of labels.csv's angles (BIWI; see datasets.biwi)
+            manifest["biwi_labels"] = biwi_labels
         if shard is not None:
             manifest["shard"] = {"index": shard[0], "count": shard[1]}
         shutil.rmtree(folder / JOURNAL, ignore_errors=True)

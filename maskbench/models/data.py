@@ -20,6 +20,7 @@ import torch
 from maskbench import geometry
 from maskbench.datasets import open_dataset
 from maskbench.datasets.base import DatasetFormat
+from maskbench.datasets.biwi import DEFAULT_BIWI_LABELS, check_biwi_labels
 from maskbench.io.atomic import read_image
 from maskbench.io.manifest import labels_by_id
 from maskbench.models.losses import Target
@@ -173,8 +174,10 @@ class FaceDataset(torch.utils.data.Dataset):
     """Faces of several split folders, one training example each (see :class:`TrainAugment`)."""
 
     def __init__(self, items: list[tuple[Sample, DatasetFormat]], image_size: int, augment: TrainAugment | None = None,
-                 seed: int = 0) -> None:
+                 seed: int = 0, biwi_labels: str = DEFAULT_BIWI_LABELS) -> None:
         self.items = items
+        #: BIWI targets in this label convention (:data:`maskbench.datasets.biwi.BIWI_LABELS`)
+        self.biwi_labels = check_biwi_labels(biwi_labels)
         self.image_size = image_size
         self.augment = augment
         self.seed = seed
@@ -239,6 +242,9 @@ class FaceDataset(torch.utils.data.Dataset):
                 gain = rng.uniform(1 - aug.photometric, 1 + aug.photometric)
                 offset = rng.uniform(-64, 64) * aug.photometric
                 canvas = np.clip(canvas.astype(np.float32) * gain + offset, 0, 255).astype(np.uint8)
+        calib = sample.native.get("calibration")
+        if calib is not None and self.biwi_labels == "literature":  # the label convention, after every augmentation
+            rotation = geometry.matrix_to_biwi(rotation, calib.rotation)
         target = Target(torch.tensor(corners.reshape(1, 4) / size, dtype=torch.float32).clamp(0, 1),
                         torch.tensor(pts.reshape(1, 10) / size, dtype=torch.float32),
                         torch.tensor(rotation, dtype=torch.float32)[None])

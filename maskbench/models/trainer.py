@@ -38,6 +38,7 @@ from torch import nn
 
 from maskbench import __version__
 from maskbench.datasets import detect_format
+from maskbench.datasets.biwi import DEFAULT_BIWI_LABELS
 from maskbench.io.atomic import atomic_write, atomic_write_text
 from maskbench.io.manifest import MANIFEST, sha256_file
 from maskbench.models import box_utils
@@ -153,8 +154,9 @@ def train(config: dict[str, Any], data_root: Path, out_dir: Path, *, device: str
     train_items, val_samples, validation = training_items(train_dirs, hold_out, val_dirs)
     if not train_items:
         raise ValueError(f"no training rows in {', '.join(d.name for d in train_dirs)} (rows whose split is 'train'; "
-                         "AFLW2000 is a test set, and a raw BIWI tree is split 70/30 by frame)")
-    dataset = FaceDataset(train_items, size, TrainAugment.from_config(config.get("augment")), seed)
+                         "AFLW2000 is a test set, and a raw BIWI tree trains on 16 of its 24 sequences)")
+    biwi_labels = str(config.get("biwi_labels", DEFAULT_BIWI_LABELS))
+    dataset = FaceDataset(train_items, size, TrainAugment.from_config(config.get("augment")), seed, biwi_labels)
     sampler = torch.utils.data.DistributedSampler(dataset, num_replicas=dist.world, rank=dist.rank, shuffle=True,
                                                   seed=seed, drop_last=True)
     loader = torch.utils.data.DataLoader(dataset, batch_size=global_batch // dist.world, sampler=sampler,
@@ -234,14 +236,16 @@ def train(config: dict[str, Any], data_root: Path, out_dir: Path, *, device: str
             t_wait = time.monotonic()
         elapsed = time.monotonic() - t0
         losses = dist.mean(losses)
-        val = reference_model_mae_deg(scored, size, val_samples) if val_samples and dist.main else float("nan")
+        val = (reference_model_mae_deg(scored, size, val_samples, biwi_labels) if val_samples and dist.main
+               else float("nan"))
         history.append({"epoch": epoch, "loss": float(np.mean(losses)), "val_pose_mae_deg": val,
                         "images_per_s": seen / elapsed, "epoch_s": elapsed, "data_wait_fraction": waited / elapsed,
                         "losses": losses})
         if dist.main:
             improved = val < best or (val != val and epoch == n_epochs)
             best = val if val < best else best
-            ckpt = {"format": CHECKPOINT_FORMAT, "config": config, "state_dict": scored.state_dict(),
+            ckpt = {"format": CHECKPOINT_FORMAT, "config": {**config, "biwi_labels": biwi_labels},
+                    "state_dict": scored.state_dict(),
                     "maskbench_version": __version__, "training_data": data_refs, "validation": validation,
                     "epoch": epoch,
                     "val_pose_mae_deg": val, "best_val_pose_mae_deg": best, "optimizer": opt.state_dict(),

@@ -1,0 +1,45 @@
+"""The README's numbers cannot go stale: the cheap check table is recomputed and compared."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _make_tables():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location("make_tables", REPO / "docs" / "make_tables.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def readme_block(name: str) -> list[str]:
+    text = (REPO / "README.md").read_text()
+    block = re.search(rf"<!-- table:{name} -->\n(.*?)<!-- /table:{name} -->", text, re.S)
+    assert block is not None, f"README.md has no {name} block"
+    return [line for line in block.group(1).splitlines() if line.startswith("|")]
+
+
+def test_the_readme_check_table_is_what_the_code_measures_today(real_dir: Path, tmp_path: Path) -> None:
+    tables = _make_tables()
+    if not (tables.MODELS / "fsanet").is_dir():
+        pytest.skip(f"FSA-Net weights not found at {tables.MODELS / 'fsanet'}")
+    measured = tables.check_table(tmp_path, real=real_dir)
+    assert len(measured) == 2 + 6
+    assert readme_block("check100") == measured, (
+        "README.md's check100 table differs from what the code measures now: run `make tables` "
+        "(docs/make_tables.py) and commit the regenerated README")
+
+
+def test_every_measured_block_is_stamped_with_a_commit() -> None:
+    text = (REPO / "README.md").read_text()
+    blocks = re.findall(r"<!-- table:(\S+) -->\n(.*?)<!-- /table:\1 -->", text, re.S)
+    assert {name for name, _ in blocks} >= {"pnp", "fsanet", "fsanet-penalty", "check100"}
+    for name, body in blocks:
+        assert re.search(r"Measured \d{4}-\d{2}-\d{2} at commit [0-9a-f]{7,}(\+changes)? by `docs/make_tables.py`", body), name
