@@ -33,6 +33,7 @@ import numpy as np
 from maskbench.datasets.aflw2000 import SOURCE_ANGLE_COLUMN, max_abs_stored_angle_deg
 from maskbench.datasets.base import DatasetError, DatasetReader
 from maskbench.datasets.biwi import DEFAULT_BIWI_LABELS, check_biwi_labels, label_matrix
+from maskbench.faces import SOURCE_SHA_COLUMN, source_sha256
 from maskbench.io.atomic import atomic_write_bytes, encode_image, encode_map_png, read_image
 from maskbench.io.manifest import (
     BASE_COLUMNS,
@@ -181,9 +182,12 @@ class SplitJob:
         unit.row = row
         if row:  # a maskbench source: keep its transform columns
             sample = sample.replace(extra=inherited_columns(row))
-        if fmt.name == "AFLW2000" and SOURCE_ANGLE_COLUMN not in sample.extra and not (row or {}).get("transform"):
-            # an original photo: what the protocol filter of every copy made from it will test
-            sample = sample.replace(extra={**sample.extra, SOURCE_ANGLE_COLUMN: max_abs_stored_angle_deg(sample)})
+        if not (row or {}).get("transform"):  # an original: what every copy made from it carries
+            extra = dict(sample.extra)
+            extra.setdefault(SOURCE_SHA_COLUMN, source_sha256(sample))  # its identity (maskbench.faces)
+            if fmt.name == "AFLW2000":  # what the protocol filter of every copy will test
+                extra.setdefault(SOURCE_ANGLE_COLUMN, max_abs_stored_angle_deg(sample))
+            sample = sample.replace(extra=extra)
         if self.transform is not None:
             unit.rng = sample_rng(self.seed, sample.id, self.transform_name)
             unit.transform = "+".join(t for t in (row.get("transform", "") if row else "", self.transform_name) if t)

@@ -20,10 +20,10 @@ per sample id for every format (how ``maskbench reproduce --preset real`` splits
 folder of photos into training and test parts). ``val_fraction`` > 0 turns that share of the drawn
 training part into ``val`` rows: the trainer validates on them and never trains on them.
 
-Every manifest records its rule (``"split": {"by", "seed", "train_fraction", "val_fraction"}``), a derived folder
-inherits its source's, and the trainer refuses training folders whose rules disagree, and records
-them in the checkpoint so that the evaluator refuses to score a suite drawn with a different rule:
-otherwise a frame could be a training frame in one folder and a test frame in another.
+Every manifest records its rule (``"split": {"by", "seed", "train_fraction", "val_fraction"}``), and a derived
+folder inherits its source's. Whether a face was trained on is decided face by face, not rule by rule:
+:mod:`maskbench.faces` (a checkpoint records the identities of its training and validation faces, and
+the evaluator marks the scored faces among them, whatever folders or rules they come through).
 """
 
 from __future__ import annotations
@@ -167,26 +167,3 @@ def splits_by_id(folder: Path, format_name: str, ids: list[str],
         row = rows.get(sid)
         out[sid] = row["split"] if row and row.get("split") else rule.split_of(format_name, sid)
     return out
-
-
-def _effective(rule: SplitRule, fmt: str) -> SplitRule | str:
-    return rule.fixed_role(fmt) or rule
-
-
-def check_same_rule(folders: dict[str, tuple[str, SplitRule]]) -> None:
-    """Raise ValueError when folders of one format (name -> (format, rule)) were split differently.
-
-    Folders whose format has a fixed role under their rule (300W_LP, AFLW2000 unless split by id)
-    agree with each other whatever their seeds.
-    """
-    seen: dict[str, tuple[str, SplitRule]] = {}
-    for name, (fmt, rule) in folders.items():
-        if fmt in seen and _effective(seen[fmt][1], fmt) != _effective(rule, fmt):
-            other, other_rule = seen[fmt]
-            raise ValueError(
-                f"{name} and {other} are {fmt} folders split by different rules ({rule.describe()} vs "
-                f"{other_rule.describe()}): a frame could be trained on in one and scored in the other. Write them "
-                f"with the same --split-by/--split-seed (or `maskbench import --split-by ...` the raw tree first "
-                f"and derive every variant from that import)."
-            )
-        seen.setdefault(fmt, (name, rule))

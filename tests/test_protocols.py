@@ -170,3 +170,89 @@ def test_training_targets_follow_the_biwi_label_convention(sample_root: Path) ->
             assert target.rotations[0].numpy() == pytest.approx(label_matrix(sample, labels), abs=1e-6)
     calib = items[0][0].native["calibration"].rotation
     assert not np.allclose(calib, np.eye(3))  # the two conventions do differ on the sample data
+
+
+# ---------------------------------------------------------------------------------------------
+# Leak checks by identity: faces, not the rules that wrote the folders
+# ---------------------------------------------------------------------------------------------
+def _raw_sample(path: Path, n: int, seed: int) -> None:
+    """AFLW2000-format renders as a raw tree (no labels.csv or manifest.json), free to be split any way."""
+    from maskbench.datasets.sample import make_sample_dataset
+
+    make_sample_dataset("AFLW2000", path, n=n, seed=seed, progress=False, scale=0.25)
+    (path / "labels.csv").unlink()
+    (path / "manifest.json").unlink()
+
+
+def _sha(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_leaks_are_found_by_face_whatever_the_folders_or_rules(tmp_path: Path) -> None:
+    """Train on the training part of one AFLW2000 folder; scoring another AFLW2000 folder works (it was
+    refused before: "split by different rules"), and a re-split of the training photos under another
+    rule is scored with exactly its training faces marked."""
+    from maskbench.datasets.sample import make_sample_dataset
+    from maskbench.evaluation.adapters import load_checkpoint
+
+    root = str(tmp_path)
+    _raw_sample(tmp_path / "A_raw", 16, 5)
+    make_sample_dataset("AFLW2000", tmp_path / "B", n=6, seed=6, progress=False, scale=0.25)
+    for out, seed, only in (("A_train", "0", ["--only-split", "train"]), ("A_seed1", "1", [])):
+        code, text = run("import", "--src", "A_raw", "--out", out, "--split-by", "id", "--split-seed", seed, *only,
+                         "--data-root", root)
+        assert code == 0, text
+    cfg = tmp_path / "tiny.json"
+    cfg.write_text(json.dumps({"name": "tiny", "train": ["A_train"], "val_fraction": 0.2, "image_size": 64,
+                               "epochs": 1, "batch_size": 4, "lr": 0.001}))
+    code, text = run("train", "--config", str(cfg), "--data-root", root, "--out", str(tmp_path / "run"),
+                     "--device", "cpu")
+    assert code == 2 and "lacks pose_weight" in text  # a one-line error, not a KeyError
+    cfg.write_text(json.dumps({"name": "tiny", "train": ["A_train"], "val_fraction": 0.2, "image_size": 64,
+                               "epochs": 1, "batch_size": 4, "lr": 0.001, "pose_weight": 0.5}))
+    code, text = run("train", "--config", str(cfg), "--data-root", root, "--out", str(tmp_path / "run"),
+                     "--device", "cpu")
+    assert code == 0, text
+    ckpt = load_checkpoint(tmp_path / "run" / "last.pth")
+    trained = {_sha(tmp_path / "A_train" / r["image"])[:20] for r in labels_by_id(tmp_path / "A_train").values()}
+    assert set(ckpt["faces"]["train"]) | set(ckpt["faces"]["validation"]) == trained
+    assert not set(ckpt["faces"]["train"]) & set(ckpt["faces"]["validation"])
+    results = {}
+    for suite in ("B", "A_seed1"):
+        code, text = run("evaluate", str(tmp_path / "run" / "last.pth"), "--suite", suite, "--data-root", root,
+                         "--out", str(tmp_path / f"e_{suite}"), "--device", "cpu")
+        assert code == 0, text
+        results[suite] = json.loads((tmp_path / f"e_{suite}" / "results.json").read_text())["suites"][suite]
+    assert results["B"]["seen_in_training"] == 0
+    scored = scored_samples(tmp_path / "A_seed1")[0]  # its test rows inside the 99-degree protocol
+    expected = sum(_sha(s.image_path)[:20] in trained for s in scored)
+    assert expected > 0 and results["A_seed1"]["seen_in_training"] == expected
+    assert any(n.startswith("(train)") for n in results["A_seed1"]["notes"])
+    with open(tmp_path / "e_A_seed1" / "predictions.csv") as f:
+        import csv
+
+        assert sum(row["seen"] == "True" for row in csv.DictReader(f)) == expected
+
+
+def test_validation_holds_each_face_once_and_never_a_training_face(tmp_path: Path) -> None:
+    from maskbench.models.data import HoldOut, training_items
+
+    root = str(tmp_path)
+    _raw_sample(tmp_path / "A_raw", 12, 5)
+    for out, only in (("A_train", "train"), ("A_val", "val")):
+        code, text = run("import", "--src", "A_raw", "--out", out, "--split-by", "id", "--val-fraction", "0.3",
+                         "--only-split", only, "--data-root", root)
+        assert code == 0, text
+    code, text = run("synthesize", "--src", "A_val", "--landmarks", "gt", "--data-root", root)
+    assert code == 0, text
+    n_val_faces = len(labels_by_id(tmp_path / "A_val"))
+    _, val, record = training_items([tmp_path / "A_train"], HoldOut(), [tmp_path / "A_val", tmp_path / "A_val_masked"])
+    assert len(val) == n_val_faces == record["validation_samples"]  # not twice (16 for 8 before)
+    # a validation folder that holds training faces (another rule over the same photos) is refused
+    code, text = run("import", "--src", "A_raw", "--out", "other_val", "--split-by", "id", "--split-seed", "7",
+                     "--val-fraction", "0.5", "--only-split", "val", "--data-root", root)
+    assert code == 0, text
+    with pytest.raises(ValueError, match="validation faces are also training faces"):
+        training_items([tmp_path / "A_train"], HoldOut(), [tmp_path / "other_val"])

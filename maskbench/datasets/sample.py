@@ -45,6 +45,7 @@ from maskbench import geometry
 from maskbench.datasets import biwi, threeddfa
 from maskbench.datasets.base import get_format
 from maskbench.datasets.biwi import DEFAULT_BIWI_LABELS, label_matrix
+from maskbench.faces import SOURCE_SHA_COLUMN, source_sha256
 from maskbench.io.manifest import SplitWriter
 from maskbench.progress import progress_bar
 from maskbench.render.head import BIWI_HEAD_CENTER_MM, MIRROR_68, Head, Identity
@@ -309,6 +310,7 @@ def make_sample_dataset(
         for sample, image in progress_bar(rendered, total=len(jobs), desc=f"render {name}", unit="img", disable=not progress):
             fmt.write(writer.write_dir, sample, image)
             written = fmt.read(writer.write_dir, sample.id)  # label what the native files say, to the last digit
+            written = written.replace(extra={SOURCE_SHA_COLUMN: source_sha256(written)})  # its identity
             writer.add(written, fmt.image_rel(sample.id), split.split_of(name, sample.id),
                        HeadPose(label_matrix(written, biwi_labels)))
         return writer.finish(

@@ -373,6 +373,10 @@ class CheckpointModel(ReferenceModel):
         self.training_data = list(ckpt.get("training_data", []))
         #: the BIWI label convention it was trained on (None: a checkpoint from before the choice existed)
         self.biwi_labels = ckpt["config"].get("biwi_labels")
+        faces = ckpt.get("faces") or {}
+        #: identities of the faces it was trained or validated on (:mod:`maskbench.faces`); None: not recorded
+        self.seen_faces: set[str] | None = (set(faces.get("train", [])) | set(faces.get("validation", []))
+                                            if faces else None)
 
 
 def _first_line(exc: BaseException) -> str:

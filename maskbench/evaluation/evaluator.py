@@ -6,8 +6,9 @@ the trainer and ``maskbench import`` apply), except ``300W_LP``-format suites, w
 rows and are scored whole (``300W_LP_masked``, as in the published study: a model trained on it is
 scored on its own training faces, and reports mark that "(train)"). AFLW2000-format suites apply
 the standard filter (every stored |angle| <= 99 degrees); the number dropped is reported. A
-maskbench checkpoint records its training folders' split rules; a suite split by another rule is
-refused, since its test rows could be the model's training frames.
+maskbench checkpoint records the identities of its training and validation faces (:mod:`maskbench.faces`);
+scored faces among them are marked (``seen`` in predictions.csv, a "(train)" note in the report),
+whatever folders or split rules they come through.
 """
 
 from __future__ import annotations
@@ -30,11 +31,12 @@ from maskbench.datasets.biwi import BIWI_LABELS, DEFAULT_BIWI_LABELS, label_matr
 from maskbench.errors import DatasetError
 from maskbench.evaluation.adapters import EvalItem, PoseModel, ReferenceModel
 from maskbench.evaluation.metrics import PENALTY_KEYS, Scores, angle_errors_deg, paired_delta, score
+from maskbench.faces import face_key
 from maskbench.io.atomic import atomic_write_text, read_image
 from maskbench.io.manifest import labels_by_id
 from maskbench.io.safety import JOURNAL
 from maskbench.progress import progress_bar
-from maskbench.splits import FRAME_SPLIT_WARNING, SplitRule, check_same_rule, rule_of, splits_by_id
+from maskbench.splits import FRAME_SPLIT_WARNING, SplitRule, rule_of, splits_by_id
 from maskbench.types import Sample
 
 #: Suite name -> the command that creates it when it is missing.
@@ -85,6 +87,8 @@ class SuiteResult:
     unreadable: list[str] = field(default_factory=list)
     #: what a reader of the numbers must know about the protocol (e.g. a per-frame BIWI split)
     notes: list[str] = field(default_factory=list)
+    #: scored faces the model was trained or validated on, by identity (:mod:`maskbench.faces`)
+    n_seen: int = 0
 
 
 def _bin_label(value: float, edges: Sequence[float]) -> str:
@@ -169,7 +173,7 @@ def evaluate_suite(model: PoseModel, name: str, path: Path, batch_size: int = 32
     load = functools.partial(_try_load_item, prepare=getattr(model, "prepare", None) if protocol == "crop" else None,
                              suite_dir=path)
     samples, n_filtered, rows, unreadable = _scored_samples_and_rows(path)
-    check_split_agrees(model, name, path)
+    seen_faces: set[str] | None = getattr(model, "seen_faces", None)
     if limit is not None:
         samples = samples[:limit]
     if not samples:
@@ -212,7 +216,8 @@ def evaluate_suite(model: PoseModel, name: str, path: Path, batch_size: int = 32
             true_e.append(truth)
             pred_e.append(guess)
             extra = rows.get(s.id, {})
-            out_rows.append({"suite": name, "id": s.id, "source_id": extra.get("source_id") or s.id,
+            seen = seen_faces is not None and face_key(s, rows.get(s.id)) in seen_faces
+            out_rows.append({"suite": name, "id": s.id, "source_id": extra.get("source_id") or s.id, "seen": seen,
                              "true_yaw_deg": truth[0], "true_pitch_deg": truth[1],
                              "true_roll_deg": truth[2], "pred_yaw_deg": guess[0], "pred_pitch_deg": guess[1],
                              "pred_roll_deg": guess[2], "missed": pred is None,
@@ -222,8 +227,13 @@ def evaluate_suite(model: PoseModel, name: str, path: Path, batch_size: int = 32
         raise ValueError(f"suite {name} ({path}): none of its {len(samples)} samples could be read "
                          f"(e.g. {unreadable[0]})")
     true_e_a, pred_e_a = np.asarray(true_e).reshape(-1, 3), np.asarray(pred_e).reshape(-1, 3)
+    notes = protocol_notes(model, path, biwi_labels)
+    n_seen = sum(r["seen"] for r in out_rows)
+    if n_seen:
+        notes.append(f"(train) {n_seen} of the {len(out_rows)} scored faces were among the model's training or "
+                     "validation faces (column seen of predictions.csv): this suite does not measure unseen faces")
     result = SuiteResult(name, score(true_e_a, pred_e_a, true_m, pred_m), n_filtered,
-                         rows=out_rows, unreadable=sorted(unreadable), notes=protocol_notes(model, path, biwi_labels))
+                         rows=out_rows, unreadable=sorted(unreadable), notes=notes, n_seen=n_seen)
     groups: dict[str, dict[str, list[int]]] = {"abs_yaw_deg": {}, "mask_type": {}, "rotation_deg": {}}
     for i, r in enumerate(out_rows):
         groups["abs_yaw_deg"].setdefault(_bin_label(abs(r["true_yaw_deg"]), YAW_BINS_DEG), []).append(i)
@@ -303,6 +313,7 @@ def write_report(out_dir: Path, model_name: str, results: Sequence[SuiteResult],
         lines += ["", "Suites not found:", ""] + [f"* {m}" for m in missing]
     atomic_write_text(out_dir / "report.md", "\n".join(lines) + "\n")
     summary = {r.name: {**r.overall.as_dict(), "filtered": r.filtered, "unreadable": r.unreadable, "notes": r.notes,
+                        "seen_in_training": r.n_seen,
                         "breakdown": {k: {g: s.as_dict() for g, s in v.items()} for k, v in r.breakdown.items()}}
                for r in results}
     for masked, pen in penalties.items():
@@ -436,17 +447,6 @@ def protocol_notes(model: Any, path: Path, biwi_labels: str = DEFAULT_BIWI_LABEL
         notes.append(f"the model was trained on BIWI labels '{trained}' and is scored against '{biwi_labels}' "
                      "(a constant offset of each sequence's RGB calibration)")
     return notes
-
-
-def check_split_agrees(model: Any, name: str, path: Path) -> None:
-    """Refuse a suite whose split rule differs from that of a same-format folder the model (a
-    maskbench checkpoint, which records them) was trained on: its test rows may be training rows."""
-    trained = getattr(model, "training_data", None)
-    if not trained:
-        return
-    folders = {f"training folder {t['name']}": (t["format"], SplitRule.from_dict(t["split"]))
-               for t in trained if "split" in t and "format" in t}
-    check_same_rule({f"suite {name}": (detect_format(path).name, rule_of(path)), **folders})
 
 
 def training_matrices(data_root: Path) -> list[np.ndarray]:

@@ -21,6 +21,7 @@ from maskbench import geometry
 from maskbench.datasets import open_dataset
 from maskbench.datasets.base import DatasetFormat
 from maskbench.datasets.biwi import DEFAULT_BIWI_LABELS, check_biwi_labels
+from maskbench.faces import face_key
 from maskbench.io.atomic import read_image
 from maskbench.io.manifest import labels_by_id
 from maskbench.models.losses import Target
@@ -39,18 +40,26 @@ def five_points(landmarks_px: np.ndarray | None) -> np.ndarray:
 def split_samples(split_dir: Path, split: str | None) -> list[tuple[Sample, DatasetFormat]]:
     """Samples (with their format) of a folder whose split (:func:`maskbench.splits.splits_by_id`:
     the ``labels.csv`` column, or the recorded/default rule on a raw tree) is ``split`` (None: all)."""
-    return [(s, fmt) for s, fmt, _, which in _samples_with_sources(split_dir) if split is None or which == split]
+    return [(r.sample, r.fmt) for r in _samples_with_sources(split_dir) if split is None or r.split == split]
 
 
-def _samples_with_sources(split_dir: Path) -> list[tuple[Sample, DatasetFormat, str, str]]:
-    """(sample, format, source key, split) of every row of a folder; the key names the original
-    sample (``<format>:<source_id>``), shared by its masked and rotated copies."""
+@dataclass(frozen=True)
+class _Row:
+    sample: Sample
+    fmt: DatasetFormat
+    key: str  # the original sample (``<format>:<source_id>``), shared by its masked and rotated copies
+    split: str
+    face: str  # the face's identity (:func:`maskbench.faces.face_key`), whatever folder it comes through
+
+
+def _samples_with_sources(split_dir: Path) -> list[_Row]:
+    """Every row of a folder with its source key, split and face identity."""
     reader = open_dataset(split_dir)
     rows = labels_by_id(split_dir)
     samples = list(reader)
     which = splits_by_id(split_dir, reader.fmt.name, [s.id for s in samples], rows)
-    return [(s, reader.fmt, f"{reader.fmt.name}:{rows.get(s.id, {}).get('source_id') or s.id}", which[s.id])
-            for s in samples]
+    return [_Row(s, reader.fmt, f"{reader.fmt.name}:{rows.get(s.id, {}).get('source_id') or s.id}", which[s.id],
+                 face_key(s, rows.get(s.id))) for s in samples]
 
 
 @dataclass(frozen=True)
@@ -74,31 +83,47 @@ def training_items(folders: list[Path], hold_out: HoldOut, val_folders: Sequence
     Validation is the ``val`` rows (see :class:`~maskbench.splits.SplitRule`) of the training folders
     and of ``val_folders`` (which may hold nothing but ``val`` rows); when there are none, a
     :class:`HoldOut` of the ``train`` rows, drawn per original face so that no masked or rotated copy
-    of a validation face is trained on.
+    of a validation face is trained on. Validation holds each face once (by identity,
+    :mod:`maskbench.faces`), and a face that is both a training and a validation face is refused,
+    whatever the folders' split rules. The record's ``faces`` lists the identities of both sets.
     """
-    rows = [(folder, *r) for folder in folders for r in _samples_with_sources(folder)]
-    val = [s for _, s, _, _, which in rows if which == "val"]
+    rows = [r for folder in folders for r in _samples_with_sources(folder)]
+    val_rows = [r for r in rows if r.split == "val"]
     for folder in val_folders:
-        for s, _, _, which in _samples_with_sources(folder):
-            if which != "val":
-                raise ValueError(f"validation folder {folder.name} has {which} rows; it may hold only 'val' rows "
+        for r in _samples_with_sources(folder):
+            if r.split != "val":
+                raise ValueError(f"validation folder {folder.name} has {r.split} rows; it may hold only 'val' rows "
                                  "(write it with `maskbench import --val-fraction F --only-split val`)")
-            val.append(s)
+            val_rows.append(r)
     train: list[tuple[Sample, DatasetFormat]] = []
+    train_faces: set[str] = set()
     held: set[str] = set()
-    draw = not val and hold_out.fraction > 0
-    for _, sample, fmt, key, which in rows:
-        if which != "train":
+    draw = not val_rows and hold_out.fraction > 0
+    for r in rows:
+        if r.split != "train":
             continue
-        if draw and hold_out.is_validation(key):
-            held.add(key)
-            val.append(sample)
+        if draw and hold_out.is_validation(r.key):
+            held.add(r.key)
+            val_rows.append(r)
         else:
-            train.append((sample, fmt))
+            train.append((r.sample, r.fmt))
+            train_faces.add(r.face)
+    val, val_faces = [], set()
+    for r in val_rows:  # each face once (a folder and its masked copy hold the same val faces)
+        if r.face not in val_faces:
+            val_faces.add(r.face)
+            val.append(r)
+    both = [r for r in val if r.face in train_faces]
+    if both:
+        raise ValueError(f"{len(both)} validation faces are also training faces (e.g. {both[0].sample.id}, face "
+                         f"{both[0].face}): the folders were split by different rules, or one copies the other under "
+                         "new ids. Derive training and validation folders from one split (see maskbench import --help)")
+    val = val[: hold_out.limit]
     record = {"source": "hold-out of train rows" if draw else "val rows", "fraction": hold_out.fraction if draw else None,
               "seed": hold_out.seed if draw else None, "held_out_sources": len(held),
-              "validation_samples": min(len(val), hold_out.limit), "training_samples": len(train)}
-    return train, val[: hold_out.limit], record
+              "validation_samples": len(val), "training_samples": len(train),
+              "faces": {"train": sorted(train_faces), "validation": sorted(r.face for r in val)}}
+    return train, [r.sample for r in val], record
 
 
 def letterbox(image_bgr: np.ndarray, size: int) -> tuple[np.ndarray, float]:

@@ -13,8 +13,10 @@ Copy one and edit it; pass its path to ``--config``.
 Checkpoint (``best.pth``, ``last.pth``): a dict of tensors and plain values, loadable with
 ``torch.load(weights_only=True)``: ``format``, ``config``, ``state_dict``, ``maskbench_version``,
 ``training_data`` (name, manifest sha256 and split rule of each folder), ``validation`` (the
-hold-out's fraction, seed and counts), ``epoch``, ``val_pose_mae_deg``. With ``ema_decay`` > 0 in the
-config, ``state_dict`` holds the exponential moving average of the weights (what is validated and
+hold-out's fraction, seed and counts), ``faces`` (``train`` and ``validation``: the identities of
+those faces, :mod:`maskbench.faces`, which the evaluator checks every scored face against), ``epoch``,
+``val_pose_mae_deg``; the ``config`` records ``biwi_labels``, the BIWI label convention of the targets.
+With ``ema_decay`` > 0 in the config, ``state_dict`` holds the exponential moving average of the weights (what is validated and
 evaluated; ``last.pth`` keeps the raw weights too, as ``train_state_dict``, to resume from). With
 ``--init`` and ``pretrained_lr_scale`` < 1, the parts the release provides learn at that fraction of
 ``lr`` and the fresh pose head at ``lr``.
@@ -55,7 +57,7 @@ from maskbench.models.losses import Target, multitask_loss
 from maskbench.models.pretrained import init_model
 from maskbench.models.retinaface import RetinaFacePose
 from maskbench.progress import progress_bar
-from maskbench.splits import check_same_rule, rule_of
+from maskbench.splits import rule_of
 
 
 def load_config(name_or_path: str) -> dict[str, Any]:
@@ -119,6 +121,10 @@ def _set_bn_eval(model: nn.Module) -> None:
             m.eval()
 
 
+#: Keys a training config must have (the others have defaults).
+REQUIRED_CONFIG_KEYS = ("train", "image_size", "batch_size", "epochs", "lr", "pose_weight")
+
+
 def train(config: dict[str, Any], data_root: Path, out_dir: Path, *, device: str = "cpu", epochs: int | None = None,
           seed: int = 0, max_minutes: float | None = None, progress: bool = True, init: Path | None = None,
           resume: bool = False, workers: int = 0, amp: bool | None = None) -> dict[str, Any]:
@@ -130,6 +136,10 @@ def train(config: dict[str, Any], data_root: Path, out_dir: Path, *, device: str
     """
     from maskbench.evaluation.evaluator import reference_model_mae_deg  # the one way into the evaluator
 
+    absent = [k for k in REQUIRED_CONFIG_KEYS if k not in config]
+    if absent:
+        raise ValueError(f"training config {config.get('name', '')!r} lacks {', '.join(absent)} (see "
+                         "maskbench/models/configs/model1.json for every key)")
     dist = _Dist.from_env(device)
     if dist.world > 1 and device.startswith("cuda"):
         device = f"cuda:{dist.local_rank}"
@@ -149,9 +159,9 @@ def train(config: dict[str, Any], data_root: Path, out_dir: Path, *, device: str
     if missing:
         raise FileNotFoundError(f"validation folders not found: {', '.join(missing)}")
     rules = {d.name: (detect_format(d).name, rule_of(d)) for d in [*train_dirs, *val_dirs]}
-    check_same_rule(rules)
     hold_out = HoldOut(float(config.get("val_fraction", 0.1)), seed, int(config.get("val_limit", 400)))
     train_items, val_samples, validation = training_items(train_dirs, hold_out, val_dirs)
+    faces = validation.pop("faces")  # identities of the training and validation faces (maskbench.faces)
     if not train_items:
         raise ValueError(f"no training rows in {', '.join(d.name for d in train_dirs)} (rows whose split is 'train'; "
                          "AFLW2000 is a test set, and a raw BIWI tree trains on 16 of its 24 sequences)")
@@ -247,6 +257,7 @@ def train(config: dict[str, Any], data_root: Path, out_dir: Path, *, device: str
             ckpt = {"format": CHECKPOINT_FORMAT, "config": {**config, "biwi_labels": biwi_labels},
                     "state_dict": scored.state_dict(),
                     "maskbench_version": __version__, "training_data": data_refs, "validation": validation,
+                    "faces": faces,
                     "epoch": epoch,
                     "val_pose_mae_deg": val, "best_val_pose_mae_deg": best, "optimizer": opt.state_dict(),
                     "scheduler": sched.state_dict(), "history": history, "seed": seed, "world_size": dist.world}

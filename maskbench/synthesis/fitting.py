@@ -324,6 +324,18 @@ JAW_OUTLIER_FRACTION = 0.15
 SILHOUETTE_MIN_TURN = 0.3
 
 
+def landmark_rotation(landmarks_px: np.ndarray) -> np.ndarray:
+    """The head rotation the image's landmarks show: the scaled-orthographic rotation that best maps
+    the generic head's inner-face landmarks (:data:`FIT_LANDMARKS`: nose, eyes, mouth, chin) onto
+    them. What a mask is oriented by unless ``--landmarks pose`` asks for the label: a mask fitted
+    this way reads nothing from the pose label, so a model cannot read the label off the mask."""
+    finite = np.isfinite(landmarks_px).all(axis=1)
+    good = [k for k in FIT_LANDMARKS if finite[k]]
+    if len(good) < 6:
+        raise ValueError(f"only {len(good)} finite inner-face landmarks; at least 6 are needed to orient a mask")
+    return _rotation_from_landmarks(generic_head().landmarks_mm[good], landmarks_px[good])
+
+
 def _rotation_from_landmarks(model_mm: np.ndarray, image_px: np.ndarray) -> np.ndarray:
     """Rotation of a scaled orthographic camera that best maps 3D model points to image points."""
     m = model_mm - model_mm.mean(axis=0)

@@ -11,7 +11,7 @@ import numpy as np
 from maskbench.datasets.base import DatasetError
 from maskbench.synthesis import templates
 from maskbench.synthesis.blending import blend, jpeg_quality_of
-from maskbench.synthesis.fitting import fit_mask
+from maskbench.synthesis.fitting import fit_mask, landmark_rotation
 from maskbench.synthesis.landmarks import SOURCES, NoLandmarks, landmarks_for
 from maskbench.types import Sample
 
@@ -71,7 +71,14 @@ def mask_sample(sample: Sample, image: np.ndarray, rng: np.random.Generator,
     inside = (landmarks[:, 0] >= 0) & (landmarks[:, 0] < w) & (landmarks[:, 1] >= 0) & (landmarks[:, 1] < h)
     if not inside.any():
         raise DatasetError(sample.image_path, f"all 68 {source} landmarks lie outside the {w}x{h} image")
-    fit = fit_mask(mask_type, sample.pose.matrix, landmarks, image.shape)
+    if source == "pose":  # the generic face posed with the label: the one route that reads it
+        rotation = sample.pose.matrix
+    else:  # the pose the landmarks show: the mask carries nothing of the label
+        try:
+            rotation = landmark_rotation(landmarks)
+        except ValueError as exc:
+            raise DatasetError(sample.image_path, f"{source} landmarks: {exc}") from None
+    fit = fit_mask(mask_type, rotation, landmarks, image.shape)
     if fit is None:
         raise DatasetError(sample.image_path, f"{mask_type} mask not visible at this pose (facing away?)")
     out, occlusion, blocked = blend(image, fit, tpl, color_bgr, pattern, phase, second_bgr=second, rng=rng,
