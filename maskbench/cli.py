@@ -113,6 +113,32 @@ def _parse_angles(text: str) -> tuple[float, ...]:
     return tuple(out)
 
 
+def _judge_sample(text: str, option: str = "--judge-sample") -> int | None:
+    """``--judge-sample``: a positive count, or None for all."""
+    if text.strip().lower() == "all":
+        return None
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        _fail(f"{option}: {text!r} is neither a positive number nor 'all'")
+    return n
+
+
+def _judge_items(folder: Path, rows: list[dict[str, str]] | None):  # type: ignore[no-untyped-def]
+    """What ``judge`` grades in a folder: its labels.csv rows (box, mask type, |yaw|), or every image."""
+    from maskbench.judge import Item
+
+    if rows:
+        return [Item(r["id"], str(folder / r["image"]),
+                     tuple(float(r[k]) for k in ("x_min", "y_min", "x_max", "y_max")),  # type: ignore[arg-type]
+                     r.get("mask_type", ""), abs(float(r["yaw_deg"]))) for r in sorted(rows, key=lambda r: r["id"])]
+    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png")
+                   and "occlusion" not in p.parts and not p.name.startswith("."))
+    return [Item(p.relative_to(folder).as_posix(), str(p)) for p in paths]
+
+
 def _report(summary, out_dir: Path) -> None:  # type: ignore[no-untyped-def]
     for line in summary.lines():
         click.echo(line)
@@ -324,11 +350,16 @@ def rotate(src: str, out: str | None, range_deg: tuple[float, float] | None, ang
               "is not its skin (a hand of another colour, hair, an object) stays on top, and the occlusion map "
               "leaves it out; occluder_px counts those pixels.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the per-sample choices.")
+@click.option("--no-judge", is_flag=True, help="Do not grade the masks with the real-photo mask detector.")
+@click.option("--judge-sample", default=str(200), show_default=True, metavar="N|all",
+              help="Faces the mask detector grades (a seeded sample; all: every face). It runs at about 20 images/s "
+              "on 2 CPU cores, several times slower than masking, so the default grades a sample.")
 @_split_options
 @_run_options
 @_biwi_labels_option
 @_data_root_option
 def synthesize(src: str, out: str | None, mask_types: str, colors: str, landmarks: str, no_occluders: bool, seed: int,
+               no_judge: bool, judge_sample: str,
                split_by: str | None,
                split_seed: int | None, train_fraction: float | None, val_fraction: float | None,
                limit: int | None, overwrite: bool, resume: bool, workers: int, shard: str | None,
@@ -339,6 +370,10 @@ def synthesize(src: str, out: str | None, mask_types: str, colors: str, landmark
     change the pose); a binary occlusion map per image goes to occlusion/ (occlusion_path column), with
     mask_type, mask_color, landmark_source and occluder_px columns. The mask is matched to each photo:
     light and shadow from the skin it covers, white balance, blur, noise and the source's JPEG quality.
+
+    At the end a real-photo face-mask detector (AIZOO, MIT) grades the masks: realism.json (pass rate and
+    mean p(mask) per mask type and |yaw| bin), realism_lowest.png (the 16 lowest-scoring faces) and one
+    summary line; --no-judge skips it.
     """
     from maskbench.pipeline import parse_shard, write_split
     from maskbench.synthesis.pipeline import SynthesisParams, make_transform
@@ -347,6 +382,20 @@ def synthesize(src: str, out: str | None, mask_types: str, colors: str, landmark
         return () if text.strip().lower() == "all" else tuple(t.strip() for t in text.split(",") if t.strip())
 
     root = _root(data_root)
+    sample = _judge_sample(judge_sample)
+    realism: dict = {}
+
+    def judge(folder: Path, rows: list[dict[str, str]]) -> None:
+        import json
+
+        from maskbench.io.atomic import atomic_write_bytes, atomic_write_text, encode_image
+        from maskbench.judge import CONTACT_SHEET, REALISM_JSON, contact_sheet, grade
+
+        summary, judged = grade(_judge_items(folder, rows), sample=sample, seed=seed, progress=True)
+        atomic_write_text(folder / REALISM_JSON, json.dumps(summary, indent=1, sort_keys=True) + "\n")
+        atomic_write_bytes(folder / CONTACT_SHEET, encode_image(contact_sheet(judged), ".png"))
+        realism.update(summary)
+
     try:
         params = SynthesisParams(mask_types=split_list(mask_types), colors=split_list(colors), landmarks=landmarks,
                                  occluders=not no_occluders)
@@ -358,14 +407,19 @@ def synthesize(src: str, out: str | None, mask_types: str, colors: str, landmark
             overwrite=overwrite, resume=resume, limit=limit, workers=workers,
             split=_split_rule(split_by, split_seed, train_fraction, val_fraction),
             shard=parse_shard(shard), count_columns=("mask_type", "landmark_source"),
-            parameters={"command": "synthesize", "source": src_dir.name, "limit": limit, **params.as_dict()},
-            data_root=root, biwi_labels=biwi_labels,
+            parameters={"command": "synthesize", "source": src_dir.name, "limit": limit, **params.as_dict(),
+                        **({"judge_sample": sample if sample is not None else "all"} if not no_judge else {})},
+            data_root=root, biwi_labels=biwi_labels, finalize=None if no_judge else judge,
         )
     except WRITE_ERRORS as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
         _interrupted()
     _report(summary, out_dir)
+    if realism:
+        from maskbench.judge import summary_line
+
+        click.echo(summary_line(realism) + " (realism.json, realism_lowest.png)")
 
 
 @main.command()
@@ -478,6 +532,47 @@ def evaluate(model: str | None, suites: tuple[str, ...], predictions: Path | Non
                    err=True)
         if strict:
             sys.exit(1)
+
+
+@main.command()
+@click.argument("folder", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("judge"), show_default=True,
+              help="Report folder (realism.json, realism_lowest.png), relative to the current folder; an earlier "
+              "report there is replaced as a whole, a folder maskbench did not write is refused.")
+@click.option("--sample", "judge_sample", default="all", show_default=True, metavar="N|all",
+              help="Faces to grade: a seeded sample of N, or all.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sample.")
+def judge(folder: Path, out: Path, judge_sample: str, seed: int) -> None:
+    """Grade the masks in FOLDER with a real-photo face-mask detector (AIZOO, MIT; WIDER FACE + MAFA).
+
+    FOLDER is a maskbench split (its labels.csv gives each face's box, mask type and yaw, for the
+    breakdowns) or any folder of .jpg/.png images (e.g. MaskTheFace's output: the largest face of each
+    image is judged). A face passes when p(mask) > p(no mask); no face found = fail.
+    """
+    import json
+
+    from maskbench.io.atomic import atomic_write_bytes, atomic_write_text, encode_image
+    from maskbench.io.manifest import labels_by_id, replaced_folder
+    from maskbench.judge import CONTACT_SHEET, REALISM_JSON, contact_sheet, grade, summary_line
+
+    folder = folder.resolve()
+    sample = _judge_sample(judge_sample, "--sample")
+    try:
+        rows = list(labels_by_id(folder).values())
+        items = _judge_items(folder, rows)
+        if not items:
+            _fail(f"{folder}: no .jpg or .png image to judge")
+        with replaced_folder(out.expanduser().resolve(), "realism report", sources=[folder]) as stage:
+            summary, judged = grade(items, sample=sample, seed=seed, progress=True)
+            atomic_write_text(stage / REALISM_JSON, json.dumps(summary, indent=1, sort_keys=True) + "\n")
+            atomic_write_bytes(stage / CONTACT_SHEET, encode_image(contact_sheet(judged), ".png"))
+    except (DatasetError, UnsafeOutputError, ValueError) as exc:
+        _fail(str(exc))
+    click.echo(summary_line(summary))
+    for key in ("by_mask_type", "by_abs_yaw_deg"):
+        for group, st in summary[key].items():
+            click.echo(f"  {key[3:]} {group}: {st['pass_rate']:.1%} of {st['n']}, mean p(mask) {st['mean_p_mask']:.3f}")
+    click.echo(f"report: {out}")
 
 
 @main.command()

@@ -329,6 +329,7 @@ def write_split(
     progress: bool = True,
     data_root: Path | None = None,
     biwi_labels: str = DEFAULT_BIWI_LABELS,
+    finalize: Callable[[Path, list[dict[str, str]]], None] | None = None,
 ) -> RunSummary:
     """Read every sample of ``reader``, transform it, write ``out_dir`` in the same native layout.
 
@@ -341,7 +342,8 @@ def write_split(
     (join the parts with ``maskbench merge``). Neither changes a byte of the output.
     ``out_dir`` is guarded by :class:`~maskbench.io.manifest.SplitWriter`: never the source or
     ``data_root`` (or inside/around them), never a folder maskbench did not write; ``overwrite``
-    swaps the new output in only once it is complete.
+    swaps the new output in only once it is complete. ``finalize(folder, rows)`` may add files of its
+    own (``synthesize``'s realism report) once every sample is written, before the manifest.
     """
     global _JOB
     keys = reader.keys[:limit] if limit is not None else list(reader.keys)
@@ -390,6 +392,8 @@ def write_split(
                 summary.filtered.setdefault(record["filtered"], []).append(record["key"])
         summary.written = len(writer.rows)
         summary.skipped.sort()
+        if finalize is not None:
+            finalize(writer.write_dir, writer.rows)
         for column in count_columns:
             counts: dict[str, int] = {}
             for row in writer.rows:

@@ -1,0 +1,272 @@
+"""A real-photo face-mask detector as the judge of synthetic masks (``maskbench judge``, and the
+``realism.json`` that ``maskbench synthesize`` writes).
+
+The detector is AIZOO's FaceMaskDetection model (MIT, ``LICENSE-aizoo`` beside this file), trained by
+its authors on real photos (WIDER FACE + MAFA): a small SSD of 3x3 convolutions and 2x2 max-pools
+with location and class heads on five feature maps. Its weights ship here as plain arrays
+(``aizoo_mask_detector.npz``, key ``"<layer>/<0 weights | 1 bias>"``); the network below is written
+from the published architecture in plain torch (Caffe pooling rounds up: ``ceil_mode``).
+
+Input: the whole image resized (bilinear, no letterbox) to 260x260 RGB in [0, 1]. Outputs per
+anchor: SSD box deltas (variances 0.1, 0.1, 0.2, 0.2) and two independent sigmoids, p(mask) and
+p(no mask). A face is an anchor whose larger class probability exceeds 0.5, after NMS at IoU 0.4;
+it "passes" (reads as a masked face) when p(mask) > p(no mask). The judged face of an image is the
+detection overlapping its labelled box best, else the largest one; an image without a detection
+fails with p(mask) 0.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+INPUT_PX = 260
+FEATURE_MAPS = (33, 17, 9, 5, 3)
+ANCHOR_SIZES = ((0.04, 0.056), (0.08, 0.11), (0.16, 0.22), (0.32, 0.45), (0.64, 0.72))
+ANCHOR_RATIOS = (1.0, 0.62, 0.42)
+VARIANCES = (0.1, 0.1, 0.2, 0.2)
+SCORE_THRESHOLD = 0.5
+NMS_IOU = 0.4
+#: Backbone: (layer, pad) of each 3x3 convolution; a 2x2 max-pool follows the first six.
+BACKBONE = (("conv2d_0", 1), ("conv2d_1", 1), ("conv2d_2", 1), ("conv2d_3", 1), ("conv2d_4", 1), ("conv2d_5", 1),
+            ("conv2d_6", 1), ("conv2d_7", 0))
+#: Backbone outputs the five heads read (feature maps 33, 17, 9, 5, 3).
+HEAD_INPUTS = ("conv2d_3", "conv2d_4", "conv2d_5", "conv2d_6", "conv2d_7")
+
+
+@functools.lru_cache(maxsize=1)
+def _weights() -> dict[str, torch.Tensor]:
+    ref = importlib.resources.files("maskbench.judge") / "aizoo_mask_detector.npz"
+    with importlib.resources.as_file(ref) as path, np.load(path) as data:
+        return {k: torch.from_numpy(np.ascontiguousarray(data[k], dtype=np.float32)) for k in data.files}
+
+
+@functools.lru_cache(maxsize=1)
+def anchors() -> np.ndarray:
+    """(5972, 4) anchors (cx, cy, w, h), normalised: per cell each size at ratio 1, then the first
+    size at the other ratios; rows outer, columns inner, maps from fine to coarse."""
+    out = []
+    for fm, sizes in zip(FEATURE_MAPS, ANCHOR_SIZES):
+        shapes = [(s, s) for s in sizes] + [(sizes[0] * np.sqrt(r), sizes[0] / np.sqrt(r)) for r in ANCHOR_RATIOS[1:]]
+        for i in range(fm):
+            for j in range(fm):
+                out += [((j + 0.5) / fm, (i + 0.5) / fm, w, h) for w, h in shapes]
+    return np.array(out, dtype=np.float64)
+
+
+def _conv(x: torch.Tensor, name: str, pad: int = 1) -> torch.Tensor:
+    w = _weights()
+    return F.conv2d(x, w[f"{name}/0"], w[f"{name}/1"].reshape(-1), padding=pad)
+
+
+def forward(batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, 3, 260, 260) RGB in [0, 1] -> box deltas (N, 5972, 4) and class probabilities (N, 5972, 2)."""
+    feats = {}
+    x = batch
+    for k, (name, pad) in enumerate(BACKBONE):
+        x = F.relu(_conv(x, name, pad))
+        feats[name] = x
+        if k < 6:
+            x = F.max_pool2d(x, 2, 2, ceil_mode=True)
+    locs, clss = [], []
+    for k, name in enumerate(HEAD_INPUTS):
+        f = feats[name]
+        loc = _conv(F.relu(_conv(f, f"loc_{k}_insert_conv2d")), f"loc_{k}_conv")
+        cls = _conv(F.relu(_conv(f, f"cls_{k}_insert_conv2d")), f"cls_{k}_conv")
+        locs.append(loc.permute(0, 2, 3, 1).reshape(len(f), -1, 4))
+        clss.append(torch.sigmoid(cls.permute(0, 2, 3, 1).reshape(len(f), -1, 2)))
+    return torch.cat(locs, 1), torch.cat(clss, 1)
+
+
+@dataclass(frozen=True)
+class Face:
+    """One detection: box (x_min, y_min, x_max, y_max) in image pixels and its two probabilities."""
+
+    box_px: tuple[float, float, float, float]
+    p_mask: float
+    p_no_mask: float
+
+    @property
+    def passes(self) -> bool:
+        return self.p_mask > self.p_no_mask
+
+
+def _iou(a: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    ix = np.clip(np.minimum(a[2], boxes[:, 2]) - np.maximum(a[0], boxes[:, 0]), 0, None)
+    iy = np.clip(np.minimum(a[3], boxes[:, 3]) - np.maximum(a[1], boxes[:, 1]), 0, None)
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def _decode(loc: np.ndarray, probs: np.ndarray, width: int, height: int) -> list[Face]:
+    a = anchors()
+    cx = loc[:, 0] * VARIANCES[0] * a[:, 2] + a[:, 0]
+    cy = loc[:, 1] * VARIANCES[1] * a[:, 3] + a[:, 1]
+    w = np.exp(loc[:, 2] * VARIANCES[2]) * a[:, 2]
+    h = np.exp(loc[:, 3] * VARIANCES[3]) * a[:, 3]
+    boxes = np.column_stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]) * [width, height, width, height]
+    score = probs.max(axis=1)
+    order = [i for i in np.argsort(-score) if score[i] > SCORE_THRESHOLD]
+    kept: list[int] = []
+    for i in order:  # greedy NMS over all classes together
+        if not kept or (_iou(boxes[i], boxes[kept]) <= NMS_IOU).all():
+            kept.append(i)
+    return [Face(tuple(float(v) for v in boxes[i]), float(probs[i, 0]), float(probs[i, 1])) for i in kept]
+
+
+def detect(images_bgr: Sequence[np.ndarray], batch_size: int = 16) -> list[list[Face]]:
+    """The faces the detector finds in each BGR uint8 image."""
+    out: list[list[Face]] = []
+    with torch.inference_mode():
+        for start in range(0, len(images_bgr), batch_size):
+            chunk = images_bgr[start : start + batch_size]
+            x = np.stack([cv2.cvtColor(cv2.resize(im, (INPUT_PX, INPUT_PX), interpolation=cv2.INTER_LINEAR),
+                                       cv2.COLOR_BGR2RGB) for im in chunk]).astype(np.float32) / 255.0
+            loc, probs = forward(torch.from_numpy(x).permute(0, 3, 1, 2))
+            for k, im in enumerate(chunk):
+                out.append(_decode(loc[k].double().numpy(), probs[k].double().numpy(), im.shape[1], im.shape[0]))
+    return out
+
+
+def judged_face(faces: Sequence[Face], box_px: Sequence[float] | None = None) -> Face | None:
+    """The face an image is judged by: the detection overlapping ``box_px`` best (IoU >= 0.3), else
+    the largest; None when there is none."""
+    if not faces:
+        return None
+    if box_px is not None:
+        ious = _iou(np.asarray(box_px, float), np.array([f.box_px for f in faces]))
+        if ious.max() >= 0.3:
+            return faces[int(ious.argmax())]
+    return max(faces, key=lambda f: (f.box_px[2] - f.box_px[0]) * (f.box_px[3] - f.box_px[1]))
+
+
+# ------------------------------------------------------------------------------------------------
+# Grading a folder: realism.json and a contact sheet of the lowest-scoring faces
+# ------------------------------------------------------------------------------------------------
+REALISM_JSON = "realism.json"
+CONTACT_SHEET = "realism_lowest.png"
+YAW_BINS_DEG = (0.0, 30.0, 60.0, 181.0)
+#: Faces judged by default: a seeded sample (the detector runs at ~20 images/s on 2 CPU cores).
+DEFAULT_SAMPLE = 200
+
+
+@dataclass(frozen=True)
+class Item:
+    """An image to judge: id, file, labelled face box (or None), mask type and |yaw| when known."""
+
+    id: str
+    path: str
+    box_px: tuple[float, float, float, float] | None = None
+    mask_type: str = ""
+    abs_yaw_deg: float | None = None
+
+
+def _bin(abs_yaw: float) -> str:
+    for lo, hi in zip(YAW_BINS_DEG[:-1], YAW_BINS_DEG[1:]):
+        if lo <= abs_yaw < hi:
+            return f"{lo:g}-{min(hi, 180):g}"
+    return "other"
+
+
+def _stats(scores: list[tuple[Item, Face | None]]) -> dict[str, float | int]:
+    p = [0.0 if f is None else f.p_mask for _, f in scores]
+    passed = [f is not None and f.passes for _, f in scores]
+    return {"n": len(scores), "pass_rate": float(np.mean(passed)) if scores else float("nan"),
+            "mean_p_mask": float(np.mean(p)) if scores else float("nan")}
+
+
+def grade(items: Sequence[Item], sample: int | None = DEFAULT_SAMPLE, seed: int = 0,
+          progress: bool = False) -> tuple[dict, list[tuple[Item, Face | None]]]:
+    """Judge ``items`` (all, or a seeded sample of ``sample``): the realism summary (pass rate and mean
+    p(mask), overall, per mask type and per |yaw| bin) and every judged (item, face), lowest p(mask)
+    first. An unreadable image is counted as such, not judged."""
+    from maskbench.errors import DatasetError
+    from maskbench.io.atomic import read_image
+    from maskbench.progress import progress_bar
+
+    chosen = list(items)
+    if sample is not None and len(chosen) > sample:
+        keep = np.sort(np.random.default_rng(seed).choice(len(chosen), size=sample, replace=False))
+        chosen = [chosen[k] for k in keep]
+    judged: list[tuple[Item, Face | None]] = []
+    unreadable: list[str] = []
+    step = 16
+    for start in progress_bar(range(0, len(chosen), step), desc="judge", unit="batch", disable=not progress):
+        batch, images = [], []
+        for item in chosen[start : start + step]:
+            try:
+                images.append(read_image(item.path))  # type: ignore[arg-type]
+                batch.append(item)
+            except DatasetError as exc:
+                unreadable.append(str(exc))
+        for item, faces in zip(batch, detect(images)):
+            judged.append((item, judged_face(faces, item.box_px)))
+    judged.sort(key=lambda t: (0.0 if t[1] is None else t[1].p_mask, t[0].id))
+    summary: dict = {
+        "detector": "AIZOO FaceMaskDetection (MIT), real photos (WIDER FACE + MAFA); pass = p(mask) > p(no mask) "
+                    "of the face on the labelled box (else the largest; no face detected = fail)",
+        "judged": len(judged), "of": len(items), "sample_seed": seed if len(chosen) < len(items) else None,
+        "unreadable": unreadable, "overall": _stats(judged), "by_mask_type": {}, "by_abs_yaw_deg": {},
+        "by_mask_type_and_abs_yaw_deg": {},
+        "no_face_detected": sum(f is None for _, f in judged),
+        "lowest": [{"id": it.id, "p_mask": 0.0 if f is None else round(f.p_mask, 4)} for it, f in judged[:16]],
+    }
+    for key, group_of in (("by_mask_type", lambda it: it.mask_type or None),
+                          ("by_abs_yaw_deg", lambda it: None if it.abs_yaw_deg is None else _bin(it.abs_yaw_deg)),
+                          ("by_mask_type_and_abs_yaw_deg", lambda it: None if not it.mask_type or it.abs_yaw_deg is None
+                           else f"{it.mask_type} {_bin(it.abs_yaw_deg)}")):
+        groups: dict[str, list[tuple[Item, Face | None]]] = {}
+        for it, f in judged:
+            g = group_of(it)
+            if g is not None:
+                groups.setdefault(g, []).append((it, f))
+        summary[key] = {g: _stats(v) for g, v in sorted(groups.items())}
+    return summary, judged
+
+
+def contact_sheet(judged: Sequence[tuple[Item, Face | None]], cell_px: int = 160, columns: int = 4) -> np.ndarray:
+    """A BGR image of the (up to) 16 lowest-scoring faces: each crop (its box + 25 %, or the whole
+    image) with its p(mask) and id written under it."""
+    from maskbench.io.atomic import read_image
+
+    cells = []
+    for item, face in list(judged)[:16]:
+        image = read_image(item.path)  # type: ignore[arg-type]
+        box = item.box_px or (face.box_px if face is not None else None)
+        if box is not None:
+            x0, y0, x1, y1 = box
+            m = 0.25 * max(x1 - x0, y1 - y0)
+            h, w = image.shape[:2]
+            xa, ya = int(max(0, x0 - m)), int(max(0, y0 - m))
+            xb, yb = int(min(w, x1 + m)), int(min(h, y1 + m))
+            if xb > xa and yb > ya:
+                image = image[ya:yb, xa:xb]
+        cell = np.full((cell_px + 28, cell_px, 3), 255, np.uint8)
+        s = cell_px / max(image.shape[:2])
+        small = cv2.resize(image, (max(1, round(image.shape[1] * s)), max(1, round(image.shape[0] * s))),
+                           interpolation=cv2.INTER_AREA)
+        cell[: small.shape[0], : small.shape[1]] = small
+        p = 0.0 if face is None else face.p_mask
+        text = f"{p:.2f} {item.id}"[:24]
+        cv2.putText(cell, text, (3, cell_px + 20), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
+        cells.append(cell)
+    if not cells:
+        return np.full((cell_px + 28, cell_px, 3), 255, np.uint8)
+    while len(cells) % columns:
+        cells.append(np.full_like(cells[0], 255))
+    rows = [np.hstack(cells[k : k + columns]) for k in range(0, len(cells), columns)]
+    return np.vstack(rows)
+
+
+def summary_line(summary: dict) -> str:
+    o = summary["overall"]
+    return (f"realism (AIZOO real-photo mask detector, {summary['judged']} of {summary['of']} faces): "
+            f"{o['pass_rate']:.1%} read as masked, mean p(mask) {o['mean_p_mask']:.3f}")

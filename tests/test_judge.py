@@ -1,0 +1,86 @@
+"""The real-photo mask detector that grades synthetic masks (AIZOO, plain arrays, plain torch)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import pytest
+from click.testing import CliRunner
+
+from maskbench.cli import main
+from maskbench.io.atomic import read_image
+from maskbench.io.manifest import read_manifest, verify
+from maskbench.judge import anchors, detect, judged_face
+
+#: The detector's own reference outputs (its README): p(mask) of the largest face of unmasked photos.
+REFERENCE = {"image00002": 0.000, "image00006": 0.010, "image00010": 0.361, "image00014": 0.009,
+             "image00020": 0.001, "image00022": 0.042}
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.output
+
+
+@pytest.fixture()
+def dev(real_dir: Path) -> Path:
+    if not (real_dir / "aflw2000_dev").is_dir():
+        pytest.skip("AFLW2000 dev half not found")
+    return real_dir / "aflw2000_dev"
+
+
+def test_the_detector_reproduces_its_reference_outputs(dev: Path) -> None:
+    assert len(anchors()) == 5972
+    faces = detect([read_image(dev / f"{k}.jpg") for k in REFERENCE])
+    for (key, p), found in zip(REFERENCE.items(), faces):
+        face = judged_face(found)
+        assert face is not None and face.p_mask == pytest.approx(p, abs=0.01), key
+        assert not face.passes
+
+
+def test_synthesize_grades_its_masks_and_lists_the_report_in_the_manifest(dev: Path, tmp_path: Path) -> None:
+    src = tmp_path / "D" / "AFLW2000"
+    src.mkdir(parents=True)
+    for k in REFERENCE:
+        for suffix in (".jpg", ".mat"):
+            shutil.copyfile(dev / f"{k}{suffix}", src / f"{k}{suffix}")
+    root = str(tmp_path / "D")
+    code, text = run("synthesize", "--src", "AFLW2000", "--mask-types", "surgical", "--data-root", root)
+    assert code == 0, text
+    out = tmp_path / "D" / "AFLW2000_masked"
+    realism = json.loads((out / "realism.json").read_text())
+    assert realism["judged"] == realism["of"] == len(REFERENCE)
+    # the masked copies of the same photos now read as masked (the reference gives 0.965-1.000)
+    assert realism["overall"]["pass_rate"] == 1.0 and realism["overall"]["mean_p_mask"] > 0.9
+    assert set(realism["by_mask_type"]) == {"surgical"} and sum(v["n"] for v in realism["by_abs_yaw_deg"].values()) == 6
+    sheet = cv2.imread(str(out / "realism_lowest.png"))
+    assert sheet is not None and sheet.shape[1] == 4 * 160
+    assert "realism (AIZOO real-photo mask detector, 6 of 6 faces): 100.0% read as masked" in text
+    files = read_manifest(out)["files"]
+    assert "realism.json" in files and "realism_lowest.png" in files and verify(out) == []
+    code, text = run("synthesize", "--src", "AFLW2000", "--out", "nojudge", "--no-judge", "--data-root", root)
+    assert code == 0 and not (tmp_path / "D" / "nojudge" / "realism.json").exists() and "realism" not in text
+
+
+def test_judge_grades_any_folder_of_images(dev: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "plain"
+    folder.mkdir()
+    for k in REFERENCE:
+        shutil.copyfile(dev / f"{k}.jpg", folder / f"{k}.jpg")
+    code, text = run("judge", str(folder), "--out", str(tmp_path / "report"))
+    assert code == 0, text
+    realism = json.loads((tmp_path / "report" / "realism.json").read_text())
+    assert realism["overall"]["pass_rate"] == 0.0  # unmasked photos do not read as masked
+    assert realism["overall"]["mean_p_mask"] == pytest.approx(sum(REFERENCE.values()) / 6, abs=0.01)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("x")
+    code, text = run("judge", str(folder), "--out", str(mine))
+    assert code == 2 and "was not written by maskbench" in text
+    code, text = run("judge", str(folder), "--sample", "zero", "--out", str(tmp_path / "r2"))
+    assert code == 2 and "--sample: 'zero'" in text
