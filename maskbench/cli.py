@@ -12,10 +12,10 @@ from maskbench.datasets.base import (
     DATA_ROOT_ENV,
     DatasetError,
     default_data_root,
-    open_dataset,
     resolve_dataset,
     resolve_output,
 )
+from maskbench.datasets.registry import open_dataset
 from maskbench.errors import UnsafeOutputError
 from maskbench.io.manifest import OutputExistsError, OutputLockedError
 
@@ -471,8 +471,9 @@ def evaluate(model: str | None, suites: tuple[str, ...], predictions: Path | Non
 
     Example: `maskbench evaluate fsanet-fusion --weights models/fsanet --suite AFLW2000 --suite AFLW2000_masked`.
     """
-    from maskbench.evaluation.adapters import PredictionsFile, load_model
+    from maskbench.evaluation.adapters import PredictionsFile
     from maskbench.evaluation.evaluator import evaluate_suite, find_suites, training_matrices, write_report
+    from maskbench.evaluation.registry import load_model
     from maskbench.io.manifest import LEGACY_REPORT_FILES, check_replaceable, replaced_folder
 
     root = _root(data_root)

@@ -55,12 +55,36 @@ In-plane rotation:
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import Protocol, TypeVar
 
 import numpy as np
 
-if TYPE_CHECKING:  # pragma: no cover
-    from maskbench.types import BBox, HeadPose
+
+class _Box(Protocol):
+    """What the box functions read (:class:`maskbench.types.BBox` has it); geometry imports nothing of
+    maskbench, so every other module may import it."""
+
+    x_min: float
+    y_min: float
+    x_max: float
+    y_max: float
+
+    @property
+    def width_px(self) -> float: ...
+
+    @property
+    def height_px(self) -> float: ...
+
+
+class _Pose(Protocol):
+    """What :func:`rotate_in_plane` reads and builds (:class:`maskbench.types.HeadPose`)."""
+
+    matrix: np.ndarray
+
+    def __init__(self, matrix: np.ndarray) -> None: ...
+
+
+PoseT = TypeVar("PoseT", bound=_Pose)
 
 #: Conjugation between the 3DMM frame (x right, y up, z towards viewer) and the OpenCV frame.
 FLIP_YZ = np.diag([1.0, -1.0, -1.0])
@@ -231,7 +255,7 @@ def camera_roll_matrix(angle_deg: float) -> np.ndarray:
     return rot_z(-math.radians(angle_deg))
 
 
-def rotate_in_plane(pose: HeadPose, angle_deg: float) -> HeadPose:
+def rotate_in_plane(pose: PoseT, angle_deg: float) -> PoseT:
     """Pose after rotating the image by ``angle_deg`` (counter-clockwise on screen).
 
     Exact for a rotation about the principal point; see the module docstring.
@@ -252,7 +276,7 @@ def image_rotation_affine(center_px: tuple[float, float], angle_deg: float) -> n
 PROTOCOL_CROP_MARGIN = 0.25
 
 
-def protocol_crop_box(bbox: BBox, image_hw: tuple[int, int],
+def protocol_crop_box(bbox: _Box, image_hw: tuple[int, int],
                       margin: float = PROTOCOL_CROP_MARGIN) -> tuple[int, int, int, int]:
     """(x0, y0, x1, y1) integer pixels of the crop protocol's face crop: ``bbox`` grown by ``margin`` of
     its width/height on every side, clipped to the image (at least one pixel)."""
@@ -261,6 +285,18 @@ def protocol_crop_box(bbox: BBox, image_hw: tuple[int, int],
     x0, y0 = max(int(bbox.x_min - mx), 0), max(int(bbox.y_min - my), 0)
     x1, y1 = min(int(np.ceil(bbox.x_max + mx)), w), min(int(np.ceil(bbox.y_max + my)), h)
     return x0, y0, max(x1, x0 + 1), max(y1, y0 + 1)
+
+
+def box_iou(box: np.ndarray | tuple[float, ...], boxes: np.ndarray) -> np.ndarray:
+    """Intersection over union of one corner box ``(x_min, y_min, x_max, y_max)`` with each of
+    ``boxes`` (N, 4); 0 where the union is empty. (Torch tensors: :func:`maskbench.models.box_utils.iou`.)"""
+    a = np.asarray(box, dtype=np.float64)
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    ix = np.clip(np.minimum(a[2], b[:, 2]) - np.maximum(a[0], b[:, 0]), 0.0, None)
+    iy = np.clip(np.minimum(a[3], b[:, 3]) - np.maximum(a[1], b[:, 1]), 0.0, None)
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
 
 
 def apply_affine(points_px: np.ndarray, affine: np.ndarray) -> np.ndarray:

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from maskbench.datasets import DatasetError, open_dataset
-from maskbench.datasets.base import detect_format, resolve_dataset
+from maskbench.datasets.base import resolve_dataset
 from maskbench.datasets.biwi import label_matrix
+from maskbench.datasets.registry import detect_format
 from maskbench.datasets.sample import make_sample_dataset, plan, render_sample
 from maskbench.io.manifest import read_labels, verify
 from maskbench.types import HeadPose

@@ -43,18 +43,22 @@ LABELS = [(80.0, 5.0, -3.0), (86.6, -4.0, 2.0), (95.0, 3.0, 1.0), (99.0, -10.0, 
           (-95.0, -6.0, 3.0), (-99.0, 8.0, -2.0), (30.0, 88.0, 5.0), (-20.0, -89.5, 0.0)]
 
 
-@pytest.fixture(scope="module")
-def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An AFLW2000-format tree whose Pose_Para hold the LABELS (images are irrelevant here)."""
-    root = tmp_path_factory.mktemp("euler")
-    make_sample_dataset("AFLW2000", root / "src", n=len(LABELS), seed=0, progress=False, scale=0.25)
+def labelled_tree(root: Path, labels: list[tuple[float, float, float]]) -> Path:
+    """A raw AFLW2000-format tree whose Pose_Para hold ``labels`` (yaw, pitch, roll degrees; the
+    images are irrelevant here)."""
+    make_sample_dataset("AFLW2000", root / "src", n=len(labels), seed=0, progress=False, scale=0.25)
     shutil.copytree(root / "src", root / "AFLW2000", ignore=shutil.ignore_patterns("labels.csv", "manifest.json"))
-    for k, (yaw, pitch, roll) in enumerate(LABELS):
+    for k, (yaw, pitch, roll) in enumerate(labels):
         path = root / "AFLW2000" / f"image{k:05d}.mat"
         mat = threeddfa.load_mat(path)
         mat["Pose_Para"][0, :3] = np.radians([pitch, yaw, roll])
         threeddfa.save_mat(path, mat)
     return root / "AFLW2000"
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return labelled_tree(tmp_path_factory.mktemp("euler"), LABELS)
 
 
 @pytest.mark.parametrize("axis", [0, 1, 2])
@@ -114,15 +118,7 @@ MIXED_ERROR_DEG = (3.0, -2.0, 4.0)  # on every axis at once
 
 @pytest.fixture(scope="module")
 def near_90(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("near90")
-    make_sample_dataset("AFLW2000", root / "src", n=len(NEAR_90), seed=0, progress=False, scale=0.25)
-    shutil.copytree(root / "src", root / "AFLW2000", ignore=shutil.ignore_patterns("labels.csv", "manifest.json"))
-    for k, (yaw, pitch, roll) in enumerate(NEAR_90):
-        path = root / "AFLW2000" / f"image{k:05d}.mat"
-        mat = threeddfa.load_mat(path)
-        mat["Pose_Para"][0, :3] = np.radians([pitch, yaw, roll])
-        threeddfa.save_mat(path, mat)
-    return root / "AFLW2000"
+    return labelled_tree(tmp_path_factory.mktemp("near90"), NEAR_90)
 
 
 def _rotation_angle_deg(a: np.ndarray, b: np.ndarray) -> float:

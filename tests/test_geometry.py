@@ -136,3 +136,20 @@ def test_headpose_rejects_non_rotations_and_nan() -> None:
     with pytest.raises(ValueError):
         HeadPose.from_euler_deg(yaw_deg=float("nan"), pitch_deg=0, roll_deg=0)
     assert not HeadPose(np.eye(3)).matrix.flags.writeable
+
+
+def test_box_iou_numpy_and_torch_agree_and_are_right() -> None:
+    """One IoU for numpy (geometry.box_iou) and one for torch (box_utils.iou_broadcast): the same numbers,
+    and the right ones on boxes worked out by hand."""
+    import torch
+
+    from maskbench.geometry import box_iou
+    from maskbench.models.box_utils import iou, iou_broadcast
+
+    a = (0.0, 0.0, 10.0, 10.0)
+    boxes = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30], [0, 0, 5, 5], [2, 2, 2, 8]], float)
+    expected = [1.0, 50 / 150, 0.0, 25 / 100, 0.0]
+    assert box_iou(a, boxes) == pytest.approx(expected)
+    t = torch.tensor(boxes)
+    assert iou_broadcast(torch.tensor(a), t).numpy() == pytest.approx(expected)
+    assert iou(t, t).numpy()[0] == pytest.approx(box_iou(boxes[0], boxes))

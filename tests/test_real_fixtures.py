@@ -11,7 +11,7 @@ import scipy.io
 
 from maskbench import geometry
 from maskbench.datasets import open_dataset
-from maskbench.datasets.base import get_format
+from maskbench.datasets.registry import get_format
 from tests.roundtrip import assert_write_read_identical
 
 # (pitch, yaw, roll) in degrees, from the fixture README

@@ -15,7 +15,6 @@ keeps the bad ones (path and reason) in ``errors`` so that nothing is dropped si
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -123,38 +122,8 @@ class DatasetReader:
 
 
 # ------------------------------------------------------------------------------------------
-# Format registry and resolution of names under the data root
+# Resolution of names under the data root (the format registry is maskbench.datasets.registry)
 # ------------------------------------------------------------------------------------------
-def formats() -> dict[str, DatasetFormat]:
-    """All known formats by canonical name."""
-    from maskbench.datasets import aflw2000, biwi, w300lp
-
-    return {f.name: f for f in (biwi.FORMAT, w300lp.FORMAT, aflw2000.FORMAT)}
-
-
-def get_format(name: str) -> DatasetFormat:
-    """Format by name, case-insensitive (``BIWI``, ``300W_LP``, ``AFLW2000``)."""
-    table = {k.lower(): v for k, v in formats().items()}
-    try:
-        return table[name.lower()]
-    except KeyError:
-        raise ValueError(f"unknown dataset format {name!r}; known: {', '.join(formats())}") from None
-
-
-def detect_format(root: Path) -> DatasetFormat:
-    """Format of a tree: from its ``manifest.json`` when maskbench wrote it, else by its layout."""
-    manifest = root / "manifest.json"
-    if manifest.is_file():
-        try:
-            return get_format(json.loads(manifest.read_text())["format"])
-        except (ValueError, KeyError, json.JSONDecodeError) as exc:
-            raise DatasetError(manifest, f"manifest has no valid 'format' ({exc})") from None
-    for fmt in formats().values():
-        if fmt.looks_like(root):
-            return fmt
-    raise DatasetError(root, "not a BIWI, 300W_LP or AFLW2000 tree (no recognisable files found)")
-
-
 def default_data_root() -> Path:
     """``$MASKBENCH_DATA`` if set, else ``./data``, made absolute once, here."""
     return Path(os.environ.get(DATA_ROOT_ENV) or "data").expanduser().resolve()
@@ -188,13 +157,6 @@ def resolve_output(name_or_path: str, data_root: Path | None = None) -> Path:
     if candidate.is_absolute():
         return candidate.resolve()
     return ((data_root or default_data_root()).resolve() / candidate).resolve()
-
-
-def open_dataset(root: Path, fmt: DatasetFormat | None = None, **options: Any) -> DatasetReader:
-    """A :class:`DatasetReader` over ``root`` (format detected when not given)."""
-    if not root.is_dir():
-        raise DatasetError(root, "dataset folder not found")
-    return DatasetReader(root=root, fmt=fmt or detect_format(root), options=dict(options))
 
 
 def list_files(root: Path, pattern: str) -> list[Path]:

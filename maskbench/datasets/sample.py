@@ -43,8 +43,8 @@ import numpy as np
 
 from maskbench import geometry
 from maskbench.datasets import biwi, threeddfa
-from maskbench.datasets.base import get_format
 from maskbench.datasets.biwi import DEFAULT_BIWI_LABELS, label_matrix
+from maskbench.datasets.registry import get_format
 from maskbench.faces import SOURCE_SHA_COLUMN, source_sha256
 from maskbench.io.manifest import SplitWriter
 from maskbench.progress import progress_bar

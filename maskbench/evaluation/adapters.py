@@ -3,8 +3,9 @@
 Every adapter gets a list of :class:`EvalItem` and returns, per item, a rotation matrix in the
 maskbench convention (:mod:`maskbench.geometry`), or the (3,) ``[yaw, pitch, roll]`` degrees a model
 output directly (compared with the labels as given, as the literature does), or None for a miss.
-A matrix is compared axis by axis through whichever of its two Euler triples is closer to the label
-(:func:`maskbench.geometry.closest_euler_deg`).
+A matrix is split into angles by the evaluator's ``--euler`` mode
+(:func:`maskbench.evaluation.evaluator.predicted_euler_deg`). Which adapter serves a MODEL argument
+is :func:`maskbench.evaluation.registry.load_model`'s call.
 
 What each kind of MODEL receives (``--protocol crop``): the ground-truth box enlarged by
 ``CROP_MARGIN`` (25 %) on every side, clipped to the image. With ``--protocol full`` (models that
@@ -354,7 +355,7 @@ class ReferenceModel:
             b = item.bbox
             best, best_iou = None, FULL_MATCH_IOU
             for f in faces:
-                iou = box_iou(f.box_px, np.array([b.x_min, b.y_min, b.x_max, b.y_max]))
+                iou = float(geometry.box_iou(f.box_px, np.array([b.x_min, b.y_min, b.x_max, b.y_max]))[0])
                 if iou >= best_iou:
                     best, best_iou = f, iou
             out.append(None if best is None else best.rotation)
@@ -384,53 +385,9 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:160]
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """IoU of two (x_min, y_min, x_max, y_max) boxes."""
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
-
-
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """:func:`maskbench.models.inference.load_checkpoint` (``weights_only=True``), imported on use so
     that adapters without torch models do not import torch."""
     from maskbench.models.inference import load_checkpoint as load
 
     return load(path)
-
-
-#: Suffixes that name a model file (a missing one is "not found", not "cannot interpret").
-MODEL_FILE_SUFFIXES = (".pt", ".pth", ".onnx", ".json")
-
-
-def load_model(spec: str | None, *, predictions: Path | None = None, train_matrices: Sequence[np.ndarray] = (),
-               device: str = "cpu", weights_dir: Path | None = None) -> PoseModel:
-    """Resolve the MODEL argument (see the module docstring)."""
-    if predictions is not None:
-        return PredictionsFile(predictions)
-    if spec is None:
-        raise ValueError("give a MODEL, or --predictions FILE.csv")
-    if spec == "baseline:mean":
-        return MeanBaseline(train_matrices)
-    if spec == "baseline:pnp":
-        return PnPBaseline()
-    path = Path(spec)
-    if path.suffix in MODEL_FILE_SUFFIXES and not path.is_file():
-        raise ValueError(f"{path}: model file not found" if not path.exists() else f"{path}: not a file")
-    if path.suffix == ".pt" and path.is_file():
-        return TorchScriptModel(path, device)
-    if path.suffix == ".pth":
-        return CheckpointModel(path, device)
-    if path.suffix == ".onnx" and path.is_file():
-        return OnnxModel(path, device)
-    from maskbench.evaluation.cards import CardModel, builtin_cards, load_card
-
-    if path.suffix == ".json" or spec in builtin_cards():
-        return CardModel(load_card(spec), weights_dir, device)
-    if ":" in spec and not path.exists():
-        return CallableModel(spec)
-    raise ValueError(f"cannot interpret model {spec!r}: use baseline:mean, baseline:pnp, a checkpoint .pth, a "
-                     "TorchScript .pt, an ONNX .onnx, a model card (.json, or built-in: "
-                     f"{', '.join(sorted(builtin_cards()))}), package.module:callable, or --predictions FILE.csv")

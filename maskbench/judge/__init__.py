@@ -27,6 +27,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from maskbench.geometry import box_iou
+
 INPUT_PX = 260
 FEATURE_MAPS = (33, 17, 9, 5, 3)
 ANCHOR_SIZES = ((0.04, 0.056), (0.08, 0.11), (0.16, 0.22), (0.32, 0.45), (0.64, 0.72))
@@ -98,14 +100,6 @@ class Face:
         return self.p_mask > self.p_no_mask
 
 
-def _iou(a: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    ix = np.clip(np.minimum(a[2], boxes[:, 2]) - np.maximum(a[0], boxes[:, 0]), 0, None)
-    iy = np.clip(np.minimum(a[3], boxes[:, 3]) - np.maximum(a[1], boxes[:, 1]), 0, None)
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
-
-
 def _decode(loc: np.ndarray, probs: np.ndarray, width: int, height: int) -> list[Face]:
     a = anchors()
     cx = loc[:, 0] * VARIANCES[0] * a[:, 2] + a[:, 0]
@@ -117,7 +111,7 @@ def _decode(loc: np.ndarray, probs: np.ndarray, width: int, height: int) -> list
     order = [i for i in np.argsort(-score) if score[i] > SCORE_THRESHOLD]
     kept: list[int] = []
     for i in order:  # greedy NMS over all classes together
-        if not kept or (_iou(boxes[i], boxes[kept]) <= NMS_IOU).all():
+        if not kept or (box_iou(boxes[i], boxes[kept]) <= NMS_IOU).all():
             kept.append(i)
     return [Face(tuple(float(v) for v in boxes[i]), float(probs[i, 0]), float(probs[i, 1])) for i in kept]
 
@@ -142,7 +136,7 @@ def judged_face(faces: Sequence[Face], box_px: Sequence[float] | None = None) ->
     if not faces:
         return None
     if box_px is not None:
-        ious = _iou(np.asarray(box_px, float), np.array([f.box_px for f in faces]))
+        ious = box_iou(box_px, np.array([f.box_px for f in faces]))
         if ious.max() >= 0.3:
             return faces[int(ious.argmax())]
     return max(faces, key=lambda f: (f.box_px[2] - f.box_px[0]) * (f.box_px[3] - f.box_px[1]))

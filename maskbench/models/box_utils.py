@@ -33,12 +33,18 @@ def center_to_corners(p: torch.Tensor) -> torch.Tensor:
 
 def iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """(A, B) IoU of corner boxes."""
-    lt = torch.max(a[:, None, :2], b[None, :, :2])
-    rb = torch.min(a[:, None, 2:], b[None, :, 2:])
-    inter = (rb - lt).clamp(min=0).prod(dim=2)
-    area_a = (a[:, 2:] - a[:, :2]).clamp(min=0).prod(dim=1)
-    area_b = (b[:, 2:] - b[:, :2]).clamp(min=0).prod(dim=1)
-    return inter / (area_a[:, None] + area_b[None, :] - inter).clamp_min(1e-12)
+    return iou_broadcast(a[:, None, :], b[None, :, :])
+
+
+def iou_broadcast(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """IoU of corner boxes ``(..., 4)`` broadcast against each other (the one torch IoU; numpy:
+    :func:`maskbench.geometry.box_iou`)."""
+    lt = torch.maximum(a[..., :2], b[..., :2])
+    rb = torch.minimum(a[..., 2:], b[..., 2:])
+    inter = (rb - lt).clamp(min=0).prod(dim=-1)
+    area_a = (a[..., 2:] - a[..., :2]).clamp(min=0).prod(dim=-1)
+    area_b = (b[..., 2:] - b[..., :2]).clamp(min=0).prod(dim=-1)
+    return inter / (area_a + area_b - inter).clamp_min(1e-12)
 
 
 def encode_boxes(boxes: torch.Tensor, pri: torch.Tensor) -> torch.Tensor:

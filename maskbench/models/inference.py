@@ -67,12 +67,7 @@ def voted_rotations(pose6d: torch.Tensor, scores: torch.Tensor, boxes: torch.Ten
     again. ``pose6d`` (N, P, 6), ``scores`` (N, P), ``boxes`` (N, P, 4) decoded."""
     idx = chosen.long()[:, None]
     top_box = boxes.gather(1, idx[..., None].expand(-1, 1, 4))  # (N, 1, 4)
-    ix = (torch.minimum(boxes[..., 2], top_box[..., 2]) - torch.maximum(boxes[..., 0], top_box[..., 0])).clamp_min(0)
-    iy = (torch.minimum(boxes[..., 3], top_box[..., 3]) - torch.maximum(boxes[..., 1], top_box[..., 1])).clamp_min(0)
-    inter = ix * iy
-    area = (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
-    top_area = (top_box[..., 2] - top_box[..., 0]) * (top_box[..., 3] - top_box[..., 1])
-    iou = inter / (area + top_area - inter).clamp_min(1e-9)
+    iou = box_utils.iou_broadcast(boxes, top_box)  # (N, P)
     top_score = scores.gather(1, idx)
     agree = (iou >= POSE_VOTE_IOU) & (scores >= POSE_VOTE_SCORE * top_score)
     weights = (scores * agree.to(scores.dtype)).scatter(1, idx, top_score).double()  # the chosen one always votes

@@ -60,14 +60,6 @@ def dlib_models():  # type: ignore[no-untyped-def]
     return dlib.get_frontal_face_detector(), dlib.shape_predictor(str(dlib_model_path()))
 
 
-def _iou(a: BBox, b: BBox) -> float:
-    ix = max(0.0, min(a.x_max, b.x_max) - max(a.x_min, b.x_min))
-    iy = max(0.0, min(a.y_max, b.y_max) - max(a.y_min, b.y_min))
-    inter = ix * iy
-    union = a.width_px * a.height_px + b.width_px * b.height_px - inter
-    return inter / union if union > 0 else 0.0
-
-
 #: dlib's HOG face box relative to the box of landmarks 17-67 and the chin (brows to chin), as
 #: measured on the even-indexed photos of the AFLW2000 dev half (379 detections): the centre
 #: +0.013 widths right and 0.107 heights up, the (square) side 1.12 heights. The shape predictor
@@ -135,7 +127,9 @@ def dlib_detected_landmarks(image_bgr: np.ndarray, face_box: BBox) -> np.ndarray
     dets = list(detector(rgb, 1))
     if not dets:
         raise NoLandmarks("dlib found no face")
-    scored = [(_iou(BBox(d.left(), d.top(), d.right(), d.bottom()), face_box), i) for i, d in enumerate(dets)]
+    target = (face_box.x_min, face_box.y_min, face_box.x_max, face_box.y_max)
+    scored = [(float(geometry.box_iou(target, [(d.left(), d.top(), d.right(), d.bottom())])[0]), i)
+              for i, d in enumerate(dets)]
     best_iou, best = max(scored)
     if best_iou < 0.1:
         raise NoLandmarks(f"dlib found {len(dets)} face(s), none on the labelled face (best IoU {best_iou:.2f})")
