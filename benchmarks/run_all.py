@@ -17,6 +17,7 @@ import bench_synthesize  # noqa: E402
 import bench_transforms  # noqa: E402
 
 import maskbench  # noqa: E402
+from maskbench.provenance import source_commit  # noqa: E402
 
 
 def main() -> None:
@@ -25,7 +26,8 @@ def main() -> None:
     lines = [
         "# Benchmark results",
         "",
-        f"Written by `make bench` on {date.today().isoformat()}: maskbench {maskbench.__version__}, "
+        f"Written by `make bench` on {date.today().isoformat()} at commit {source_commit()}: "
+        f"maskbench {maskbench.__version__}, "
         f"Python {platform.python_version()}, {os.cpu_count()} CPU cores, {platform.machine()}. "
         "Each time is the best of 2-7 runs, a measurement and its floor alternating; "
         "each ratio divides by a floor measured in the same run.",

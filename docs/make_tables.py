@@ -25,7 +25,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 from datetime import date
@@ -39,6 +38,7 @@ from maskbench.evaluation.adapters import PnPBaseline
 from maskbench.evaluation.cards import CardModel, ModelCard, load_card
 from maskbench.evaluation.evaluator import SuiteResult, evaluate_suite, masked_penalties, penalty_table
 from maskbench.pipeline import write_split
+from maskbench.provenance import source_commit
 from maskbench.synthesis.pipeline import SynthesisParams
 from maskbench.synthesis.pipeline import make_transform as mask_transform
 
@@ -62,15 +62,6 @@ def _derive(src: Path, out: Path, kind: str, workers: int = 2) -> Path:
                 parameters={"command": kind, "source": src.name, "limit": None, **params.as_dict()}, seed=0,
                 overwrite=True, workers=workers, progress=False)
     return out
-
-
-def commit() -> str:
-    """The commit this checkout is at (short), with ``+changes`` when the tree differs from it."""
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=HERE.parent, capture_output=True, text=True).stdout.strip()
-
-    head = git("rev-parse", "--short", "HEAD") or "unknown"
-    return head + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
 #: Photos of the cheap check table: the first CHECK_N of the dev half, by file name.
@@ -148,7 +139,7 @@ def replace_block(text: str, name: str, rows: list[str]) -> str:
     pattern = re.compile(rf"(<!-- table:{name} -->\n).*?(<!-- /table:{name} -->)", re.S)
     if not pattern.search(text):
         raise SystemExit(f"README.md has no <!-- table:{name} --> ... <!-- /table:{name} --> block")
-    stamp = f"Measured {date.today().isoformat()} at commit {commit()} by `docs/make_tables.py`."
+    stamp = f"Measured {date.today().isoformat()} at commit {source_commit()} by `docs/make_tables.py`."
     return pattern.sub(lambda m: m.group(1) + "\n".join(rows) + f"\n\n{stamp}\n" + m.group(2), text)
 
 

@@ -48,6 +48,7 @@ from maskbench import __version__
 from maskbench.io.atomic import atomic_write_text
 from maskbench.io.manifest import MANIFEST, verify
 from maskbench.models.trainer import load_config
+from maskbench.provenance import source_commit
 
 MODELS = ("model1", "model2", "model3", "model4")
 SUITES = ("BIWI", "BIWI_masked", "BIWI_rotated", "AFLW2000", "AFLW2000_masked", "AFLW2000_rotated", "300W_LP_masked")
@@ -344,7 +345,7 @@ def write_report(out: Path, preset: Preset, data: Path | None, device: str, seed
     where = "embedded sample data (procedural renders)" if data is None else f"real datasets in {data}"
     lines += [f"Preset **{preset.name}** on {where}; seed {seed}; device {device}.",
               f"maskbench {__version__}, torch {torch.__version__}, Python {platform.python_version()}, "
-              f"{platform.machine()} with {os.cpu_count()} CPU(s).", ""]
+              f"{platform.machine()} with {os.cpu_count()} CPU(s); commit {source_commit()}.", ""]
     lines += ["## Results (crop protocol, degrees)", "",
               "A suite marked (train) scores the model's own training faces (300W_LP-derived suites have no test "
               "rows): its error is training error, never set beside a published test number. BIWI and AFLW2000 "
@@ -413,7 +414,7 @@ def write_photo_report(out: Path, preset: Preset, data: Path, device: str, seed:
              f"Preset **{preset.name}** on the AFLW2000-format photos of `{data.name}`, split by id with seed {seed} "
              "(70 % train, 10 % val, 20 % test; recorded in every manifest); device {device}.".replace("{device}", device),
              f"maskbench {__version__}, torch {torch.__version__}, Python {platform.python_version()}, "
-             f"{platform.machine()} with {os.cpu_count()} CPU(s).", "",
+             f"{platform.machine()} with {os.cpu_count()} CPU(s); commit {source_commit()}.", "",
              "## Results (degrees; test faces inside the 99-degree protocol)", "",
              "| model | suite | protocol | YAW | PITCH | ROLL | MAE | miss rate | n |", "|---|---|---|---|---|---|---|---|---|"]
     for model in PHOTO_MODELS:

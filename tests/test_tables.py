@@ -43,3 +43,17 @@ def test_every_measured_block_is_stamped_with_a_commit() -> None:
     assert {name for name, _ in blocks} >= {"pnp", "fsanet", "fsanet-penalty", "check100"}
     for name, body in blocks:
         assert re.search(r"Measured \d{4}-\d{2}-\d{2} at commit [0-9a-f]{7,}(\+changes)? by `docs/make_tables.py`", body), name
+
+
+def test_reports_name_the_commit_they_ran_on() -> None:
+    """make tables, make bench and maskbench reproduce stamp their numbers with the checkout's commit."""
+    import subprocess
+
+    from maskbench.provenance import source_commit
+
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    if not head:
+        pytest.skip("not a git checkout")
+    assert source_commit().removesuffix("+changes") == head
+    for path in ("docs/make_tables.py", "benchmarks/run_all.py", "maskbench/reproduce.py"):
+        assert "source_commit()" in (REPO / path).read_text(), path

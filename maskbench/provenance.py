@@ -1,0 +1,24 @@
+"""Which code a measured number came from: the commit of the checkout maskbench runs from."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+CHECKOUT = Path(__file__).resolve().parents[1]
+
+
+def source_commit() -> str:
+    """The short commit of the checkout this package runs from, with ``+changes`` when tracked files
+    differ from it; ``unknown (not a git checkout)`` for an installed copy."""
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=CHECKOUT, capture_output=True, text=True,
+                                  timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    head = git("rev-parse", "--short", "HEAD")
+    if not head:
+        return "unknown (not a git checkout)"
+    return head + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
