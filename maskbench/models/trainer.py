@@ -297,8 +297,11 @@ class PoseExport(nn.Module):
 
     Input: (N, 3, H, W) float RGB in [0, 1] face crops (any H, W; resized to the trained size).
     Output: (N, 3, 3) rotation matrices (maskbench convention) of each crop's highest-scoring face,
-    voted by the agreeing anchors and averaged with the mirrored crop's, as the evaluator does for a
-    checkpoint (:func:`maskbench.models.inference.top_face_rotations`).
+    voted by the agreeing anchors and averaged with the mirrored crop's, like the evaluator's
+    checkpoint path (:func:`maskbench.models.inference.top_face_rotations`) but NOT the same poses:
+    the crop is stretched to the trained size instead of letterboxed, and the vote is not restricted
+    to the face's box. Measured on the photo grid's 212 test faces (real-model1): 1.83 degrees apart per
+    face on average (median 1.33, max 14.6), MAE 3.76 exported against 4.16 for the checkpoint.
     This is the input/output contract of the evaluator's ``.pt`` and ``.onnx`` adapters.
     """
 
