@@ -386,15 +386,9 @@ def synthesize(src: str, out: str | None, mask_types: str, colors: str, landmark
     realism: dict = {}
 
     def judge(folder: Path, rows: list[dict[str, str]]) -> None:
-        import json
+        from maskbench.judge import write_realism
 
-        from maskbench.io.atomic import atomic_write_bytes, atomic_write_text, encode_image
-        from maskbench.judge import CONTACT_SHEET, REALISM_JSON, contact_sheet, grade
-
-        summary, judged = grade(_judge_items(folder, rows), sample=sample, seed=seed, progress=True)
-        atomic_write_text(folder / REALISM_JSON, json.dumps(summary, indent=1, sort_keys=True) + "\n")
-        atomic_write_bytes(folder / CONTACT_SHEET, encode_image(contact_sheet(judged), ".png"))
-        realism.update(summary)
+        realism.update(write_realism(folder, _judge_items(folder, rows), sample=sample, seed=seed, progress=True))
 
     try:
         params = SynthesisParams(mask_types=split_list(mask_types), colors=split_list(colors), landmarks=landmarks,
@@ -550,11 +544,8 @@ def judge(folder: Path, out: Path, judge_sample: str, seed: int) -> None:
     breakdowns) or any folder of .jpg/.png images (e.g. MaskTheFace's output: the largest face of each
     image is judged). A face passes when p(mask) > p(no mask); no face found = fail.
     """
-    import json
-
-    from maskbench.io.atomic import atomic_write_bytes, atomic_write_text, encode_image
     from maskbench.io.manifest import labels_by_id, replaced_folder
-    from maskbench.judge import CONTACT_SHEET, REALISM_JSON, contact_sheet, grade, summary_line
+    from maskbench.judge import summary_line, write_realism
 
     folder = folder.resolve()
     sample = _judge_sample(judge_sample, "--sample")
@@ -564,9 +555,7 @@ def judge(folder: Path, out: Path, judge_sample: str, seed: int) -> None:
         if not items:
             _fail(f"{folder}: no .jpg or .png image to judge")
         with replaced_folder(out.expanduser().resolve(), "realism report", sources=[folder]) as stage:
-            summary, judged = grade(items, sample=sample, seed=seed, progress=True)
-            atomic_write_text(stage / REALISM_JSON, json.dumps(summary, indent=1, sort_keys=True) + "\n")
-            atomic_write_bytes(stage / CONTACT_SHEET, encode_image(contact_sheet(judged), ".png"))
+            summary = write_realism(stage, items, sample=sample, seed=seed, progress=True)
     except (DatasetError, UnsafeOutputError, ValueError) as exc:
         _fail(str(exc))
     click.echo(summary_line(summary))

@@ -184,9 +184,10 @@ class SplitJob:
             sample = sample.replace(extra=inherited_columns(row))
         if not (row or {}).get("transform"):  # an original: what every copy made from it carries
             extra = dict(sample.extra)
-            extra.setdefault(SOURCE_SHA_COLUMN, source_sha256(sample))  # its identity (maskbench.faces)
-            if fmt.name == "AFLW2000":  # what the protocol filter of every copy will test
-                extra.setdefault(SOURCE_ANGLE_COLUMN, max_abs_stored_angle_deg(sample))
+            if SOURCE_SHA_COLUMN not in extra:  # its identity (maskbench.faces); hashed only when not carried
+                extra[SOURCE_SHA_COLUMN] = source_sha256(sample)
+            if fmt.name == "AFLW2000" and SOURCE_ANGLE_COLUMN not in extra:  # what every copy's protocol tests
+                extra[SOURCE_ANGLE_COLUMN] = max_abs_stored_angle_deg(sample)
             sample = sample.replace(extra=extra)
         if self.transform is not None:
             unit.rng = sample_rng(self.seed, sample.id, self.transform_name)

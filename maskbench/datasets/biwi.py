@@ -54,13 +54,18 @@ def check_biwi_labels(biwi_labels: str) -> str:
 
 
 def label_matrix(sample: Sample, biwi_labels: str = DEFAULT_BIWI_LABELS) -> np.ndarray:
-    """The label rotation of a sample in a BIWI label convention: for a BIWI sample (it carries its
-    ``rgb.cal``) with ``literature``, ``R_cal.T @ pose`` (the depth-frame rotation, exactly what the
-    pose file stores for an original frame); otherwise the pose itself (other formats have one)."""
-    calib = sample.native.get("calibration")
-    if check_biwi_labels(biwi_labels) == "literature" and calib is not None:
-        return geometry.matrix_to_biwi(sample.pose.matrix, calib.rotation)
-    return sample.pose.matrix
+    """The label rotation of a sample in a BIWI label convention (:func:`label_rotation` of its pose)."""
+    return label_rotation(sample.pose.matrix, sample.native.get("calibration"), biwi_labels)
+
+
+def label_rotation(rotation: np.ndarray, calibration: Calibration | None,
+                   biwi_labels: str = DEFAULT_BIWI_LABELS) -> np.ndarray:
+    """An RGB-frame rotation in a BIWI label convention: with a BIWI ``rgb.cal`` and ``literature``,
+    ``R_cal.T @ rotation`` (the depth-frame rotation, exactly what the pose file stores for an
+    original frame); otherwise the rotation itself (other formats have no calibration)."""
+    if check_biwi_labels(biwi_labels) == "literature" and calibration is not None:
+        return geometry.matrix_to_biwi(rotation, calibration.rotation)
+    return np.asarray(rotation)
 
 
 #: Physical side of the face box (mm). 220 mm at the 880 mm of fixture frame 01/00003 gives a

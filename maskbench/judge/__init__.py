@@ -21,6 +21,7 @@ import functools
 import importlib.resources
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -264,3 +265,17 @@ def summary_line(summary: dict) -> str:
     o = summary["overall"]
     return (f"realism (AIZOO real-photo mask detector, {summary['judged']} of {summary['of']} faces): "
             f"{o['pass_rate']:.1%} read as masked, mean p(mask) {o['mean_p_mask']:.3f}")
+
+
+def write_realism(out_dir: Path, items: Sequence[Item], sample: int | None = DEFAULT_SAMPLE, seed: int = 0,
+                  progress: bool = False) -> dict:
+    """Grade ``items`` (:func:`grade`) and write ``realism.json`` and ``realism_lowest.png`` into
+    ``out_dir`` (atomically); return the summary."""
+    import json
+
+    from maskbench.io.atomic import atomic_write_bytes, atomic_write_text, encode_image
+
+    summary, judged = grade(items, sample=sample, seed=seed, progress=progress)
+    atomic_write_text(out_dir / REALISM_JSON, json.dumps(summary, indent=1, sort_keys=True) + "\n")
+    atomic_write_bytes(out_dir / CONTACT_SHEET, encode_image(contact_sheet(judged), ".png"))
+    return summary

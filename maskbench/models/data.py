@@ -20,7 +20,7 @@ import torch
 from maskbench import geometry
 from maskbench.datasets import open_dataset
 from maskbench.datasets.base import DatasetFormat
-from maskbench.datasets.biwi import DEFAULT_BIWI_LABELS, check_biwi_labels
+from maskbench.datasets.biwi import DEFAULT_BIWI_LABELS, check_biwi_labels, label_rotation
 from maskbench.faces import face_key
 from maskbench.io.atomic import read_image
 from maskbench.io.manifest import labels_by_id
@@ -267,9 +267,8 @@ class FaceDataset(torch.utils.data.Dataset):
                 gain = rng.uniform(1 - aug.photometric, 1 + aug.photometric)
                 offset = rng.uniform(-64, 64) * aug.photometric
                 canvas = np.clip(canvas.astype(np.float32) * gain + offset, 0, 255).astype(np.uint8)
-        calib = sample.native.get("calibration")
-        if calib is not None and self.biwi_labels == "literature":  # the label convention, after every augmentation
-            rotation = geometry.matrix_to_biwi(rotation, calib.rotation)
+        # the label convention, after every augmentation
+        rotation = label_rotation(rotation, sample.native.get("calibration"), self.biwi_labels)
         target = Target(torch.tensor(corners.reshape(1, 4) / size, dtype=torch.float32).clamp(0, 1),
                         torch.tensor(pts.reshape(1, 10) / size, dtype=torch.float32),
                         torch.tensor(rotation, dtype=torch.float32)[None])
