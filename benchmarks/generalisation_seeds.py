@@ -6,8 +6,9 @@ test sets of other people rendered with seeds the recipe was never tuned on (it 
 Prints a markdown table: per training seed, the model's and baseline:mean's MAE (mean over the test
 sets) with the per-axis ratios, and the range over every (training seed, test set) pair.
 
-Run: ``.venv/bin/python benchmarks/generalisation_seeds.py [N_TRAIN_SEEDS]`` (about 3 minutes per
-training seed on 2 cores).
+Run: ``.venv/bin/python benchmarks/generalisation_seeds.py [N_TRAIN_SEEDS] [--readme]`` (about 3
+minutes per training seed on 2 cores); ``--readme`` writes the table into README.md between its
+``<!-- table:generalisation -->`` markers, stamped with the date and the commit (``make tables``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from maskbench.datasets.sample import make_sample_dataset
 from maskbench.evaluation.adapters import CheckpointModel, MeanBaseline
 from maskbench.evaluation.evaluator import evaluate_suite, training_matrices
 from maskbench.models.trainer import train
+from maskbench.provenance import replace_marked_block
 
 TEST_SEEDS = (11, 12, 13, 14, 15)
 KEYS = ("yaw_mae_deg", "pitch_mae_deg", "roll_mae_deg", "mae_deg")
@@ -29,7 +31,10 @@ RECIPE = {"name": "generalise", "train": ["300W_LP"], "val_fraction": 0.0, "pose
           "image_size": 64, "epochs": 30, "batch_size": 32, "lr": 0.005, "augment": {"face_fraction": [0.5, 0.8]}}
 
 
-def main(n_train_seeds: int = 4) -> None:
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def main(n_train_seeds: int = 4, readme: bool = False) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         make_sample_dataset("300W_LP", root / "300W_LP", n=1200, seed=0, progress=False, scale=0.25, workers=2)
@@ -56,7 +61,11 @@ def main(n_train_seeds: int = 4) -> None:
                      f"{min(ratios):.2f}x to {max(ratios):.2f}x (median {np.median(ratios):.2f}x); pitch and roll "
                      "ratios are model / baseline (the test asks <= 0.75).")
         print("\n".join(lines))
+        if readme:
+            README.write_text(replace_marked_block(README.read_text(), "generalisation", lines,
+                                                   by="benchmarks/generalisation_seeds.py"))
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 4)
+    args = [a for a in sys.argv[1:] if a != "--readme"]
+    main(int(args[0]) if args else 4, readme="--readme" in sys.argv[1:])

@@ -23,11 +23,9 @@ Every block is stamped with the date and the commit the script ran on. ``make ta
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import sys
 import tempfile
-from datetime import date
 from pathlib import Path
 
 from maskbench.augment.rotation import RotationParams
@@ -38,7 +36,7 @@ from maskbench.evaluation.adapters import PnPBaseline
 from maskbench.evaluation.cards import CardModel, ModelCard, load_card
 from maskbench.evaluation.evaluator import SuiteResult, evaluate_suite, masked_penalties, penalty_table
 from maskbench.pipeline import write_split
-from maskbench.provenance import source_commit
+from maskbench.provenance import replace_marked_block
 from maskbench.synthesis.pipeline import SynthesisParams
 from maskbench.synthesis.pipeline import make_transform as mask_transform
 
@@ -136,11 +134,10 @@ def fsanet_tables(dev: dict[str, Path]) -> tuple[list[str], list[str]]:
 
 
 def replace_block(text: str, name: str, rows: list[str]) -> str:
-    pattern = re.compile(rf"(<!-- table:{name} -->\n).*?(<!-- /table:{name} -->)", re.S)
-    if not pattern.search(text):
-        raise SystemExit(f"README.md has no <!-- table:{name} --> ... <!-- /table:{name} --> block")
-    stamp = f"Measured {date.today().isoformat()} at commit {source_commit()} by `docs/make_tables.py`."
-    return pattern.sub(lambda m: m.group(1) + "\n".join(rows) + f"\n\n{stamp}\n" + m.group(2), text)
+    try:
+        return replace_marked_block(text, name, rows, by="docs/make_tables.py")
+    except ValueError as exc:
+        raise SystemExit(f"README.md: {exc}") from None
 
 
 def main() -> None:

@@ -32,6 +32,12 @@ def _dev(real_dir: Path) -> list:
     return list(open_dataset(dev))
 
 
+def _check(real_dir: Path) -> list:
+    """The CHECK photos (odd index by file name): the constants fitted on photos were fitted on the
+    even-indexed ones (``docs/fit_constants.py``), so tests of those constants read only these."""
+    return _dev(real_dir)[1::2]
+
+
 def _inside(occlusion: np.ndarray, pts: np.ndarray) -> np.ndarray:
     h, w = occlusion.shape
     xy = np.round(pts).astype(int)
@@ -42,19 +48,23 @@ def _inside(occlusion: np.ndarray, pts: np.ndarray) -> np.ndarray:
 
 
 def test_dev_half_every_face_masked_in_place_and_few_occluders(real_dir: Path) -> None:
-    """All 1,005 dev-half faces get a mask; mouth and lower nose under it, eyes not; occluders rare."""
+    """All 1,005 dev-half faces get a mask; mouth and lower nose under it, eyes not; occluders rare.
+
+    The occluder rule's OCCLUDER_CHROMA_Z was fitted on the even-indexed photos (at most 10 % of them
+    flagged: 8.7 %); its rate is asserted on the odd-indexed CHECK photos only."""
     samples = _dev(real_dir)
-    covered, eyes, flagged = [], [], 0
+    covered, eyes, flagged = [], [], []
     for k, s in enumerate(samples):
         masked, _ = mask_sample(s, read_image(s.image_path), np.random.default_rng(k), SynthesisParams())
         occ = masked.aux_images["occlusion"]
         covered.append(_inside(occ, s.landmarks_px[MOUTH_NOSE]))
         eyes.append(_inside(occ, s.landmarks_px[EYES]))
-        flagged += masked.extra["occluder_px"] > 0
+        flagged.append(masked.extra["occluder_px"] > 0)
     assert len(covered) == len(samples) == 1005
     assert np.concatenate(covered).mean() >= 0.95
     assert np.concatenate(eyes).mean() <= 0.02
-    assert flagged / len(samples) <= 0.12  # measured 9.7 % (faces with anything kept on top)
+    check_rate = float(np.mean(flagged[1::2]))  # the CHECK photos
+    assert check_rate <= 0.12, check_rate  # measured 10.4 %, 52 of 502 (faces with anything kept on top)
 
 
 def _paste_object(image: np.ndarray, s) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
@@ -89,8 +99,10 @@ def test_an_object_in_front_of_the_mouth_stays_on_top(real_dir: Path) -> None:
 
 
 def test_dlib_on_the_face_box_masks_every_face_and_finds_the_landmarks(real_dir: Path) -> None:
-    """The predictor on the box: landmarks for every face (the HOG detector misses about a quarter)."""
-    samples = _dev(real_dir)[::5]
+    """The predictor on the box: landmarks for every face (the HOG detector misses about a quarter).
+
+    DLIB_BOX_SHIFT/SIDE were fitted on the even-indexed photos; this reads every 5th CHECK photo."""
+    samples = _check(real_dir)[::5]
     errors, detected = [], 0
     inner = list(range(17, 68))  # the jaw contour means the 3D jaw in AFLW2000, the visible one in dlib
     for s in samples:
@@ -104,7 +116,7 @@ def test_dlib_on_the_face_box_masks_every_face_and_finds_the_landmarks(real_dir:
             detected += 1
         except Exception:
             pass
-    assert np.median(errors) <= 0.05  # measured 0.025 of the face height
+    assert np.median(errors) <= 0.05  # measured 0.030 of the face height (101 photos)
     assert detected < len(samples)  # the detector route would have lost faces here
 
 

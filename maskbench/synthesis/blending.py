@@ -46,7 +46,9 @@ MICRO_TILE = 128
 STRAP_COLORS_BGR = {"white": (236, 236, 234), "black": (40, 40, 42)}
 #: An occluder blob must cover at least this fraction of the mask's area.
 OCCLUDER_MIN_FRACTION = 0.03
-#: The chroma distance (in robust spreads of the covered skin) past which a pixel is not this skin.
+#: The chroma distance (in robust spreads of the covered skin) past which a pixel is not this skin:
+#: the smallest (in half spreads) that flags at most 10 % of the even-indexed AFLW2000 dev photos
+#: (``docs/fit_constants.py``); its rate test reads the odd-indexed ones only.
 OCCLUDER_CHROMA_Z = 4.0
 
 
