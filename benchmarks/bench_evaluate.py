@@ -32,7 +32,7 @@ from maskbench.evaluation.adapters import TorchScriptModel  # noqa: E402
 from maskbench.evaluation.evaluator import evaluate_suite, scored_samples  # noqa: E402
 from maskbench.io.atomic import read_image  # noqa: E402
 from maskbench.models.retinaface import RetinaFacePose  # noqa: E402
-from maskbench.models.trainer import PoseExport  # noqa: E402
+from maskbench.training.export import PoseExport  # noqa: E402
 
 N, BATCH = 256, 32
 
@@ -145,12 +145,12 @@ def fsanet_lines() -> list[str]:
     if not FSANET.is_dir() or not DEV.is_dir():
         return ["(FSA-Net card row skipped: ../shared/models/fsanet or the AFLW2000 dev half not found)", ""]
     from maskbench.evaluation.cards import CardModel, load_card
-    from maskbench.evaluation.evaluator import _load_item
+    from maskbench.evaluation.protocol import load_item
 
     model = CardModel(load_card("fsanet-fusion"), FSANET)
     samples = scored_samples(DEV)[0]
     images = [s.image_path for s in samples]
-    batches = [model.batch([_load_item(s) for s in samples[i : i + BATCH]]) for i in range(0, len(samples), BATCH)]
+    batches = [model.batch([load_item(s) for s in samples[i : i + BATCH]]) for i in range(0, len(samples), BATCH)]
 
     def bare() -> None:
         for x in batches:

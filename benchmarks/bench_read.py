@@ -1,7 +1,7 @@
 """Reading an AFLW2000-format tree of 2,000 samples, against the floor of reading the same bytes.
 
 Floor: open and read every .jpg and .mat file completely (what any loader must at least do).
-Measured: ``open_dataset(...)`` iterated to the end (parse .mat, validate, build poses and boxes).
+Measured: ``open_reader(...)`` iterated to the end (parse .mat, validate, build poses and boxes).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import aflw_tree, best_of  # noqa: E402
 
-from maskbench.datasets import open_dataset  # noqa: E402
+from maskbench.datasets import open_reader  # noqa: E402
 
 N = 2000
 
@@ -24,7 +24,7 @@ def main() -> list[str]:
         tree = aflw_tree(Path(tmp), N)
         files = sorted(tree.iterdir())
         floor = best_of(lambda: [f.read_bytes() for f in files])
-        full = best_of(lambda: list(open_dataset(tree)))
+        full = best_of(lambda: list(open_reader(tree)))
     return [
         f"## Read {N} AFLW2000-format samples",
         "",

@@ -22,9 +22,9 @@ import numpy as np  # noqa: E402
 from common import aflw_tree, best_of_interleaved  # noqa: E402
 
 from maskbench.augment.rotation import RotationParams, make_transform  # noqa: E402
-from maskbench.datasets import open_dataset  # noqa: E402
-from maskbench.datasets.sample import make_sample_dataset  # noqa: E402
-from maskbench.pipeline import write_split  # noqa: E402
+from maskbench.datasets import open_reader  # noqa: E402
+from maskbench.runs import write_split  # noqa: E402
+from maskbench.sampledata import make_sample_dataset  # noqa: E402
 
 N = {"AFLW2000": 300, "BIWI": 60}
 
@@ -50,7 +50,7 @@ def main() -> list[str]:
                 aflw_tree(root, N[name], n_rendered=20)
             else:
                 make_sample_dataset(name, root / name, n=N[name], seed=0, progress=False)
-            reader = open_dataset(root / name)
+            reader = open_reader(root / name)
             paths = [s.image_path for s in reader]
             suffix = reader.fmt.image_suffix
             def floor(paths: list[Path] = paths, suffix: str = suffix) -> None:
@@ -58,7 +58,7 @@ def main() -> list[str]:
                 floor_run(paths, root / "floor", suffix)
 
             def full(name: str = name) -> None:
-                r = open_dataset(root / name)
+                r = open_reader(root / name)
                 write_split(r, root / "out", transform=make_transform(r.fmt, RotationParams()),
                             transform_name="rotate", parameters={}, seed=0, overwrite=True, progress=False)
 

@@ -32,12 +32,12 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from common import best_of_interleaved  # noqa: E402
 
-from maskbench.datasets import open_dataset  # noqa: E402
-from maskbench.datasets.sample import make_sample_dataset  # noqa: E402
+from maskbench.datasets import open_reader  # noqa: E402
 from maskbench.io.atomic import read_image  # noqa: E402
-from maskbench.pipeline import write_split  # noqa: E402
+from maskbench.runs import write_split  # noqa: E402
+from maskbench.sampledata import make_sample_dataset  # noqa: E402
 from maskbench.synthesis.landmarks import NoLandmarks, dlib_detected_landmarks  # noqa: E402
-from maskbench.synthesis.pipeline import SynthesisParams, make_transform  # noqa: E402
+from maskbench.synthesis.mask import SynthesisParams, make_transform  # noqa: E402
 
 N = 40
 REAL_DEV = Path(os.environ.get("MASKBENCH_FIXTURES", Path(__file__).resolve().parents[2] / "shared" / "fixtures"
@@ -65,14 +65,14 @@ def in_process(root: Path, tree: Path) -> list[str]:
     """Part 1: one process, ``write_split`` per landmark source, and the detector route's landmarks."""
     lines = ["| landmarks | images | written | skipped | floor s | synthesize s | images/s | ratio to floor |",
              "|---|---|---|---|---|---|---|---|"]
-    samples = list(open_dataset(tree))
+    samples = list(open_reader(tree))
     paths = [s.image_path for s in samples]
     for source in ("gt", "dlib"):
         params = SynthesisParams(landmarks=source)
         summary: dict[str, Any] = {}
 
         def run(params: SynthesisParams = params, summary: dict[str, Any] = summary) -> None:
-            summary["last"] = write_split(open_dataset(tree), root / "out", transform=make_transform(params),
+            summary["last"] = write_split(open_reader(tree), root / "out", transform=make_transform(params),
                                           transform_name="synthesize", parameters={}, seed=0, overwrite=True,
                                           progress=False)
 

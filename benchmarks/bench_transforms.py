@@ -20,7 +20,7 @@ from common import best_of_interleaved  # noqa: E402
 
 import maskbench  # noqa: E402
 from maskbench.augment.functional import BORDER_MODES  # noqa: E402
-from maskbench.datasets.sample import make_sample_dataset  # noqa: E402
+from maskbench.sampledata import make_sample_dataset  # noqa: E402
 from maskbench.transforms import RandomInPlaneRotation, RandomMask  # noqa: E402
 
 N = 100

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from maskbench.datasets.sample import make_sample_dataset
+from maskbench.sampledata import make_sample_dataset
 
 
 def best_of(fn: Callable[[], object], repeats: int = 3) -> float:

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from maskbench.datasets.sample import make_sample_dataset
 from maskbench.evaluation.adapters import CheckpointModel, MeanBaseline
 from maskbench.evaluation.evaluator import evaluate_suite, training_matrices
-from maskbench.models.trainer import train
 from maskbench.provenance import replace_marked_block
+from maskbench.sampledata import make_sample_dataset
+from maskbench.training.trainer import train
 
 TEST_SEEDS = (11, 12, 13, 14, 15)
 KEYS = ("yaw_mae_deg", "pitch_mae_deg", "roll_mae_deg", "mae_deg")

@@ -75,7 +75,7 @@ def occluder_rates(samples: list) -> dict[float, float]:  # type: ignore[type-ar
     """Share of faces with an occluder kept on top, per OCCLUDER_CHROMA_Z on the grid."""
     from maskbench.io.atomic import read_image
     from maskbench.synthesis import blending
-    from maskbench.synthesis.pipeline import SynthesisParams, mask_sample
+    from maskbench.synthesis.mask import SynthesisParams, mask_sample
 
     saved = blending.OCCLUDER_CHROMA_Z
     rates = {}
@@ -94,14 +94,14 @@ def occluder_rates(samples: list) -> dict[float, float]:  # type: ignore[type-ar
 
 
 def main() -> int:
-    from maskbench.datasets import open_dataset
+    from maskbench.datasets import open_reader
     from maskbench.synthesis import blending, landmarks
 
     dev = REAL / "aflw2000_dev"
     if not dev.is_dir():
         print(f"AFLW2000 dev half not found at {dev}", file=sys.stderr)
         return 2
-    fit = fit_photos(list(open_dataset(dev)))
+    fit = fit_photos(list(open_reader(dev)))
     shift, side, n = fit_dlib_box(fit)
     print(f"dlib box on {n} detections of {len(fit)} FIT photos: shift {shift}, side {side} "
           f"(code: {landmarks.DLIB_BOX_SHIFT}, {landmarks.DLIB_BOX_SIDE})")

@@ -16,9 +16,9 @@ import cv2
 import numpy as np
 
 from maskbench.augment.rotation import rotate_sample
-from maskbench.datasets import open_dataset
-from maskbench.datasets.sample import make_sample_dataset
+from maskbench.datasets import open_reader
 from maskbench.io.atomic import read_image
+from maskbench.sampledata import make_sample_dataset
 from maskbench.types import Sample
 
 HERE = Path(__file__).resolve().parent
@@ -71,7 +71,7 @@ def save_small_png(path: Path, image_bgr: np.ndarray) -> None:
 
 
 def masked_tile(sample: Sample, image: np.ndarray, mask_type: str, seed: int, size: int = 200) -> np.ndarray:
-    from maskbench.synthesis.pipeline import SynthesisParams, mask_sample
+    from maskbench.synthesis.mask import SynthesisParams, mask_sample
 
     params = SynthesisParams(mask_types=(mask_type,))
     masked, out = mask_sample(sample, image, np.random.default_rng(seed), params)
@@ -90,10 +90,10 @@ def masks_figure(root: Path) -> None:
     a different photo: the (row)-th nearest in yaw among |pitch| < 20 and |roll| < 20."""
     dev = REPO.parent / "shared" / "fixtures" / "real" / "aflw2000_dev"
     if dev.is_dir():
-        pool = list(open_dataset(dev))
+        pool = list(open_reader(dev))
     else:
         make_sample_dataset("AFLW2000", root / "masks", n=120, seed=5, progress=False)
-        pool = list(open_dataset(root / "masks"))
+        pool = list(open_reader(root / "masks"))
     pool = [s for s in pool if abs(s.pose.pitch_deg) < 20 and abs(s.pose.roll_deg) < 20]
     rows = []
     for r, mask_type in enumerate(MASK_TYPES):
@@ -116,7 +116,7 @@ def main() -> None:
         for name in ("BIWI", "300W_LP", "AFLW2000"):
             make_sample_dataset(name, root / name, n=8, seed=0, progress=False)
             tiles = []
-            for s in list(open_dataset(root / name))[:4]:
+            for s in list(open_reader(root / name))[:4]:
                 img = draw_pose_axes(read_image(s.image_path), s)
                 if s.landmarks_px is not None:
                     for x, y in s.landmarks_px:
@@ -127,7 +127,7 @@ def main() -> None:
             rows.append(np.concatenate(tiles, axis=1))
         save_small_png(HERE / "sample_renders.png", np.concatenate(rows, axis=0))
 
-        reader = open_dataset(root / "AFLW2000")
+        reader = open_reader(root / "AFLW2000")
         s = min(reader, key=lambda x: abs(x.pose.yaw_deg - 30) + abs(x.pose.pitch_deg))
         image = read_image(s.image_path)
         tiles = []

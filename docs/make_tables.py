@@ -30,15 +30,15 @@ from pathlib import Path
 
 from maskbench.augment.rotation import RotationParams
 from maskbench.augment.rotation import make_transform as rotation_transform
-from maskbench.datasets import open_dataset
-from maskbench.datasets.sample import make_sample_dataset
+from maskbench.datasets import open_reader
 from maskbench.evaluation.adapters import PnPBaseline
 from maskbench.evaluation.cards import CardModel, ModelCard, load_card
 from maskbench.evaluation.evaluator import SuiteResult, evaluate_suite, masked_penalties, penalty_table
-from maskbench.pipeline import write_split
 from maskbench.provenance import replace_marked_block
-from maskbench.synthesis.pipeline import SynthesisParams
-from maskbench.synthesis.pipeline import make_transform as mask_transform
+from maskbench.runs import write_split
+from maskbench.sampledata import make_sample_dataset
+from maskbench.synthesis.mask import SynthesisParams
+from maskbench.synthesis.mask import make_transform as mask_transform
 
 HERE = Path(__file__).resolve().parent
 README = HERE.parent / "README.md"
@@ -49,7 +49,7 @@ MODELS = Path(os.environ.get("MASKBENCH_MODELS", HERE.parents[1] / "shared" / "m
 def _derive(src: Path, out: Path, kind: str, workers: int = 2) -> Path:
     """The masked (``synthesize``) or rotated (``--range -45 45``) copy of ``src``, seed 0, as the
     command line writes it (same parameters, so the same bytes)."""
-    reader = open_dataset(src)
+    reader = open_reader(src)
     if kind == "synthesize":
         params = SynthesisParams()
         transform = mask_transform(params)

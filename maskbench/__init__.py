@@ -8,15 +8,14 @@ The pose convention used everywhere is documented in :mod:`maskbench.geometry`. 
   (:mod:`maskbench.transforms`);
 * ``maskbench.torch.HeadPoseDataset``: the ``torch.utils.data`` wrapper (imports torch).
 
-Everything else (``maskbench.datasets``, ``maskbench.pipeline``, ``maskbench.models``, ...) serves the
+Everything else (``maskbench.datasets``, ``maskbench.runs``, ``maskbench.models``, ...) serves the
 command line and may change without notice.
 """
 
 from typing import Any
 
-__version__ = "0.1.0"
-
-from maskbench.types import BBox, HeadPose, Sample  # noqa: E402
+from maskbench.types import BBox, HeadPose, Sample
+from maskbench.version import __version__
 
 __all__ = ["BBox", "Compose", "HeadPose", "RandomInPlaneRotation", "RandomMask", "Sample", "__version__",
            "open_dataset"]

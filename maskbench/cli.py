@@ -15,7 +15,7 @@ from maskbench.datasets.base import (
     resolve_dataset,
     resolve_output,
 )
-from maskbench.datasets.registry import open_dataset
+from maskbench.datasets.registry import open_reader
 from maskbench.errors import UnsafeOutputError
 from maskbench.io.manifest import OutputExistsError, OutputLockedError
 
@@ -214,7 +214,7 @@ def sample(dataset: str, out: str | None, n: int, seed: int, scale: float, worke
 
     Labels are exact (pose, 68 landmarks, box); labels.csv and manifest.json are written too.
     """
-    from maskbench.datasets.sample import make_sample_dataset
+    from maskbench.sampledata import make_sample_dataset
 
     root = _root(data_root)
     out_dir = resolve_output(out or dataset.upper(), root)
@@ -246,12 +246,12 @@ def import_(src: str, out: str | None, protocol_filter: bool, split_by: str | No
             train_fraction: float | None, val_fraction: float | None, only_split: str | None, limit: int | None,
             overwrite: bool, resume: bool, biwi_labels: str, data_root: Path | None) -> None:
     """Copy a raw dataset tree into a maskbench split (native files + labels.csv + manifest.json)."""
-    from maskbench.pipeline import write_split
+    from maskbench.runs import write_split
 
     root = _root(data_root)
     try:
         src_dir = resolve_dataset(src, root)
-        reader = open_dataset(src_dir, **_protocol_options(protocol_filter))
+        reader = open_reader(src_dir, **_protocol_options(protocol_filter))
         out_dir = resolve_output(out or f"{src_dir.name}_labelled", root)
         summary = write_split(
             reader, out_dir, transform=None, transform_name="", seed=0, overwrite=overwrite, resume=resume,
@@ -301,7 +301,7 @@ def rotate(src: str, out: str | None, range_deg: tuple[float, float] | None, ang
     (rotation_deg, source_id columns) and manifest.json.
     """
     from maskbench.augment.rotation import RotationParams, make_transform
-    from maskbench.pipeline import parse_shard, write_split
+    from maskbench.runs import parse_shard, write_split
 
     root = _root(data_root)
     angle_list = None if angles is None else _parse_angles(angles)
@@ -315,7 +315,7 @@ def rotate(src: str, out: str | None, range_deg: tuple[float, float] | None, ang
         params = RotationParams(range_deg=range_deg, angles_deg=angle_list, per_image=per_image, center=center,
                                 border=border)
         src_dir = resolve_dataset(src, root)
-        reader = open_dataset(src_dir)
+        reader = open_reader(src_dir)
         out_dir = resolve_output(out or f"{src_dir.name}_rotated", root)
         summary = write_split(
             reader, out_dir, transform=make_transform(reader.fmt, params), transform_name="rotate", seed=seed,
@@ -375,8 +375,8 @@ def synthesize(src: str, out: str | None, mask_types: str, colors: str, landmark
     mean p(mask) per mask type and |yaw| bin), realism_lowest.png (the 16 lowest-scoring faces) and one
     summary line; --no-judge skips it.
     """
-    from maskbench.pipeline import parse_shard, write_split
-    from maskbench.synthesis.pipeline import SynthesisParams, make_transform
+    from maskbench.runs import parse_shard, write_split
+    from maskbench.synthesis.mask import SynthesisParams, make_transform
 
     def split_list(text: str) -> tuple[str, ...]:
         return () if text.strip().lower() == "all" else tuple(t.strip() for t in text.split(",") if t.strip())
@@ -394,7 +394,7 @@ def synthesize(src: str, out: str | None, mask_types: str, colors: str, landmark
         params = SynthesisParams(mask_types=split_list(mask_types), colors=split_list(colors), landmarks=landmarks,
                                  occluders=not no_occluders)
         src_dir = resolve_dataset(src, root)
-        reader = open_dataset(src_dir)
+        reader = open_reader(src_dir)
         out_dir = resolve_output(out or f"{src_dir.name}_masked", root)
         summary = write_split(
             reader, out_dir, transform=make_transform(params), transform_name="synthesize", seed=seed,
@@ -585,7 +585,7 @@ def compare(report_dirs: tuple[Path, ...], out: Path | None) -> None:
 @main.command()
 @click.option("--config", "config_name", required=True,
               help="Built-in config (model1, model2, model3, model4) or a JSON file (copy one from "
-              "maskbench/models/configs).")
+              "maskbench/training/configs).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Run folder: best.pth, last.pth, history.json.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the config's epochs.")
@@ -613,8 +613,8 @@ def train(config_name: str, out: Path, epochs: int | None, device: str, seed: in
     (the config's batch_size is the global batch, split evenly over the processes).
     """
 
-    from maskbench.models.trainer import load_config
-    from maskbench.models.trainer import train as run_training
+    from maskbench.training.trainer import load_config
+    from maskbench.training.trainer import train as run_training
 
     device = _device(device)
     try:
@@ -648,7 +648,7 @@ def export(checkpoint: Path, fmt: str, out: Path | None) -> None:
     matrices; `maskbench evaluate model.pt` / `model.onnx` score it like the checkpoint (ONNX needs
     `pip install 'maskbench[onnx]'`).
     """
-    from maskbench.models.trainer import export as run_export
+    from maskbench.training.export import export as run_export
 
     out = out or checkpoint.with_suffix(".pt" if fmt == "torchscript" else ".onnx")
     try:
@@ -700,7 +700,7 @@ def merge(shards: tuple[str, ...], out: str, overwrite: bool, data_root: Path | 
 
     The result is byte-identical to an unsharded run (same files, labels.csv and manifest.json).
     """
-    from maskbench.pipeline import merge_splits
+    from maskbench.runs import merge_splits
 
     root = _root(data_root)
     try:
@@ -750,7 +750,7 @@ def info(src: str, protocol_filter: bool, data_root: Path | None) -> None:
     from maskbench.io.manifest import labels_by_id
 
     try:
-        reader = open_dataset(resolve_dataset(src, _root(data_root)),
+        reader = open_reader(resolve_dataset(src, _root(data_root)),
                               **_protocol_options(protocol_filter))
         rows = labels_by_id(reader.root)  # a maskbench split's labels.csv, checked like every command reads it
     except (FileNotFoundError, DatasetError) as exc:

@@ -88,6 +88,9 @@ PoseT = TypeVar("PoseT", bound=_Pose)
 
 #: Conjugation between the 3DMM frame (x right, y up, z towards viewer) and the OpenCV frame.
 FLIP_YZ = np.diag([1.0, -1.0, -1.0])
+#: A horizontal image flip negates x: a head rotation R is seen in the mirrored image as
+#: ``MIRROR_X @ R @ MIRROR_X`` (:func:`mirrored_rotation`): yaw and roll change sign, pitch stays.
+MIRROR_X = np.diag([-1.0, 1.0, 1.0])
 
 #: Below this value of cos(yaw), the decomposition is treated as gimbal-locked.
 _GIMBAL_EPS = 1e-12
@@ -310,3 +313,9 @@ def project_points(points_camera_mm: np.ndarray, camera_matrix: np.ndarray) -> n
     pts = np.asarray(points_camera_mm, dtype=np.float64)
     uvw = pts @ np.asarray(camera_matrix, dtype=np.float64).T
     return uvw[:, :2] / uvw[:, 2:3]
+
+
+def mirrored_rotation(matrix: np.ndarray) -> np.ndarray:
+    """The rotation a horizontally mirrored image shows: ``M R M`` with ``M = MIRROR_X`` (works on
+    (..., 3, 3) stacks)."""
+    return MIRROR_X @ np.asarray(matrix, dtype=np.float64) @ MIRROR_X

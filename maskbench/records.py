@@ -14,7 +14,7 @@ from typing import Any, overload
 
 from maskbench.datasets.aflw2000 import PROTOCOL_MAX_ABS_ANGLE_DEG, outside_protocol
 from maskbench.datasets.base import DatasetFormat
-from maskbench.datasets.registry import open_dataset as open_reader
+from maskbench.datasets.registry import open_reader
 from maskbench.io.atomic import read_image
 from maskbench.io.manifest import labels_by_id
 from maskbench.splits import splits_by_id

@@ -44,14 +44,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from maskbench import __version__
+from maskbench.evaluation.protocol import SUITES as PROTOCOL_SUITES
 from maskbench.io.atomic import atomic_write_text
 from maskbench.io.manifest import MANIFEST, verify
-from maskbench.models.trainer import load_config
 from maskbench.provenance import source_commit
+from maskbench.training.trainer import load_config
+from maskbench.version import __version__
 
 MODELS = ("model1", "model2", "model3", "model4")
-SUITES = ("BIWI", "BIWI_masked", "BIWI_rotated", "AFLW2000", "AFLW2000_masked", "AFLW2000_rotated", "300W_LP_masked")
+SUITES = tuple(PROTOCOL_SUITES)  # every suite of the benchmark, in the evaluator's order
 
 #: Mean absolute error (deg) published for the RetinaFace-6D models of the masked-HPE study, as the
 #: project brief quotes them (see :data:`PUBLISHED_SOURCE` for what is and is not known about them).

@@ -58,7 +58,7 @@ from maskbench.augment import functional as F
 from maskbench.augment.rotation import RotationParams, rotate_labels
 from maskbench.datasets.base import DatasetError
 from maskbench.seeding import sample_rng
-from maskbench.synthesis.pipeline import SynthesisParams, mask_sample
+from maskbench.synthesis.mask import SynthesisParams, mask_sample
 from maskbench.types import BBox, HeadPose, Sample
 
 __all__ = ["Compose", "RandomInPlaneRotation", "RandomMask", "Record", "check_record"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from maskbench.datasets.sample import make_sample_dataset
+from maskbench.sampledata import make_sample_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = Path(os.environ.get("MASKBENCH_FIXTURES", REPO.parent / "shared" / "fixtures" / "real"))

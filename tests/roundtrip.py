@@ -6,16 +6,16 @@ from pathlib import Path
 
 import numpy as np
 
-from maskbench.datasets import open_dataset
+from maskbench.datasets import open_reader
 
 
 def assert_write_read_identical(src: Path, out: Path) -> None:
-    reader = open_dataset(src)
+    reader = open_reader(src)
     first = {s.id: s for s in reader}
     assert first, f"no samples read from {src}"
     for s in first.values():
         reader.fmt.write(out, s, None)
-    second = {s.id: s for s in open_dataset(out, fmt=reader.fmt)}
+    second = {s.id: s for s in open_reader(out, fmt=reader.fmt)}
     assert second.keys() == first.keys()
     for k, s in first.items():
         assert second[k].pose == s.pose and second[k].bbox == s.bbox

@@ -74,6 +74,51 @@ def test_maskbench_has_no_import_circles() -> None:
     assert circles(graph) == []
 
 
+#: The declared layers, bottom first (README "Architecture"). A module belongs to the layer of its
+#: longest listed prefix; it may import its own layer and the layers below, never one above.
+LAYERS: list[tuple[str, tuple[str, ...]]] = [
+    ("foundations", ("maskbench.errors", "maskbench.geometry", "maskbench.types", "maskbench.version",
+                     "maskbench.seeding", "maskbench.progress", "maskbench.provenance")),
+    ("files", ("maskbench.io",)),
+    ("dataset formats", ("maskbench.datasets",)),
+    ("rules", ("maskbench.splits", "maskbench.faces")),
+    ("one face", ("maskbench.render", "maskbench.synthesis", "maskbench.augment", "maskbench.judge")),
+    ("folders and the API", ("maskbench.sampledata", "maskbench.runs", "maskbench.records", "maskbench.transforms",
+                             "maskbench.torch")),
+    ("the network", ("maskbench.models",)),
+    ("evaluation", ("maskbench.evaluation",)),
+    ("training", ("maskbench.training",)),
+    ("commands", ("maskbench.reproduce", "maskbench.cli", "maskbench.__main__", "maskbench")),
+]
+
+
+def layer_of(module: str) -> int:
+    best, level = -1, -1
+    for k, (_, prefixes) in enumerate(LAYERS):
+        for prefix in prefixes:
+            if (module == prefix or module.startswith(prefix + ".")) and len(prefix) > best:
+                best, level = len(prefix), k
+    if level < 0:
+        raise AssertionError(f"{module} is in no declared layer: add it to LAYERS and to the README")
+    return level
+
+
+def upward_edges(graph: dict[str, set[str]]) -> list[str]:
+    return sorted(f"{a} ({LAYERS[layer_of(a)][0]}) -> {b} ({LAYERS[layer_of(b)][0]})"
+                  for a, deps in graph.items() for b in deps if layer_of(b) > layer_of(a))
+
+
+def test_the_layer_check_finds_an_upward_import() -> None:
+    assert upward_edges({"maskbench.models.inference": {"maskbench.training.trainer"}, "maskbench.training.trainer": set()})
+    assert not upward_edges({"maskbench.training.trainer": {"maskbench.models.inference"},
+                             "maskbench.models.inference": set()})
+
+
+def test_every_import_points_down_the_declared_layers() -> None:
+    graph = import_graph()
+    assert upward_edges(graph) == []
+
+
 def test_the_bottom_layers_import_nothing_above_them() -> None:
     graph = import_graph()
     assert graph["maskbench.errors"] == set() and graph["maskbench.geometry"] == set()

@@ -11,9 +11,10 @@ import torch
 from click.testing import CliRunner
 
 from maskbench.cli import main
-from maskbench.datasets import open_dataset
+from maskbench.datasets import open_reader
 from maskbench.evaluation.cards import CardError, CardModel, ModelCard, builtin_cards, card_box, card_crop, load_card
-from maskbench.evaluation.evaluator import _load_item, evaluate_suite
+from maskbench.evaluation.evaluator import evaluate_suite
+from maskbench.evaluation.protocol import load_item
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO.parent / "shared" / "models"
@@ -68,8 +69,8 @@ def test_crop_normalisation_order_and_averaging(sample_root: Path, tmp_path: Pat
     torch.jit.script(Const([20.0, 40.0, 50.0])).save(str(tmp_path / "b.pt"))
     (tmp_path / "toy.json").write_text(json.dumps(_card(tmp_path, weights=["a.pt", "b.pt"])))
     model = CardModel(load_card(str(tmp_path / "toy.json")))
-    sample = next(iter(open_dataset(sample_root / "AFLW2000")))
-    item = _load_item(sample)
+    sample = next(iter(open_reader(sample_root / "AFLW2000")))
+    item = load_item(sample)
     box, source = card_box(model.card, item)
     pts = item.aflw21_px
     assert source == "aflw21" and box == pytest.approx([pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(),
@@ -87,7 +88,7 @@ def test_crop_normalisation_order_and_averaging(sample_root: Path, tmp_path: Pat
     # mean output (15, 30, 40) is (pitch, yaw, roll) with yaw's sign flipped
     assert out.shape == (3,) and out == pytest.approx([-30.0, 15.0, 40.0])
     # no AFLW points (BIWI): the next source in the list
-    biwi = _load_item(next(iter(open_dataset(sample_root / "BIWI"))))
+    biwi = load_item(next(iter(open_reader(sample_root / "BIWI"))))
     assert card_box(model.card, biwi)[1] == "dataset"
 
 

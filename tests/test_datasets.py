@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from maskbench.datasets import DatasetError, open_dataset
+from maskbench.datasets import DatasetError, open_reader
 from maskbench.datasets.base import resolve_dataset
 from maskbench.datasets.biwi import label_matrix
 from maskbench.datasets.registry import detect_format
-from maskbench.datasets.sample import make_sample_dataset, plan, render_sample
 from maskbench.io.manifest import read_labels, verify
+from maskbench.sampledata import make_sample_dataset, plan, render_sample
 from maskbench.types import HeadPose
 from tests.roundtrip import assert_write_read_identical
 
@@ -22,7 +22,7 @@ FORMATS = ["BIWI", "300W_LP", "AFLW2000"]
 
 @pytest.mark.parametrize("name", FORMATS)
 def test_sample_tree_reads_back_with_the_rendered_labels(sample_root: Path, name: str) -> None:
-    reader = open_dataset(sample_root / name)
+    reader = open_reader(sample_root / name)
     assert reader.fmt.name == name
     got = {s.id: s for s in reader}
     assert reader.errors == []
@@ -41,7 +41,7 @@ def test_sample_tree_reads_back_with_the_rendered_labels(sample_root: Path, name
 def test_sample_tree_labels_and_manifest(sample_root: Path, name: str) -> None:
     assert verify(sample_root / name) == []
     rows = read_labels(sample_root / name)
-    samples = {s.id: s for s in open_dataset(sample_root / name)}
+    samples = {s.id: s for s in open_reader(sample_root / name)}
     assert len(rows) == len(samples) == 8
     for row in rows:
         s = samples[row["id"]]
@@ -74,12 +74,12 @@ def test_re_encoded_image_with_changed_pose_reads_back(sample_root: Path, tmp_pa
     from maskbench.geometry import rotate_in_plane
     from maskbench.io.atomic import read_image
 
-    reader = open_dataset(sample_root / name)
+    reader = open_reader(sample_root / name)
     s = next(iter(reader))
     new_pose = rotate_in_plane(s.pose, 20.0)
     changed = s.replace(pose=new_pose)
     reader.fmt.write(tmp_path, changed, read_image(s.image_path))
-    back = {x.id: x for x in open_dataset(tmp_path, fmt=reader.fmt)}[s.id]
+    back = {x.id: x for x in open_reader(tmp_path, fmt=reader.fmt)}[s.id]
     assert back.pose.geodesic_deg(new_pose) < 1e-5
     assert back.pose.geodesic_deg(s.pose) > 19
 
@@ -99,7 +99,7 @@ def test_bad_files_are_reported_and_the_good_ones_read(sample_root: Path, tmp_pa
     mat = scipy.io.loadmat(tree / "image00005.mat")
     mat["Pose_Para"][0, 1] = np.nan
     scipy.io.savemat(tree / "image00005.mat", mat)
-    reader = open_dataset(tree)
+    reader = open_reader(tree)
     good = [s.id for s in reader]
     assert good == ["image00000", "image00006", "image00007"]
     problems = {Path(e.path).name: e.problem for e in reader.errors}
@@ -118,7 +118,7 @@ def test_biwi_bad_pose_and_missing_calibration(sample_root: Path, tmp_path: Path
     (tree / "manifest.json").unlink()
     (tree / "hpdb/01/frame_00003_pose.txt").write_text("1 2 3\nnot numbers\n")
     (tree / "hpdb/02/rgb.cal").unlink()
-    reader = open_dataset(tree)
+    reader = open_reader(tree)
     good = [s.id for s in reader]
     assert good and all(g.startswith("01/") for g in good) and "01/frame_00003" not in good
     msgs = [str(e) for e in reader.errors]

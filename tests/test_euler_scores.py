@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from maskbench import geometry
-from maskbench.datasets import open_dataset, threeddfa
-from maskbench.datasets.sample import make_sample_dataset
-from maskbench.evaluation.adapters import EvalItem
-from maskbench.evaluation.evaluator import evaluate_suite, label_euler_deg
+from maskbench.datasets import open_reader, threeddfa
+from maskbench.evaluation.evaluator import evaluate_suite
+from maskbench.evaluation.protocol import EvalItem, label_euler_deg
+from maskbench.sampledata import make_sample_dataset
 
 
 class Lookup:
@@ -65,7 +65,7 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_an_8_degree_error_is_8_degrees_at_every_angle(tree: Path, axis: int) -> None:
     """With ``--euler closest``, a rotation 8 degrees off on one axis reads as 8 on that axis and 0 on
     the others, also at a true yaw of 86.6 (fixed: PITCH 180, ROLL 180, MAE 120) and beyond 90."""
-    samples = list(open_dataset(tree))
+    samples = list(open_reader(tree))
     assert np.array([label_euler_deg(s) for s in samples]) == pytest.approx(np.array(LABELS), abs=1e-4)
     table = {}
     for s, label in zip(samples, LABELS):
@@ -88,7 +88,7 @@ def test_an_8_degree_error_is_8_degrees_at_every_angle(tree: Path, axis: int) ->
 def test_euler_outputs_are_compared_as_given(tree: Path) -> None:
     """A model that outputs angles (FSA-Net, a predictions CSV) is scored on those numbers: yaw 97 for a
     label of 95 is 2 degrees of yaw error, nothing else."""
-    samples = list(open_dataset(tree))
+    samples = list(open_reader(tree))
     table = {s.id: np.array(label_euler_deg(s)) + np.array([2.0, 0.0, 0.0]) for s in samples}
     o = evaluate_suite(Lookup(table), "AFLW2000", tree, progress=False).overall
     assert (o.yaw_mae_deg, o.pitch_mae_deg, o.roll_mae_deg) == pytest.approx((2.0, 0.0, 0.0), abs=1e-9)
@@ -98,7 +98,7 @@ def test_unwrapped_labels_of_the_real_set(real_dir: Path) -> None:
     """image03123 stores pitch -713.7, yaw -351.2, roll -972.3 degrees: a perfect prediction scores 0,
     and the stored numbers are what the label says."""
     tree = real_dir / "aflw2000"
-    samples = {s.id: s for s in open_dataset(tree)}
+    samples = {s.id: s for s in open_reader(tree)}
     label = label_euler_deg(samples["image03123"])
     assert label == pytest.approx((-351.2, -713.7, -972.3), abs=0.1)
     table = {sid: s.pose.matrix.copy() for sid, s in samples.items()}
@@ -131,7 +131,7 @@ def test_fixed_decomposes_once_and_closest_follows_the_label_near_yaw_90(near_90
     With a mixed (3, -2, 4) error, a face whose predicted yaw stays below 90 reads exactly that error in
     both modes; past 90 the fixed decomposition reads pitch and roll near 180 off, closest reads the
     error. The geodesic error is the same in both and is the rotation between the two matrices."""
-    samples = list(open_dataset(near_90))
+    samples = list(open_reader(near_90))
     table = {s.id: geometry.euler_deg_to_matrix(*(np.array(label_euler_deg(s)) + MIXED_ERROR_DEG)) for s in samples}
     fixed = evaluate_suite(Lookup(table), "AFLW2000", near_90, progress=False)
     closest = evaluate_suite(Lookup(table), "AFLW2000", near_90, progress=False, euler="closest")
@@ -163,7 +163,7 @@ def test_the_report_names_the_euler_mode_and_gives_the_geodesic_error(near_90: P
 
     preds = tmp_path / "p.csv"
     preds.write_text("id,yaw_deg,pitch_deg,roll_deg\n" + "".join(
-        f"{s.id},{y},{p},{r}\n" for s, (y, p, r) in zip(open_dataset(near_90), NEAR_90)))
+        f"{s.id},{y},{p},{r}\n" for s, (y, p, r) in zip(open_reader(near_90), NEAR_90)))
     r = CliRunner().invoke(main, ["evaluate", "--predictions", str(preds), "--suite", str(near_90),
                                   "--out", str(tmp_path / "e")])
     assert r.exit_code == 0, r.output

@@ -12,10 +12,10 @@ from click.testing import CliRunner
 
 from maskbench import geometry
 from maskbench.cli import main
-from maskbench.datasets import open_dataset
-from maskbench.evaluation.adapters import to_matrix
+from maskbench.datasets import open_reader
 from maskbench.evaluation.evaluator import evaluate_suite
 from maskbench.evaluation.metrics import angle_errors_deg, score
+from maskbench.evaluation.outputs import to_matrix
 from maskbench.io.manifest import read_labels
 from maskbench.types import HeadPose
 
@@ -92,7 +92,7 @@ def write_predictions(path: Path, suite: Path, offset: tuple[float, float, float
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["id", "yaw_deg", "pitch_deg", "roll_deg"])
-        for s in open_dataset(suite):
+        for s in open_reader(suite):
             e = s.pose.euler_deg()
             w.writerow([s.id, e["yaw_deg"] + offset[0], e["pitch_deg"] + offset[1], e["roll_deg"] + offset[2]])
 
@@ -142,7 +142,7 @@ def test_callable_torchscript_and_mean_baseline(sample_root: Path, tmp_path: Pat
         results[model] = json.loads((out / "results.json").read_text())["suites"]["AFLW2000"]
     frontal_callable, frontal_ts, mean = results.values()
     assert frontal_callable["mae_deg"] == pytest.approx(frontal_ts["mae_deg"], abs=1e-9)
-    truth = [s.pose for s in open_dataset(sample_root / "AFLW2000", max_abs_angle_deg=99.0)]
+    truth = [s.pose for s in open_reader(sample_root / "AFLW2000", max_abs_angle_deg=99.0)]
     expected_yaw = np.mean([abs(p.yaw_deg) for p in truth])
     assert frontal_ts["yaw_mae_deg"] == pytest.approx(expected_yaw, abs=1e-6)
     assert mean["n"] == len(truth)
@@ -150,10 +150,11 @@ def test_callable_torchscript_and_mean_baseline(sample_root: Path, tmp_path: Pat
 
 def test_pnp_baseline_on_real_faces_agrees_with_labels(real_dir: Path) -> None:
     """dlib + PnP in maskbench's convention lands near the labels on real near-frontal faces."""
-    from maskbench.evaluation.adapters import EvalItem, PnPBaseline
+    from maskbench.evaluation.adapters import PnPBaseline
+    from maskbench.evaluation.protocol import EvalItem
     from maskbench.io.atomic import read_image
 
-    samples = {s.id: s for s in open_dataset(real_dir / "aflw2000")}
+    samples = {s.id: s for s in open_reader(real_dir / "aflw2000")}
     preds = {}
     for sid in ("image00782", "image00814", "image01621"):
         s = samples[sid]
@@ -213,7 +214,7 @@ class HalfBlindDetector:
         raise AssertionError("crop protocol must not be used here")
 
     def predict_full(self, items):  # type: ignore[no-untyped-def]
-        from maskbench.datasets import open_dataset as od
+        from maskbench.datasets import open_reader as od
 
         truth = {s.id: s.pose.matrix for s in od(self.root)}
         order = sorted(truth)

@@ -153,3 +153,15 @@ def test_box_iou_numpy_and_torch_agree_and_are_right() -> None:
     t = torch.tensor(boxes)
     assert iou_broadcast(torch.tensor(a), t).numpy() == pytest.approx(expected)
     assert iou(t, t).numpy()[0] == pytest.approx(box_iou(boxes[0], boxes))
+
+
+@pytest.mark.parametrize("ypr", [(20.0, -10.0, 5.0), (-75.0, 30.0, -40.0), (0.0, 0.0, 0.0)])
+def test_mirrored_rotation_negates_yaw_and_roll_and_keeps_pitch(ypr: tuple[float, float, float]) -> None:
+    """One mirror for the whole house: the renderer's flipped copies, the training flip and the
+    model's mirrored crop all use geometry.mirrored_rotation / MIRROR_X."""
+    r = geometry.euler_deg_to_matrix(*ypr)
+    m = geometry.mirrored_rotation(r)
+    np.testing.assert_allclose(geometry.matrix_to_euler_deg(m), (-ypr[0], ypr[1], -ypr[2]), atol=1e-9)
+    np.testing.assert_allclose(geometry.mirrored_rotation(m), r, atol=1e-12)
+    stack = geometry.mirrored_rotation(np.stack([r, r.T]))
+    np.testing.assert_allclose(stack[1], geometry.mirrored_rotation(r.T), atol=1e-12)

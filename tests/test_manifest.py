@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from maskbench.datasets.sample import make_sample_dataset
 from maskbench.io.manifest import (
     LOCK,
     OutputExistsError,
@@ -22,6 +21,7 @@ from maskbench.io.manifest import (
     safe_relpath,
     verify,
 )
+from maskbench.sampledata import make_sample_dataset
 
 
 @pytest.fixture()

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from maskbench.cli import main
-from maskbench.datasets import open_dataset, threeddfa
+from maskbench.datasets import open_reader, threeddfa
 from maskbench.io.manifest import labels_by_id
 
 N_PHOTOS = 50
@@ -55,7 +55,7 @@ def trees(real_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pat
 
 def test_perturbed_labels_give_byte_identical_masks(trees: tuple[Path, Path], tmp_path: Path) -> None:
     plain, moved = trees
-    assert [s.pose.yaw_deg for s in open_dataset(plain)] != [s.pose.yaw_deg for s in open_dataset(moved)]
+    assert [s.pose.yaw_deg for s in open_reader(plain)] != [s.pose.yaw_deg for s in open_reader(moved)]
     _synthesize(plain, tmp_path / "a")
     _synthesize(moved, tmp_path / "b")
     a, b = _files(tmp_path / "a"), _files(tmp_path / "b")
@@ -78,7 +78,7 @@ def test_placement_stays_on_the_face(trees: tuple[Path, Path], tmp_path: Path) -
     _synthesize(plain, tmp_path / "a")
     rows = labels_by_id(tmp_path / "a")
     covered, eyes = [], []
-    for s in open_dataset(plain):
+    for s in open_reader(plain):
         occ = cv2.imread(str(tmp_path / "a" / rows[s.id]["occlusion_path"]), cv2.IMREAD_GRAYSCALE)
         for group, out in ((MOUTH_NOSE, covered), (EYES, eyes)):
             xy = np.round(s.landmarks_px[group]).astype(int)

@@ -12,13 +12,13 @@ import cv2
 import numpy as np
 import pytest
 
-from maskbench.datasets import open_dataset
-from maskbench.datasets.sample import make_sample_dataset
+from maskbench.datasets import open_reader
 from maskbench.io.atomic import read_image
+from maskbench.sampledata import make_sample_dataset
 from maskbench.synthesis import blending
 from maskbench.synthesis.fitting import fit_mask, surface
 from maskbench.synthesis.landmarks import dlib_detected_landmarks, generic_head, landmarks_for
-from maskbench.synthesis.pipeline import SynthesisParams, mask_sample
+from maskbench.synthesis.mask import SynthesisParams, mask_sample
 from maskbench.synthesis.templates import available, load
 
 MOUTH_NOSE = list(range(48, 68)) + [31, 32, 33, 34, 35]
@@ -29,7 +29,7 @@ def _dev(real_dir: Path) -> list:
     dev = real_dir / "aflw2000_dev"
     if not dev.is_dir():
         pytest.skip("AFLW2000 dev half not found")
-    return list(open_dataset(dev))
+    return list(open_reader(dev))
 
 
 def _check(real_dir: Path) -> list:
@@ -121,7 +121,7 @@ def test_dlib_on_the_face_box_masks_every_face_and_finds_the_landmarks(real_dir:
 
 
 def test_dlib_on_box_agrees_with_the_detector_route_on_the_real_biwi_frame(real_dir: Path) -> None:
-    (s,) = list(open_dataset(real_dir / "biwi" / "hpdb"))
+    (s,) = list(open_reader(real_dir / "biwi" / "hpdb"))
     image = read_image(s.image_path)
     on_box, source = landmarks_for(s, image, "dlib")
     detected = dlib_detected_landmarks(image, s.bbox)
@@ -160,7 +160,7 @@ def test_jpeg_quality_is_read_from_the_file(tmp_path: Path, quality: int) -> Non
 def frontal(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     root = tmp_path_factory.mktemp("frontal")
     make_sample_dataset("AFLW2000", root / "a", n=16, seed=3, progress=False)
-    s = min(open_dataset(root / "a"), key=lambda x: abs(x.pose.yaw_deg) + abs(x.pose.pitch_deg))
+    s = min(open_reader(root / "a"), key=lambda x: abs(x.pose.yaw_deg) + abs(x.pose.pitch_deg))
     return s, read_image(s.image_path)
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from maskbench import geometry
-from maskbench.evaluation.adapters import to_matrix
+from maskbench.evaluation.outputs import to_matrix
 from maskbench.models import box_utils
 from maskbench.models.losses import Target, multitask_loss
 from maskbench.models.retinaface import RetinaFacePose
@@ -99,8 +99,8 @@ def test_train_checkpoint_and_evaluate_through_the_cli(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
     from maskbench.cli import main
-    from maskbench.datasets.sample import make_sample_dataset
     from maskbench.evaluation.adapters import load_checkpoint
+    from maskbench.sampledata import make_sample_dataset
 
     for name in ("BIWI", "300W_LP"):
         make_sample_dataset(name, tmp_path / name, n=12, seed=2, progress=False)
@@ -134,7 +134,7 @@ def test_train_checkpoint_and_evaluate_through_the_cli(tmp_path: Path) -> None:
 def test_batched_detection_equals_one_image_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
     """The evaluator's batched detector (chunks of DETECT_BATCH) gives each image its own faces."""
     from maskbench.models import inference
-    from maskbench.models.data import letterbox
+    from maskbench.models.canvas import letterbox
 
     monkeypatch.setattr(inference, "DETECT_BATCH", 2)  # 3 images: two chunks
     torch.manual_seed(0)

@@ -11,10 +11,10 @@ import torch
 from click.testing import CliRunner
 
 from maskbench.cli import main
-from maskbench.datasets import open_dataset
+from maskbench.datasets import open_reader
 from maskbench.geometry import box_iou
 from maskbench.io.atomic import read_image
-from maskbench.models.data import letterbox
+from maskbench.models.canvas import letterbox
 from maskbench.models.inference import detect_letterboxed
 from maskbench.models.pretrained import init_model
 from maskbench.models.retinaface import RetinaFacePose
@@ -33,7 +33,7 @@ def test_the_converted_release_finds_the_dev_half_faces() -> None:
     config: dict = {}  # type: ignore[type-arg]
     model = init_model(RELEASE, config).eval()
     assert config["input_norm"] == "bgr-mean" and model.input_norm == "bgr-mean"
-    samples = list(open_dataset(DEV))[::2]
+    samples = list(open_reader(DEV))[::2]
     found = 0
     for i in range(0, len(samples), 32):
         chunk = samples[i : i + 32]

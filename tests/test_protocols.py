@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from maskbench.cli import main
-from maskbench.datasets import open_dataset
+from maskbench.datasets import open_reader
 from maskbench.datasets.aflw2000 import SOURCE_ANGLE_COLUMN, max_abs_stored_angle_deg
 from maskbench.evaluation.evaluator import scored_samples
 from maskbench.io.manifest import labels_by_id
@@ -41,17 +41,17 @@ def test_the_rotated_dev_half_scores_the_984_faces_of_the_source_protocol(real_d
     assert len(plain) == 984
     assert _scored_sources(rotated) == plain  # the same faces, not only as many
     # the copy's own angles would have told another story (what the filter read before)
-    own = {s.id for s in open_dataset(rotated) if max_abs_stored_angle_deg(s) <= 99.0}
+    own = {s.id for s in open_reader(rotated) if max_abs_stored_angle_deg(s) <= 99.0}
     assert len(own) == 990 and own != plain
     rows = labels_by_id(rotated)
     assert all(float(r[SOURCE_ANGLE_COLUMN]) == pytest.approx(max_abs_stored_angle_deg(s), abs=1e-6)
-               for s in open_dataset(dev) for r in [rows[s.id]])
+               for s in open_reader(dev) for r in [rows[s.id]])
 
 
 def test_a_copy_of_a_copy_keeps_the_source_angles_and_masked_pairs(real_dir: Path, tmp_path: Path) -> None:
     dev = real_dir / "aflw2000_dev"
     # the photos nearest the limit, where a rotation can move a face across it, and a few others
-    near = sorted(s.id for s in open_dataset(dev) if 85 <= max_abs_stored_angle_deg(s) <= 130)[:16]
+    near = sorted(s.id for s in open_reader(dev) if 85 <= max_abs_stored_angle_deg(s) <= 130)[:16]
     src = tmp_path / "D" / "AFLW2000"
     src.mkdir(parents=True)
     for sid in near:
@@ -93,7 +93,7 @@ def test_unpaired_sets_get_no_penalty_and_compare_refuses_them(sample_root: Path
     preds = tmp_path / "p.csv"
     with open(preds, "w") as f:
         f.write("id,yaw_deg,pitch_deg,roll_deg\n")
-        for s in open_dataset(sample_root / "AFLW2000"):
+        for s in open_reader(sample_root / "AFLW2000"):
             f.write(f"{s.id},0,0,0\n")
     base = ["evaluate", "--predictions", str(preds), "--suite", "AFLW2000", "--data-root", str(sample_root)]
     assert run(*base, "--out", str(tmp_path / "a"))[0] == 0
@@ -120,14 +120,14 @@ def _fsanet_biwi_angles(pose_txt: Path) -> tuple[float, float, float]:
 
 
 def test_literature_biwi_labels_are_the_fsanet_conversion_of_the_real_frame(real_dir: Path, tmp_path: Path) -> None:
-    from maskbench.evaluation.evaluator import label_euler_deg
+    from maskbench.evaluation.protocol import label_euler_deg
 
     biwi = real_dir / "biwi"
     literature = _fsanet_biwi_angles(biwi / "hpdb" / "01" / "frame_00003_pose.txt")
     assert literature == pytest.approx((3.291, 7.607, -1.567), abs=1e-3)
     non_cal = np.load(biwi / "headposeplus" / "Biwi_plus_non_cal_subset.npz")["ypr"][0]
     assert literature == pytest.approx(tuple(non_cal), abs=1e-3)  # the public non-calibrated labels agree
-    (sample,) = list(open_dataset(biwi))
+    (sample,) = list(open_reader(biwi))
     assert label_euler_deg(sample) == pytest.approx(literature, abs=1e-4)  # the default
     assert label_euler_deg(sample, "calibrated") == pytest.approx((3.852, 8.459, -1.742), abs=1e-3)
     # written: labels.csv carries the chosen convention, the manifest says which
@@ -161,9 +161,9 @@ def test_literature_biwi_labels_are_the_fsanet_conversion_of_the_real_frame(real
 
 def test_training_targets_follow_the_biwi_label_convention(sample_root: Path) -> None:
     from maskbench.datasets.biwi import label_matrix
-    from maskbench.models.data import FaceDataset
+    from maskbench.training.data import FaceDataset
 
-    items = [(s, open_dataset(sample_root / "BIWI").fmt) for s in open_dataset(sample_root / "BIWI")][:2]
+    items = [(s, open_reader(sample_root / "BIWI").fmt) for s in open_reader(sample_root / "BIWI")][:2]
     for labels in ("literature", "calibrated"):
         dataset = FaceDataset(items, 64, None, 0, labels)
         for (sample, _), (_, target) in zip(items, (dataset[0], dataset[1])):
@@ -177,7 +177,7 @@ def test_training_targets_follow_the_biwi_label_convention(sample_root: Path) ->
 # ---------------------------------------------------------------------------------------------
 def _raw_sample(path: Path, n: int, seed: int) -> None:
     """AFLW2000-format renders as a raw tree (no labels.csv or manifest.json), free to be split any way."""
-    from maskbench.datasets.sample import make_sample_dataset
+    from maskbench.sampledata import make_sample_dataset
 
     make_sample_dataset("AFLW2000", path, n=n, seed=seed, progress=False, scale=0.25)
     (path / "labels.csv").unlink()
@@ -194,8 +194,8 @@ def test_leaks_are_found_by_face_whatever_the_folders_or_rules(tmp_path: Path) -
     """Train on the training part of one AFLW2000 folder; scoring another AFLW2000 folder works (it was
     refused before: "split by different rules"), and a re-split of the training photos under another
     rule is scored with exactly its training faces marked."""
-    from maskbench.datasets.sample import make_sample_dataset
     from maskbench.evaluation.adapters import load_checkpoint
+    from maskbench.sampledata import make_sample_dataset
 
     root = str(tmp_path)
     _raw_sample(tmp_path / "A_raw", 16, 5)
@@ -237,7 +237,7 @@ def test_leaks_are_found_by_face_whatever_the_folders_or_rules(tmp_path: Path) -
 
 
 def test_validation_holds_each_face_once_and_never_a_training_face(tmp_path: Path) -> None:
-    from maskbench.models.data import HoldOut, training_items
+    from maskbench.training.data import HoldOut, training_items
 
     root = str(tmp_path)
     _raw_sample(tmp_path / "A_raw", 12, 5)

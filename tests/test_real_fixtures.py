@@ -10,7 +10,7 @@ import pytest
 import scipy.io
 
 from maskbench import geometry
-from maskbench.datasets import open_dataset
+from maskbench.datasets import open_reader
 from maskbench.datasets.registry import get_format
 from tests.roundtrip import assert_write_read_identical
 
@@ -26,7 +26,7 @@ AFLW_EXPECTED = {
 
 
 def _aflw(real_dir: Path) -> dict:
-    return {s.id: s for s in open_dataset(real_dir / "aflw2000")}
+    return {s.id: s for s in open_reader(real_dir / "aflw2000")}
 
 
 def test_aflw2000_angles_are_degrees_with_the_literature_values(real_dir: Path) -> None:
@@ -65,11 +65,11 @@ def test_roll_equals_eye_line_angle(real_dir: Path) -> None:
 
 
 def test_protocol_filter_is_explicit_and_reported(real_dir: Path) -> None:
-    reader = open_dataset(real_dir / "aflw2000", max_abs_angle_deg=99.0)
+    reader = open_reader(real_dir / "aflw2000", max_abs_angle_deg=99.0)
     kept = [s.id for s in reader]
     assert len(kept) == 6
     assert sorted(sum(reader.filtered.values(), [])) == ["image00617", "image03123"]
-    assert len(list(open_dataset(real_dir / "aflw2000"))) == 8  # no filter unless asked
+    assert len(list(open_reader(real_dir / "aflw2000"))) == 8  # no filter unless asked
 
 
 def test_unwrapped_angles_still_give_a_rotation(real_dir: Path) -> None:
@@ -83,7 +83,7 @@ def test_unwrapped_angles_still_give_a_rotation(real_dir: Path) -> None:
 
 
 def test_300w_lp_reader(real_dir: Path) -> None:
-    (s,) = list(open_dataset(real_dir / "300w_lp"))
+    (s,) = list(open_reader(real_dir / "300w_lp"))
     assert s.id == "IBUG/IBUG_image_008_1_0"
     assert (s.pose.pitch_deg, s.pose.yaw_deg, s.pose.roll_deg) == pytest.approx((-7.58, -44.01, 3.21), abs=0.01)
     assert s.landmarks_px.shape == (68, 2)
@@ -92,7 +92,7 @@ def test_300w_lp_reader(real_dir: Path) -> None:
 
 
 def test_biwi_reader_matches_calibrated_biwi_plus(real_dir: Path) -> None:
-    (s,) = list(open_dataset(real_dir / "biwi" / "hpdb"))
+    (s,) = list(open_reader(real_dir / "biwi" / "hpdb"))
     plus = np.load(real_dir / "biwi" / "headposeplus" / "Biwi_plus_subset.npz")
     assert plus["images"][0] == "01/frame_00003_rgb.png"
     yaw, pitch, roll = plus["ypr"][0]
@@ -105,7 +105,7 @@ def test_biwi_reader_matches_calibrated_biwi_plus(real_dir: Path) -> None:
 
 
 def test_biwi_depth_frame_labels_match_non_calibrated_biwi_plus(real_dir: Path) -> None:
-    (s,) = list(open_dataset(real_dir / "biwi"))  # the folder above hpdb/ works too
+    (s,) = list(open_reader(real_dir / "biwi"))  # the folder above hpdb/ works too
     raw = geometry.matrix_to_biwi(s.pose.matrix, s.native["calibration"].rotation)
     plus = np.load(real_dir / "biwi" / "headposeplus" / "Biwi_plus_non_cal_subset.npz")
     assert geometry.hopenet_biwi_euler_deg(raw) == pytest.approx(tuple(plus["ypr"][0]), abs=1e-3)
@@ -118,7 +118,7 @@ def test_real_files_write_and_read_back_identically(real_dir: Path, tmp_path: Pa
 
 def test_written_mat_keeps_every_native_key_for_third_party_loaders(real_dir: Path, tmp_path: Path) -> None:
     fmt = get_format("AFLW2000")
-    (s,) = [x for x in open_dataset(real_dir / "aflw2000") if x.id == "image00108"]
+    (s,) = [x for x in open_reader(real_dir / "aflw2000") if x.id == "image00108"]
     fmt.write(tmp_path, s, None)
     before = scipy.io.loadmat(real_dir / "aflw2000" / "image00108.mat")
     after = scipy.io.loadmat(tmp_path / "image00108.mat")

@@ -10,13 +10,13 @@ import pytest
 
 from maskbench import geometry
 from maskbench.augment.rotation import RotationParams, make_transform, rotate_sample
-from maskbench.datasets import open_dataset
+from maskbench.datasets import open_reader
 from maskbench.datasets.biwi import label_matrix
-from maskbench.datasets.sample import plan, scene_for
 from maskbench.io.atomic import read_image
 from maskbench.io.manifest import read_labels, verify
-from maskbench.pipeline import write_split
 from maskbench.render.head import BIWI_HEAD_CENTER_MM
+from maskbench.runs import write_split
+from maskbench.sampledata import plan, scene_for
 from maskbench.types import HeadPose
 
 
@@ -26,7 +26,7 @@ def eye_line_deg(landmarks: np.ndarray) -> float:
 
 
 def samples(root: Path) -> tuple:
-    reader = open_dataset(root)
+    reader = open_reader(root)
     return reader.fmt, list(reader)
 
 
@@ -57,7 +57,7 @@ def test_compose_and_geodesic(sample_root: Path, name: str) -> None:
 
 
 def test_near_frontal_roll_follows_the_eye_line_on_renders(tmp_path: Path) -> None:
-    from maskbench.datasets.sample import make_sample_dataset
+    from maskbench.sampledata import make_sample_dataset
 
     make_sample_dataset("AFLW2000", tmp_path / "A", n=24, seed=11, progress=False)
     fmt, items = samples(tmp_path / "A")
@@ -127,7 +127,7 @@ def test_biwi_rerender_at_new_pose(sample_root: Path, center: str, tolerance_px:
 
 
 def test_rotate_split_end_to_end(sample_root: Path, tmp_path: Path) -> None:
-    reader = open_dataset(sample_root / "BIWI")
+    reader = open_reader(sample_root / "BIWI")
     params = RotationParams(angles_deg=(-20.0, 20.0))
     out = tmp_path / "BIWI_rotated"
     summary = write_split(reader, out, transform=make_transform(reader.fmt, params), transform_name="rotate",
@@ -135,8 +135,8 @@ def test_rotate_split_end_to_end(sample_root: Path, tmp_path: Path) -> None:
     assert summary.written == 16 and verify(out) == []
     rows = {r["id"]: r for r in read_labels(out)}
     src_rows = {r["id"]: r for r in read_labels(sample_root / "BIWI")}
-    back = {s.id: s for s in open_dataset(out)}
-    src = {s.id: s for s in open_dataset(sample_root / "BIWI")}
+    back = {s.id: s for s in open_reader(out)}
+    src = {s.id: s for s in open_reader(sample_root / "BIWI")}
     for rid, row in rows.items():
         assert row["split"] == src_rows[row["source_id"]]["split"]  # derived split inherits
         assert float(row["rotation_deg"]) in (-20.0, 20.0)
@@ -148,17 +148,17 @@ def test_rotate_split_end_to_end(sample_root: Path, tmp_path: Path) -> None:
 
 
 def test_rotate_a_rotated_split_keeps_the_original_source_id(sample_root: Path, tmp_path: Path) -> None:
-    reader = open_dataset(sample_root / "AFLW2000")
+    reader = open_reader(sample_root / "AFLW2000")
     p = RotationParams(angles_deg=(10.0,))
     write_split(reader, tmp_path / "r1", transform=make_transform(reader.fmt, p), transform_name="rotate",
                 parameters={}, seed=0)
-    r1 = open_dataset(tmp_path / "r1")
+    r1 = open_reader(tmp_path / "r1")
     write_split(r1, tmp_path / "r2", transform=make_transform(r1.fmt, p), transform_name="rotate",
                 parameters={}, seed=0)
     rows = read_labels(tmp_path / "r2")
     assert all(r["source_id"] == r["id"] for r in rows)
-    twice = {s.id: s for s in open_dataset(tmp_path / "r2")}
-    orig = {s.id: s for s in open_dataset(sample_root / "AFLW2000")}
+    twice = {s.id: s for s in open_reader(tmp_path / "r2")}
+    orig = {s.id: s for s in open_reader(sample_root / "AFLW2000")}
     for k, s in orig.items():
         assert twice[k].pose.geodesic_deg(geometry.rotate_in_plane(s.pose, 20.0)) < 1e-4  # float32 Pose_Para
 

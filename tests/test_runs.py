@@ -14,16 +14,16 @@ import numpy as np
 import pytest
 
 from maskbench.augment.rotation import RotationParams, make_transform
-from maskbench.datasets import open_dataset
+from maskbench.datasets import open_reader
 from maskbench.io.atomic import TMP_PREFIX
 from maskbench.io.manifest import JOURNAL, read_manifest, verify
-from maskbench.pipeline import merge_splits, write_split
+from maskbench.runs import merge_splits, write_split
 
 PARAMS = RotationParams(range_deg=(-40.0, 40.0), per_image=2)
 
 
 def rotate(src: Path, out: Path, **kwargs) -> dict:  # type: ignore[no-untyped-def]
-    reader = open_dataset(src)
+    reader = open_reader(src)
     summary = write_split(reader, out, transform=make_transform(reader.fmt, PARAMS), transform_name="rotate",
                           parameters=PARAMS.as_dict(), seed=5, progress=False, **kwargs)
     return summary.manifest
@@ -63,7 +63,7 @@ def test_three_shards_merged_equal_one_run(sample_root: Path, tmp_path: Path, na
 
 def test_resume_requires_same_parameters(sample_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    reader = open_dataset(sample_root / "AFLW2000")
+    reader = open_reader(sample_root / "AFLW2000")
     write_split(reader, out, transform=None, transform_name="", parameters={"a": 1}, seed=0, progress=False,
                 limit=2)
     (out / JOURNAL).mkdir()
@@ -127,7 +127,7 @@ class _PlanFailsFor:
 
 
 def test_a_sample_whose_plan_fails_is_skipped_not_written(sample_root: Path, tmp_path: Path) -> None:
-    reader = open_dataset(sample_root / "AFLW2000")
+    reader = open_reader(sample_root / "AFLW2000")
     bad = reader.keys[1]  # inside the first chunk, with good samples on both sides
     summary = write_split(reader, tmp_path / "out", transform=_PlanFailsFor(bad), transform_name="copy",
                           parameters={}, seed=0, progress=False)

@@ -11,12 +11,12 @@ import pytest
 from click.testing import CliRunner
 
 from maskbench.cli import main
-from maskbench.datasets import open_dataset
-from maskbench.datasets.sample import identity_for, make_sample_dataset, plan
+from maskbench.datasets import open_reader
 from maskbench.evaluation.evaluator import scored_samples, training_matrices
 from maskbench.io.manifest import labels_by_id
-from maskbench.models.data import HoldOut, split_samples, training_items
+from maskbench.sampledata import identity_for, make_sample_dataset, plan
 from maskbench.splits import DEFAULT_RULE, SplitRule, recorded_rule, rule_of
+from maskbench.training.data import HoldOut, split_samples, training_items
 
 
 def _source_ids(folder: Path, samples: list) -> set[str]:  # type: ignore[type-arg]
@@ -153,7 +153,7 @@ def test_sample_identities_are_unique_per_dataset() -> None:
 
 def test_sample_aflw2000_has_a_face_the_protocol_filter_drops(tmp_path: Path) -> None:
     make_sample_dataset("AFLW2000", tmp_path / "AFLW2000", n=8, seed=0, progress=False, scale=0.25)
-    everything = {s.id: s for s in open_dataset(tmp_path / "AFLW2000")}
+    everything = {s.id: s for s in open_reader(tmp_path / "AFLW2000")}
     stored_deg = {sid: np.degrees(np.abs(s.native["pose_para"][:3])) for sid, s in everything.items()}
     beyond = [sid for sid, a in stored_deg.items() if a.max() > 99]
     assert beyond == ["image00007"]

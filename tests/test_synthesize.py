@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 
 from maskbench import geometry
-from maskbench.datasets import open_dataset
+from maskbench.datasets import open_reader
 from maskbench.io.manifest import read_labels, read_manifest, verify
-from maskbench.pipeline import merge_splits, write_split
 from maskbench.render.head import Head, Identity
 from maskbench.render.scene import Camera, render
+from maskbench.runs import merge_splits, write_split
 from maskbench.synthesis import templates
 from maskbench.synthesis.fitting import surface
 from maskbench.synthesis.landmarks import landmarks_for
-from maskbench.synthesis.pipeline import SynthesisParams, make_transform, mask_sample
+from maskbench.synthesis.mask import SynthesisParams, make_transform, mask_sample
 from maskbench.types import BBox, HeadPose, Sample
 
 MASK_TYPES = templates.available()
@@ -24,7 +24,7 @@ MOUTH, LOWER_NOSE, CHIN, EYES = range(48, 68), range(31, 36), (7, 8, 9), range(3
 
 
 def synthesize(src: Path, out: Path, params: SynthesisParams | None = None, **kwargs):  # type: ignore[no-untyped-def]
-    reader = open_dataset(src)
+    reader = open_reader(src)
     p = params or SynthesisParams()
     return write_split(reader, out, transform=make_transform(p), transform_name="synthesize",
                        parameters=p.as_dict(), seed=1, progress=False, **kwargs)
@@ -76,14 +76,14 @@ def test_every_sample_is_masked(sample_root: Path, tmp_path: Path, name: str) ->
 def test_every_real_fixture_face_is_masked(real_dir: Path, tmp_path: Path) -> None:
     for sub in ("aflw2000", "300w_lp", "biwi/hpdb"):
         summary = synthesize(real_dir / sub, tmp_path / sub)
-        n = len(open_dataset(real_dir / sub).keys)
+        n = len(open_reader(real_dir / sub).keys)
         assert summary.written == n and summary.skipped == []
 
 
 def test_dlib_landmarks_on_a_real_frontal_face(real_dir: Path) -> None:
     from maskbench.io.atomic import read_image
 
-    s = next(x for x in open_dataset(real_dir / "aflw2000") if x.id == "image00782")
+    s = next(x for x in open_reader(real_dir / "aflw2000") if x.id == "image00782")
     lm, source = landmarks_for(s, read_image(s.image_path), "dlib")
     assert source == "dlib"
     inner = list(range(17, 68))  # the jaw contour is defined differently (visible vs 3D)
@@ -95,7 +95,7 @@ def test_pose_landmarks_on_the_real_biwi_frame_sit_where_dlib_puts_them(real_dir
     10.8 px off, mouth 18 px, before the head-centre anchor; box side 131 px)."""
     from maskbench.io.atomic import read_image
 
-    (s,) = list(open_dataset(real_dir / "biwi" / "hpdb"))
+    (s,) = list(open_reader(real_dir / "biwi" / "hpdb"))
     posed, source = landmarks_for(s, read_image(s.image_path), "pose")
     found, _ = landmarks_for(s, read_image(s.image_path), "dlib")
     dist = np.linalg.norm(posed - found, axis=1)
@@ -184,7 +184,7 @@ def test_masked_then_rotated_moves_the_occlusion_map(sample_root: Path, tmp_path
     from maskbench.augment.rotation import make_transform as rotation_transform
 
     synthesize(sample_root / "AFLW2000", tmp_path / "m")
-    reader = open_dataset(tmp_path / "m")
+    reader = open_reader(tmp_path / "m")
     p = RotationParams(angles_deg=(90.0,))
     write_split(reader, tmp_path / "mr", transform=rotation_transform(reader.fmt, p), transform_name="rotate",
                 parameters=p.as_dict(), seed=0, progress=False)

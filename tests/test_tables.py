@@ -40,9 +40,10 @@ def test_the_readme_check_table_is_what_the_code_measures_today(real_dir: Path, 
 def test_every_measured_block_is_stamped_with_a_commit() -> None:
     text = (REPO / "README.md").read_text()
     blocks = re.findall(r"<!-- table:(\S+) -->\n(.*?)<!-- /table:\1 -->", text, re.S)
-    assert {name for name, _ in blocks} >= {"pnp", "fsanet", "fsanet-penalty", "check100"}
+    assert {name for name, _ in blocks} >= {"pnp", "fsanet", "fsanet-penalty", "check100", "generalisation"}
     for name, body in blocks:
-        assert re.search(r"Measured \d{4}-\d{2}-\d{2} at commit [0-9a-f]{7,}(\+changes)? by `docs/make_tables.py`", body), name
+        assert re.search(r"Measured \d{4}-\d{2}-\d{2} at commit [0-9a-f]{7,}(\+changes)? by `(docs|benchmarks)/\w+\.py`",
+                         body), name
 
 
 def test_reports_name_the_commit_they_ran_on() -> None:
@@ -55,5 +56,7 @@ def test_reports_name_the_commit_they_ran_on() -> None:
     if not head:
         pytest.skip("not a git checkout")
     assert source_commit().removesuffix("+changes") == head
-    for path in ("docs/make_tables.py", "benchmarks/run_all.py", "maskbench/reproduce.py"):
+    for path in ("maskbench/provenance.py", "benchmarks/run_all.py", "maskbench/reproduce.py"):
         assert "source_commit()" in (REPO / path).read_text(), path
+    for path in ("docs/make_tables.py", "benchmarks/generalisation_seeds.py"):  # README blocks, stamped there
+        assert "replace_marked_block(" in (REPO / path).read_text(), path

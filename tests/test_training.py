@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from maskbench import geometry
-from maskbench.datasets.sample import make_sample_dataset
-from maskbench.models.data import FaceDataset, TrainAugment, split_samples
-from maskbench.models.trainer import train
+from maskbench.sampledata import make_sample_dataset
+from maskbench.training.data import FaceDataset, TrainAugment, split_samples
+from maskbench.training.trainer import train
 
 TINY = {"name": "tiny", "train": ["300W_LP"], "val_fraction": 0.0, "pose_weight": 1.0, "image_size": 64,
         "epochs": 3, "batch_size": 8, "lr": 0.002}
@@ -73,13 +73,13 @@ def test_protocol_crop_is_the_evaluators_input(small_root: Path) -> None:
     """``protocol_crop_prob=1``: each training canvas is the crop the evaluator gives the reference
     model (box + 25 %, clipped, letterboxed), and the labels move with it."""
     from maskbench.evaluation.adapters import ReferenceModel
-    from maskbench.evaluation.evaluator import _load_item
+    from maskbench.evaluation.protocol import load_item
 
     items = split_samples(small_root / "AFLW2000", None)
     ds = FaceDataset(items, 96, TrainAugment(protocol_crop_prob=1.0, flip_prob=0.0, photometric=0.0), seed=5)
     for i, (sample, _) in enumerate(items):
         x, t = ds[i]
-        item = _load_item(sample)
+        item = load_item(sample)
         canvas, scale = ReferenceModel(None, 96).prepare(item)
         assert np.array_equal((x.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8), canvas)
         x0, y0, _, _ = item.crop_box()
@@ -243,7 +243,7 @@ def test_ema_weights_are_scored_and_saved_and_resume_keeps_the_raw_ones(small_ro
 
 def test_pretrained_parts_learn_at_a_fraction_of_the_rate() -> None:
     from maskbench.models.retinaface import RetinaFacePose
-    from maskbench.models.trainer import _param_groups
+    from maskbench.training.trainer import _param_groups
 
     model = RetinaFacePose()
     fresh, pretrained = _param_groups(model, 0.01, 0.3)

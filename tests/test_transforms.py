@@ -13,12 +13,12 @@ import maskbench
 from maskbench import BBox, HeadPose, geometry
 from maskbench.augment.rotation import RotationParams
 from maskbench.augment.rotation import make_transform as rotation_transform
-from maskbench.datasets import open_dataset as open_reader
+from maskbench.datasets import open_reader
 from maskbench.io.atomic import encode_image
 from maskbench.io.manifest import read_labels
-from maskbench.pipeline import write_split
-from maskbench.synthesis.pipeline import SynthesisParams
-from maskbench.synthesis.pipeline import make_transform as mask_transform
+from maskbench.runs import write_split
+from maskbench.synthesis.mask import SynthesisParams
+from maskbench.synthesis.mask import make_transform as mask_transform
 from maskbench.transforms import Compose, RandomInPlaneRotation, RandomMask
 
 REPO = Path(__file__).resolve().parents[1]

@@ -44,7 +44,7 @@ def detect_format(root: Path) -> DatasetFormat:
     raise DatasetError(root, "not a BIWI, 300W_LP or AFLW2000 tree (no recognisable files found)")
 
 
-def open_dataset(root: Path, fmt: DatasetFormat | None = None, **options: Any) -> DatasetReader:
+def open_reader(root: Path, fmt: DatasetFormat | None = None, **options: Any) -> DatasetReader:
     """A :class:`DatasetReader` over ``root`` (format detected when not given)."""
     if not root.is_dir():
         raise DatasetError(root, "dataset folder not found")

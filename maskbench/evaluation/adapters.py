@@ -4,7 +4,7 @@ Every adapter gets a list of :class:`EvalItem` and returns, per item, a rotation
 maskbench convention (:mod:`maskbench.geometry`), or the (3,) ``[yaw, pitch, roll]`` degrees a model
 output directly (compared with the labels as given, as the literature does), or None for a miss.
 A matrix is split into angles by the evaluator's ``--euler`` mode
-(:func:`maskbench.evaluation.evaluator.predicted_euler_deg`). Which adapter serves a MODEL argument
+(:func:`maskbench.evaluation.protocol.predicted_euler_deg`). Which adapter serves a MODEL argument
 is :func:`maskbench.evaluation.registry.load_model`'s call.
 
 What each kind of MODEL receives (``--protocol crop``): the ground-truth box enlarged by
@@ -37,80 +37,16 @@ from __future__ import annotations
 import csv
 import importlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import cv2
 import numpy as np
 
 from maskbench import geometry
-from maskbench.types import BBox
-
-CROP_MARGIN = geometry.PROTOCOL_CROP_MARGIN
-#: ``--protocol full``: a detection must overlap the labelled box by this IoU to count as found.
-FULL_MATCH_IOU = 0.4
-TORCHSCRIPT_SIZE_PX = 224
-
-
-@dataclass(frozen=True)
-class EvalItem:
-    """One face to score: its id, image, ground-truth box, camera and the crop a model receives."""
-
-    sample_id: str
-    image_bgr: np.ndarray
-    bbox: BBox
-    camera_matrix: np.ndarray | None
-    #: the model's input for this face, made by the adapter's ``prepare`` in the decode threads
-    prepared: Any = None
-    #: (68, 2) landmarks of the sample, when the dataset has them (a model card may crop on them)
-    landmarks_px: np.ndarray | None = None
-    #: the labelled AFLW 21 points (``pt2d`` with x > 0), AFLW2000-format samples only
-    aflw21_px: np.ndarray | None = None
-
-    def crop_box(self) -> tuple[int, int, int, int]:
-        return geometry.protocol_crop_box(self.bbox, self.image_bgr.shape[:2], CROP_MARGIN)
-
-    def crop_bgr(self) -> np.ndarray:
-        """The crop a model receives (a view of the image), BGR."""
-        x0, y0, x1, y1 = self.crop_box()
-        return self.image_bgr[y0:y1, x0:x1]
-
-    def crop_rgb(self) -> np.ndarray:
-        return cv2.cvtColor(self.crop_bgr(), cv2.COLOR_BGR2RGB)
-
-
-class PoseModel(Protocol):
-    """What the evaluator calls. An adapter may also define ``prepare(item) -> input`` (pure,
-    thread-safe): the evaluator then runs it in its decode threads, overlapping the model, and passes
-    the result as ``item.prepared`` (``--protocol crop`` only)."""
-
-    name: str
-
-    def predict(self, items: Sequence[EvalItem]) -> list[np.ndarray | None]: ...
-
-
-def to_matrix(output: Any) -> np.ndarray | None:
-    """A model output (Euler degrees, 3x3 matrix or 6D) as a rotation matrix; None stays None."""
-    if output is None:
-        return None
-    arr = np.asarray(output, dtype=np.float64)
-    if arr.shape == (3,):
-        return geometry.euler_deg_to_matrix(float(arr[0]), float(arr[1]), float(arr[2]))
-    if arr.shape == (3, 3):
-        return geometry.orthonormalize(arr)
-    if arr.shape == (6,):
-        return to_matrices(arr[None])[0]  # Gram-Schmidt, written once in to_matrices
-    raise ValueError(f"model output of shape {arr.shape}: expected (3,) Euler degrees, (3, 3) or (6,)")
-
-
-def model_output(output: Any) -> np.ndarray | None:
-    """What an adapter returns for one model output: Euler degrees (3,) kept as they are (a model's
-    own angles are scored as given), a 3x3 or 6D output as a rotation matrix (:func:`to_matrix`)."""
-    if output is None:
-        return None
-    arr = np.asarray(output, dtype=np.float64)
-    return arr.copy() if arr.shape == (3,) else to_matrix(arr)
+from maskbench.evaluation.outputs import model_output, to_matrices
+from maskbench.evaluation.protocol import FULL_MATCH_IOU, EvalItem, crop_rgb224, crops_nchw
+from maskbench.evaluation.runners import open_runner
 
 
 class MeanBaseline:
@@ -228,70 +164,19 @@ class CallableModel:
         return [model_output(o) for o in outputs]
 
 
-def resize_crop(crop_bgr: np.ndarray, size_px: int) -> np.ndarray:
-    """A crop resized to ``size_px`` square: area averaging when it shrinks by 2x or more (no
-    aliasing), bilinear otherwise (OpenCV's area resize at fractional factors costs ~5x as much
-    for nearly the same pixels)."""
-    h, w = crop_bgr.shape[:2]
-    area = h >= 2 * size_px and w >= 2 * size_px
-    return cv2.resize(crop_bgr, (size_px, size_px), interpolation=cv2.INTER_AREA if area else cv2.INTER_LINEAR)
-
-
-def crop_rgb224(item: EvalItem) -> np.ndarray:
-    """One TorchScript/ONNX input before scaling: the crop resized to 224x224 (:func:`resize_crop`),
-    RGB, uint8 (224, 224, 3). The adapters' ``prepare`` (it runs in the decode threads)."""
-    return cv2.cvtColor(resize_crop(item.crop_bgr(), TORCHSCRIPT_SIZE_PX), cv2.COLOR_BGR2RGB)
-
-
-def crops_nhwc(items: Sequence[EvalItem]) -> np.ndarray:
-    """(N, 224, 224, 3) uint8 RGB: each item's ``prepared`` input, else :func:`crop_rgb224`."""
-    return np.stack([item.prepared if item.prepared is not None else crop_rgb224(item) for item in items])
-
-
-def crops_nchw(items: Sequence[EvalItem]) -> np.ndarray:
-    """The TorchScript/ONNX batch: float32 (N, 3, 224, 224), RGB, values in [0, 1], contiguous."""
-    return np.ascontiguousarray(crops_nhwc(items).transpose(0, 3, 1, 2), dtype=np.float32) / np.float32(255.0)
-
-
-def to_matrices(outputs: np.ndarray) -> list[np.ndarray | None]:
-    """:func:`model_output` of each row of a batch output (N, 3) Euler degrees (kept), (N, 6) or
-    (N, 3, 3); (N, 6) vectorised: the first two matrix columns, Gram-Schmidt, the third their cross
-    product."""
-    arr = np.asarray(outputs, dtype=np.float64)
-    if arr.ndim != 2 or arr.shape[1] != 6:
-        return [model_output(v) for v in arr]
-    b1 = arr[:, :3] / np.linalg.norm(arr[:, :3], axis=1, keepdims=True)
-    b2 = arr[:, 3:] - np.einsum("ij,ij->i", b1, arr[:, 3:])[:, None] * b1
-    b2 /= np.linalg.norm(b2, axis=1, keepdims=True)
-    return list(np.stack([b1, b2, np.cross(b1, b2)], axis=2))
-
-
 class TorchScriptModel:
     """A TorchScript file; inputs (N, 3, 224, 224) float RGB in [0, 1]."""
 
     def __init__(self, path: Path, device: str = "cpu") -> None:
-        import torch
-
-        self.torch = torch
-        self.device = device
-        try:
-            self.module = torch.jit.load(str(path), map_location=device).eval()
-        except Exception as exc:  # torch raises RuntimeError and others for files that are not TorchScript
-            raise ValueError(f"{path}: not a TorchScript model ({_first_line(exc)}); export one with "
-                             "`maskbench export` or torch.jit.save") from None
+        self.run, self.device = open_runner(path, device)
         self.name = f"torchscript:{path.name}"
         self.prepare = crop_rgb224
 
     def predict(self, items: Sequence[EvalItem]) -> list[np.ndarray | None]:
-        torch = self.torch
-        # uint8 to the device, then NCHW float in [0, 1] there (the same values as crops_nchw)
-        x = torch.from_numpy(crops_nhwc(items)).to(self.device).permute(0, 3, 1, 2).contiguous()
-        with torch.no_grad():
-            y = self.module(x.float().div_(255.0)).detach().cpu().numpy()
-        return to_matrices(y)
+        return to_matrices(self.run(crops_nchw(items)))
 
 
-class OnnxModel:
+class OnnxModel(TorchScriptModel):
     """An ONNX file run by onnxruntime (``pip install maskbench[onnx]``); same input as TorchScript.
 
     The first graph input receives the batch; the first output is read. CUDA is used when
@@ -299,31 +184,14 @@ class OnnxModel:
     """
 
     def __init__(self, path: Path, device: str = "cpu") -> None:
-        try:
-            import onnxruntime
-        except ImportError:
-            raise ValueError(f"{path}: ONNX models need onnxruntime: pip install 'maskbench[onnx]'") from None
-        providers = ["CPUExecutionProvider"]
-        if device.startswith("cuda") and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
-            providers.insert(0, "CUDAExecutionProvider")
-        try:
-            self.session = onnxruntime.InferenceSession(str(path), providers=providers)
-        except Exception as exc:  # onnxruntime raises its own exception types for unreadable graphs
-            raise ValueError(f"{path}: not a readable ONNX model ({exc})") from None
-        self.input_name = self.session.get_inputs()[0].name
-        self.device = "cuda" if "CUDAExecutionProvider" in self.session.get_providers() else "cpu"
+        super().__init__(path, device)
         self.name = f"onnx:{path.name}"
-        self.prepare = crop_rgb224
-
-    def predict(self, items: Sequence[EvalItem]) -> list[np.ndarray | None]:
-        (y, *_) = self.session.run(None, {self.input_name: crops_nchw(items)})
-        return to_matrices(np.asarray(y))
 
 
 class ReferenceModel:
     """The reference model (an in-memory ``RetinaFacePose``): the crop goes through the detector; the
     top face's pose. What the trainer's validation scores (through
-    :func:`maskbench.evaluation.evaluator.reference_model_mae_deg`); :class:`CheckpointModel` loads one."""
+    :func:`maskbench.evaluation.protocol.mean_axis_mae_deg`); :class:`CheckpointModel` loads one."""
 
     def __init__(self, model: Any, image_size: int, name: str = "reference model", device: str = "cpu") -> None:
         self.model, self.image_size, self.name, self.device = model, image_size, name, device
@@ -332,7 +200,7 @@ class ReferenceModel:
 
     def prepare(self, item: EvalItem) -> Any:
         """The crop (labelled box + margin) letterboxed to the model's input size."""
-        from maskbench.models.data import letterbox
+        from maskbench.models.canvas import letterbox
 
         return letterbox(item.crop_bgr(), self.image_size)
 
@@ -346,7 +214,7 @@ class ReferenceModel:
     def predict_full(self, items: Sequence[EvalItem]) -> list[np.ndarray | None]:
         """``--protocol full``: detect on the whole image; the face whose box overlaps the labelled box
         best (IoU >= ``FULL_MATCH_IOU``) gives the pose, else the face counts as missed."""
-        from maskbench.models.data import letterbox
+        from maskbench.models.canvas import letterbox
         from maskbench.models.inference import detect_letterboxed
 
         canvases = [letterbox(item.image_bgr, self.image_size) for item in items]
@@ -378,11 +246,6 @@ class CheckpointModel(ReferenceModel):
         #: identities of the faces it was trained or validated on (:mod:`maskbench.faces`); None: not recorded
         self.seen_faces: set[str] | None = (set(faces.get("train", [])) | set(faces.get("validation", []))
                                             if faces else None)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"[:160]
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

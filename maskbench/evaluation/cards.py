@@ -64,7 +64,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from maskbench.evaluation.adapters import EvalItem, model_output, to_matrices
+from maskbench.evaluation.outputs import model_output, to_matrices
+from maskbench.evaluation.protocol import EvalItem
+from maskbench.evaluation.runners import open_runner
 
 BOX_SOURCES = ("aflw21", "landmarks68", "dataset")
 INTERPOLATION = {"bilinear": cv2.INTER_LINEAR, "area": cv2.INTER_AREA, "nearest": cv2.INTER_NEAREST,
@@ -258,30 +260,10 @@ class CardModel:
         self._inv_std = np.float32(1.0) / np.array(card.std, np.float32)
 
     def _runner(self, path: Path) -> Any:
-        if path.suffix == ".onnx":
-            try:
-                import onnxruntime
-            except ImportError:
-                raise CardError(f"{path}: ONNX models need onnxruntime: pip install 'maskbench[onnx]'") from None
-            opts = onnxruntime.SessionOptions()
-            providers = ["CPUExecutionProvider"]
-            if self.device.startswith("cuda") and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
-                providers.insert(0, "CUDAExecutionProvider")
-            try:
-                session = onnxruntime.InferenceSession(str(path), opts, providers=providers)
-            except Exception as exc:  # onnxruntime's own exception types
-                raise CardError(f"{path}: not a readable ONNX model ({exc})") from None
-            name = session.get_inputs()[0].name
-            return lambda x: np.asarray(session.run(None, {name: x})[0])
-        import torch
-
-        module = torch.jit.load(str(path), map_location=self.device).eval()
-
-        def run(x: np.ndarray) -> np.ndarray:
-            with torch.no_grad():
-                return module(torch.from_numpy(x).to(self.device)).cpu().numpy()  # type: ignore[no-any-return]
-
-        return run
+        try:
+            return open_runner(path, self.device)[0]
+        except ValueError as exc:
+            raise CardError(str(exc)) from None
 
     def prepare(self, item: EvalItem) -> np.ndarray:
         """The card's crop, resized (uint8); run in the evaluator's decode threads."""

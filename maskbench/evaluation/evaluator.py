@@ -14,10 +14,9 @@ whatever folders or split rules they come through.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import functools
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,30 +24,28 @@ from typing import Any
 import numpy as np
 
 from maskbench import geometry
-from maskbench.datasets import detect_format, open_dataset, threeddfa
+from maskbench.datasets import detect_format, open_reader
 from maskbench.datasets.aflw2000 import outside_protocol
 from maskbench.datasets.biwi import BIWI_LABELS, DEFAULT_BIWI_LABELS, label_matrix
-from maskbench.errors import DatasetError
-from maskbench.evaluation.adapters import EvalItem, PoseModel, ReferenceModel
 from maskbench.evaluation.metrics import PENALTY_KEYS, Scores, angle_errors_deg, paired_delta, score
+from maskbench.evaluation.protocol import (
+    EULER_MODES,
+    PROTOCOL_TEXT,
+    SUITES,
+    EvalItem,
+    PoseModel,
+    label_euler_deg,
+    predicted_euler_deg,
+    try_load_item,
+)
 from maskbench.faces import face_key
-from maskbench.io.atomic import atomic_write_text, read_image
+from maskbench.io.atomic import atomic_write_text
 from maskbench.io.manifest import labels_by_id
 from maskbench.io.safety import JOURNAL
 from maskbench.progress import progress_bar
 from maskbench.splits import FRAME_SPLIT_WARNING, SplitRule, rule_of, splits_by_id
 from maskbench.types import Sample
 
-#: Suite name -> the command that creates it when it is missing.
-SUITES: dict[str, str] = {
-    "BIWI": "maskbench sample --dataset BIWI   (or point --data-root at a real BIWI copy)",
-    "BIWI_masked": "maskbench synthesize --src BIWI --out BIWI_masked",
-    "BIWI_rotated": "maskbench rotate --src BIWI --range -45 45",
-    "AFLW2000": "maskbench sample --dataset AFLW2000   (or point --data-root at a real AFLW2000 copy)",
-    "AFLW2000_masked": "maskbench synthesize --src AFLW2000",
-    "AFLW2000_rotated": "maskbench rotate --src AFLW2000 --range -45 45",
-    "300W_LP_masked": "maskbench synthesize --src 300W_LP",
-}
 YAW_BINS_DEG = (0.0, 30.0, 60.0, 90.0, 181.0)
 ROTATION_BINS_DEG = (0.0, 15.0, 30.0, 45.0, 181.0)
 
@@ -98,60 +95,6 @@ def _bin_label(value: float, edges: Sequence[float]) -> str:
     return "other"
 
 
-def aflw21_points(sample: Sample) -> np.ndarray | None:
-    """The labelled AFLW points of an AFLW2000-format sample: ``pt2d`` columns with x > 0 (the
-    unlabelled ones are stored as x = -1), (K, 2) pixels; None when the sample has no 21-point pt2d."""
-    mat = sample.native.get("mat")
-    pts = None if mat is None else mat.get("pt2d")
-    if pts is None or np.asarray(pts).shape[0] != 2 or np.asarray(pts).shape[1] == 68:
-        return None
-    xy = np.asarray(pts, dtype=np.float64).T
-    return xy[(xy[:, 0] > 0) & np.isfinite(xy).all(axis=1)]
-
-
-def _load_item(sample: Any, prepare: Callable[[EvalItem], Any] | None = None) -> EvalItem:
-    calib = sample.native.get("calibration")
-    item = EvalItem(sample.id, read_image(sample.image_path), sample.bbox, None if calib is None else calib.camera_matrix,
-                    landmarks_px=sample.landmarks_px, aflw21_px=aflw21_points(sample))
-    return item if prepare is None else dataclasses.replace(item, prepared=prepare(item))
-
-
-def _try_load_item(sample: Any, prepare: Callable[[EvalItem], Any] | None, suite_dir: Path) -> EvalItem | str:
-    """:func:`_load_item`, or the one-line reason ("path: problem", relative to the suite) it failed."""
-    try:
-        return _load_item(sample, prepare)
-    except DatasetError as exc:
-        return f"{_relative(exc.path, suite_dir)}: {exc.problem}"
-
-
-def _relative(path: str, suite_dir: Path) -> str:
-    try:
-        return Path(path).resolve().relative_to(suite_dir.resolve()).as_posix()
-    except ValueError:
-        return Path(path).name
-
-
-#: How a predicted rotation becomes (yaw, pitch, roll) for the per-axis errors.
-EULER_MODES = {
-    "fixed": "fixed (each predicted rotation decomposed once in the maskbench convention, yaw in [-90, 90], "
-             "as published evaluations do)",
-    "closest": "closest (of the two Euler triples of each predicted rotation, the one nearer the label)",
-}
-
-
-def predicted_euler_deg(pred_matrix: np.ndarray, label_deg: tuple[float, float, float],
-                        euler: str = "fixed") -> tuple[float, float, float]:
-    """(yaw, pitch, roll) of a predicted rotation for the per-axis comparison with ``label_deg``:
-    ``fixed`` decomposes it once (:func:`geometry.matrix_to_euler_deg`, the literature's way; near
-    |yaw| = 90 a small rotation error can read as large pitch and roll errors, and a label beyond
-    yaw 90 is never matched exactly); ``closest`` takes the nearer of its two triples."""
-    if euler == "fixed":
-        return geometry.matrix_to_euler_deg(pred_matrix)
-    if euler == "closest":
-        return geometry.closest_euler_deg(pred_matrix, label_deg)
-    raise ValueError(f"euler must be one of {', '.join(EULER_MODES)}, got {euler!r}")
-
-
 def evaluate_suite(model: PoseModel, name: str, path: Path, batch_size: int = 32, limit: int | None = None,
                    progress: bool = True, workers: int = 2, protocol: str = "crop", euler: str = "fixed",
                    biwi_labels: str = DEFAULT_BIWI_LABELS) -> SuiteResult:
@@ -170,7 +113,7 @@ def evaluate_suite(model: PoseModel, name: str, path: Path, batch_size: int = 32
     if euler not in EULER_MODES:
         raise ValueError(f"euler must be one of {', '.join(EULER_MODES)}, got {euler!r}")
     predict = model.predict_full if protocol == "full" else model.predict  # type: ignore[attr-defined]
-    load = functools.partial(_try_load_item, prepare=getattr(model, "prepare", None) if protocol == "crop" else None,
+    load = functools.partial(try_load_item, prepare=getattr(model, "prepare", None) if protocol == "crop" else None,
                              suite_dir=path)
     samples, n_filtered, rows, unreadable = _scored_samples_and_rows(path)
     seen_faces: set[str] | None = getattr(model, "seen_faces", None)
@@ -249,25 +192,8 @@ def evaluate_suite(model: PoseModel, name: str, path: Path, batch_size: int = 32
     return result
 
 
-def label_euler_deg(sample: Sample, biwi_labels: str = DEFAULT_BIWI_LABELS) -> tuple[float, float, float]:
-    """A sample's (yaw, pitch, roll) degrees as its dataset states them: the stored ``Pose_Para`` of
-    the 3DDFA formats (which may lie beyond the matrix decomposition's yaw range, e.g. yaw 95, or be
-    unwrapped, e.g. roll -972), else the decomposition of its label rotation (BIWI in the
-    ``biwi_labels`` convention, by the Hopenet/FSA-Net formulas)."""
-    if "pose_para" in sample.native:
-        raw = threeddfa.raw_angles_deg(sample)
-        return raw["yaw_deg"], raw["pitch_deg"], raw["roll_deg"]
-    return geometry.matrix_to_euler_deg(label_matrix(sample, biwi_labels))
-
-
 def _f(v: float) -> str:
     return "-" if v != v else f"{v:.2f}"
-
-
-PROTOCOL_TEXT = {
-    "crop": "crop (ground-truth box + 25 % margin)",
-    "full": "full (whole image; the detection with IoU >= 0.4 to the labelled box, else a miss)",
-}
 
 
 def write_report(out_dir: Path, model_name: str, results: Sequence[SuiteResult], missing: Sequence[str],
@@ -389,20 +315,6 @@ def masked_penalties(results: Sequence[SuiteResult], n_boot: int = 2000) -> dict
     return out
 
 
-def reference_model_mae_deg(model: Any, image_size: int, samples: Sequence[Sample],
-                            biwi_labels: str = DEFAULT_BIWI_LABELS) -> float:
-    """The trainer's validation score: mean of the yaw/pitch/roll MAE of an in-memory reference model
-    (``RetinaFacePose``) on ``samples`` with the evaluator's crop protocol and per-axis comparison
-    (:func:`label_euler_deg`, closest Euler triple). The one function the trainer calls here."""
-    if not samples:
-        return float("nan")
-    items = [_load_item(s) for s in samples]
-    errs = [angle_errors_deg(np.array(geometry.closest_euler_deg(r, label_euler_deg(s, biwi_labels))),
-                             np.array(label_euler_deg(s, biwi_labels))).mean()
-            for r, s in zip(ReferenceModel(model, image_size).predict(items), samples) if r is not None]
-    return float(np.mean(errs)) if errs else float("nan")
-
-
 def scored_samples(path: Path) -> tuple[list[Sample], int]:
     """The scored samples of a suite folder: its test rows (all rows of a 300W_LP-format folder), after
     the AFLW2000 protocol filter (|angle| <= 99 deg) for that format; and how
@@ -418,7 +330,7 @@ def _scored_samples_and_rows(path: Path) -> tuple[list[Sample], int, dict[str, d
         raise ValueError(f"suite {path} is an unfinished maskbench run (its journal {JOURNAL}/ is there): "
                          "finish it with the same command and --resume, or redo it with --overwrite")
     fmt = detect_format(path)
-    reader = open_dataset(path, fmt=fmt)
+    reader = open_reader(path, fmt=fmt)
     rows = labels_by_id(path)
     samples = list(reader)
     n_filtered = 0
@@ -456,7 +368,7 @@ def training_matrices(data_root: Path) -> list[np.ndarray]:
         path = data_root / name
         if not path.is_dir():
             continue
-        reader = open_dataset(path)
+        reader = open_reader(path)
         samples = list(reader)
         which = splits_by_id(path, reader.fmt.name, [s.id for s in samples])
         mats += [s.pose.matrix for s in samples if which[s.id] == "train"]

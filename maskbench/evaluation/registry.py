@@ -1,8 +1,9 @@
 """The MODEL argument of ``maskbench evaluate``: which adapter or model card serves a name or file.
 
-The one module that imports both :mod:`maskbench.evaluation.adapters` (crops, outputs, the adapters)
-and :mod:`maskbench.evaluation.cards` (published models with their own preprocessing, which build on
-the adapters), so neither imports the other's dependants.
+The one module that imports both :mod:`maskbench.evaluation.adapters` (the built-in adapters) and
+:mod:`maskbench.evaluation.cards` (published models with their own preprocessing); both build on
+:mod:`~maskbench.evaluation.protocol` (what a model receives), :mod:`~maskbench.evaluation.outputs`
+(what it returns) and :mod:`~maskbench.evaluation.runners` (TorchScript/ONNX files).
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ from maskbench.evaluation.adapters import (
     MeanBaseline,
     OnnxModel,
     PnPBaseline,
-    PoseModel,
     PredictionsFile,
     TorchScriptModel,
 )
 from maskbench.evaluation.cards import CardModel, builtin_cards, load_card
+from maskbench.evaluation.protocol import PoseModel
 
 #: Suffixes that name a model file (a missing one is "not found", not "cannot interpret").
 MODEL_FILE_SUFFIXES = (".pt", ".pth", ".onnx", ".json")

@@ -27,12 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from maskbench import __version__
 from maskbench.errors import DatasetError
 from maskbench.io import safety
 from maskbench.io.atomic import TMP_PREFIX, atomic_write_text
 from maskbench.io.safety import JOURNAL, LOCK, MANIFEST, files_under
 from maskbench.types import HeadPose, Sample
+from maskbench.version import __version__
 
 LABELS = "labels.csv"
 MANIFEST_VERSION = 1

@@ -7,9 +7,9 @@ score-weighted mean is made a rotation again (Gram-Schmidt on its first two colu
 (:func:`top_face_rotations`) the mirrored canvas votes too (mirror: ``M R M``, M = diag(-1, 1, 1);
 yaw and roll change sign). On the 93 faces of the photo grid's val part (real-model1 of the
 192-px grid, crop) the single top anchor scored 4.58 degrees, the vote 4.44, vote + mirror 4.41. The export
-(:class:`maskbench.models.trainer.PoseExport`) computes the same.
+(:class:`maskbench.training.export.PoseExport`) computes the same.
 
-Images go in as BGR uint8; :func:`maskbench.models.data.letterbox` makes the square canvases.
+Images go in as BGR uint8; :func:`maskbench.models.canvas.letterbox` makes the square canvases.
 Nothing here knows about datasets or the evaluator's crop protocol (that is the evaluator's).
 """
 
@@ -23,8 +23,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from maskbench import geometry
 from maskbench.models import box_utils
-from maskbench.models.data import letterbox, to_tensor
+from maskbench.models.canvas import letterbox, to_tensor
 from maskbench.models.pretrained import load_weights_file
 from maskbench.models.retinaface import RetinaFacePose
 from maskbench.models.rotation6d import matrix_to_sixd, sixd_to_matrix
@@ -57,7 +58,7 @@ def load_model_from_checkpoint(path: Path, device: str = "cpu") -> tuple[RetinaF
 POSE_VOTE_IOU = 0.5
 #: ... when their face score is at least this fraction of the face's.
 POSE_VOTE_SCORE = 0.5
-MIRROR = torch.diag(torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64))
+MIRROR = torch.from_numpy(geometry.MIRROR_X)
 
 
 def voted_rotations(pose6d: torch.Tensor, scores: torch.Tensor, boxes: torch.Tensor,

@@ -10,11 +10,11 @@ import pytest
 
 from maskbench.augment.rotation import RotationParams
 from maskbench.augment.rotation import make_transform as rotation_transform
-from maskbench.datasets import open_dataset
+from maskbench.datasets import open_reader
 from maskbench.io.manifest import read_manifest, verify
-from maskbench.pipeline import write_split
-from maskbench.synthesis.pipeline import SynthesisParams
-from maskbench.synthesis.pipeline import make_transform as synthesis_transform
+from maskbench.runs import write_split
+from maskbench.synthesis.mask import SynthesisParams
+from maskbench.synthesis.mask import make_transform as synthesis_transform
 
 
 def broken_tree(sample_root: Path, tmp_path: Path) -> Path:
@@ -32,7 +32,7 @@ def broken_tree(sample_root: Path, tmp_path: Path) -> Path:
 @pytest.mark.parametrize("command", ["rotate", "synthesize"])
 def test_run_continues_past_bad_images(sample_root: Path, tmp_path: Path, command: str) -> None:
     tree = broken_tree(sample_root, tmp_path)
-    reader = open_dataset(tree)
+    reader = open_reader(tree)
     transform = (rotation_transform(reader.fmt, RotationParams()) if command == "rotate"
                  else synthesis_transform(SynthesisParams()))
     out = tmp_path / "out"
@@ -53,20 +53,20 @@ def test_spaces_and_non_ascii_names(sample_root: Path, tmp_path: Path) -> None:
     tree.mkdir()
     for suffix in (".jpg", ".mat"):
         shutil.copyfile(sample_root / "AFLW2000" / f"image00003{suffix}", tree / f"bild 03 ä{suffix}")
-    reader = open_dataset(tree)
+    reader = open_reader(tree)
     out = tmp_path / "rotated ü"
     summary = write_split(reader, out, transform=rotation_transform(reader.fmt, RotationParams()),
                           transform_name="rotate", parameters={}, seed=0, progress=False)
     assert summary.written == 1 and (out / "bild 03 ä.jpg").is_file()
     assert verify(out) == []
-    assert [s.id for s in open_dataset(out)] == ["bild 03 ä"]
+    assert [s.id for s in open_reader(out)] == ["bild 03 ä"]
 
 
 def test_empty_directory_is_a_clear_error(tmp_path: Path) -> None:
     from maskbench.datasets import DatasetError
 
     with pytest.raises(DatasetError, match="not a BIWI, 300W_LP or AFLW2000 tree"):
-        open_dataset(tmp_path)
+        open_reader(tmp_path)
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads files regardless of permissions")
@@ -74,7 +74,7 @@ def test_unreadable_file(sample_root: Path, tmp_path: Path) -> None:
     tree = tmp_path / "A"
     shutil.copytree(sample_root / "AFLW2000", tree)
     (tree / "image00004.mat").chmod(0)
-    reader = open_dataset(tree)
+    reader = open_reader(tree)
     assert len(list(reader)) == 7
     assert any("image00004.mat" in str(e) for e in reader.errors)
 
@@ -89,7 +89,7 @@ def test_landmarks_outside_the_image_are_reported(sample_root: Path, tmp_path: P
     mat = scipy.io.loadmat(tree / "image00005.mat")
     mat["pt3d_68"][0] += 5000.0  # every landmark far to the right of the 450 px image
     scipy.io.savemat(tree / "image00005.mat", mat)
-    summary = write_split(open_dataset(tree), tmp_path / "out", transform=synthesis_transform(SynthesisParams()),
+    summary = write_split(open_reader(tree), tmp_path / "out", transform=synthesis_transform(SynthesisParams()),
                           transform_name="synthesize", parameters={}, seed=0, progress=False)
     assert summary.written == 7
     (reason,) = summary.skipped
@@ -108,7 +108,7 @@ def test_permission_error_is_a_clear_error(sample_root: Path, tmp_path: Path, mo
         return real_loadmat(path, *args, **kwargs)
 
     monkeypatch.setattr(matv5, "load_mat", loadmat)
-    reader = open_dataset(sample_root / "AFLW2000")
+    reader = open_reader(sample_root / "AFLW2000")
     assert len(list(reader)) == 7
     (err,) = reader.errors
     assert err.path.endswith("image00004.mat") and "PermissionError" in err.problem

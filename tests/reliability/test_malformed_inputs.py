@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from maskbench.cli import main
-from maskbench.datasets import open_dataset
+from maskbench.datasets import open_reader
 from maskbench.io.manifest import JOURNAL
 
 N_PHOTOS = 20
@@ -48,7 +48,7 @@ def write_label_predictions(path: Path, folder: Path) -> None:
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["id", "yaw_deg", "pitch_deg", "roll_deg"])
-        for s in open_dataset(folder):
+        for s in open_reader(folder):
             e = s.pose.euler_deg()
             w.writerow([s.id, e["yaw_deg"], e["pitch_deg"], e["roll_deg"]])
 

@@ -18,12 +18,13 @@ import numpy as np
 import torch
 
 from maskbench import geometry
-from maskbench.datasets import open_dataset
+from maskbench.datasets import open_reader
 from maskbench.datasets.base import DatasetFormat
 from maskbench.datasets.biwi import DEFAULT_BIWI_LABELS, check_biwi_labels, label_rotation
 from maskbench.faces import face_key
 from maskbench.io.atomic import read_image
 from maskbench.io.manifest import labels_by_id
+from maskbench.models.canvas import letterbox, to_tensor
 from maskbench.models.losses import Target
 from maskbench.seeding import unit_fraction
 from maskbench.splits import splits_by_id
@@ -54,7 +55,7 @@ class _Row:
 
 def _samples_with_sources(split_dir: Path) -> list[_Row]:
     """Every row of a folder with its source key, split and face identity."""
-    reader = open_dataset(split_dir)
+    reader = open_reader(split_dir)
     rows = labels_by_id(split_dir)
     samples = list(reader)
     which = splits_by_id(split_dir, reader.fmt.name, [s.id for s in samples], rows)
@@ -126,23 +127,8 @@ def training_items(folders: list[Path], hold_out: HoldOut, val_folders: Sequence
     return train, [r.sample for r in val], record
 
 
-def letterbox(image_bgr: np.ndarray, size: int) -> tuple[np.ndarray, float]:
-    """(size, size, 3) RGB canvas with the image scaled into its top-left corner, and the scale."""
-    h, w = image_bgr.shape[:2]
-    scale = size / max(h, w)
-    resized = cv2.resize(image_bgr, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-    canvas = np.zeros((size, size, 3), np.uint8)
-    canvas[: resized.shape[0], : resized.shape[1]] = cv2.cvtColor(resized, cv2.COLOR_BGR2RGB)
-    return canvas, scale
-
-
-def to_tensor(canvas_rgb: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(canvas_rgb).permute(2, 0, 1).float().div(255.0)
-
-
 #: Order of the five points after a horizontal flip (the eyes swap, the mouth corners swap).
 FLIP_FIVE = [1, 0, 2, 4, 3]
-_MIRROR = np.diag([-1.0, 1.0, 1.0])
 
 
 @dataclass(frozen=True)
@@ -158,7 +144,7 @@ class TrainAugment:
       learns the framing it is scored on.
     * ``flip_prob``: horizontal mirror; landmarks re-indexed, pose mirrored (yaw and roll negate).
     * ``photometric``: contrast gain in 1 +- p and brightness offset in +- 64p.
-    * ``mask_prob``: a synthetic mask fitted online (:func:`maskbench.synthesis.pipeline.mask_sample`).
+    * ``mask_prob``: a synthetic mask fitted online (:func:`maskbench.synthesis.mask.mask_sample`).
     * ``rotate_prob`` and ``rotate_range_deg``: an in-plane rotation about the face with exactly
       recomputed labels (:func:`maskbench.augment.rotation.rotate_sample`), before the crop.
     """
@@ -262,7 +248,7 @@ class FaceDataset(torch.utils.data.Dataset):
                 canvas = canvas[:, ::-1]
                 corners = np.array([[size - 1 - corners[1, 0], corners[0, 1]], [size - 1 - corners[0, 0], corners[1, 1]]])
                 pts = np.column_stack([size - 1 - pts[:, 0], pts[:, 1]])[FLIP_FIVE]
-                rotation = _MIRROR @ rotation @ _MIRROR
+                rotation = geometry.mirrored_rotation(rotation)
             if aug.photometric:
                 gain = rng.uniform(1 - aug.photometric, 1 + aug.photometric)
                 offset = rng.uniform(-64, 64) * aug.photometric

@@ -221,8 +221,7 @@ def _render_3ddfa(dataset: str, planned: PlannedSample, seed: int, image_scale: 
         image = cv2.flip(image, 1)
         lm = np.column_stack([last - lm[:, 0], lm[:, 1]])[MIRROR_68]
         depth = depth[MIRROR_68]
-        m = np.diag([-1.0, 1.0, 1.0])
-        pose = HeadPose(m @ pose.matrix @ m)
+        pose = HeadPose(geometry.mirrored_rotation(pose.matrix))
         cx = last - cx
     pitch, yaw, roll = geometry.matrix_to_3ddfa_rad(pose.matrix)
     para = np.array([[pitch, yaw, roll, cx, last - cy, 0.0, scale]], dtype=np.float32)

@@ -1,8 +1,8 @@
 """Training, checkpoints and export of the reference model (single process, CPU or one GPU, or
-``torchrun``). Inference lives in :mod:`maskbench.models.inference`; validation reaches the
-evaluator through one public function, :func:`maskbench.evaluation.evaluator.reference_model_mae_deg`.
+``torchrun``). Inference lives in :mod:`maskbench.models.inference`; validation scores with the
+evaluation protocol (:func:`maskbench.evaluation.protocol.mean_axis_mae_deg`), not the evaluator.
 
-A config is a small JSON file (see ``maskbench/models/configs/model1.json``): names of the training
+A config is a small JSON file (see ``maskbench/training/configs/model1.json``): names of the training
 folders under the data root (their ``train`` rows are used, see :mod:`maskbench.splits`), pose loss
 weight, image size, epochs, batch size, learning rate, and validation: the ``val`` rows of the
 training folders and of the ``val`` folders, else a hold-out (``val_fraction``, default 0.1): a seeded
@@ -38,26 +38,24 @@ import numpy as np
 import torch
 from torch import nn
 
-from maskbench import __version__
 from maskbench.datasets import detect_format
 from maskbench.datasets.biwi import DEFAULT_BIWI_LABELS
+from maskbench.evaluation.adapters import ReferenceModel
+from maskbench.evaluation.protocol import mean_axis_mae_deg
 from maskbench.io.atomic import atomic_write, atomic_write_text
 from maskbench.io.manifest import MANIFEST, sha256_file
 from maskbench.models import box_utils
-from maskbench.models.data import FaceDataset, HoldOut, TrainAugment, collate, training_items
 from maskbench.models.inference import (
     CHECKPOINT_FORMAT,
     load_checkpoint,
-    load_model_from_checkpoint,
-    mean_rotation,
-    mirrored,
-    top_rotations,
 )
 from maskbench.models.losses import Target, multitask_loss
 from maskbench.models.pretrained import init_model
 from maskbench.models.retinaface import RetinaFacePose
 from maskbench.progress import progress_bar
 from maskbench.splits import rule_of
+from maskbench.training.data import FaceDataset, HoldOut, TrainAugment, collate, training_items
+from maskbench.version import __version__
 
 
 def load_config(name_or_path: str) -> dict[str, Any]:
@@ -65,7 +63,7 @@ def load_config(name_or_path: str) -> dict[str, Any]:
     path = Path(name_or_path)
     if path.suffix == ".json" and path.is_file():
         return json.loads(path.read_text())
-    base = resources.files("maskbench.models.configs")
+    base = resources.files("maskbench.training.configs")
     names = sorted(p.name[:-5] for p in base.iterdir() if p.name.endswith(".json"))
     if name_or_path not in names:
         raise ValueError(f"unknown config {name_or_path!r}: built-in ones are {', '.join(names)}, or pass a .json path")
@@ -134,12 +132,10 @@ def train(config: dict[str, Any], data_root: Path, out_dir: Path, *, device: str
     global batch (DistributedSampler, DistributedDataParallel; SyncBatchNorm on CUDA); rank 0
     validates and writes. ``amp`` (default: on for CUDA) runs the forward pass in bfloat16.
     """
-    from maskbench.evaluation.evaluator import reference_model_mae_deg  # the one way into the evaluator
-
     absent = [k for k in REQUIRED_CONFIG_KEYS if k not in config]
     if absent:
         raise ValueError(f"training config {config.get('name', '')!r} lacks {', '.join(absent)} (see "
-                         "maskbench/models/configs/model1.json for every key)")
+                         "maskbench/training/configs/model1.json for every key)")
     dist = _Dist.from_env(device)
     if dist.world > 1 and device.startswith("cuda"):
         device = f"cuda:{dist.local_rank}"
@@ -246,7 +242,7 @@ def train(config: dict[str, Any], data_root: Path, out_dir: Path, *, device: str
             t_wait = time.monotonic()
         elapsed = time.monotonic() - t0
         losses = dist.mean(losses)
-        val = (reference_model_mae_deg(scored, size, val_samples, biwi_labels) if val_samples and dist.main
+        val = (mean_axis_mae_deg(ReferenceModel(scored, size), val_samples, biwi_labels) if val_samples and dist.main
                else float("nan"))
         history.append({"epoch": epoch, "loss": float(np.mean(losses)), "val_pose_mae_deg": val,
                         "images_per_s": seen / elapsed, "epoch_s": elapsed, "data_wait_fraction": waited / elapsed,
@@ -290,52 +286,3 @@ def _param_groups(model: nn.Module, lr: float, pretrained_scale: float) -> list[
 
 def _atomic_save(obj: dict[str, Any], path: Path) -> None:
     atomic_write(path, lambda tmp: torch.save(obj, tmp))
-
-
-class PoseExport(nn.Module):
-    """The reference model as a crop -> pose function for TorchScript/ONNX export.
-
-    Input: (N, 3, H, W) float RGB in [0, 1] face crops (any H, W; resized to the trained size).
-    Output: (N, 3, 3) rotation matrices (maskbench convention) of each crop's highest-scoring face,
-    voted by the agreeing anchors and averaged with the mirrored crop's, like the evaluator's
-    checkpoint path (:func:`maskbench.models.inference.top_face_rotations`) but NOT the same poses:
-    the crop is stretched to the trained size instead of letterboxed, and the vote is not restricted
-    to the face's box. Measured on the photo grid's 212 test faces (real-model1): 1.83 degrees apart per
-    face on average (median 1.33, max 14.6), MAE 3.76 exported against 4.16 for the checkpoint.
-    This is the input/output contract of the evaluator's ``.pt`` and ``.onnx`` adapters.
-    """
-
-    def __init__(self, model: RetinaFacePose, image_size: int) -> None:
-        super().__init__()
-        self.model = model.eval()
-        self.image_size = image_size
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = nn.functional.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False)
-        pri = box_utils.priors(self.image_size, self.image_size).to(x.device)
-        rots = top_rotations(self.model(x), pri)
-        mirror = mirrored(top_rotations(self.model(x.flip(-1)), pri))
-        return mean_rotation(rots, mirror).float()
-
-
-def export(checkpoint: Path, out_path: Path, fmt: str) -> Path:
-    """Write a checkpoint as TorchScript (``.pt``) or ONNX (``.onnx``, opset 17, dynamic batch)."""
-    model, ckpt = load_model_from_checkpoint(checkpoint)
-    wrapper = PoseExport(model, int(ckpt["config"]["image_size"])).eval()
-    example = torch.rand(2, 3, 224, 224)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "torchscript":
-        with torch.no_grad():
-            traced = torch.jit.trace(wrapper, example)
-        atomic_write(out_path, lambda tmp: traced.save(str(tmp)))
-    elif fmt == "onnx":
-        try:
-            import onnx  # noqa: F401  (the exporter needs it)
-        except ImportError:
-            raise ValueError("ONNX export needs the onnx package: pip install 'maskbench[onnx]'") from None
-        atomic_write(out_path, lambda tmp: torch.onnx.export(
-            wrapper, (example,), str(tmp), input_names=["crops"], output_names=["rotation"], opset_version=17,
-            dynamic_axes={"crops": {0: "n"}, "rotation": {0: "n"}}, dynamo=False))
-    else:
-        raise ValueError(f"unknown export format {fmt!r}: torchscript or onnx")
-    return out_path

@@ -1,0 +1,1 @@
+"""Training of the reference model: data and augmentation, the trainer, export."""
