@@ -26,7 +26,9 @@ by IoU >= 0.4 is scored and a face with none is a miss.
   config's image size and the pose of the highest-scoring face is taken.
 * a TorchScript ``.pt`` file: called with a float32 tensor (N, 3, 224, 224), RGB, values in [0, 1],
   the crop resized to 224x224 (aspect not kept; area averaging when the crop is at least twice
-  that size, else bilinear); returns (N, 3) Euler degrees, (N, 6) or (N, 3, 3).
+  that size, else bilinear); returns (N, 3) Euler degrees, (N, 6) or (N, 3, 3). A file written by
+  ``maskbench export`` asks in its metadata for the crop letterboxed at its trained size (the
+  checkpoint's framing) and gets it.
 * an ONNX ``.onnx`` file (needs ``onnxruntime``: ``pip install maskbench[onnx]``): the same input as
   TorchScript fed to the graph's first input; the first output is read, same shapes accepted.
   ``maskbench export CKPT --format torchscript|onnx`` writes the reference model in both forms.
@@ -45,7 +47,7 @@ import numpy as np
 
 from maskbench import geometry
 from maskbench.evaluation.outputs import model_output, to_matrices
-from maskbench.evaluation.protocol import FULL_MATCH_IOU, EvalItem, crop_rgb224, crops_nchw
+from maskbench.evaluation.protocol import FULL_MATCH_IOU, EvalItem, crop_rgb224
 from maskbench.evaluation.runners import open_runner
 
 
@@ -165,15 +167,33 @@ class CallableModel:
 
 
 class TorchScriptModel:
-    """A TorchScript file; inputs (N, 3, 224, 224) float RGB in [0, 1]."""
+    """A TorchScript file; inputs (N, 3, 224, 224) float RGB in [0, 1], the crop stretched to 224 px.
+
+    A file written by ``maskbench export`` says in its metadata (``{"input": "letterbox", "size": S}``)
+    that it takes the crop as the checkpoint path frames it: scaled so its longer side is S, in the
+    top-left of an S x S black canvas (:func:`maskbench.models.canvas.letterbox`); it gets exactly that,
+    so it computes the checkpoint's poses.
+    """
 
     def __init__(self, path: Path, device: str = "cpu") -> None:
-        self.run, self.device = open_runner(path, device)
+        self.run, self.device, meta = open_runner(path, device)
         self.name = f"torchscript:{path.name}"
-        self.prepare = crop_rgb224
+        self.letterbox_px: int | None = None
+        if meta.get("input") == "letterbox":
+            self.letterbox_px = int(meta["size"])
+            self.prepare = self._letterboxed
+        else:
+            self.prepare = crop_rgb224
+
+    def _letterboxed(self, item: EvalItem) -> np.ndarray:
+        from maskbench.models.canvas import letterbox
+
+        return letterbox(item.crop_bgr(), self.letterbox_px)[0]  # type: ignore[arg-type]
 
     def predict(self, items: Sequence[EvalItem]) -> list[np.ndarray | None]:
-        return to_matrices(self.run(crops_nchw(items)))
+        crops = np.stack([it.prepared if it.prepared is not None else self.prepare(it) for it in items])
+        x = np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32) / np.float32(255.0)
+        return to_matrices(self.run(x))
 
 
 class OnnxModel(TorchScriptModel):

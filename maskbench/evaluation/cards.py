@@ -261,7 +261,7 @@ class CardModel:
 
     def _runner(self, path: Path) -> Any:
         try:
-            return open_runner(path, self.device)[0]
+            return open_runner(path, self.device)[0]  # a card states its own input
         except ValueError as exc:
             raise CardError(str(exc)) from None
 

@@ -3,7 +3,7 @@
 * Suites: :data:`SUITES` (name -> the command that creates it); the one list every caller uses.
 * ``--protocol crop``: the ground-truth box enlarged by :data:`CROP_MARGIN` (25 %) on every side,
   clipped to the image (:class:`EvalItem`); TorchScript/ONNX inputs are that crop resized to
-  :data:`TORCHSCRIPT_SIZE_PX` square (:func:`crops_nchw`). ``--protocol full``: the whole image, the
+  :data:`TORCHSCRIPT_SIZE_PX` square (:func:`crop_rgb224`). ``--protocol full``: the whole image, the
   detection overlapping the labelled box by :data:`FULL_MATCH_IOU` is scored. :data:`PROTOCOL_TEXT`
   says so in reports, built from these constants.
 * Labels: :func:`label_euler_deg` (as the dataset states them); predictions: :func:`predicted_euler_deg`
@@ -96,16 +96,6 @@ def crop_rgb224(item: EvalItem) -> np.ndarray:
     """One TorchScript/ONNX input before scaling: the crop resized to 224x224 (:func:`resize_crop`),
     RGB, uint8 (224, 224, 3). The adapters' ``prepare`` (it runs in the decode threads)."""
     return cv2.cvtColor(resize_crop(item.crop_bgr(), TORCHSCRIPT_SIZE_PX), cv2.COLOR_BGR2RGB)
-
-
-def crops_nhwc(items: Sequence[EvalItem]) -> np.ndarray:
-    """(N, 224, 224, 3) uint8 RGB: each item's ``prepared`` input, else :func:`crop_rgb224`."""
-    return np.stack([item.prepared if item.prepared is not None else crop_rgb224(item) for item in items])
-
-
-def crops_nchw(items: Sequence[EvalItem]) -> np.ndarray:
-    """The TorchScript/ONNX batch: float32 (N, 3, 224, 224), RGB, values in [0, 1], contiguous."""
-    return np.ascontiguousarray(crops_nhwc(items).transpose(0, 3, 1, 2), dtype=np.float32) / np.float32(255.0)
 
 
 def aflw21_points(sample: Sample) -> np.ndarray | None:
