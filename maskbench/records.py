@@ -12,12 +12,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, overload
 
-from maskbench.datasets.aflw2000 import PROTOCOL_MAX_ABS_ANGLE_DEG, outside_protocol
+from maskbench.datasets.aflw2000 import PROTOCOL_MAX_ABS_ANGLE_DEG
 from maskbench.datasets.base import DatasetFormat
-from maskbench.datasets.registry import open_reader
+from maskbench.folder import SplitFolder
 from maskbench.io.atomic import read_image
-from maskbench.io.manifest import labels_by_id
-from maskbench.splits import splits_by_id
 from maskbench.types import Sample
 
 __all__ = ["Records", "open_dataset", "record_of"]
@@ -45,24 +43,19 @@ class Records(Sequence[dict[str, Any]]):
     """
 
     def __init__(self, path: str | Path, split: str | None = None, protocol_filter: bool = False) -> None:
-        root = Path(path).expanduser().resolve()
-        reader = open_reader(root)
-        self.root = root
-        self.format = reader.fmt
-        rows = labels_by_id(root)
-        samples = list(reader)
+        folder = SplitFolder(path)
+        self.root = folder.path
+        self.format = folder.format
+        samples = folder.samples(split)
         self.filtered: dict[str, list[str]] = {}
-        if protocol_filter and reader.fmt.name == "AFLW2000":  # on the original photo's angles (copies too)
-            dropped = [s.id for s in samples if outside_protocol(s, rows.get(s.id))]
+        if protocol_filter:  # AFLW2000: on the original photo's angles (copies too)
+            samples, dropped = folder.protocol_filtered(samples)
             if dropped:
                 self.filtered[f"|angle| > {PROTOCOL_MAX_ABS_ANGLE_DEG:g} deg"] = dropped
-            gone = set(dropped)
-            samples = [s for s in samples if s.id not in gone]
-        which = splits_by_id(root, reader.fmt.name, [s.id for s in samples], rows)
-        self.samples = [s for s in samples if split is None or which[s.id] == split]
-        self._split = {s.id: which[s.id] for s in self.samples}
-        self._source = {s.id: rows.get(s.id, {}).get("source_id") or s.id for s in self.samples}
-        self.errors = [str(e) for e in reader.errors]
+        self.samples = samples
+        self._split = {s.id: folder.split_of(s.id) for s in self.samples}
+        self._source = {s.id: folder.source_id(s.id) for s in self.samples}
+        self.errors = folder.errors
 
     def __len__(self) -> int:
         return len(self.samples)

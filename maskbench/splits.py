@@ -156,12 +156,14 @@ def rule_of(folder: Path) -> SplitRule:
 
 
 def splits_by_id(folder: Path, format_name: str, ids: list[str],
-                 rows: dict[str, dict[str, str]] | None = None) -> dict[str, str]:
+                 rows: dict[str, dict[str, str]] | None = None, rule: SplitRule | None = None) -> dict[str, str]:
     """Split of each id of a folder: its ``labels.csv`` row (``rows``, already read, or read here),
-    else the folder's rule applied to the id. The one place that answers "is this a test row"."""
+    else the folder's rule (``rule``, already read, or read here) applied to the id. The one place
+    that answers "is this a test row"."""
     if rows is None:
         rows = labels_by_id(folder)
-    rule = rule_of(folder)
+    if rule is None:
+        rule = rule_of(folder)
     out = {}
     for sid in ids:
         row = rows.get(sid)

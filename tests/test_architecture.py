@@ -81,7 +81,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                      "maskbench.seeding", "maskbench.progress", "maskbench.provenance")),
     ("files", ("maskbench.io",)),
     ("dataset formats", ("maskbench.datasets",)),
-    ("rules", ("maskbench.splits", "maskbench.faces")),
+    ("rules", ("maskbench.splits", "maskbench.faces", "maskbench.folder")),
     ("one face", ("maskbench.render", "maskbench.synthesis", "maskbench.augment", "maskbench.judge")),
     ("folders and the API", ("maskbench.sampledata", "maskbench.runs", "maskbench.records", "maskbench.transforms",
                              "maskbench.torch")),

@@ -24,8 +24,6 @@ from typing import Any
 import numpy as np
 
 from maskbench import geometry
-from maskbench.datasets import detect_format, open_reader
-from maskbench.datasets.aflw2000 import outside_protocol
 from maskbench.datasets.biwi import BIWI_LABELS, DEFAULT_BIWI_LABELS, label_matrix
 from maskbench.evaluation.metrics import PENALTY_KEYS, Scores, angle_errors_deg, paired_delta, score
 from maskbench.evaluation.protocol import (
@@ -38,12 +36,11 @@ from maskbench.evaluation.protocol import (
     predicted_euler_deg,
     try_load_item,
 )
-from maskbench.faces import face_key
+from maskbench.folder import SplitFolder
 from maskbench.io.atomic import atomic_write_text
-from maskbench.io.manifest import labels_by_id
 from maskbench.io.safety import JOURNAL
 from maskbench.progress import progress_bar
-from maskbench.splits import FRAME_SPLIT_WARNING, SplitRule, rule_of, splits_by_id
+from maskbench.splits import FRAME_SPLIT_WARNING, SplitRule
 from maskbench.types import Sample
 
 YAW_BINS_DEG = (0.0, 30.0, 60.0, 90.0, 181.0)
@@ -105,30 +102,58 @@ def evaluate_suite(model: PoseModel, name: str, path: Path, batch_size: int = 32
     Images are decoded (and, for adapters with ``prepare``, cropped and resized) by ``workers``
     threads (OpenCV releases the GIL); for a model on a GPU one batch ahead, overlapping inference.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     if protocol == "full" and not hasattr(model, "predict_full"):
         raise ValueError(f"{model.name} cannot run --protocol full: it needs a face detector "
                          "(maskbench checkpoints have one); use --protocol crop")
     if euler not in EULER_MODES:
         raise ValueError(f"euler must be one of {', '.join(EULER_MODES)}, got {euler!r}")
-    predict = model.predict_full if protocol == "full" else model.predict  # type: ignore[attr-defined]
-    load = functools.partial(try_load_item, prepare=getattr(model, "prepare", None) if protocol == "crop" else None,
-                             suite_dir=path)
-    samples, n_filtered, rows, unreadable = _scored_samples_and_rows(path)
-    seen_faces: set[str] | None = getattr(model, "seen_faces", None)
+    folder = open_suite(path)
+    samples, n_filtered = _scored(folder)
     if limit is not None:
         samples = samples[:limit]
     if not samples:
         raise ValueError(f"suite {name} ({path}) has no samples to score"
-                         + (f" (all {len(unreadable)} unreadable, e.g. {unreadable[0]})" if unreadable else
+                         + (f" (all {len(folder.errors)} unreadable, e.g. {folder.errors[0]})" if folder.errors else
                             ": an empty split, or one without test rows"))
-    true_m: list[np.ndarray] = []
-    pred_m: list[np.ndarray | None] = []
-    true_e: list[tuple[float, float, float]] = []
-    pred_e: list[tuple[float, float, float]] = []
-    out_rows: list[dict[str, Any]] = []
-    nan = float("nan")
+    scored = _predict(model, name, folder, samples, protocol, euler, biwi_labels, batch_size, workers, progress)
+    if not scored.rows:
+        raise ValueError(f"suite {name} ({path}): none of its {len(samples)} samples could be read "
+                         f"(e.g. {scored.unreadable[0]})")
+    notes = protocol_notes(model, folder, biwi_labels)
+    n_seen = sum(r["seen"] for r in scored.rows)
+    if n_seen:
+        notes.append(f"(train) {n_seen} of the {len(scored.rows)} scored faces were among the model's training or "
+                     "validation faces (column seen of predictions.csv): this suite does not measure unseen faces")
+    true_e, pred_e = np.asarray(scored.true_e).reshape(-1, 3), np.asarray(scored.pred_e).reshape(-1, 3)
+    result = SuiteResult(name, score(true_e, pred_e, scored.true_m, scored.pred_m), n_filtered, rows=scored.rows,
+                         unreadable=sorted(folder.errors + scored.unreadable), notes=notes, n_seen=n_seen)
+    result.breakdown = _breakdown(scored, true_e, pred_e)
+    return result
+
+
+@dataclass
+class _Scored:
+    """What the model said about each readable face of a suite, in order."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    true_m: list[np.ndarray] = field(default_factory=list)
+    pred_m: list[np.ndarray | None] = field(default_factory=list)
+    true_e: list[tuple[float, float, float]] = field(default_factory=list)
+    pred_e: list[tuple[float, float, float]] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
+
+
+def _predict(model: PoseModel, name: str, folder: SplitFolder, samples: Sequence[Sample], protocol: str, euler: str,
+             biwi_labels: str, batch_size: int, workers: int, progress: bool) -> _Scored:
+    """Decode (``workers`` threads; on a GPU one batch ahead, overlapping inference), predict, and
+    compare each face with its label."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    predict = model.predict_full if protocol == "full" else model.predict  # type: ignore[attr-defined]
+    load = functools.partial(try_load_item, prepare=getattr(model, "prepare", None) if protocol == "crop" else None,
+                             suite_dir=folder.path)
+    seen_faces: set[str] | None = getattr(model, "seen_faces", None)
+    out = _Scored()
     batches = [samples[i : i + batch_size] for i in range(0, len(samples), batch_size)]
     pool = ThreadPoolExecutor(max_workers=max(1, workers))
     # On a GPU the next batch is decoded while the model runs. On the CPU the forward pass already
@@ -140,56 +165,57 @@ def evaluate_suite(model: PoseModel, name: str, path: Path, batch_size: int = 32
         if k + ahead < len(batches):
             pending.append(pool.map(load, batches[k + ahead]))
         loaded = list(pending.pop(0))
-        unreadable += [it for it in loaded if isinstance(it, str)]
+        out.unreadable += [it for it in loaded if isinstance(it, str)]
         good = [(s, it) for s, it in zip(batch, loaded) if isinstance(it, EvalItem)]
-        items = [it for _, it in good]
-        for (s, _), pred in zip(good, predict(items) if items else []):
-            truth = label_euler_deg(s, biwi_labels)
+        for (s, _), pred in zip(good, predict([it for _, it in good]) if good else []):
             if pred is not None and not np.isfinite(pred).all():
-                raise ValueError(f"{model.name} returned a non-finite pose for {s.id} in {path}")
-            if pred is None:
-                guess = (nan, nan, nan)
-            elif pred.shape == (3,):  # the model's own angles, compared as given
-                guess = (float(pred[0]), float(pred[1]), float(pred[2]))
-                pred = geometry.euler_deg_to_matrix(*guess)
-            else:  # a rotation: decomposed (fixed) or the nearer of its two triples (closest)
-                guess = predicted_euler_deg(pred, truth, euler)
-            true_m.append(label_matrix(s, biwi_labels))
-            pred_m.append(pred)
-            true_e.append(truth)
-            pred_e.append(guess)
-            extra = rows.get(s.id, {})
-            seen = seen_faces is not None and face_key(s, rows.get(s.id)) in seen_faces
-            out_rows.append({"suite": name, "id": s.id, "source_id": extra.get("source_id") or s.id, "seen": seen,
-                             "true_yaw_deg": truth[0], "true_pitch_deg": truth[1],
-                             "true_roll_deg": truth[2], "pred_yaw_deg": guess[0], "pred_pitch_deg": guess[1],
-                             "pred_roll_deg": guess[2], "missed": pred is None,
-                             "mask_type": extra.get("mask_type", ""), "rotation_deg": extra.get("rotation_deg", "")})
+                raise ValueError(f"{model.name} returned a non-finite pose for {s.id} in {folder.path}")
+            _compare(out, name, folder, s, pred, euler, biwi_labels, seen_faces)
     pool.shutdown()
-    if not out_rows:
-        raise ValueError(f"suite {name} ({path}): none of its {len(samples)} samples could be read "
-                         f"(e.g. {unreadable[0]})")
-    true_e_a, pred_e_a = np.asarray(true_e).reshape(-1, 3), np.asarray(pred_e).reshape(-1, 3)
-    notes = protocol_notes(model, path, biwi_labels)
-    n_seen = sum(r["seen"] for r in out_rows)
-    if n_seen:
-        notes.append(f"(train) {n_seen} of the {len(out_rows)} scored faces were among the model's training or "
-                     "validation faces (column seen of predictions.csv): this suite does not measure unseen faces")
-    result = SuiteResult(name, score(true_e_a, pred_e_a, true_m, pred_m), n_filtered,
-                         rows=out_rows, unreadable=sorted(unreadable), notes=notes, n_seen=n_seen)
+    return out
+
+
+def _compare(out: _Scored, name: str, folder: SplitFolder, s: Sample, pred: np.ndarray | None, euler: str,
+             biwi_labels: str, seen_faces: set[str] | None) -> None:
+    """One face: its label and the model's answer as angles and matrices, and its predictions.csv row."""
+    nan = float("nan")
+    truth = label_euler_deg(s, biwi_labels)
+    if pred is None:
+        guess = (nan, nan, nan)
+    elif pred.shape == (3,):  # the model's own angles, compared as given
+        guess = (float(pred[0]), float(pred[1]), float(pred[2]))
+        pred = geometry.euler_deg_to_matrix(*guess)
+    else:  # a rotation: decomposed (fixed) or the nearer of its two triples (closest)
+        guess = predicted_euler_deg(pred, truth, euler)
+    out.true_m.append(label_matrix(s, biwi_labels))
+    out.pred_m.append(pred)
+    out.true_e.append(truth)
+    out.pred_e.append(guess)
+    extra = folder.rows.get(s.id, {})
+    seen = seen_faces is not None and folder.face(s) in seen_faces
+    out.rows.append({"suite": name, "id": s.id, "source_id": extra.get("source_id") or s.id, "seen": seen,
+                     "true_yaw_deg": truth[0], "true_pitch_deg": truth[1],
+                     "true_roll_deg": truth[2], "pred_yaw_deg": guess[0], "pred_pitch_deg": guess[1],
+                     "pred_roll_deg": guess[2], "missed": pred is None,
+                     "mask_type": extra.get("mask_type", ""), "rotation_deg": extra.get("rotation_deg", "")})
+
+
+def _breakdown(scored: _Scored, true_e: np.ndarray, pred_e: np.ndarray) -> dict[str, dict[str, Scores]]:
+    """Scores per |yaw| bin, per mask type and per in-plane rotation bin."""
     groups: dict[str, dict[str, list[int]]] = {"abs_yaw_deg": {}, "mask_type": {}, "rotation_deg": {}}
-    for i, r in enumerate(out_rows):
+    for i, r in enumerate(scored.rows):
         groups["abs_yaw_deg"].setdefault(_bin_label(abs(r["true_yaw_deg"]), YAW_BINS_DEG), []).append(i)
         if r["mask_type"]:
             groups["mask_type"].setdefault(r["mask_type"], []).append(i)
         if r["rotation_deg"] != "":
             groups["rotation_deg"].setdefault(_bin_label(abs(float(r["rotation_deg"])), ROTATION_BINS_DEG), []).append(i)
+    breakdown: dict[str, dict[str, Scores]] = {}
     for key, members in groups.items():
         for label, idx in sorted(members.items()):
-            result.breakdown.setdefault(key, {})[label] = score(
-                true_e_a[idx], pred_e_a[idx], [true_m[i] for i in idx], [pred_m[i] for i in idx]
+            breakdown.setdefault(key, {})[label] = score(
+                true_e[idx], pred_e[idx], [scored.true_m[i] for i in idx], [scored.pred_m[i] for i in idx]
             )
-    return result
+    return breakdown
 
 
 def _f(v: float) -> str:
@@ -319,39 +345,35 @@ def scored_samples(path: Path) -> tuple[list[Sample], int]:
     """The scored samples of a suite folder: its test rows (all rows of a 300W_LP-format folder), after
     the AFLW2000 protocol filter (|angle| <= 99 deg) for that format; and how
     many the filter dropped."""
-    samples, n_filtered, _rows, _unreadable = _scored_samples_and_rows(path)
-    return samples, n_filtered
+    return _scored(open_suite(path))
 
 
-def _scored_samples_and_rows(path: Path) -> tuple[list[Sample], int, dict[str, dict[str, str]], list[str]]:
-    """Scored samples, how many the protocol filter dropped, the labels rows by id, and the samples
-    whose label files could not be read ("path: problem"). An unfinished run is refused."""
+def open_suite(path: Path) -> SplitFolder:
+    """A suite folder, opened once; an unfinished maskbench run is refused."""
     if (path / JOURNAL).exists():
         raise ValueError(f"suite {path} is an unfinished maskbench run (its journal {JOURNAL}/ is there): "
                          "finish it with the same command and --resume, or redo it with --overwrite")
-    fmt = detect_format(path)
-    reader = open_reader(path, fmt=fmt)
-    rows = labels_by_id(path)
-    samples = list(reader)
-    n_filtered = 0
-    if fmt.name == "AFLW2000":  # the 99-degree protocol, on the original photo's stored angles
-        kept = [s for s in samples if not outside_protocol(s, rows.get(s.id))]
-        n_filtered, samples = len(samples) - len(kept), kept
-    if fmt.name != "300W_LP":  # a 300W_LP-format suite is scored whole (it has no test rows)
-        which = splits_by_id(path, fmt.name, [s.id for s in samples], rows)
-        samples = [s for s in samples if which[s.id] == "test"]
-    return samples, n_filtered, rows, [str(e) for e in reader.errors]
+    return SplitFolder(path)
 
 
-def protocol_notes(model: Any, path: Path, biwi_labels: str = DEFAULT_BIWI_LABELS) -> list[str]:
+def _scored(folder: SplitFolder) -> tuple[list[Sample], int]:
+    samples, dropped = folder.protocol_filtered(folder.samples())  # AFLW2000: on the original photo's angles
+    if folder.format.name != "300W_LP":  # a 300W_LP-format suite is scored whole (it has no test rows)
+        samples = [s for s in samples if folder.split_of(s.id) == "test"]
+    return samples, len(dropped)
+
+
+def protocol_notes(model: Any, suite: Path | SplitFolder, biwi_labels: str = DEFAULT_BIWI_LABELS) -> list[str]:
     """Notes a report must carry for a BIWI suite: its label convention; a suite split by frame, or
     scored for a model trained on a BIWI folder split by frame, is not the published protocol; a
     model trained on the other label convention is scored against labels it did not learn."""
-    if detect_format(path).name != "BIWI":
+    folder = suite if isinstance(suite, SplitFolder) else SplitFolder(suite)
+    if folder.format.name != "BIWI":
         return []
     notes = [f"BIWI labels: {BIWI_LABELS[biwi_labels]}"]
-    rules = [rule_of(path)] + [SplitRule.from_dict(t["split"]) for t in getattr(model, "training_data", None) or []
-                               if t.get("format") == "BIWI" and isinstance(t.get("split"), dict)]
+    biwi_runs = [t for t in getattr(model, "training_data", None) or []
+               if t.get("format") == "BIWI" and isinstance(t.get("split"), dict)]
+    rules = [folder.rule] + [SplitRule.from_dict(t["split"]) for t in biwi_runs]
     if any(r.by == "frame" for r in rules):
         notes.append(FRAME_SPLIT_WARNING)
     trained = getattr(model, "biwi_labels", None)
@@ -363,13 +385,5 @@ def protocol_notes(model: Any, path: Path, biwi_labels: str = DEFAULT_BIWI_LABEL
 
 def training_matrices(data_root: Path) -> list[np.ndarray]:
     """Poses of the training rows under the data root (BIWI's train split and 300W_LP) for baseline:mean."""
-    mats = []
-    for name in ("BIWI", "300W_LP"):
-        path = data_root / name
-        if not path.is_dir():
-            continue
-        reader = open_reader(path)
-        samples = list(reader)
-        which = splits_by_id(path, reader.fmt.name, [s.id for s in samples])
-        mats += [s.pose.matrix for s in samples if which[s.id] == "train"]
-    return mats
+    return [s.pose.matrix for name in ("BIWI", "300W_LP") if (data_root / name).is_dir()
+            for s in SplitFolder(data_root / name).samples("train")]

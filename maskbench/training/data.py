@@ -18,16 +18,13 @@ import numpy as np
 import torch
 
 from maskbench import geometry
-from maskbench.datasets import open_reader
 from maskbench.datasets.base import DatasetFormat
 from maskbench.datasets.biwi import DEFAULT_BIWI_LABELS, check_biwi_labels, label_rotation
-from maskbench.faces import face_key
+from maskbench.folder import SplitFolder
 from maskbench.io.atomic import read_image
-from maskbench.io.manifest import labels_by_id
 from maskbench.models.canvas import letterbox, to_tensor
 from maskbench.models.losses import Target
 from maskbench.seeding import unit_fraction
-from maskbench.splits import splits_by_id
 from maskbench.types import BBox, Sample
 
 
@@ -55,12 +52,9 @@ class _Row:
 
 def _samples_with_sources(split_dir: Path) -> list[_Row]:
     """Every row of a folder with its source key, split and face identity."""
-    reader = open_reader(split_dir)
-    rows = labels_by_id(split_dir)
-    samples = list(reader)
-    which = splits_by_id(split_dir, reader.fmt.name, [s.id for s in samples], rows)
-    return [_Row(s, reader.fmt, f"{reader.fmt.name}:{rows.get(s.id, {}).get('source_id') or s.id}", which[s.id],
-                 face_key(s, rows.get(s.id))) for s in samples]
+    folder = SplitFolder(split_dir)
+    return [_Row(s, folder.format, folder.source_key(s), folder.split_of(s.id), folder.face(s))
+            for s in folder.samples()]
 
 
 @dataclass(frozen=True)
