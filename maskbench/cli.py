@@ -302,6 +302,7 @@ def rotate(src: str, out: str | None, range_deg: tuple[float, float] | None, ang
     """
     from maskbench.augment.rotation import RotationParams, make_transform
     from maskbench.runs import parse_shard, write_split
+    from maskbench.transforms import RandomInPlaneRotation
 
     root = _root(data_root)
     angle_list = None if angles is None else _parse_angles(angles)
@@ -318,7 +319,8 @@ def rotate(src: str, out: str | None, range_deg: tuple[float, float] | None, ang
         reader = open_reader(src_dir)
         out_dir = resolve_output(out or f"{src_dir.name}_rotated", root)
         summary = write_split(
-            reader, out_dir, transform=make_transform(reader.fmt, params), transform_name="rotate", seed=seed,
+            reader, out_dir, transform=make_transform(reader.fmt, params),
+            transform_name=RandomInPlaneRotation.purpose, seed=seed,
             overwrite=overwrite, resume=resume, limit=limit, workers=workers,
             split=_split_rule(split_by, split_seed, train_fraction, val_fraction),
             shard=parse_shard(shard),
@@ -377,6 +379,7 @@ def synthesize(src: str, out: str | None, mask_types: str, colors: str, landmark
     """
     from maskbench.runs import parse_shard, write_split
     from maskbench.synthesis.mask import SynthesisParams, make_transform
+    from maskbench.transforms import RandomMask
 
     def split_list(text: str) -> tuple[str, ...]:
         return () if text.strip().lower() == "all" else tuple(t.strip() for t in text.split(",") if t.strip())
@@ -397,7 +400,7 @@ def synthesize(src: str, out: str | None, mask_types: str, colors: str, landmark
         reader = open_reader(src_dir)
         out_dir = resolve_output(out or f"{src_dir.name}_masked", root)
         summary = write_split(
-            reader, out_dir, transform=make_transform(params), transform_name="synthesize", seed=seed,
+            reader, out_dir, transform=make_transform(params), transform_name=RandomMask.purpose, seed=seed,
             overwrite=overwrite, resume=resume, limit=limit, workers=workers,
             split=_split_rule(split_by, split_seed, train_fraction, val_fraction),
             shard=parse_shard(shard), count_columns=("mask_type", "landmark_source"),

@@ -27,11 +27,10 @@ def record_of(sample: Sample, fmt: DatasetFormat, image_bgr: Any, split: str = "
                            "split": split, "source_id": source_id or sample.id, "_sample": sample, "_format": fmt}
     if sample.landmarks_px is not None:
         rec["landmarks"] = sample.landmarks_px
-    calib = sample.native.get("calibration")
-    if calib is not None:
-        rec["camera"] = calib.camera_matrix
-    if "head_center_mm" in sample.native:
-        rec["head_center_mm"] = sample.native["head_center_mm"]
+    if sample.camera_matrix is not None:
+        rec["camera"] = sample.camera_matrix
+    if sample.head_center_mm is not None:
+        rec["head_center_mm"] = sample.head_center_mm
     return rec
 
 

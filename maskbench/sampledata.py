@@ -258,10 +258,8 @@ def _render_biwi(planned: PlannedSample, seed: int, scale: float) -> tuple[Sampl
     out = render(scene.head, scene.pose.matrix, scene.translation_mm, scene.camera,
                  sample_rng(seed, planned.sample_id, "render"))
     center = scene.translation_mm + scene.pose.matrix @ BIWI_HEAD_CENTER_MM  # BIWI's head-centre convention
-    sample = Sample(
-        planned.sample_id, Path(), scene.pose, biwi.face_box(center, calib.camera_matrix), None,
-        {"calibration": calib, "head_center_mm": center},
-    )
+    sample = Sample(planned.sample_id, Path(), scene.pose, biwi.face_box(center, calib.camera_matrix), None,
+                    {"calibration": calib}, camera_matrix=calib.camera_matrix, head_center_mm=center)
     return sample, out.image_bgr
 
 

@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 import torch
 
-from maskbench.datasets.biwi import DEFAULT_BIWI_LABELS, check_biwi_labels, label_rotation
+from maskbench.datasets.biwi import DEFAULT_BIWI_LABELS, check_biwi_labels, label_matrix
 from maskbench.errors import DatasetError
 from maskbench.records import Records, open_dataset
 from maskbench.types import HeadPose
@@ -106,8 +106,7 @@ class HeadPoseDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
             record = self.transform(record, rng=np.random.default_rng([self.seed, self.epoch, i]))
         crop, occ = self.crop(record)
         pose = record["pose"]
-        calib = getattr(record.get("_sample"), "native", {}).get("calibration")
-        pose = HeadPose(label_rotation(pose.matrix, calib, self.biwi_labels))
+        pose = HeadPose(label_matrix(record.get("_sample"), self.biwi_labels, pose.matrix))
         return {"image": torch.from_numpy(crop).permute(2, 0, 1).float().div(255.0),
                 "pose_deg": torch.tensor([pose.yaw_deg, pose.pitch_deg, pose.roll_deg], dtype=torch.float32),
                 "rotation": torch.tensor(pose.matrix, dtype=torch.float32),

@@ -48,15 +48,14 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import cv2
 import numpy as np
 
-from maskbench import geometry
 from maskbench.augment import functional as F
 from maskbench.augment.rotation import RotationParams, rotate_labels
-from maskbench.datasets.base import DatasetError
+from maskbench.datasets.base import DatasetError, DatasetFormat
 from maskbench.seeding import sample_rng
 from maskbench.synthesis.mask import SynthesisParams, mask_sample
 from maskbench.types import BBox, HeadPose, Sample
@@ -136,35 +135,8 @@ def check_record(record: Mapping[str, Any]) -> Record:
     return out
 
 
-@dataclass(frozen=True)
-class _Camera:
-    camera_matrix: np.ndarray
-
-
-class _RecordFormat:
-    """How a record without a dataset moves under a rotation: no native files; the head centre (if
-    any) moves with the camera; the box is the tight box of the moved landmarks, else the bounding
-    box of the moved box's corners."""
-
-    name = "record"
-
-    def move_native(self, sample: Sample, affine: np.ndarray, camera_rotation: np.ndarray) -> dict[str, Any]:
-        native = dict(sample.native)
-        if "head_center_mm" in native:
-            native["head_center_mm"] = camera_rotation @ np.asarray(native["head_center_mm"])
-        if "_box_corners" in native:
-            native["_box_corners"] = geometry.apply_affine(native["_box_corners"], affine)
-        return native
-
-    def box_for(self, sample: Sample) -> BBox:
-        if "_box_corners" in sample.native:
-            return BBox.from_points(sample.native["_box_corners"])
-        assert sample.landmarks_px is not None
-        return BBox.from_points(sample.landmarks_px)
-
-
-def _as_sample(rec: Record) -> tuple[Sample, Any]:
-    """The Sample (and dataset format) behind a checked record."""
+def _as_sample(rec: Record) -> tuple[Sample, DatasetFormat | None]:
+    """The Sample (and its dataset format; None for a plain record) behind a checked record."""
     sample, fmt = rec.get("_sample"), rec.get("_format")
     if isinstance(sample, Sample) and fmt is not None:
         return sample.replace(pose=rec["pose"], landmarks_px=rec.get("landmarks"), bbox=rec.get("box", sample.bbox)), fmt
@@ -172,15 +144,11 @@ def _as_sample(rec: Record) -> tuple[Sample, Any]:
     if box is None:
         h, w = rec["image"].shape[:2]
         box = BBox(0.0, 0.0, float(w), float(h))
-    native: dict[str, Any] = {}
-    if rec.get("camera") is not None:
-        native["calibration"] = _Camera(rec["camera"])
-        if rec.get("head_center_mm") is not None:
-            native["head_center_mm"] = np.asarray(rec["head_center_mm"], dtype=np.float64)
-    if not rec.get("_box_from_landmarks"):
-        native["_box_corners"] = np.array([[box.x_min, box.y_min], [box.x_max, box.y_min], [box.x_max, box.y_max],
-                                           [box.x_min, box.y_max]])
-    return Sample(rec.get("id") or "record", Path(), rec["pose"], box, rec.get("landmarks"), native), _RecordFormat()
+    camera = rec.get("camera")
+    center = None if camera is None or rec.get("head_center_mm") is None else np.asarray(rec["head_center_mm"],
+                                                                                           dtype=np.float64)
+    return Sample(rec.get("id") or "record", Path(), rec["pose"], box, rec.get("landmarks"),
+                  camera_matrix=camera, head_center_mm=center), None
 
 
 def _from_sample(rec: Record, sample: Sample, fmt: Any, image: np.ndarray, params: dict[str, Any]) -> Record:
@@ -191,8 +159,8 @@ def _from_sample(rec: Record, sample: Sample, fmt: Any, image: np.ndarray, param
     out["box"] = sample.bbox
     if sample.landmarks_px is not None:
         out["landmarks"] = sample.landmarks_px
-    if "head_center_mm" in sample.native and "head_center_mm" in rec:
-        out["head_center_mm"] = np.asarray(sample.native["head_center_mm"])
+    if sample.head_center_mm is not None and "head_center_mm" in rec:
+        out["head_center_mm"] = np.asarray(sample.head_center_mm)
     if "occlusion" in sample.aux_images:
         out["occlusion"] = sample.aux_images["occlusion"] > 0
     if "_sample" in rec:
@@ -260,6 +228,10 @@ class RandomMask:
             (``maskbench synthesize --no-occluders`` is ``False``).
     """
 
+    #: the seeding purpose of its per-id draws: ``maskbench synthesize`` seeds with the same one, so a
+    #: record masked here with ``seed=s`` and no rng equals the command's output for that id
+    purpose: ClassVar[str] = "synthesize"
+
     mask_types: tuple[str, ...] = ()
     colors: tuple[str, ...] = ()
     p: float = 1.0
@@ -278,7 +250,7 @@ class RandomMask:
                                                             occluders=self.occluders))
 
     def __call__(self, record: Mapping[str, Any], rng: np.random.Generator | None = None) -> Record:
-        rec, gen, skipped = _begin(record, rng, self.seed, "synthesize", self.p, "RandomMask")
+        rec, gen, skipped = _begin(record, rng, self.seed, self.purpose, self.p, "RandomMask")
         if skipped is not None:
             return skipped
         sample, fmt = _as_sample(rec)
@@ -312,6 +284,9 @@ class RandomInPlaneRotation:
             ``maskbench rotate --seed`` for that id).
     """
 
+    #: the seeding purpose of its per-id draws, shared with ``maskbench rotate``
+    purpose: ClassVar[str] = "rotate"
+
     range_deg: tuple[float, float] = (-45.0, 45.0)
     angles_deg: tuple[float, ...] | None = None
     p: float = 1.0
@@ -332,7 +307,7 @@ class RandomInPlaneRotation:
         return float(rng.uniform(self.range_deg[0], self.range_deg[1]))
 
     def __call__(self, record: Mapping[str, Any], rng: np.random.Generator | None = None) -> Record:
-        rec, gen, skipped = _begin(record, rng, self.seed, "rotate", self.p, "RandomInPlaneRotation")
+        rec, gen, skipped = _begin(record, rng, self.seed, self.purpose, self.p, "RandomInPlaneRotation")
         if skipped is not None:
             return skipped
         return self._rotate(rec, self.draw_angle(gen))
@@ -344,9 +319,11 @@ class RandomInPlaneRotation:
     def _rotate(self, rec: Record, angle_deg: float) -> Record:
         """:meth:`rotate` of a record :func:`check_record` has already checked."""
         sample, fmt = _as_sample(rec)
-        if rec.get("landmarks") is None and not isinstance(fmt, _RecordFormat) and fmt.name != "BIWI":
+        if rec.get("landmarks") is None and fmt is not None and fmt.name != "BIWI":
             raise ValueError("record field 'landmarks' is needed to rotate this dataset's labels")
         rotated, affine = rotate_labels(fmt, _with_occlusion(sample, rec), rec["image"].shape, angle_deg, self.center)
+        if fmt is None and rec.get("_box_from_landmarks"):  # the box stays the landmarks' tight box
+            rotated = rotated.replace(bbox=BBox.from_points(rotated.landmarks_px))
         image = F.rotate_image(rec["image"], affine, self.border)
         params = {"name": "RandomInPlaneRotation", "applied": True, "angle_deg": angle_deg, "center": self.center,
                   "perspective_correction_deg": rotated.extra["perspective_correction_deg"]}

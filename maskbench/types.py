@@ -141,6 +141,10 @@ class Sample:
         aux_images: per-pixel maps that travel with the image, by name (``"occlusion"``: uint8
             0/255, same height and width as the image). Written as ``<name>/<id>.png`` with a
             ``<name>_path`` column; geometric transforms move them with the image.
+        camera_matrix: (3, 3) pinhole intrinsics of the image (BIWI's RGB camera); None for the
+            orthographic datasets.
+        head_center_mm: (3,) head centre in that camera's frame, millimetres (BIWI); None otherwise.
+            An in-plane rotation of the image turns it with the camera.
     """
 
     id: str
@@ -153,6 +157,8 @@ class Sample:
     transform: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
     aux_images: Mapping[str, np.ndarray] = field(default_factory=dict)
+    camera_matrix: np.ndarray | None = None
+    head_center_mm: np.ndarray | None = None
 
     def replace(self, **changes: Any) -> Sample:
         """A copy with some fields changed (samples are immutable).

@@ -117,7 +117,7 @@ def test_biwi_rerender_at_new_pose(sample_root: Path, center: str, tolerance_px:
             c = s.bbox.center_px if center == "face" else (320.0, 240.5)
             moved = geometry.apply_affine(rendered, geometry.image_rotation_affine(c, angle))
             # the stored head centre is BIWI's (the face-template centroid), not the render origin
-            t_new = np.asarray(r.native["head_center_mm"]) - r.pose.matrix @ BIWI_HEAD_CENTER_MM
+            t_new = np.asarray(r.head_center_mm) - r.pose.matrix @ BIWI_HEAD_CENTER_MM
             again = geometry.project_points(scene.head.landmarks_mm @ r.pose.matrix.T + t_new,
                                             scene.camera.camera_matrix)
             err = np.abs(again - moved).max()

@@ -27,7 +27,7 @@ import numpy as np
 from maskbench import geometry
 from maskbench.augment import functional as F
 from maskbench.datasets.base import DatasetFormat
-from maskbench.types import HeadPose, Sample
+from maskbench.types import BBox, HeadPose, Sample
 
 
 @dataclass(frozen=True)
@@ -68,18 +68,20 @@ def rotation_center(sample: Sample, image_shape: Sequence[int], center: str) -> 
     """Pixel centre of the rotation for a sample (see the module docstring)."""
     if center == "face":
         return sample.bbox.center_px
-    calib = sample.native.get("calibration")
-    if calib is not None:
-        k = calib.camera_matrix
+    k = sample.camera_matrix
+    if k is not None:
         return float(k[0, 2]), float(k[1, 2])
     h, w = image_shape[:2]
     return (w - 1) / 2.0, (h - 1) / 2.0
 
 
 def rotate_labels(
-    fmt: DatasetFormat, sample: Sample, image_shape: Sequence[int], angle_deg: float, center: str = "image",
+    fmt: DatasetFormat | None, sample: Sample, image_shape: Sequence[int], angle_deg: float, center: str = "image",
 ) -> tuple[Sample, np.ndarray]:
     """Everything but the image of :func:`rotate_sample`: (rotated sample, its 2x3 image affine).
+
+    ``fmt`` re-derives the dataset's native fields and box (None for a sample of no dataset: the box
+    becomes the bounding box of the turned box).
 
     Per-pixel maps (``aux_images``) are rotated here too (nearest neighbour, zero border). Pure.
     """
@@ -87,14 +89,18 @@ def rotate_labels(
         sample = sample.replace(native={**sample.native, "image_height_px": int(image_shape[0])})
     c = rotation_center(sample, image_shape, center)
     affine = geometry.image_rotation_affine(c, angle_deg)
-    calib = sample.native.get("calibration")
-    cam_rot, correction_deg = F.camera_rotation_for(
-        angle_deg, c, None if calib is None else calib.camera_matrix, sample.native.get("head_center_mm")
-    )
+    cam_rot, correction_deg = F.camera_rotation_for(angle_deg, c, sample.camera_matrix, sample.head_center_mm)
     pose = HeadPose(cam_rot @ sample.pose.matrix)  # a product of rotations: no re-orthonormalising needed
     landmarks = None if sample.landmarks_px is None else geometry.apply_affine(sample.landmarks_px, affine)
-    moved = sample.replace(pose=pose, landmarks_px=landmarks, native=fmt.move_native(sample, affine, cam_rot))
-    bbox = fmt.box_for(moved)
+    center_mm = None if sample.head_center_mm is None else cam_rot @ np.asarray(sample.head_center_mm)
+    moved = sample.replace(pose=pose, landmarks_px=landmarks, head_center_mm=center_mm)
+    if fmt is None:  # a plain record: the bounding box of the turned box (the caller may prefer the landmarks')
+        corners = np.array([[sample.bbox.x_min, sample.bbox.y_min], [sample.bbox.x_max, sample.bbox.y_min],
+                            [sample.bbox.x_max, sample.bbox.y_max], [sample.bbox.x_min, sample.bbox.y_max]])
+        bbox = BBox.from_points(geometry.apply_affine(corners, affine))
+    else:
+        moved = moved.replace(native=fmt.move_native(sample, affine, cam_rot))
+        bbox = fmt.box_for(moved)
     extra = dict(sample.extra)
     extra.update({"rotation_deg": angle_deg, "rotation_center": center, "perspective_correction_deg": correction_deg})
     aux = {k: F.rotate_image(v, affine, "constant", nearest=True) for k, v in sample.aux_images.items()}

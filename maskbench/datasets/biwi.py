@@ -53,9 +53,13 @@ def check_biwi_labels(biwi_labels: str) -> str:
     return biwi_labels
 
 
-def label_matrix(sample: Sample, biwi_labels: str = DEFAULT_BIWI_LABELS) -> np.ndarray:
-    """The label rotation of a sample in a BIWI label convention (:func:`label_rotation` of its pose)."""
-    return label_rotation(sample.pose.matrix, sample.native.get("calibration"), biwi_labels)
+def label_matrix(sample: Sample | None, biwi_labels: str = DEFAULT_BIWI_LABELS,
+                 rotation: np.ndarray | None = None) -> np.ndarray:
+    """The label rotation of a sample in a BIWI label convention (:func:`label_rotation` of its pose,
+    or of ``rotation``, e.g. its pose after a flip); a sample of another dataset (or None, with
+    ``rotation``) keeps the rotation as it is."""
+    calibration = None if sample is None else sample.native.get("calibration")
+    return label_rotation(sample.pose.matrix if rotation is None else rotation, calibration, biwi_labels)
 
 
 def label_rotation(rotation: np.ndarray, calibration: Calibration | None,
@@ -181,22 +185,24 @@ class _Biwi:
             pose=HeadPose(geometry.matrix_from_biwi(rot_depth, calib.rotation)),
             bbox=face_box(center_rgb, calib.camera_matrix),
             landmarks_px=None,
-            native={"calibration": calib, "head_center_mm": center_rgb, "pose_path": pose_path, "seq_dir": seq},
+            native={"calibration": calib, "pose_path": pose_path, "seq_dir": seq},
+            camera_matrix=calib.camera_matrix,
+            head_center_mm=center_rgb,
         )
 
     def keep_sample(self, sample: Sample, options: dict[str, Any]) -> str | None:
         return None
 
     def move_native(self, sample: Sample, affine: np.ndarray, camera_rotation: np.ndarray) -> dict[str, Any]:
-        """Native fields after the camera turns by ``camera_rotation``: the head centre moves."""
+        """Native fields after the camera turns (the head centre, a Sample field, moves with it): the
+        stored pose file no longer describes the sample."""
         native = dict(sample.native)
-        native["head_center_mm"] = np.asarray(camera_rotation) @ np.asarray(native["head_center_mm"])
         native.pop("pose_path", None)
         return native
 
     def box_for(self, sample: Sample) -> BBox:
         """The reader's box definition applied to a (possibly moved) sample."""
-        return face_box(np.asarray(sample.native["head_center_mm"]), sample.native["calibration"].camera_matrix)
+        return face_box(np.asarray(sample.head_center_mm), sample.native["calibration"].camera_matrix)
 
     def write(self, out_root: Path, sample: Sample, image: np.ndarray | bytes | None) -> list[str]:
         calib: Calibration = sample.native["calibration"]
@@ -220,7 +226,7 @@ class _Biwi:
         else:
             atomic_write_bytes(out_root / img_rel, image_bytes(image, ".png"))
         rot_depth = geometry.matrix_to_biwi(sample.pose.matrix, calib.rotation)
-        center_depth = calib.rotation.T @ (np.asarray(sample.native["head_center_mm"]) - calib.translation_mm)
+        center_depth = calib.rotation.T @ (np.asarray(sample.head_center_mm) - calib.translation_mm)
         old = sample.native.get("pose_path")
         if old is not None and _same_pose(Path(old), rot_depth, center_depth):
             atomic_write(out_root / pose_rel, lambda tmp: shutil.copyfile(old, tmp))

@@ -110,8 +110,7 @@ def aflw21_points(sample: Sample) -> np.ndarray | None:
 
 
 def load_item(sample: Any, prepare: Callable[[EvalItem], Any] | None = None) -> EvalItem:
-    calib = sample.native.get("calibration")
-    item = EvalItem(sample.id, read_image(sample.image_path), sample.bbox, None if calib is None else calib.camera_matrix,
+    item = EvalItem(sample.id, read_image(sample.image_path), sample.bbox, sample.camera_matrix,
                     landmarks_px=sample.landmarks_px, aflw21_px=aflw21_points(sample))
     return item if prepare is None else dataclasses.replace(item, prepared=prepare(item))
 

@@ -141,11 +141,9 @@ def dlib_detected_landmarks(image_bgr: np.ndarray, face_box: BBox) -> np.ndarray
 
 def pose_landmarks(sample: Sample) -> np.ndarray:
     """Generic 3D landmarks posed with the ground-truth rotation and projected."""
-    calib = sample.native.get("calibration")
-    center = sample.native.get("head_center_mm")
-    if calib is not None and center is not None:
+    if sample.camera_matrix is not None and sample.head_center_mm is not None:
         lm_cam = (generic_head().landmarks_mm - BIWI_HEAD_CENTER_MM) @ sample.pose.matrix.T
-        return geometry.project_points(lm_cam + np.asarray(center), calib.camera_matrix)
+        return geometry.project_points(lm_cam + np.asarray(sample.head_center_mm), sample.camera_matrix)
     lm_cam = generic_head().landmarks_mm @ sample.pose.matrix.T
     # orthographic: scale the generic face to the box, centre it on the box
     xy = lm_cam[:, :2]

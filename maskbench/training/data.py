@@ -19,7 +19,7 @@ import torch
 
 from maskbench import geometry
 from maskbench.datasets.base import DatasetFormat
-from maskbench.datasets.biwi import DEFAULT_BIWI_LABELS, check_biwi_labels, label_rotation
+from maskbench.datasets.biwi import DEFAULT_BIWI_LABELS, check_biwi_labels, label_matrix
 from maskbench.folder import SplitFolder
 from maskbench.io.atomic import read_image
 from maskbench.models.canvas import letterbox, to_tensor
@@ -248,7 +248,7 @@ class FaceDataset(torch.utils.data.Dataset):
                 offset = rng.uniform(-64, 64) * aug.photometric
                 canvas = np.clip(canvas.astype(np.float32) * gain + offset, 0, 255).astype(np.uint8)
         # the label convention, after every augmentation
-        rotation = label_rotation(rotation, sample.native.get("calibration"), self.biwi_labels)
+        rotation = label_matrix(sample, self.biwi_labels, rotation)
         target = Target(torch.tensor(corners.reshape(1, 4) / size, dtype=torch.float32).clamp(0, 1),
                         torch.tensor(pts.reshape(1, 10) / size, dtype=torch.float32),
                         torch.tensor(rotation, dtype=torch.float32)[None])
