@@ -461,6 +461,7 @@ def evaluate(model: str | None, suites: tuple[str, ...], predictions: Path | Non
       baseline:pnp           dlib 68 landmarks in the box + solvePnP on a generic 3D face
       run/best.pth           a maskbench checkpoint (crop or --protocol full)
       model.pt / model.onnx  TorchScript / ONNX: (N, 3, 224, 224) RGB in [0, 1] -> Euler, 6D or 3x3
+                             (files from `maskbench export` get the crop letterboxed, as trained)
       card.json              a model card: the model's own crop, normalisation and outputs;
                              built-in: fsanet-fusion, fsanet-1x1, fsanet-var, fsanet-nos (+ --weights DIR)
       package.module:fn      a callable on RGB uint8 crops (./module.py is found)
@@ -469,7 +470,7 @@ def evaluate(model: str | None, suites: tuple[str, ...], predictions: Path | Non
     Example: `maskbench evaluate fsanet-fusion --weights models/fsanet --suite AFLW2000 --suite AFLW2000_masked`.
     """
     from maskbench.evaluation.adapters import PredictionsFile
-    from maskbench.evaluation.evaluator import evaluate_suite, find_suites, training_matrices, write_report
+    from maskbench.evaluation.evaluator import evaluate_suite, training_matrices, write_report
     from maskbench.evaluation.registry import load_model
     from maskbench.io.manifest import LEGACY_REPORT_FILES, check_replaceable, replaced_folder
 
@@ -478,14 +479,7 @@ def evaluate(model: str | None, suites: tuple[str, ...], predictions: Path | Non
     out_dir = out.expanduser().resolve()
     if model is None and predictions is None:
         _fail("give a MODEL (see --help) or --predictions FILE.csv")
-    try:
-        found, missing = find_suites(root, list(suites))
-    except ValueError as exc:
-        _fail(str(exc))
-    for line in missing:
-        click.echo(f"missing suite: {line}")
-    if not found:
-        _fail(f"no suite found under {root}")
+    found, missing = _suites_or_fail(root, suites)
     guard = {"sources": list(found.values()), "data_root": root, "legacy_files": LEGACY_REPORT_FILES}
     try:
         check_replaceable(out_dir, **guard)  # before the scoring, so a refusal costs nothing
@@ -501,17 +495,7 @@ def evaluate(model: str | None, suites: tuple[str, ...], predictions: Path | Non
     except (ValueError, DatasetError) as exc:
         _fail(str(exc))
     if isinstance(pose_model, PredictionsFile):
-        asked = sum(r.overall.n for r in results)
-        matched = len(pose_model.matched)
-        if matched == 0:
-            example = next(iter(pose_model.table), "(empty file)")
-            wanted = next((row["id"] for r in results for row in r.rows), "")
-            _fail(f"none of the {len(pose_model.table)} ids in {predictions} is a scored sample of "
-                  f"{', '.join(found)} (the file has ids like {example!r}; the suites want ids like {wanted!r}, "
-                  "as in their labels.csv)")
-        if matched < asked:
-            click.echo(f"warning: {asked - matched} of {asked} scored samples have no row in {predictions}; "
-                       "they count as misses", err=True)
+        _check_predictions_matched(pose_model, results, list(found), predictions)
     from maskbench.evaluation.plots import write_plots
 
     try:
@@ -530,6 +514,36 @@ def evaluate(model: str | None, suites: tuple[str, ...], predictions: Path | Non
                    err=True)
         if strict:
             sys.exit(1)
+
+
+def _suites_or_fail(root: Path, suites: tuple[str, ...]) -> tuple[dict[str, Path], list[str]]:
+    """The requested suites found under ``root`` (the missing ones printed with the command that makes them)."""
+    from maskbench.evaluation.evaluator import find_suites
+
+    try:
+        found, missing = find_suites(root, list(suites))
+    except ValueError as exc:
+        _fail(str(exc))
+    for line in missing:
+        click.echo(f"missing suite: {line}")
+    if not found:
+        _fail(f"no suite found under {root}")
+    return found, missing
+
+
+def _check_predictions_matched(pose_model, results, suites: list[str], predictions: Path | None) -> None:  # type: ignore[no-untyped-def]
+    """A predictions file none of whose ids is scored is an error; a partial match a warning."""
+    asked = sum(r.overall.n for r in results)
+    matched = len(pose_model.matched)
+    if matched == 0:
+        example = next(iter(pose_model.table), "(empty file)")
+        wanted = next((row["id"] for r in results for row in r.rows), "")
+        _fail(f"none of the {len(pose_model.table)} ids in {predictions} is a scored sample of "
+              f"{', '.join(suites)} (the file has ids like {example!r}; the suites want ids like {wanted!r}, "
+              "as in their labels.csv)")
+    if matched < asked:
+        click.echo(f"warning: {asked - matched} of {asked} scored samples have no row in {predictions}; "
+                   "they count as misses", err=True)
 
 
 @main.command()
@@ -616,7 +630,7 @@ def train(config_name: str, out: Path, epochs: int | None, device: str, seed: in
     (the config's batch_size is the global batch, split evenly over the processes).
     """
 
-    from maskbench.training.trainer import load_config
+    from maskbench.training.config import load_config
     from maskbench.training.trainer import train as run_training
 
     device = _device(device)

@@ -40,6 +40,7 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,7 @@ from maskbench.evaluation.protocol import SUITES as PROTOCOL_SUITES
 from maskbench.io.atomic import atomic_write_text
 from maskbench.io.manifest import MANIFEST, verify
 from maskbench.provenance import source_commit
-from maskbench.training.trainer import load_config
+from maskbench.training.config import load_config
 from maskbench.version import __version__
 
 MODELS = ("model1", "model2", "model3", "model4")
@@ -401,6 +402,41 @@ def _photo_results(out: Path) -> dict[tuple[str, str], dict[str, Any]]:
     return res
 
 
+def _photo_claims_and_targets(mae: Callable[..., float | None]) -> list[str]:
+    """The study's claims and the reference model's targets, answered from the photo grid's numbers."""
+    lines: list[str] = []
+    lines += ["", "## The study's claims, answered from these numbers", ""]
+    claims = [("Masked training lowers the masked-test error", "real-model2", "AFLW2000_test_masked"),
+              ("Rotation training lowers the rotated-test error", "real-model3", "AFLW2000_test_rotated")]
+    for what, model, suite in claims:
+        for protocol in ("crop", "full"):
+            a, b = mae("real-model1", suite, protocol), mae(model, suite, protocol)
+            if a is not None and b is not None:
+                lines.append(f"- {what} ({model} vs real-model1, {protocol}): {'yes' if b < a else 'NO'} "
+                             f"({b:.2f} vs {a:.2f} deg)")
+    a, b = mae("real-model1", "AFLW2000_test", "crop"), mae("real-model2", "AFLW2000_test", "crop")
+    if a is not None and b is not None:
+        lines.append(f"- What masked training costs on unmasked faces (real-model2 - real-model1, crop): {b - a:+.2f} deg")
+    lines += ["", "## Targets of the reference model on real photos", ""]
+    checks = [
+        ("real-model1 crop MAE <= 4.0", mae("real-model1", "AFLW2000_test", "crop"), lambda v: v <= 4.0),
+        ("real-model1 whole-image MAE <= 6.0", mae("real-model1", "AFLW2000_test", "full"), lambda v: v <= 6.0),
+        ("real-model1 whole-image misses <= 0.5 %", mae("real-model1", "AFLW2000_test", "full", "miss_rate"),
+         lambda v: v <= 0.005),
+        ("real-model2 masked crop MAE <= 4.5", mae("real-model2", "AFLW2000_test_masked", "crop"), lambda v: v <= 4.5),
+        ("real-model2 masked whole-image misses <= 1 %", mae("real-model2", "AFLW2000_test_masked", "full", "miss_rate"),
+         lambda v: v <= 0.01),
+    ]
+    for what, value, ok in checks:
+        if value is not None:
+            lines.append(f"- {what}: {'met' if ok(value) else 'NOT met'} ({value:.3f})")
+    m1, m2 = mae("real-model1", "AFLW2000_test_masked", "crop"), mae("real-model2", "AFLW2000_test_masked", "crop")
+    if m1 is not None and m2 is not None:
+        lines.append(f"- real-model2 masked crop MAE at least 2 below real-model1's: {'met' if m1 - m2 >= 2 else 'NOT met'} "
+                     f"({m1 - m2:.2f})")
+    return lines
+
+
 def write_photo_report(out: Path, preset: Preset, data: Path, device: str, seed: int, stages: list[Stage]) -> Path:
     """REPORT.md of the photo grid: the table, the masked penalty, the study's claims and the targets."""
     import torch
@@ -434,35 +470,7 @@ def write_photo_report(out: Path, preset: Preset, data: Path, device: str, seed:
             d = pen["overall"]["mae_deg"] if pen and "overall" in pen else None
             cells.append("-" if d is None else f"{d[0]:+.2f} [{d[1]:+.2f}, {d[2]:+.2f}]")
         lines.append(f"| {model} | {cells[0]} | {cells[1]} |")
-    lines += ["", "## The study's claims, answered from these numbers", ""]
-    claims = [("Masked training lowers the masked-test error", "real-model2", "AFLW2000_test_masked"),
-              ("Rotation training lowers the rotated-test error", "real-model3", "AFLW2000_test_rotated")]
-    for what, model, suite in claims:
-        for protocol in ("crop", "full"):
-            a, b = mae("real-model1", suite, protocol), mae(model, suite, protocol)
-            if a is not None and b is not None:
-                lines.append(f"- {what} ({model} vs real-model1, {protocol}): {'yes' if b < a else 'NO'} "
-                             f"({b:.2f} vs {a:.2f} deg)")
-    a, b = mae("real-model1", "AFLW2000_test", "crop"), mae("real-model2", "AFLW2000_test", "crop")
-    if a is not None and b is not None:
-        lines.append(f"- What masked training costs on unmasked faces (real-model2 - real-model1, crop): {b - a:+.2f} deg")
-    lines += ["", "## Targets of the reference model on real photos", ""]
-    checks = [
-        ("real-model1 crop MAE <= 4.0", mae("real-model1", "AFLW2000_test", "crop"), lambda v: v <= 4.0),
-        ("real-model1 whole-image MAE <= 6.0", mae("real-model1", "AFLW2000_test", "full"), lambda v: v <= 6.0),
-        ("real-model1 whole-image misses <= 0.5 %", mae("real-model1", "AFLW2000_test", "full", "miss_rate"),
-         lambda v: v <= 0.005),
-        ("real-model2 masked crop MAE <= 4.5", mae("real-model2", "AFLW2000_test_masked", "crop"), lambda v: v <= 4.5),
-        ("real-model2 masked whole-image misses <= 1 %", mae("real-model2", "AFLW2000_test_masked", "full", "miss_rate"),
-         lambda v: v <= 0.01),
-    ]
-    for what, value, ok in checks:
-        if value is not None:
-            lines.append(f"- {what}: {'met' if ok(value) else 'NOT met'} ({value:.3f})")
-    m1, m2 = mae("real-model1", "AFLW2000_test_masked", "crop"), mae("real-model2", "AFLW2000_test_masked", "crop")
-    if m1 is not None and m2 is not None:
-        lines.append(f"- real-model2 masked crop MAE at least 2 below real-model1's: {'met' if m1 - m2 >= 2 else 'NOT met'} "
-                     f"({m1 - m2:.2f})")
+    lines += _photo_claims_and_targets(mae)
     lines += ["", "## Stages", "", "| stage | wall time | status | command |", "|---|---|---|---|"]
     for st in stages:
         wall = "" if st.wall_s is None else f"{st.wall_s:.0f} s"

@@ -346,7 +346,6 @@ def write_split(
     swaps the new output in only once it is complete. ``finalize(folder, rows)`` may add files of its
     own (``synthesize``'s realism report) once every sample is written, before the manifest.
     """
-    global _JOB
     keys = reader.keys[:limit] if limit is not None else list(reader.keys)
     if shard is not None:
         keys = keys[shard[0] - 1 :: shard[1]]
@@ -363,36 +362,12 @@ def write_split(
                        labels or DEFAULT_BIWI_LABELS)
         done = read_journal(writer.write_dir) if resume else {}
         records = [done[k] for k in keys if k in done]
-        todo = [k for k in keys if k not in done]
         summary.resumed = len(records)
         bar = progress_bar(total=len(keys), initial=len(records), desc=f"{transform_name or 'copy'} {reader.fmt.name}",
-                   unit="img", disable=not progress)
-        if workers > 1 and len(todo) > 1:
-            _JOB = job
-            try:
-                ctx = multiprocessing.get_context("fork")
-                with ctx.Pool(workers) as pool:
-                    for chunk_records in pool.imap_unordered(_process_in_worker, _chunks(todo, workers)):
-                        records.extend(chunk_records)
-                        bar.update(len(chunk_records))
-            finally:
-                _JOB = None
-        else:
-            try:
-                for chunk in _chunks(todo, 1):
-                    records.extend(job.process_chunk(chunk))
-                    bar.update(len(chunk))
-            finally:
-                job.close_journal()
+                           unit="img", disable=not progress)
+        records += _run_job(job, [k for k in keys if k not in done], workers, bar)
         bar.close()
-        for record in records:
-            writer.rows.extend(record["rows"])
-            if record["error"]:
-                summary.skipped.append(record["error"])
-            if record["filtered"]:
-                summary.filtered.setdefault(record["filtered"], []).append(record["key"])
-        summary.written = len(writer.rows)
-        summary.skipped.sort()
+        _collect(records, writer.rows, summary)
         if finalize is not None:
             finalize(writer.write_dir, writer.rows)
         for column in count_columns:
@@ -406,6 +381,42 @@ def write_split(
             shard=shard, split=rule.as_dict(), biwi_labels=labels,
         )
     return summary
+
+
+def _run_job(job: SplitJob, todo: list[str], workers: int, bar: Any) -> list[dict[str, Any]]:
+    """Process the source keys ``todo``: in a pool of ``workers`` forked processes, or here."""
+    global _JOB
+    records: list[dict[str, Any]] = []
+    if workers > 1 and len(todo) > 1:
+        _JOB = job
+        try:
+            ctx = multiprocessing.get_context("fork")
+            with ctx.Pool(workers) as pool:
+                for chunk_records in pool.imap_unordered(_process_in_worker, _chunks(todo, workers)):
+                    records.extend(chunk_records)
+                    bar.update(len(chunk_records))
+        finally:
+            _JOB = None
+    else:
+        try:
+            for chunk in _chunks(todo, 1):
+                records.extend(job.process_chunk(chunk))
+                bar.update(len(chunk))
+        finally:
+            job.close_journal()
+    return records
+
+
+def _collect(records: list[dict[str, Any]], rows: list[dict[str, str]], summary: RunSummary) -> None:
+    """The written rows, skipped samples (sorted) and filtered ones of processed source samples."""
+    for record in records:
+        rows.extend(record["rows"])
+        if record["error"]:
+            summary.skipped.append(record["error"])
+        if record["filtered"]:
+            summary.filtered.setdefault(record["filtered"], []).append(record["key"])
+    summary.written = len(rows)
+    summary.skipped.sort()
 
 
 def resolve_split_rule(src_dir: Path, labelled: bool, requested: SplitRule | None) -> SplitRule:

@@ -30,9 +30,9 @@ def test_the_converted_release_finds_the_dev_half_faces() -> None:
     AFLW2000 dev half, 503) at IoU >= 0.4 with the labelled box."""
     if not RELEASE.is_file() or not DEV.is_dir():
         pytest.skip("../shared/models/retinaface or the AFLW2000 dev half not present")
-    config: dict = {}  # type: ignore[type-arg]
-    model = init_model(RELEASE, config).eval()
-    assert config["input_norm"] == "bgr-mean" and model.input_norm == "bgr-mean"
+    model, network = init_model(RELEASE, {})
+    model.eval()
+    assert network["input_norm"] == "bgr-mean" and model.input_norm == "bgr-mean"
     samples = list(open_reader(DEV))[::2]
     found = 0
     for i in range(0, len(samples), 32):

@@ -159,8 +159,8 @@ def test_export_torchscript_and_onnx_score_like_each_other(small_root: Path, tmp
     model, _ = load_model_from_checkpoint(tmp_path / "run" / "last.pth")
     assert model.heads["pose6d"][0][-1].in_channels == 16 and len(model.heads["pose6d"][0]) == 4
     config = dict(TINY)
-    again = init_model(tmp_path / "run" / "last.pth", config)
-    assert (config["pose_layers"], config["pose_channels"]) == (3, 16)
+    again, network = init_model(tmp_path / "run" / "last.pth", config)
+    assert (network["pose_layers"], network["pose_channels"]) == (3, 16) and config == TINY  # read, not written
     assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(), model.state_dict().values()))
     runner = CliRunner()
     maes = {}
@@ -298,3 +298,24 @@ def test_pretrained_parts_learn_at_a_fraction_of_the_rate() -> None:
     assert len(fresh["params"]) + len(pretrained["params"]) == len(list(model.parameters()))
     (single,) = _param_groups(model, 0.01, 1.0)
     assert single["lr"] == 0.01
+
+
+def test_the_training_config_is_typed_and_records_what_was_given() -> None:
+    from maskbench.training.config import TrainConfig, load_config
+
+    raw = load_config("model1")
+    cfg = TrainConfig.from_dict(raw)
+    assert isinstance(cfg.train, tuple) and isinstance(cfg.lr, float) and cfg.epochs == int(raw["epochs"])
+    recorded = cfg.as_dict()
+    assert list(recorded)[: len(raw)] == list(raw) and recorded["biwi_labels"] == "literature"
+    assert {k: recorded[k] for k in raw} == {k: list(v) if isinstance(v, tuple) else v for k, v in raw.items()}
+    shaped = TrainConfig.from_dict({**raw, "pose_layers": 4}).with_network({"pose_layers": 3, "pose_channels": 16,
+                                                                           "input_norm": "bgr-mean"})
+    assert shaped.network == {"pose_layers": 3, "pose_channels": 16, "input_norm": "bgr-mean"}
+    assert shaped.as_dict()["pose_layers"] == 3 and shaped.as_dict()["input_norm"] == "bgr-mean"
+    with pytest.raises(ValueError, match="lacks lr"):
+        TrainConfig.from_dict({k: v for k, v in raw.items() if k != "lr"})
+    with pytest.raises(ValueError, match="epochs = 'many'"):
+        TrainConfig.from_dict({**raw, "epochs": "many"})
+    with pytest.raises(ValueError, match="biwi_labels"):
+        TrainConfig.from_dict({**raw, "biwi_labels": "depth"})

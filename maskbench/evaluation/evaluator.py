@@ -242,25 +242,9 @@ def write_report(out_dir: Path, model_name: str, results: Sequence[SuiteResult],
                      f"{_f(o.mae_deg)} | {_f(o.geodesic_deg)} | {_f(o.maev_deg)} | {o.miss_rate:.1%} | {o.n} | "
                      f"{len(r.unreadable)} |")
     for r in results:
-        lines += [f"\n{r.name}: {note}." for note in r.notes]
-        if r.unreadable:
-            lines += ["", f"{r.name}: {len(r.unreadable)} samples could not be read and were not scored:", ""]
-            lines += [f"* {u}" for u in r.unreadable]
-        if r.filtered:
-            lines.append(f"\n{r.name}: {r.filtered} samples outside the 99-degree protocol were not scored.")
-        for key, groups in r.breakdown.items():
-            if groups:
-                lines += ["", f"### {r.name} by {key}", "", "| group | MAE | scored | missed |", "|---|---|---|---|"]
-                lines += [f"| {g} | {_f(s.mae_deg)} | {s.n - s.n_missed} | {s.n_missed} |" for g, s in groups.items()]
+        lines += _suite_details(r)
     penalties = masked_penalties(results)
-    for masked, pen in penalties.items():
-        if "refused" in pen:
-            lines += ["", f"### Masked penalty: {masked} minus {pen['vs']}: not computed", "", pen["refused"] + "."]
-            continue
-        lines += ["", f"### Masked penalty: {masked} minus {pen['vs']} on the same {pen['pairs']} faces",
-                  "", "Mean of (masked error - unmasked error) per face, degrees, with a bootstrap 95 % interval "
-                  "(2,000 resamples of the faces).", "",
-                  *penalty_table(pen)]
+    lines += _penalty_lines(penalties)
     if missing:
         lines += ["", "Suites not found:", ""] + [f"* {m}" for m in missing]
     atomic_write_text(out_dir / "report.md", "\n".join(lines) + "\n")
@@ -273,6 +257,39 @@ def write_report(out_dir: Path, model_name: str, results: Sequence[SuiteResult],
     atomic_write_text(out_dir / "results.json",
                       json.dumps({"model": model_name, "protocol": protocol, "protocol_text": protocol_text,
                                   "euler": euler, "biwi_labels": biwi_labels, "suites": summary}, indent=1) + "\n")
+    _write_csvs(out_dir, results)
+
+
+def _suite_details(r: SuiteResult) -> list[str]:
+    """A suite's notes, unreadable samples, protocol filter count and breakdown tables."""
+    lines = [f"\n{r.name}: {note}." for note in r.notes]
+    if r.unreadable:
+        lines += ["", f"{r.name}: {len(r.unreadable)} samples could not be read and were not scored:", ""]
+        lines += [f"* {u}" for u in r.unreadable]
+    if r.filtered:
+        lines.append(f"\n{r.name}: {r.filtered} samples outside the 99-degree protocol were not scored.")
+    for key, groups in r.breakdown.items():
+        if groups:
+            lines += ["", f"### {r.name} by {key}", "", "| group | MAE | scored | missed |", "|---|---|---|---|"]
+            lines += [f"| {g} | {_f(s.mae_deg)} | {s.n - s.n_missed} | {s.n_missed} |" for g, s in groups.items()]
+    return lines
+
+
+def _penalty_lines(penalties: dict[str, dict[str, Any]]) -> list[str]:
+    lines: list[str] = []
+    for masked, pen in penalties.items():
+        if "refused" in pen:
+            lines += ["", f"### Masked penalty: {masked} minus {pen['vs']}: not computed", "", pen["refused"] + "."]
+            continue
+        lines += ["", f"### Masked penalty: {masked} minus {pen['vs']} on the same {pen['pairs']} faces",
+                  "", "Mean of (masked error - unmasked error) per face, degrees, with a bootstrap 95 % interval "
+                  "(2,000 resamples of the faces).", "",
+                  *penalty_table(pen)]
+    return lines
+
+
+def _write_csvs(out_dir: Path, results: Sequence[SuiteResult]) -> None:
+    """results.csv (one row per suite) and predictions.csv (one row per scored face)."""
     fields = ["suite", *Scores.__dataclass_fields__.keys(), "miss_rate", "unreadable"]
     with open(out_dir / "results.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=fields, lineterminator="\n")

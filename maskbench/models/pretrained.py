@@ -94,35 +94,33 @@ def map_release(state: dict[str, torch.Tensor], model: RetinaFacePose) -> dict[s
     return mapped
 
 
-def init_model(path: Path, config: dict[str, Any]) -> RetinaFacePose:
-    """The reference model started from ``path``: a maskbench checkpoint (its weights and input
-    normalisation) or the RetinaFace release (mapped; ``config["input_norm"]`` is set to the
-    release's). Raises ValueError (one line) for anything else."""
+def init_model(path: Path, config: dict[str, Any]) -> tuple[RetinaFacePose, dict[str, Any]]:
+    """The reference model started from ``path`` and the network keys that describe it
+    (``pose_channels``/``pose_layers`` when set, ``input_norm``), for the caller to record; ``config`` is
+    only read. ``path`` is a maskbench checkpoint (its network, weights and input normalisation) or the
+    RetinaFace release (mapped into the network ``config`` describes, with the release's
+    normalisation). Raises ValueError (one line) for anything else."""
     data = load_weights_file(path)
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a dict of tensors (a state dict or a maskbench checkpoint), "
                          f"got {type(data).__name__}")
     if "state_dict" in data and isinstance(data["state_dict"], dict):  # a maskbench checkpoint
         saved = data.get("config", {})
-        norm = saved.get("input_norm", "rgb01")
-        for key in POSE_HEAD_KEYS:  # the network is the checkpoint's; the config records it
-            if key in saved:
-                config[key] = saved[key]
-            else:
-                config.pop(key, None)
-        model = RetinaFacePose.from_config(config, input_norm=norm)
+        network = {key: saved[key] for key in POSE_HEAD_KEYS if key in saved}  # the network is the checkpoint's
+        network["input_norm"] = saved.get("input_norm", "rgb01")
+        model = RetinaFacePose.from_config(network)
         try:
             model.load_state_dict(data["state_dict"])
         except RuntimeError as exc:
             raise ValueError(f"{path}: checkpoint weights do not fit the reference model "
                              f"({str(exc).splitlines()[0]})") from None
-        config["input_norm"] = norm
-        return model
+        return model, network
     if is_release_layout(data):
-        model = RetinaFacePose.from_config(config, input_norm=RELEASE_NORM)
+        network = {key: config[key] for key in POSE_HEAD_KEYS if key in config}
+        network["input_norm"] = RELEASE_NORM
+        model = RetinaFacePose.from_config(network)
         model.load_state_dict(map_release(data, model), strict=False)
-        config["input_norm"] = RELEASE_NORM
-        return model
+        return model, network
     keys = list(data)[:12]
     raise ValueError(f"{path}: unknown weights layout (neither a maskbench checkpoint nor the RetinaFace-MobileNet0.25 "
                      f"release); first keys: {', '.join(map(str, keys))}")

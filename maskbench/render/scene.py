@@ -78,6 +78,31 @@ def background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
     return np.clip(img, 0, 255)
 
 
+def _candidate_pixels(head: Head, r: np.ndarray, t: np.ndarray, camera: Camera) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel coordinates (u, v) worth a ray: inside the projected bounding sphere, within two coarse
+    cells of a hit of the coarse pass."""
+    # Only cast rays inside the projected bounding sphere.
+    h_px, w_px = camera.height_px, camera.width_px
+    center_cam = r @ Head.BOUND_CENTER + t
+    corners = center_cam + Head.BOUND_RADIUS * np.array([[-1, -1, 0], [1, 1, 0], [-1, 1, 0], [1, -1, 0]], float)
+    if camera.ortho_scale_px_per_mm is None:
+        corners[:, 2] = max(center_cam[2] - Head.BOUND_RADIUS, 1.0)
+    uv = camera.project(corners)
+    u0, v0 = np.clip(np.floor(uv.min(axis=0)), 0, [w_px - 1, h_px - 1]).astype(int)
+    u1, v1 = np.clip(np.ceil(uv.max(axis=0)), 0, [w_px - 1, h_px - 1]).astype(int)
+    # Coarse pass every COARSE px finds the silhouette; the full-resolution pass casts only the
+    # pixels within two coarse cells of a coarse hit.
+    vv, uu = np.mgrid[v0 : v1 + 1 : COARSE, u0 : u1 + 1 : COARSE]
+    o_cam, d_cam = camera.rays(uu.ravel().astype(np.float64), vv.ravel().astype(np.float64))
+    coarse_hit, _ = head.cast((o_cam - t) @ r, d_cam @ r)
+    grid = np.zeros((h_px, w_px), dtype=np.uint8)
+    grid[vv.ravel()[coarse_hit], uu.ravel()[coarse_hit]] = 1
+    grid = cv2.dilate(grid, np.ones((4 * COARSE + 1, 4 * COARSE + 1), np.uint8))
+    v_idx, u_idx = np.nonzero(grid)
+    u, v = u_idx.astype(np.float64), v_idx.astype(np.float64)
+    return u, v
+
+
 def render(
     head: Head,
     rotation: np.ndarray,
@@ -96,26 +121,9 @@ def render(
     light_cam /= np.linalg.norm(light_cam)
     ambient = rng.uniform(0.35, 0.5)
 
-    # Only cast rays inside the projected bounding sphere.
     r = np.asarray(rotation, dtype=np.float64)
     t = np.asarray(translation_mm, dtype=np.float64)
-    center_cam = r @ Head.BOUND_CENTER + t
-    corners = center_cam + Head.BOUND_RADIUS * np.array([[-1, -1, 0], [1, 1, 0], [-1, 1, 0], [1, -1, 0]], float)
-    if camera.ortho_scale_px_per_mm is None:
-        corners[:, 2] = max(center_cam[2] - Head.BOUND_RADIUS, 1.0)
-    uv = camera.project(corners)
-    u0, v0 = np.clip(np.floor(uv.min(axis=0)), 0, [w_px - 1, h_px - 1]).astype(int)
-    u1, v1 = np.clip(np.ceil(uv.max(axis=0)), 0, [w_px - 1, h_px - 1]).astype(int)
-    # Coarse pass every COARSE px finds the silhouette; the full-resolution pass casts only the
-    # pixels within two coarse cells of a coarse hit.
-    vv, uu = np.mgrid[v0 : v1 + 1 : COARSE, u0 : u1 + 1 : COARSE]
-    o_cam, d_cam = camera.rays(uu.ravel().astype(np.float64), vv.ravel().astype(np.float64))
-    coarse_hit, _ = head.cast((o_cam - t) @ r, d_cam @ r)
-    grid = np.zeros((h_px, w_px), dtype=np.uint8)
-    grid[vv.ravel()[coarse_hit], uu.ravel()[coarse_hit]] = 1
-    grid = cv2.dilate(grid, np.ones((4 * COARSE + 1, 4 * COARSE + 1), np.uint8))
-    v_idx, u_idx = np.nonzero(grid)
-    u, v = u_idx.astype(np.float64), v_idx.astype(np.float64)
+    u, v = _candidate_pixels(head, r, t, camera)
     o_cam, d_cam = camera.rays(u, v)
     o_head, d_head = (o_cam - t) @ r, d_cam @ r  # R^T applied to row vectors
     hit, pts = head.cast(o_head, d_head)

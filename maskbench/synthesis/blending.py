@@ -325,32 +325,7 @@ def blend(
     (None: no noise).
     """
     fh, fw = fit.covered.shape
-    tex = template.texture_grey_alpha
-    th, tw = tex.shape[:2]
-    # the fabric, in the fit's own box
-    map_x = np.where(fit.covered, fit.u * np.float32(tw - 1), np.float32(-10.0))  # -10: transparent border
-    map_y = np.where(fit.covered, fit.v * np.float32(th - 1), np.float32(-10.0))
-    sampled = cv2.remap(tex, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    f_alpha = sampled[..., 1].astype(np.float32) / np.float32(255.0)
-    look = measure_look(image_bgr, (fit.x0, fit.y0, fit.x0 + fw, fit.y0 + fh), fit.covered & (f_alpha > 0.5),
-                        fit.px_per_mm * FACE_HEIGHT_MM)
-    if pattern:  # colour or pattern, then the photo's chroma and white balance
-        albedo = pattern_albedo(fit.u, fit.v, pattern, np.asarray(color_bgr, np.float32), pattern_phase, second_bgr,
-                                fit.size_mm, template.patterns.get(pattern))
-        albedo = _photo_colour(albedo, look)
-    else:  # one colour: corrected once, broadcast
-        albedo = _photo_colour(np.asarray(color_bgr, np.float32)[None, None] / np.float32(255.0), look)
-    # intensity: texture grey x micro-texture x (weak Lambert) x light field x gain
-    scale = np.float32(MICRO_PX_PER_MM)
-    grain = cv2.remap(micro_texture(template.material), fit.u * np.float32(fit.size_mm[0]) * scale,
-                      fit.v * np.float32(fit.size_mm[1]) * scale, cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
-    light = look.field ** np.float32(0.85) * np.float32(look.gain)
-    intensity = sampled[..., 0].astype(np.float32) * np.float32(255.0 / 225.0)
-    intensity *= grain
-    intensity *= fit.shade * np.float32(0.35) + np.float32(0.8)
-    intensity *= light
-    fabric = intensity[..., None] * albedo
-
+    fabric, f_alpha, light, look = _fabric(image_bgr, fit, template, color_bgr, pattern, pattern_phase, second_bgr)
     # the union of the fabric's box and the straps'
     width_px = max(1, int(round(max(template.straps.get("width_mm", 3.0), 1.0) * fit.px_per_mm)))
     bx0, by0, bx1, by1 = _union_box(fit, image_bgr.shape, width_px + 2)
@@ -368,26 +343,9 @@ def blend(
         covered[oy : oy + fh, ox : ox + fw] = fit.covered
         fabric_light, light = light, np.full((h, w), np.float32(look.gain))
         light[oy : oy + fh, ox : ox + fw] = fabric_light
-
-    # straps under the fabric
-    if fit.straps_px:
-        strap_alpha = np.zeros((h, w), np.float32)
-        shift = np.array([bx0, by0], np.float64)
-        lines = _attach(fit.straps_px, covered & (alpha > 0.5), shift, 20.0 * fit.px_per_mm)
-        polys = [np.round((line - shift) * 16).astype(np.int32) for line in lines]
-        cv2.polylines(strap_alpha, polys, False, 1.0, width_px, cv2.LINE_AA, shift=4)
-        np.minimum(strap_alpha, 1.0, out=strap_alpha)
-        strap_alpha *= ~covered | (alpha < 0.5)
-        sc = template.straps.get("color", "same")
-        strap_rgb = (np.asarray(color_bgr, np.float32) if sc == "same" else
-                     np.asarray(template.colors_bgr.get(sc, STRAP_COLORS_BGR.get(sc, (200, 200, 200))), np.float32))
-        strap_rgb = _photo_colour(np.broadcast_to(strap_rgb / np.float32(255.0), (1, 1, 3)), look)[0, 0]
-        strap_px = (np.float32(0.9) * light)[..., None] * strap_rgb * np.float32(255.0)
-        mask_bgr = mask_bgr * alpha[..., None] + strap_px * (strap_alpha * (1 - alpha))[..., None]
-        total = alpha + strap_alpha * (1 - alpha)
-        mask_bgr /= np.maximum(total, 1e-6)[..., None]
-        alpha = total
-
+    if fit.straps_px:  # straps under the fabric
+        mask_bgr, alpha = _with_straps(mask_bgr, alpha, covered, light, fit, template, color_bgr, look, (bx0, by0),
+                                       width_px)
     # the photo's sharpness and noise
     extra_blur = float(np.sqrt(max(look.blur_sigma**2 - RENDER_SIGMA_PX**2, 0.0)))
     feather = max(0.7, look.blur_sigma * 0.9)
@@ -396,16 +354,76 @@ def blend(
     alpha = cv2.GaussianBlur(alpha, (0, 0), feather)
     if rng is not None and look.noise_sigma > 0.3:
         mask_bgr += _noise(rng, h, w, look.noise_sigma)[..., None]
-
     # what stays in front: hair, hands, objects
     blocked = np.zeros((h, w), bool)
     if occluders:
-        ko = None if keep_out is None else keep_out[by0:by1, bx0:bx1]
-        blocked = find_occluders(region, alpha > 0.01, ko)
+        blocked = find_occluders(region, alpha > 0.01, None if keep_out is None else keep_out[by0:by1, bx0:bx1])
         if blocked.any():
             soft = cv2.GaussianBlur(blocked.astype(np.float32), (0, 0), feather)
             soft[~blocked] = 0.0  # the edge softens inside the occluder; the mask's side stays whole
             alpha *= np.float32(1.0) - soft
+    return _composite(image_bgr, region, mask_bgr, alpha, (bx0, by0, bx1, by1), jpeg_quality) + (
+        int(np.count_nonzero(blocked)),)
+
+
+def _fabric(image_bgr: np.ndarray, fit: Fit, template: MaskTemplate, color_bgr: tuple[int, int, int],
+            pattern: str | None, pattern_phase: float, second_bgr: tuple[int, int, int] | None,
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, Look]:
+    """The fabric in the fit's own box: (BGR float image, alpha, light field, the photo's look)."""
+    tex = template.texture_grey_alpha
+    th, tw = tex.shape[:2]
+    map_x = np.where(fit.covered, fit.u * np.float32(tw - 1), np.float32(-10.0))  # -10: transparent border
+    map_y = np.where(fit.covered, fit.v * np.float32(th - 1), np.float32(-10.0))
+    sampled = cv2.remap(tex, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    f_alpha = sampled[..., 1].astype(np.float32) / np.float32(255.0)
+    fh, fw = fit.covered.shape
+    look = measure_look(image_bgr, (fit.x0, fit.y0, fit.x0 + fw, fit.y0 + fh), fit.covered & (f_alpha > 0.5),
+                        fit.px_per_mm * FACE_HEIGHT_MM)
+    if pattern:  # colour or pattern, then the photo's chroma and white balance
+        albedo = pattern_albedo(fit.u, fit.v, pattern, np.asarray(color_bgr, np.float32), pattern_phase, second_bgr,
+                                fit.size_mm, template.patterns.get(pattern))
+        albedo = _photo_colour(albedo, look)
+    else:  # one colour: corrected once, broadcast
+        albedo = _photo_colour(np.asarray(color_bgr, np.float32)[None, None] / np.float32(255.0), look)
+    # intensity: texture grey x micro-texture x (weak Lambert) x light field x gain
+    scale = np.float32(MICRO_PX_PER_MM)
+    grain = cv2.remap(micro_texture(template.material), fit.u * np.float32(fit.size_mm[0]) * scale,
+                      fit.v * np.float32(fit.size_mm[1]) * scale, cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
+    light = look.field ** np.float32(0.85) * np.float32(look.gain)
+    intensity = sampled[..., 0].astype(np.float32) * np.float32(255.0 / 225.0)
+    intensity *= grain
+    intensity *= fit.shade * np.float32(0.35) + np.float32(0.8)
+    intensity *= light
+    return intensity[..., None] * albedo, f_alpha, light, look
+
+
+def _with_straps(mask_bgr: np.ndarray, alpha: np.ndarray, covered: np.ndarray, light: np.ndarray, fit: Fit,
+                 template: MaskTemplate, color_bgr: tuple[int, int, int], look: Look, origin: tuple[int, int],
+                 width_px: int) -> tuple[np.ndarray, np.ndarray]:
+    """The mask with its straps drawn under the fabric (colour, light matched like the fabric's)."""
+    h, w = alpha.shape
+    strap_alpha = np.zeros((h, w), np.float32)
+    shift = np.array(origin, np.float64)
+    lines = _attach(fit.straps_px, covered & (alpha > 0.5), shift, 20.0 * fit.px_per_mm)
+    polys = [np.round((line - shift) * 16).astype(np.int32) for line in lines]
+    cv2.polylines(strap_alpha, polys, False, 1.0, width_px, cv2.LINE_AA, shift=4)
+    np.minimum(strap_alpha, 1.0, out=strap_alpha)
+    strap_alpha *= ~covered | (alpha < 0.5)
+    sc = template.straps.get("color", "same")
+    strap_rgb = (np.asarray(color_bgr, np.float32) if sc == "same" else
+                 np.asarray(template.colors_bgr.get(sc, STRAP_COLORS_BGR.get(sc, (200, 200, 200))), np.float32))
+    strap_rgb = _photo_colour(np.broadcast_to(strap_rgb / np.float32(255.0), (1, 1, 3)), look)[0, 0]
+    strap_px = (np.float32(0.9) * light)[..., None] * strap_rgb * np.float32(255.0)
+    mask_bgr = mask_bgr * alpha[..., None] + strap_px * (strap_alpha * (1 - alpha))[..., None]
+    total = alpha + strap_alpha * (1 - alpha)
+    mask_bgr /= np.maximum(total, 1e-6)[..., None]
+    return mask_bgr, total
+
+
+def _composite(image_bgr: np.ndarray, region: np.ndarray, mask_bgr: np.ndarray, alpha: np.ndarray,
+               box: tuple[int, int, int, int], jpeg_quality: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """The mask alpha-blended into a copy of the image (JPEG blocking matched), and the occlusion map."""
+    bx0, by0, bx1, by1 = box
     np.clip(mask_bgr, 0.0, 255.0, out=mask_bgr)
     a255 = alpha * np.float32(255.0)
     blended = cv2.blendLinear(mask_bgr, region.astype(np.float32), a255, np.float32(255.0) - a255)
@@ -418,7 +436,7 @@ def blend(
     out[by0:by1, bx0:bx1] = patch
     occlusion = np.zeros(image_bgr.shape[:2], np.uint8)
     occlusion[by0:by1, bx0:bx1] = (a255 > 127.5).view(np.uint8) * np.uint8(255)
-    return out, occlusion, int(np.count_nonzero(blocked))
+    return out, occlusion
 
 
 NOISE_TILE = 512

@@ -244,22 +244,7 @@ def fit_mask(name: str, rotation: np.ndarray, landmarks_px: np.ndarray, image_sh
     if not s > 0:
         return None
     v_cam = surf.vertices_mm @ r.T
-    px = s * v_cam[:, :2] + t
-    # bend the mask to this face: Gaussian-weighted anchor residuals
-    jaw_normals = _generic_jaw_normals() @ r.T
-    visible_jaw = [k for k, n in zip(JAW_LANDMARKS, jaw_normals) if n[2] < -0.15]
-    anchors = [k for k in ANCHOR_LANDMARKS + visible_jaw if finite[k]]
-    strap_cam = [line @ r.T for line in surf.straps_mm]
-    strap_px = [s * line[:, :2] + t for line in strap_cam]
-    if anchors:
-        model_px = s * lm_cam[anchors, :2] + t
-        resid = landmarks_px[anchors] - model_px
-        # a jaw point far off the generic jaw has left the face outline (onto hair, the neck): not followed
-        keep = [i for i, k in enumerate(anchors)
-                if k not in JAW_LANDMARKS or np.hypot(*resid[i]) <= JAW_OUTLIER_FRACTION * FACE_HEIGHT_MM * s]
-        model_px, resid = model_px[keep], resid[keep]
-        px = _bend(px, model_px, resid, 35.0 * s)
-        strap_px = [_bend(line, model_px, resid, 35.0 * s) for line in strap_px]
+    px, strap_px = _bent_projection(surf, v_cam, r, s, t, lm_cam, landmarks_px, finite)
     n_cam = surf.normals @ r.T
     shade = np.clip(-(n_cam @ LIGHT_DIR), 0.0, 1.0)  # per vertex; interpolated (Gouraud shading)
     tri = surf.triangles
@@ -289,11 +274,40 @@ def fit_mask(name: str, rotation: np.ndarray, landmarks_px: np.ndarray, image_sh
     covered = ids > 0
     if not covered.any():
         return None
-    # (u, v, shade) are affine in the pixel position inside each triangle: one 3x3 solve per
-    # triangle (least squares over the 4 corners of a quad, which is nearly planar on this fine
-    # grid), then every pixel is one gather and a multiply-add. Row 0 of ``planes``: uncovered.
-    attrs = np.column_stack([surf.uv, shade])  # (N, 3)
-    planes = np.zeros((len(polys) + 1, 3, 3), np.float64)
+    u, v, lit = _pixel_attributes(np.column_stack([surf.uv, shade]), len(polys), corner_ids, px, offset, ids)
+    straps = _visible_runs(strap_px, [n @ r.T for n in surf.strap_normals], face_hull, STRAP_REACH_MM * s)
+    return Fit(int(x0), int(y0), covered, u, v, lit, px, float(s), surf.size_mm, straps)
+
+
+def _bent_projection(surf: MaskSurface, v_cam: np.ndarray, r: np.ndarray, s: float, t: np.ndarray, lm_cam: np.ndarray,
+                     landmarks_px: np.ndarray, finite: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The surface's vertices and strap lines in pixels, bent to this face: Gaussian-weighted
+    residuals of the anchor landmarks (nose, mouth, chin, the visible jaw)."""
+    px = s * v_cam[:, :2] + t
+    jaw_normals = _generic_jaw_normals() @ r.T
+    visible_jaw = [k for k, n in zip(JAW_LANDMARKS, jaw_normals) if n[2] < -0.15]
+    anchors = [k for k in ANCHOR_LANDMARKS + visible_jaw if finite[k]]
+    strap_px = [s * (line @ r.T)[:, :2] + t for line in surf.straps_mm]
+    if anchors:
+        model_px = s * lm_cam[anchors, :2] + t
+        resid = landmarks_px[anchors] - model_px
+        # a jaw point far off the generic jaw has left the face outline (onto hair, the neck): not followed
+        keep = [i for i, k in enumerate(anchors)
+                if k not in JAW_LANDMARKS or np.hypot(*resid[i]) <= JAW_OUTLIER_FRACTION * FACE_HEIGHT_MM * s]
+        model_px, resid = model_px[keep], resid[keep]
+        px = _bend(px, model_px, resid, 35.0 * s)
+        strap_px = [_bend(line, model_px, resid, 35.0 * s) for line in strap_px]
+    return px, strap_px
+
+
+def _pixel_attributes(attrs: np.ndarray, n_polys: int, corner_ids: list[np.ndarray], px: np.ndarray,
+                      offset: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(u, v, shade) of every pixel of the id map from the per-vertex ``attrs`` (N, 3).
+
+    They are affine in the pixel position inside each triangle: one 3x3 solve per triangle (least
+    squares over the 4 corners of a quad, which is nearly planar on this fine grid), then every pixel
+    is one gather and a multiply-add. Row 0 of ``planes``: uncovered."""
+    planes = np.zeros((n_polys + 1, 3, 3), np.float64)
     for members in corner_ids:  # quads, triangles
         rows, verts = members[:, 0], members[:, 1:]
         a = np.concatenate([px[verts] - offset, np.ones(verts.shape + (1,))], axis=2)  # (M, 3 or 4, 3): x, y, 1
@@ -311,8 +325,7 @@ def fit_mask(name: str, rotation: np.ndarray, landmarks_px: np.ndarray, image_sh
     np.clip(u, 0.0, 1.0, out=u)  # a pixel rounded in from a neighbouring edge
     np.clip(v, 0.0, 1.0, out=v)
     np.clip(lit, 0.0, 1.0, out=lit)
-    straps = _visible_runs(strap_px, [n @ r.T for n in surf.strap_normals], face_hull, STRAP_REACH_MM * s)
-    return Fit(int(x0), int(y0), covered, u, v, lit, px, float(s), surf.size_mm, straps)
+    return u, v, lit
 
 
 #: How far outside the landmarks' hull a strap may run (to the ear behind the jaw's first point).

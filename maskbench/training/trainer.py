@@ -30,7 +30,6 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +38,6 @@ import torch
 from torch import nn
 
 from maskbench.datasets import detect_format
-from maskbench.datasets.biwi import DEFAULT_BIWI_LABELS
 from maskbench.evaluation.adapters import ReferenceModel
 from maskbench.evaluation.protocol import mean_axis_mae_deg
 from maskbench.io.atomic import atomic_write, atomic_write_text
@@ -54,20 +52,9 @@ from maskbench.models.pretrained import init_model
 from maskbench.models.retinaface import RetinaFacePose
 from maskbench.progress import progress_bar
 from maskbench.splits import rule_of
+from maskbench.training.config import TrainConfig
 from maskbench.training.data import FaceDataset, HoldOut, TrainAugment, collate, training_items
 from maskbench.version import __version__
-
-
-def load_config(name_or_path: str) -> dict[str, Any]:
-    """A built-in config by name (model1, model2, model3) or a JSON file."""
-    path = Path(name_or_path)
-    if path.suffix == ".json" and path.is_file():
-        return json.loads(path.read_text())
-    base = resources.files("maskbench.training.configs")
-    names = sorted(p.name[:-5] for p in base.iterdir() if p.name.endswith(".json"))
-    if name_or_path not in names:
-        raise ValueError(f"unknown config {name_or_path!r}: built-in ones are {', '.join(names)}, or pass a .json path")
-    return json.loads((base / f"{name_or_path}.json").read_text())
 
 
 @dataclass
@@ -119,121 +106,176 @@ def _set_bn_eval(model: nn.Module) -> None:
             m.eval()
 
 
-#: Keys a training config must have (the others have defaults).
-REQUIRED_CONFIG_KEYS = ("train", "image_size", "batch_size", "epochs", "lr", "pose_weight")
-
-
-def train(config: dict[str, Any], data_root: Path, out_dir: Path, *, device: str = "cpu", epochs: int | None = None,
-          seed: int = 0, max_minutes: float | None = None, progress: bool = True, init: Path | None = None,
-          resume: bool = False, workers: int = 0, amp: bool | None = None) -> dict[str, Any]:
+def train(config: dict[str, Any] | TrainConfig, data_root: Path, out_dir: Path, *, device: str = "cpu",
+          epochs: int | None = None, seed: int = 0, max_minutes: float | None = None, progress: bool = True,
+          init: Path | None = None, resume: bool = False, workers: int = 0, amp: bool | None = None) -> dict[str, Any]:
     """Train from a config; writes ``last.pth``, ``best.pth`` and ``history.json`` into ``out_dir``.
 
     Under ``torchrun --nproc_per_node N`` each process takes ``batch_size / N`` images of every
     global batch (DistributedSampler, DistributedDataParallel; SyncBatchNorm on CUDA); rank 0
     validates and writes. ``amp`` (default: on for CUDA) runs the forward pass in bfloat16.
     """
-    absent = [k for k in REQUIRED_CONFIG_KEYS if k not in config]
-    if absent:
-        raise ValueError(f"training config {config.get('name', '')!r} lacks {', '.join(absent)} (see "
-                         "maskbench/training/configs/model1.json for every key)")
+    cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
     dist = _Dist.from_env(device)
     if dist.world > 1 and device.startswith("cuda"):
         device = f"cuda:{dist.local_rank}"
         torch.cuda.set_device(device)
     torch.manual_seed(seed)
     np.random.seed(seed)
-    size = int(config["image_size"])
-    global_batch = int(config["batch_size"])
-    if global_batch % dist.world:
-        raise ValueError(f"batch_size {global_batch} is not divisible by the {dist.world} processes")
-    train_dirs = [data_root / n for n in config["train"]]
-    missing = [str(d) for d in train_dirs if not d.is_dir()]
-    if missing:
-        raise FileNotFoundError(f"training splits not found: {', '.join(missing)} (see `maskbench synthesize/rotate`)")
-    val_dirs = [data_root / n for n in config.get("val", [])]
-    missing = [str(d) for d in val_dirs if not d.is_dir()]
-    if missing:
-        raise FileNotFoundError(f"validation folders not found: {', '.join(missing)}")
-    rules = {d.name: (detect_format(d).name, rule_of(d)) for d in [*train_dirs, *val_dirs]}
-    hold_out = HoldOut(float(config.get("val_fraction", 0.1)), seed, int(config.get("val_limit", 400)))
-    train_items, val_samples, validation = training_items(train_dirs, hold_out, val_dirs)
-    faces = validation.pop("faces")  # identities of the training and validation faces (maskbench.faces)
-    if not train_items:
-        raise ValueError(f"no training rows in {', '.join(d.name for d in train_dirs)} (rows whose split is 'train'; "
-                         "AFLW2000 is a test set, and a raw BIWI tree trains on 16 of its 24 sequences)")
-    biwi_labels = str(config.get("biwi_labels", DEFAULT_BIWI_LABELS))
-    dataset = FaceDataset(train_items, size, TrainAugment.from_config(config.get("augment")), seed, biwi_labels)
+    if cfg.batch_size % dist.world:
+        raise ValueError(f"batch_size {cfg.batch_size} is not divisible by the {dist.world} processes")
+    data = _TrainingData.gather(cfg, data_root, seed)
+    dataset = FaceDataset(data.train_items, cfg.image_size, TrainAugment.from_config(cfg.augment), seed, cfg.biwi_labels)
     sampler = torch.utils.data.DistributedSampler(dataset, num_replicas=dist.world, rank=dist.rank, shuffle=True,
                                                   seed=seed, drop_last=True)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=global_batch // dist.world, sampler=sampler,
+    loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size // dist.world, sampler=sampler,
                                          collate_fn=collate, num_workers=workers, drop_last=True,
                                          pin_memory=device.startswith("cuda"))
     if len(loader) == 0:
-        raise ValueError(f"{len(dataset)} training samples are fewer than one batch of {global_batch}")
-    model: nn.Module = (init_model(init, config) if init is not None
-                        else RetinaFacePose.from_config(config))
-    if dist.world > 1 and device.startswith("cuda"):
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    model = model.to(device)
-    net = model if dist.world == 1 else nn.parallel.DistributedDataParallel(
-        model, device_ids=[device] if device.startswith("cuda") else None)
-    lr = float(config["lr"])
-    groups = _param_groups(model, lr, float(config.get("pretrained_lr_scale", 1.0)) if init is not None else 1.0)
-    opt = torch.optim.AdamW(groups, lr=lr, weight_decay=float(config.get("weight_decay", 1e-4)))
-    n_epochs = int(epochs or config["epochs"])
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in groups],
-                                                total_steps=n_epochs * len(loader),
-                                                pct_start=float(config.get("warmup_fraction", 0.15)))
-    ema_decay = float(config.get("ema_decay", 0.0))
-    ema = (torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(ema_decay),
-                                               use_buffers=True) if ema_decay > 0 else None)
-    scored = model if ema is None else ema.module  # what is validated and saved
-    use_amp = device.startswith("cuda") if amp is None else amp
-    pri = box_utils.priors(size, size).to(device)
-    normalizer = dist.positives_normalizer(device)
+        raise ValueError(f"{len(dataset)} training samples are fewer than one batch of {cfg.batch_size}")
+    if init is not None:
+        model, network = init_model(init, cfg.network)
+        cfg = cfg.with_network(network)
+    else:
+        model = RetinaFacePose.from_config(cfg.network)
+    run = _Run.start(cfg, model, device, dist, len(loader) * int(epochs or cfg.epochs), init is not None, amp)
+    n_epochs = int(epochs or cfg.epochs)
     out_dir.mkdir(parents=True, exist_ok=True)
-    data_refs = [{"name": d.name, "manifest_sha256": sha256_file(d / MANIFEST) if (d / MANIFEST).is_file() else None,
-                  "format": rules[d.name][0], "split": rules[d.name][1].as_dict()} for d in train_dirs]
-    history: list[dict[str, float]] = []
+    history: list[dict[str, Any]] = []
     best, first_epoch = math.inf, 1
     if resume and (out_dir / "last.pth").is_file():
-        state = load_checkpoint(out_dir / "last.pth")
-        model.load_state_dict(state.get("train_state_dict", state["state_dict"]))
-        if ema is not None:
-            ema.load_state_dict(state["ema_state"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        history, best, first_epoch = list(state["history"]), float(state["best_val_pose_mae_deg"]), int(state["epoch"]) + 1
+        history, best, first_epoch = run.resume_from(load_checkpoint(out_dir / "last.pth"))
     start = time.monotonic()
     # one bar for the whole run (not one per epoch): off a terminal it writes a line at most every
     # LOG_INTERVAL_S seconds, however short the epochs
     bar = progress_bar(total=max(n_epochs - first_epoch + 1, 0) * len(loader), desc="train", unit="batch",
                        disable=not (progress and dist.main))
     for epoch in range(first_epoch, n_epochs + 1):
-        net.train()
-        if config.get("freeze_bn"):
-            _set_bn_eval(net)
         sampler.set_epoch(epoch)
         dataset.set_epoch(epoch)
+        stats = run.epoch(loader, bar, epoch, n_epochs, best)
+        val = (mean_axis_mae_deg(ReferenceModel(run.scored, cfg.image_size), data.val_samples, cfg.biwi_labels)
+               if data.val_samples and dist.main else float("nan"))
+        history.append({"epoch": epoch, "loss": float(np.mean(stats["losses"])), "val_pose_mae_deg": val,
+                        "images_per_s": stats["images_per_s"], "epoch_s": stats["epoch_s"],
+                        "data_wait_fraction": stats["data_wait_fraction"], "losses": stats["losses"]})
+        if dist.main:
+            improved = val < best or (val != val and epoch == n_epochs)
+            best = val if val < best else best
+            run.save(out_dir, data, history, epoch, val, best, seed, improved)
+        if dist.world > 1:
+            torch.distributed.barrier()
+        if max_minutes is not None and time.monotonic() - start > 60 * max_minutes:
+            break
+    bar.close()
+    return {"history": history, "best_val_pose_mae_deg": best, "rank": dist.rank, "world_size": dist.world}
+
+
+@dataclass
+class _TrainingData:
+    """The rows a run trains and validates on, and what its checkpoints record about them."""
+
+    train_items: list[Any]
+    val_samples: list[Any]
+    validation: dict[str, Any]  # the hold-out's fraction, seed and counts
+    faces: dict[str, Any]  # identities of the training and validation faces (maskbench.faces)
+    data_refs: list[dict[str, Any]]  # name, manifest sha256, format and split rule of each training folder
+
+    @classmethod
+    def gather(cls, cfg: TrainConfig, data_root: Path, seed: int) -> _TrainingData:
+        train_dirs = [data_root / n for n in cfg.train]
+        missing = [str(d) for d in train_dirs if not d.is_dir()]
+        if missing:
+            raise FileNotFoundError(f"training splits not found: {', '.join(missing)} (see `maskbench synthesize/rotate`)")
+        val_dirs = [data_root / n for n in cfg.val]
+        missing = [str(d) for d in val_dirs if not d.is_dir()]
+        if missing:
+            raise FileNotFoundError(f"validation folders not found: {', '.join(missing)}")
+        rules = {d.name: (detect_format(d).name, rule_of(d)) for d in [*train_dirs, *val_dirs]}
+        hold_out = HoldOut(cfg.val_fraction, seed, cfg.val_limit)
+        train_items, val_samples, validation = training_items(train_dirs, hold_out, val_dirs)
+        faces = validation.pop("faces")
+        if not train_items:
+            raise ValueError(f"no training rows in {', '.join(d.name for d in train_dirs)} (rows whose split is 'train'; "
+                             "AFLW2000 is a test set, and a raw BIWI tree trains on 16 of its 24 sequences)")
+        refs = [{"name": d.name, "manifest_sha256": sha256_file(d / MANIFEST) if (d / MANIFEST).is_file() else None,
+                 "format": rules[d.name][0], "split": rules[d.name][1].as_dict()} for d in train_dirs]
+        return cls(train_items, val_samples, validation, faces, refs)
+
+
+@dataclass
+class _Run:
+    """The model, its optimiser, schedule and weight average, and one epoch of training."""
+
+    cfg: TrainConfig
+    model: nn.Module
+    net: nn.Module  # the model, or its DistributedDataParallel wrapper
+    opt: torch.optim.Optimizer
+    sched: Any
+    ema: Any  # torch.optim.swa_utils.AveragedModel or None
+    device: str
+    dist: _Dist
+    use_amp: bool
+    pri: torch.Tensor
+
+    @classmethod
+    def start(cls, cfg: TrainConfig, model: nn.Module, device: str, dist: _Dist, total_steps: int, pretrained: bool,
+              amp: bool | None = None) -> _Run:
+        if dist.world > 1 and device.startswith("cuda"):
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model = model.to(device)
+        net = model if dist.world == 1 else nn.parallel.DistributedDataParallel(
+            model, device_ids=[device] if device.startswith("cuda") else None)
+        groups = _param_groups(model, cfg.lr, cfg.pretrained_lr_scale if pretrained else 1.0)
+        opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in groups], total_steps=total_steps,
+                                                    pct_start=cfg.warmup_fraction)
+        ema = (torch.optim.swa_utils.AveragedModel(
+            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+            if cfg.ema_decay > 0 else None)
+        use_amp = device.startswith("cuda") if amp is None else amp
+        return cls(cfg, model, net, opt, sched, ema, device, dist, use_amp,
+                   box_utils.priors(cfg.image_size, cfg.image_size).to(device))
+
+    @property
+    def scored(self) -> nn.Module:
+        """What is validated and saved: the weight average when there is one."""
+        return self.model if self.ema is None else self.ema.module
+
+    def resume_from(self, state: dict[str, Any]) -> tuple[list[dict[str, Any]], float, int]:
+        self.model.load_state_dict(state.get("train_state_dict", state["state_dict"]))
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema_state"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        return list(state["history"]), float(state["best_val_pose_mae_deg"]), int(state["epoch"]) + 1
+
+    def epoch(self, loader: Any, bar: Any, epoch: int, n_epochs: int, best: float) -> dict[str, Any]:
+        """One pass over the loader; the losses (averaged over processes), speed and data-wait share."""
+        self.net.train()
+        if self.cfg.freeze_bn:
+            _set_bn_eval(self.net)
+        normalizer = self.dist.positives_normalizer(self.device)
         seen, t0, losses, waited = 0, time.monotonic(), [], 0.0
         t_wait = time.monotonic()
         for images, targets in loader:
             waited += time.monotonic() - t_wait
-            images = images.to(device, non_blocking=True)
-            targets = [Target(t.boxes.to(device), t.landmarks.to(device), t.rotations.to(device)) for t in targets]
-            with torch.autocast(device_type="cuda" if device.startswith("cuda") else "cpu", dtype=torch.bfloat16,
-                                enabled=use_amp):
-                out = net(images)
+            images = images.to(self.device, non_blocking=True)
+            targets = [Target(t.boxes.to(self.device), t.landmarks.to(self.device), t.rotations.to(self.device))
+                       for t in targets]
+            with torch.autocast(device_type="cuda" if self.device.startswith("cuda") else "cpu", dtype=torch.bfloat16,
+                                enabled=self.use_amp):
+                out = self.net(images)
             out = {k: v.float() for k, v in out.items()}
-            terms = multitask_loss(out, targets, pri, pose_weight=float(config["pose_weight"]),
-                                   landmark_weight=float(config.get("landmark_weight", 1.0)), normalizer=normalizer)
-            opt.zero_grad(set_to_none=True)
+            terms = multitask_loss(out, targets, self.pri, pose_weight=self.cfg.pose_weight,
+                                   landmark_weight=self.cfg.landmark_weight, normalizer=normalizer)
+            self.opt.zero_grad(set_to_none=True)
             terms["total"].backward()
-            opt.step()
-            sched.step()
-            if ema is not None:
-                ema.update_parameters(model)
-            seen += len(images) * dist.world
+            self.opt.step()
+            self.sched.step()
+            if self.ema is not None:
+                self.ema.update_parameters(self.model)
+            seen += len(images) * self.dist.world
             losses.append(float(terms["total"].detach()))  # this process's; averaged over processes per epoch
             bar.set_postfix(epoch=f"{epoch}/{n_epochs}", loss=f"{losses[-1]:.3f}",
                             img_s=f"{seen / (time.monotonic() - t0):.1f}", best_val=f"{best:.2f}",
@@ -241,37 +283,25 @@ def train(config: dict[str, Any], data_root: Path, out_dir: Path, *, device: str
             bar.update()
             t_wait = time.monotonic()
         elapsed = time.monotonic() - t0
-        losses = dist.mean(losses)
-        val = (mean_axis_mae_deg(ReferenceModel(scored, size), val_samples, biwi_labels) if val_samples and dist.main
-               else float("nan"))
-        history.append({"epoch": epoch, "loss": float(np.mean(losses)), "val_pose_mae_deg": val,
-                        "images_per_s": seen / elapsed, "epoch_s": elapsed, "data_wait_fraction": waited / elapsed,
-                        "losses": losses})
-        if dist.main:
-            improved = val < best or (val != val and epoch == n_epochs)
-            best = val if val < best else best
-            ckpt = {"format": CHECKPOINT_FORMAT, "config": {**config, "biwi_labels": biwi_labels},
-                    "state_dict": scored.state_dict(),
-                    "maskbench_version": __version__, "training_data": data_refs, "validation": validation,
-                    "faces": faces,
-                    "epoch": epoch,
-                    "val_pose_mae_deg": val, "best_val_pose_mae_deg": best, "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict(), "history": history, "seed": seed, "world_size": dist.world}
-            if ema is not None:  # last.pth also keeps the raw weights and the average's count, to resume
-                ckpt["train_state_dict"] = model.state_dict()
-                ckpt["ema_state"] = ema.state_dict()
-            _atomic_save(ckpt, out_dir / "last.pth")
-            if improved:
-                _atomic_save({k: v for k, v in ckpt.items()
-                              if k not in ("optimizer", "scheduler", "train_state_dict", "ema_state")},
-                             out_dir / "best.pth")
-            atomic_write_text(out_dir / "history.json", json.dumps(history, indent=1) + "\n")
-        if dist.world > 1:
-            torch.distributed.barrier()
-        if max_minutes is not None and time.monotonic() - start > 60 * max_minutes:
-            break
-    bar.close()
-    return {"history": history, "best_val_pose_mae_deg": best, "rank": dist.rank, "world_size": dist.world}
+        return {"losses": self.dist.mean(losses), "images_per_s": seen / elapsed, "epoch_s": elapsed,
+                "data_wait_fraction": waited / elapsed}
+
+    def save(self, out_dir: Path, data: _TrainingData, history: list[dict[str, Any]], epoch: int, val: float,
+             best: float, seed: int, improved: bool) -> None:
+        """``last.pth`` (with what resuming needs), ``best.pth`` when ``improved``, ``history.json``."""
+        ckpt = {"format": CHECKPOINT_FORMAT, "config": self.cfg.as_dict(), "state_dict": self.scored.state_dict(),
+                "maskbench_version": __version__, "training_data": data.data_refs, "validation": data.validation,
+                "faces": data.faces, "epoch": epoch, "val_pose_mae_deg": val, "best_val_pose_mae_deg": best,
+                "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(), "history": history,
+                "seed": seed, "world_size": self.dist.world}
+        if self.ema is not None:  # last.pth also keeps the raw weights and the average's count, to resume
+            ckpt["train_state_dict"] = self.model.state_dict()
+            ckpt["ema_state"] = self.ema.state_dict()
+        _atomic_save(ckpt, out_dir / "last.pth")
+        if improved:
+            _atomic_save({k: v for k, v in ckpt.items()
+                          if k not in ("optimizer", "scheduler", "train_state_dict", "ema_state")}, out_dir / "best.pth")
+        atomic_write_text(out_dir / "history.json", json.dumps(history, indent=1) + "\n")
 
 
 def _param_groups(model: nn.Module, lr: float, pretrained_scale: float) -> list[dict[str, Any]]:
