@@ -8,8 +8,10 @@ STAMP  := $(VENV)/.installed
 
 DEVICE ?= auto
 OUT    ?= reproduce
+REAL   ?= $(CURDIR)/../shared/fixtures/real
+MODELS ?= $(CURDIR)/../shared/models
 
-.PHONY: install demo test stress lint bench tables clean reproduce reproduce-smoke reproduce-clean
+.PHONY: install demo test stress lint bench tables tables-quick clean reproduce reproduce-smoke reproduce-clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,7 +47,16 @@ stress: $(STAMP)  ## longer runs: SIGKILL rotate/synthesize at 10 random points 
 lint: $(STAMP)
 	$(BIN)/ruff check maskbench tests benchmarks
 
-tables: $(STAMP)  ## regenerate the README's measured tables (dated, with the commit; about 6 minutes)
+tables: tables-quick $(STAMP)  ## regenerate every measured number: README tables, generalisation, benchmarks, both reproduce reports (about 70 min)
+	$(BIN)/python benchmarks/generalisation_seeds.py 4 --readme
+	$(BIN)/python benchmarks/run_all.py
+	rm -rf .tables-sample && $(BIN)/maskbench reproduce --out .tables-sample --device cpu && \
+	    cp .tables-sample/REPORT.md docs/reproduce_sample_REPORT.md
+	if [ -d "$(REAL)/aflw2000_dev" ]; then rm -rf .tables-real && $(BIN)/maskbench reproduce --preset real \
+	    --data "$(REAL)/aflw2000_dev" --init "$(MODELS)/retinaface/mobilenet0.25_Final.pth" --out .tables-real \
+	    --device cpu && cp .tables-real/REPORT.md docs/reproduce_real_REPORT.md; fi
+
+tables-quick: $(STAMP)  ## only the README tables docs/make_tables.py writes (about 5 minutes)
 	$(BIN)/python docs/make_tables.py
 
 bench: $(STAMP)  ## run the benchmarks and write benchmarks/RESULTS.md

@@ -1,4 +1,9 @@
-"""Run every benchmark and write benchmarks/RESULTS.md (ratios to floors measured in the same run)."""
+"""Run every benchmark and write benchmarks/RESULTS.md (ratios to floors measured in the same run) and
+the README's ``<!-- table:bench -->`` block (the same tables, stamped with the commit they ran on).
+
+``--readme-from-results``: only copy the tables of the existing RESULTS.md into the README (with the
+date and commit RESULTS.md names), for a RESULTS.md written by a run in another checkout.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +22,26 @@ import bench_synthesize  # noqa: E402
 import bench_transforms  # noqa: E402
 
 import maskbench  # noqa: E402
-from maskbench.provenance import source_commit  # noqa: E402
+from maskbench.provenance import replace_marked_block, source_commit  # noqa: E402
+
+README = HERE.parent / "README.md"
+
+
+def update_readme(tables: list[str], commit: str, day: str) -> None:
+    README.write_text(replace_marked_block(README.read_text(), "bench", tables, by="benchmarks/run_all.py",
+                                           commit=commit, day=day))
+
+
+def readme_from_results() -> None:
+    import re
+
+    text = (HERE / "RESULTS.md").read_text()
+    m = re.search(r"on (\d{4}-\d{2}-\d{2}) at commit (\S+?):", text)
+    if not m:
+        raise SystemExit("benchmarks/RESULTS.md names no date and commit")
+    body = text.split("\n## ", 1)[1]
+    body = body.replace("\n### ", "\n#### ").replace("\n## ", "\n### ")  # one level down in the README
+    update_readme(("### " + body).rstrip().splitlines(), m.group(2), m.group(1))
 
 
 def main() -> None:
@@ -37,7 +61,8 @@ def main() -> None:
         lines += module.main()
     (HERE / "RESULTS.md").write_text("\n".join(lines))
     print("\n".join(lines))
+    readme_from_results()
 
 
 if __name__ == "__main__":
-    main()
+    readme_from_results() if "--readme-from-results" in sys.argv[1:] else main()

@@ -24,14 +24,16 @@ def source_commit() -> str:
     return head + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
-def replace_marked_block(text: str, name: str, rows: list[str], by: str) -> str:
+def replace_marked_block(text: str, name: str, rows: list[str], by: str, commit: str | None = None,
+                         day: str | None = None) -> str:
     """``text`` (a README) with the lines between ``<!-- table:NAME -->`` and ``<!-- /table:NAME -->``
-    replaced by ``rows`` and a line naming the date, this checkout's commit and the script ``by``."""
+    replaced by ``rows`` and a line naming the date, the commit (this checkout's unless the numbers
+    were measured at another: ``commit``, ``day``) and the script ``by``."""
     import re
     from datetime import date
 
     pattern = re.compile(rf"(<!-- table:{re.escape(name)} -->\n).*?(<!-- /table:{re.escape(name)} -->)", re.S)
     if not pattern.search(text):
         raise ValueError(f"no <!-- table:{name} --> ... <!-- /table:{name} --> block to replace")
-    stamp = f"Measured {date.today().isoformat()} at commit {source_commit()} by `{by}`."
+    stamp = f"Measured {day or date.today().isoformat()} at commit {commit or source_commit()} by `{by}`."
     return pattern.sub(lambda m: m.group(1) + "\n".join(rows) + f"\n\n{stamp}\n" + m.group(2), text)

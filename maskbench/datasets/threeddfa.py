@@ -56,6 +56,22 @@ def raw_angles_deg(sample: Sample) -> dict[str, float]:
     return {"pitch_deg": math.degrees(para[0]), "yaw_deg": math.degrees(para[1]), "roll_deg": math.degrees(para[2])}
 
 
+def stored_angles_deg(sample: Sample) -> dict[str, float] | None:
+    """:func:`raw_angles_deg` of a 3DDFA-format sample; None for a sample of another format."""
+    return raw_angles_deg(sample) if "pose_para" in sample.native else None
+
+
+def aflw21_points(sample: Sample) -> np.ndarray | None:
+    """The labelled AFLW points of an AFLW2000-format sample: ``pt2d`` columns with x > 0 (the
+    unlabelled ones are stored as x = -1), (K, 2) pixels; None when the sample has no 21-point pt2d."""
+    mat = sample.native.get("mat")
+    pts = None if mat is None else mat.get("pt2d")
+    if pts is None or np.asarray(pts).shape[0] != 2 or np.asarray(pts).shape[1] == 68:
+        return None
+    xy = np.asarray(pts, dtype=np.float64).T
+    return xy[(xy[:, 0] > 0) & np.isfinite(xy).all(axis=1)]
+
+
 def protocol_filter(sample: Sample, options: dict[str, Any]) -> str | None:
     """The standard AFLW2000 protocol: drop a sample when any stored |angle| > the limit."""
     limit = options.get("max_abs_angle_deg")

@@ -98,20 +98,9 @@ def crop_rgb224(item: EvalItem) -> np.ndarray:
     return cv2.cvtColor(resize_crop(item.crop_bgr(), TORCHSCRIPT_SIZE_PX), cv2.COLOR_BGR2RGB)
 
 
-def aflw21_points(sample: Sample) -> np.ndarray | None:
-    """The labelled AFLW points of an AFLW2000-format sample: ``pt2d`` columns with x > 0 (the
-    unlabelled ones are stored as x = -1), (K, 2) pixels; None when the sample has no 21-point pt2d."""
-    mat = sample.native.get("mat")
-    pts = None if mat is None else mat.get("pt2d")
-    if pts is None or np.asarray(pts).shape[0] != 2 or np.asarray(pts).shape[1] == 68:
-        return None
-    xy = np.asarray(pts, dtype=np.float64).T
-    return xy[(xy[:, 0] > 0) & np.isfinite(xy).all(axis=1)]
-
-
 def load_item(sample: Any, prepare: Callable[[EvalItem], Any] | None = None) -> EvalItem:
     item = EvalItem(sample.id, read_image(sample.image_path), sample.bbox, sample.camera_matrix,
-                    landmarks_px=sample.landmarks_px, aflw21_px=aflw21_points(sample))
+                    landmarks_px=sample.landmarks_px, aflw21_px=threeddfa.aflw21_points(sample))
     return item if prepare is None else dataclasses.replace(item, prepared=prepare(item))
 
 
@@ -156,8 +145,8 @@ def label_euler_deg(sample: Sample, biwi_labels: str = DEFAULT_BIWI_LABELS) -> t
     the 3DDFA formats (which may lie beyond the matrix decomposition's yaw range, e.g. yaw 95, or be
     unwrapped, e.g. roll -972), else the decomposition of its label rotation (BIWI in the
     ``biwi_labels`` convention, by the Hopenet/FSA-Net formulas)."""
-    if "pose_para" in sample.native:
-        raw = threeddfa.raw_angles_deg(sample)
+    raw = threeddfa.stored_angles_deg(sample)
+    if raw is not None:
         return raw["yaw_deg"], raw["pitch_deg"], raw["roll_deg"]
     return geometry.matrix_to_euler_deg(label_matrix(sample, biwi_labels))
 
