@@ -1,4 +1,4 @@
-"""Regenerate the README figures: docs/sample_renders.png, docs/rotation.png and docs/masks.png.
+"""Regenerate the README figures: docs/sample_renders.png, docs/rotation.png, docs/masks.png and masks_2x.png.
 
 Run: ``.venv/bin/python docs/make_figures.py`` (about 20 s), or ``... make_figures.py --masks`` for
 the masks figure alone. The sample and rotation figures are rendered by maskbench itself; the masks
@@ -95,14 +95,18 @@ def masks_figure(root: Path) -> None:
         make_sample_dataset("AFLW2000", root / "masks", n=120, seed=5, progress=False)
         pool = list(open_reader(root / "masks"))
     pool = [s for s in pool if abs(s.pose.pitch_deg) < 20 and abs(s.pose.roll_deg) < 20]
-    rows = []
+    rows, rows_2x = [], []
     for r, mask_type in enumerate(MASK_TYPES):
-        tiles = []
+        tiles, tiles_2x = [], []
         for c, yaw in enumerate(MASK_YAWS):
             s = sorted(pool, key=lambda x: (abs(x.pose.yaw_deg - yaw), x.id))[r]
             tiles.append(masked_tile(s, read_image(s.image_path), mask_type, 10 * r + c))
+            if abs(yaw) >= 60:  # the same faces and masks at twice the size: straps and shape at large yaw
+                tiles_2x.append(masked_tile(s, read_image(s.image_path), mask_type, 10 * r + c, size=400))
         rows.append(np.concatenate(tiles, axis=1))
+        rows_2x.append(np.concatenate(tiles_2x, axis=1))
     save_small_png(HERE / "masks.png", np.concatenate(rows, axis=0))
+    save_small_png(HERE / "masks_2x.png", np.concatenate(rows_2x, axis=0))
 
 
 def main() -> None:

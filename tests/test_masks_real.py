@@ -50,8 +50,8 @@ def _inside(occlusion: np.ndarray, pts: np.ndarray) -> np.ndarray:
 def test_dev_half_every_face_masked_in_place_and_few_occluders(real_dir: Path) -> None:
     """All 1,005 dev-half faces get a mask; mouth and lower nose under it, eyes not; occluders rare.
 
-    The occluder rule's OCCLUDER_CHROMA_Z was fitted on the even-indexed photos (at most 10 % of them
-    flagged: 8.7 %); its rate is asserted on the odd-indexed CHECK photos only."""
+    The occluder rule's OCCLUDER_CHROMA_Z (4.5) was fitted on the even-indexed photos (at most 10 % of them
+    flagged: 7.4 %); its rate is asserted on the odd-indexed CHECK photos only."""
     samples = _dev(real_dir)
     covered, eyes, flagged = [], [], []
     for k, s in enumerate(samples):
@@ -64,7 +64,7 @@ def test_dev_half_every_face_masked_in_place_and_few_occluders(real_dir: Path) -
     assert np.concatenate(covered).mean() >= 0.95
     assert np.concatenate(eyes).mean() <= 0.02
     check_rate = float(np.mean(flagged[1::2]))  # the CHECK photos
-    assert check_rate <= 0.12, check_rate  # measured 10.4 %, 52 of 502 (faces with anything kept on top)
+    assert check_rate <= 0.12, check_rate  # measured 7.6 %, 38 of 502 (faces with anything kept on top)
 
 
 def _paste_object(image: np.ndarray, s) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
