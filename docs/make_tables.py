@@ -13,6 +13,11 @@ Tables:
 * ``fsanet``: the built-in FSA-Net cards on the AFLW2000 dev half and its masked and rotated
   (``--range -45 45``, seed 0) copies; plus Fusion given maskbench's generic crop instead of its own.
 * ``fsanet-penalty``: Fusion's masked penalty on the dev half (same faces, bootstrap 95 % interval).
+* ``masks``: masks on the 1,005 dev-half photos (seed 0, as ``synthesize`` draws them): placement
+  (mouth/lower-nose and eye landmarks inside the occlusion map), occluders kept on top (CHECK photos,
+  the odd-indexed ones ``docs/fit_constants.py`` did not fit on), dlib on the face box against the
+  labels (every 5th CHECK photo), and the real-photo mask detector's pass rate on every face by mask
+  type and |yaw|.
 * ``check100``: FSA-Net Fusion and ``baseline:pnp`` on the first 100 photos of the dev half and their
   masked and rotated copies (seed 0). Cheap enough that ``tests/test_tables.py`` recomputes it and
   fails when the README's numbers differ: a change that moves a number cannot land with the old one.
@@ -27,6 +32,8 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+
+import numpy as np
 
 from maskbench.augment.rotation import RotationParams
 from maskbench.augment.rotation import make_transform as rotation_transform
@@ -82,6 +89,71 @@ def check_table(tmp: Path, models_dir: Path = MODELS, real: Path = REAL) -> list
             o = evaluate_suite(model, name, path, progress=False).overall
             rows.append(f"| {model.name} | {name} | {o.yaw_mae_deg:.2f} | {o.pitch_mae_deg:.2f} | {o.roll_mae_deg:.2f} "
                         f"| {o.mae_deg:.2f} | {o.geodesic_deg:.2f} | {o.n} |")
+    return rows
+
+
+MOUTH_NOSE = list(range(31, 36)) + list(range(48, 68))
+EYES = list(range(36, 48))
+
+
+def _inside(occlusion: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    h, w = occlusion.shape
+    xy = np.round(pts).astype(int)
+    ok = (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
+    hit = np.zeros(len(pts), bool)
+    hit[ok] = occlusion[xy[ok, 1], xy[ok, 0]] > 0
+    return hit[ok]
+
+
+def masks_table(dev_dir: Path, masked_dir: Path) -> list[str]:
+    """Placement, occluders, dlib-on-box and the detector's pass rates (see the module docstring)."""
+    from maskbench import judge
+    from maskbench.io.atomic import read_image
+    from maskbench.io.manifest import read_labels
+    from maskbench.synthesis.landmarks import dlib_detected_landmarks, landmarks_for
+    from maskbench.synthesis.mask import mask_sample
+
+    samples = list(open_reader(dev_dir))
+    covered, eyes, flagged = [], [], []
+    for k, s in enumerate(samples):
+        masked, _ = mask_sample(s, read_image(s.image_path), np.random.default_rng(k), SynthesisParams())
+        covered.append(_inside(masked.aux_images["occlusion"], s.landmarks_px[MOUTH_NOSE]))
+        eyes.append(_inside(masked.aux_images["occlusion"], s.landmarks_px[EYES]))
+        flagged.append(masked.extra["occluder_px"] > 0)
+    check = samples[1::2][::5]
+    errors, found = [], 0
+    inner = list(range(17, 68))
+    for s in check:
+        image = read_image(s.image_path)
+        lm, _ = landmarks_for(s, image, "dlib")
+        errors.append(np.median(np.linalg.norm(lm[inner] - s.landmarks_px[inner], axis=1)) / s.bbox.height_px)
+        try:
+            dlib_detected_landmarks(image, s.bbox)
+            found += 1
+        except Exception:  # the detector found no face on the labelled one
+            pass
+    odd = flagged[1::2]
+    rows = ["| measure | value | photos |", "|---|---|---|",
+            f"| mouth and lower-nose landmarks inside the occlusion map | {100 * np.concatenate(covered).mean():.1f} % "
+            f"| {len(samples)} |",
+            f"| eye landmarks inside it | {100 * np.concatenate(eyes).mean():.2f} % | {len(samples)} |",
+            f"| faces with an occluder kept on top (odd-indexed photos) | {sum(odd)} ({100 * np.mean(odd):.1f} %) "
+            f"| {len(odd)} |",
+            f"| dlib on the face box: median landmark error, face heights (median / 90th percentile) | "
+            f"{np.median(errors):.3f} / {np.percentile(errors, 90):.3f} | {len(check)} |",
+            f"| the detector route (dlib HOG, as MaskTheFace) finds the face | {found} ({100 * found / len(check):.0f} %) "
+            f"| {len(check)} |", ""]
+    summary, _ = judge.grade(judge.items_of(masked_dir, read_labels(masked_dir)), sample=None)
+    bins = list(summary["by_abs_yaw_deg"])
+    rows += ["| read as masked (AIZOO detector) | all | " + " | ".join(f"abs(yaw) {b}" for b in bins) + " |",
+             "|---|---|" + "---|" * len(bins)]
+    cell = lambda d: f"{100 * d['pass_rate']:.1f} % ({d['n']})"  # noqa: E731
+    rows.append(f"| all types | {cell(summary['overall'])} | " + " | ".join(cell(summary["by_abs_yaw_deg"][b])
+                                                                          for b in bins) + " |")
+    both = summary["by_mask_type_and_abs_yaw_deg"]
+    for mask_type, d in sorted(summary["by_mask_type"].items()):
+        rows.append(f"| {mask_type} | {cell(d)} | " + " | ".join(cell(both[f'{mask_type} {b}']) if f"{mask_type} {b}" in
+                                                                  both else "-" for b in bins) + " |")
     return rows
 
 
@@ -155,6 +227,8 @@ def main() -> None:
             text = replace_block(text, "fsanet", table)
             text = replace_block(text, "fsanet-penalty", penalty)
             text = replace_block(text, "check100", check_table(tmp))
+        if dev is not None:
+            text = replace_block(text, "masks", masks_table(REAL / "aflw2000_dev", dev["AFLW2000_masked"]))
     README.write_text(text)
     print(text[text.index("<!-- table:pnp -->"):])
 

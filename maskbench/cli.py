@@ -126,19 +126,6 @@ def _judge_sample(text: str, option: str = "--judge-sample") -> int | None:
     return n
 
 
-def _judge_items(folder: Path, rows: list[dict[str, str]] | None):  # type: ignore[no-untyped-def]
-    """What ``judge`` grades in a folder: its labels.csv rows (box, mask type, |yaw|), or every image."""
-    from maskbench.judge import Item
-
-    if rows:
-        return [Item(r["id"], str(folder / r["image"]),
-                     tuple(float(r[k]) for k in ("x_min", "y_min", "x_max", "y_max")),  # type: ignore[arg-type]
-                     r.get("mask_type", ""), abs(float(r["yaw_deg"]))) for r in sorted(rows, key=lambda r: r["id"])]
-    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png")
-                   and "occlusion" not in p.parts and not p.name.startswith("."))
-    return [Item(p.relative_to(folder).as_posix(), str(p)) for p in paths]
-
-
 def _report(summary, out_dir: Path) -> None:  # type: ignore[no-untyped-def]
     for line in summary.lines():
         click.echo(line)
@@ -389,9 +376,9 @@ def synthesize(src: str, out: str | None, mask_types: str, colors: str, landmark
     realism: dict = {}
 
     def judge(folder: Path, rows: list[dict[str, str]]) -> None:
-        from maskbench.judge import write_realism
+        from maskbench.judge import items_of, write_realism
 
-        realism.update(write_realism(folder, _judge_items(folder, rows), sample=sample, seed=seed, progress=True))
+        realism.update(write_realism(folder, items_of(folder, rows), sample=sample, seed=seed, progress=True))
 
     try:
         params = SynthesisParams(mask_types=split_list(mask_types), colors=split_list(colors), landmarks=landmarks,
@@ -562,13 +549,13 @@ def judge(folder: Path, out: Path, judge_sample: str, seed: int) -> None:
     image is judged). A face passes when p(mask) > p(no mask); no face found = fail.
     """
     from maskbench.io.manifest import labels_by_id, replaced_folder
-    from maskbench.judge import summary_line, write_realism
+    from maskbench.judge import items_of, summary_line, write_realism
 
     folder = folder.resolve()
     sample = _judge_sample(judge_sample, "--sample")
     try:
         rows = list(labels_by_id(folder).values())
-        items = _judge_items(folder, rows)
+        items = items_of(folder, rows)
         if not items:
             _fail(f"{folder}: no .jpg or .png image to judge")
         with replaced_folder(out.expanduser().resolve(), "realism report", sources=[folder]) as stage:

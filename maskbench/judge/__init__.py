@@ -164,6 +164,17 @@ class Item:
     abs_yaw_deg: float | None = None
 
 
+def items_of(folder: Path, rows: Sequence[dict[str, str]] | None) -> list[Item]:
+    """What is graded in a folder: its labels.csv ``rows`` (box, mask type, |yaw|), or every image."""
+    if rows:
+        return [Item(r["id"], str(folder / r["image"]),
+                     tuple(float(r[k]) for k in ("x_min", "y_min", "x_max", "y_max")),  # type: ignore[arg-type]
+                     r.get("mask_type", ""), abs(float(r["yaw_deg"]))) for r in sorted(rows, key=lambda r: r["id"])]
+    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png")
+                   and "occlusion" not in p.parts and not p.name.startswith("."))
+    return [Item(p.relative_to(folder).as_posix(), str(p)) for p in paths]
+
+
 def _bin(abs_yaw: float) -> str:
     for lo, hi in zip(YAW_BINS_DEG[:-1], YAW_BINS_DEG[1:]):
         if lo <= abs_yaw < hi:
