@@ -319,3 +319,12 @@ def test_the_training_config_is_typed_and_records_what_was_given() -> None:
         TrainConfig.from_dict({**raw, "epochs": "many"})
     with pytest.raises(ValueError, match="biwi_labels"):
         TrainConfig.from_dict({**raw, "biwi_labels": "depth"})
+
+
+def test_augment_false_in_a_config_still_means_no_online_augmentation() -> None:
+    from maskbench.training.config import TrainConfig, load_config
+
+    raw = load_config("model1")
+    assert TrainAugment.from_config(TrainConfig.from_dict({**raw, "augment": False}).augment) is None
+    assert TrainAugment.from_config(TrainConfig.from_dict(raw).augment) == TrainAugment()
+    assert TrainConfig.from_dict({**raw, "augment": False}).as_dict()["augment"] is False

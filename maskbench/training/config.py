@@ -44,7 +44,8 @@ class TrainConfig:
     pretrained_lr_scale: float = 1.0
     freeze_bn: bool = False
     biwi_labels: str = DEFAULT_BIWI_LABELS
-    augment: dict[str, Any] = field(default_factory=dict)
+    #: online augmentation: None = the defaults, False = none, or a dict of TrainAugment fields
+    augment: dict[str, Any] | bool | None = None
     #: the other keys of the JSON (the network's shape and anything else), recorded as given
     network_and_notes: dict[str, Any] = field(default_factory=dict)
     #: the keys the JSON gave, in its order (so the checkpoint records the config as written)
@@ -66,7 +67,7 @@ class TrainConfig:
                 if f.name in ("train", "val"):
                     value = tuple(str(v) for v in ([value] if isinstance(value, str) else value))
                 elif f.name == "augment":
-                    value = dict(value or {})
+                    value = False if value is False else (None if value is None else dict(value))
                 elif f.name in ("name", "biwi_labels"):
                     value = str(value)
                 elif f.name == "freeze_bn":
