@@ -96,29 +96,20 @@ MOUTH_NOSE = list(range(31, 36)) + list(range(48, 68))
 EYES = list(range(36, 48))
 
 
-def _inside(occlusion: np.ndarray, pts: np.ndarray) -> np.ndarray:
-    h, w = occlusion.shape
-    xy = np.round(pts).astype(int)
-    ok = (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
-    hit = np.zeros(len(pts), bool)
-    hit[ok] = occlusion[xy[ok, 1], xy[ok, 0]] > 0
-    return hit[ok]
-
-
 def masks_table(dev_dir: Path, masked_dir: Path) -> list[str]:
     """Placement, occluders, dlib-on-box and the detector's pass rates (see the module docstring)."""
     from maskbench import judge
     from maskbench.io.atomic import read_image
     from maskbench.io.manifest import read_labels
     from maskbench.synthesis.landmarks import dlib_detected_landmarks, landmarks_for
-    from maskbench.synthesis.mask import mask_sample
+    from maskbench.synthesis.mask import landmarks_inside, mask_sample
 
     samples = list(open_reader(dev_dir))
     covered, eyes, flagged = [], [], []
     for k, s in enumerate(samples):
         masked, _ = mask_sample(s, read_image(s.image_path), np.random.default_rng(k), SynthesisParams())
-        covered.append(_inside(masked.aux_images["occlusion"], s.landmarks_px[MOUTH_NOSE]))
-        eyes.append(_inside(masked.aux_images["occlusion"], s.landmarks_px[EYES]))
+        covered.append(landmarks_inside(masked.aux_images["occlusion"], s.landmarks_px[MOUTH_NOSE]))
+        eyes.append(landmarks_inside(masked.aux_images["occlusion"], s.landmarks_px[EYES]))
         flagged.append(masked.extra["occluder_px"] > 0)
     check = samples[1::2][::5]
     errors, found = [], 0

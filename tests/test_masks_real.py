@@ -18,7 +18,7 @@ from maskbench.sampledata import make_sample_dataset
 from maskbench.synthesis import blending
 from maskbench.synthesis.fitting import fit_mask, surface
 from maskbench.synthesis.landmarks import dlib_detected_landmarks, generic_head, landmarks_for
-from maskbench.synthesis.mask import SynthesisParams, mask_sample
+from maskbench.synthesis.mask import SynthesisParams, landmarks_inside, mask_sample
 from maskbench.synthesis.templates import available, load
 
 MOUTH_NOSE = list(range(48, 68)) + [31, 32, 33, 34, 35]
@@ -38,15 +38,6 @@ def _check(real_dir: Path) -> list:
     return _dev(real_dir)[1::2]
 
 
-def _inside(occlusion: np.ndarray, pts: np.ndarray) -> np.ndarray:
-    h, w = occlusion.shape
-    xy = np.round(pts).astype(int)
-    ok = (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
-    hit = np.zeros(len(pts), bool)
-    hit[ok] = occlusion[xy[ok, 1], xy[ok, 0]] > 0
-    return hit[ok]
-
-
 def test_dev_half_every_face_masked_in_place_and_few_occluders(real_dir: Path) -> None:
     """All 1,005 dev-half faces get a mask; mouth and lower nose under it, eyes not; occluders rare.
 
@@ -57,8 +48,8 @@ def test_dev_half_every_face_masked_in_place_and_few_occluders(real_dir: Path) -
     for k, s in enumerate(samples):
         masked, _ = mask_sample(s, read_image(s.image_path), np.random.default_rng(k), SynthesisParams())
         occ = masked.aux_images["occlusion"]
-        covered.append(_inside(occ, s.landmarks_px[MOUTH_NOSE]))
-        eyes.append(_inside(occ, s.landmarks_px[EYES]))
+        covered.append(landmarks_inside(occ, s.landmarks_px[MOUTH_NOSE]))
+        eyes.append(landmarks_inside(occ, s.landmarks_px[EYES]))
         flagged.append(masked.extra["occluder_px"] > 0)
     assert len(covered) == len(samples) == 1005
     assert np.concatenate(covered).mean() >= 0.95

@@ -121,3 +121,14 @@ def make_transform(params: SynthesisParams):  # type: ignore[no-untyped-def]
         yield mask_sample(sample, image, rng, params)
 
     return transform
+
+
+def landmarks_inside(occlusion: np.ndarray, points_px: np.ndarray) -> np.ndarray:
+    """For each point inside the image, whether the occlusion map covers it (points off the image
+    are left out): how placement is measured on photos (mouth and nose under the mask, eyes not)."""
+    h, w = occlusion.shape
+    xy = np.round(points_px).astype(int)
+    ok = (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
+    hit = np.zeros(len(points_px), bool)
+    hit[ok] = occlusion[xy[ok, 1], xy[ok, 0]] > 0
+    return hit[ok]
