@@ -75,5 +75,8 @@ class SplitFolder:
             return list(samples), []
         kept, dropped = [], []
         for s in samples:
-            (dropped.append(s.id) if outside_protocol(s, self.rows.get(s.id)) else kept.append(s))
+            if outside_protocol(s, self.rows.get(s.id)):
+                dropped.append(s.id)
+            else:
+                kept.append(s)
         return kept, dropped

@@ -45,13 +45,13 @@ class Records(Sequence[dict[str, Any]]):
         folder = SplitFolder(path)
         self.root = folder.path
         self.format = folder.format
-        samples = folder.samples(split)
+        samples = folder.samples()
         self.filtered: dict[str, list[str]] = {}
         if protocol_filter:  # AFLW2000: on the original photo's angles (copies too)
             samples, dropped = folder.protocol_filtered(samples)
             if dropped:
                 self.filtered[f"|angle| > {PROTOCOL_MAX_ABS_ANGLE_DEG:g} deg"] = dropped
-        self.samples = samples
+        self.samples = [s for s in samples if split is None or folder.split_of(s.id) == split]
         self._split = {s.id: folder.split_of(s.id) for s in self.samples}
         self._source = {s.id: folder.source_id(s.id) for s in self.samples}
         self.errors = folder.errors

@@ -95,9 +95,7 @@ def rotate_labels(
     center_mm = None if sample.head_center_mm is None else cam_rot @ np.asarray(sample.head_center_mm)
     moved = sample.replace(pose=pose, landmarks_px=landmarks, head_center_mm=center_mm)
     if fmt is None:  # a plain record: the bounding box of the turned box (the caller may prefer the landmarks')
-        corners = np.array([[sample.bbox.x_min, sample.bbox.y_min], [sample.bbox.x_max, sample.bbox.y_min],
-                            [sample.bbox.x_max, sample.bbox.y_max], [sample.bbox.x_min, sample.bbox.y_max]])
-        bbox = BBox.from_points(geometry.apply_affine(corners, affine))
+        bbox = BBox.from_points(geometry.apply_affine(sample.bbox.corners_px(), affine))
     else:
         moved = moved.replace(native=fmt.move_native(sample, affine, cam_rot))
         bbox = fmt.box_for(moved)

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from maskbench import geometry
+from maskbench.datasets import detect_format
 from maskbench.datasets.biwi import BIWI_LABELS, DEFAULT_BIWI_LABELS, label_matrix
 from maskbench.evaluation.metrics import PENALTY_KEYS, Scores, angle_errors_deg, paired_delta, score
 from maskbench.evaluation.protocol import (
@@ -40,7 +41,7 @@ from maskbench.folder import SplitFolder
 from maskbench.io.atomic import atomic_write_text
 from maskbench.io.safety import JOURNAL
 from maskbench.progress import progress_bar
-from maskbench.splits import FRAME_SPLIT_WARNING, SplitRule
+from maskbench.splits import FRAME_SPLIT_WARNING, SplitRule, rule_of
 from maskbench.types import Sample
 
 YAW_BINS_DEG = (0.0, 30.0, 60.0, 90.0, 181.0)
@@ -384,13 +385,16 @@ def protocol_notes(model: Any, suite: Path | SplitFolder, biwi_labels: str = DEF
     """Notes a report must carry for a BIWI suite: its label convention; a suite split by frame, or
     scored for a model trained on a BIWI folder split by frame, is not the published protocol; a
     model trained on the other label convention is scored against labels it did not learn."""
-    folder = suite if isinstance(suite, SplitFolder) else SplitFolder(suite)
-    if folder.format.name != "BIWI":
+    if isinstance(suite, SplitFolder):
+        fmt, rule = suite.format.name, suite.rule
+    else:  # a path: its manifest is enough, the rows are not read
+        fmt, rule = detect_format(suite).name, rule_of(suite)
+    if fmt != "BIWI":
         return []
     notes = [f"BIWI labels: {BIWI_LABELS[biwi_labels]}"]
     biwi_runs = [t for t in getattr(model, "training_data", None) or []
-               if t.get("format") == "BIWI" and isinstance(t.get("split"), dict)]
-    rules = [folder.rule] + [SplitRule.from_dict(t["split"]) for t in biwi_runs]
+                 if t.get("format") == "BIWI" and isinstance(t.get("split"), dict)]
+    rules = [rule] + [SplitRule.from_dict(t["split"]) for t in biwi_runs]
     if any(r.by == "frame" for r in rules):
         notes.append(FRAME_SPLIT_WARNING)
     trained = getattr(model, "biwi_labels", None)

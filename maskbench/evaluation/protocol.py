@@ -170,5 +170,5 @@ def mean_axis_mae_deg(model: PoseModel, samples: Sequence[Sample], biwi_labels: 
         if r is None:
             continue
         label = label_euler_deg(s, biwi_labels)
-        errs.append(angle_errors_deg(np.array(geometry.closest_euler_deg(r, label)), np.array(label)).mean())
+        errs.append(angle_errors_deg(np.array(predicted_euler_deg(r, label, "closest")), np.array(label)).mean())
     return float(np.mean(errs)) if errs else float("nan")

@@ -138,8 +138,8 @@ def train(config: dict[str, Any] | TrainConfig, data_root: Path, out_dir: Path, 
         cfg = cfg.with_network(network)
     else:
         model = RetinaFacePose.from_config(cfg.network)
-    run = _Run.start(cfg, model, device, dist, len(loader) * int(epochs or cfg.epochs), init is not None, amp)
     n_epochs = int(epochs or cfg.epochs)
+    run = _Run.start(cfg, model, device, dist, len(loader) * n_epochs, init is not None, amp)
     out_dir.mkdir(parents=True, exist_ok=True)
     history: list[dict[str, Any]] = []
     best, first_epoch = math.inf, 1
@@ -156,9 +156,7 @@ def train(config: dict[str, Any] | TrainConfig, data_root: Path, out_dir: Path, 
         stats = run.epoch(loader, bar, epoch, n_epochs, best)
         val = (mean_axis_mae_deg(ReferenceModel(run.scored, cfg.image_size), data.val_samples, cfg.biwi_labels)
                if data.val_samples and dist.main else float("nan"))
-        history.append({"epoch": epoch, "loss": float(np.mean(stats["losses"])), "val_pose_mae_deg": val,
-                        "images_per_s": stats["images_per_s"], "epoch_s": stats["epoch_s"],
-                        "data_wait_fraction": stats["data_wait_fraction"], "losses": stats["losses"]})
+        history.append({"epoch": epoch, "loss": float(np.mean(stats["losses"])), "val_pose_mae_deg": val, **stats})
         if dist.main:
             improved = val < best or (val != val and epoch == n_epochs)
             best = val if val < best else best
@@ -283,8 +281,8 @@ class _Run:
             bar.update()
             t_wait = time.monotonic()
         elapsed = time.monotonic() - t0
-        return {"losses": self.dist.mean(losses), "images_per_s": seen / elapsed, "epoch_s": elapsed,
-                "data_wait_fraction": waited / elapsed}
+        return {"images_per_s": seen / elapsed, "epoch_s": elapsed, "data_wait_fraction": waited / elapsed,
+                "losses": self.dist.mean(losses)}
 
     def save(self, out_dir: Path, data: _TrainingData, history: list[dict[str, Any]], epoch: int, val: float,
              best: float, seed: int, improved: bool) -> None:
