@@ -137,6 +137,22 @@ def test_noise_and_blur_estimates_follow_what_was_added() -> None:
     assert abs(found[1] - 2.0) <= 0.5
 
 
+def test_white_balance_reads_the_light_from_neutral_things_not_from_skin() -> None:
+    """A close-up that is mostly warm skin under white light gets no cast; the same scene under a
+    bluish light (its grey wall turned blue) gets a blue one."""
+    skin_bgr, wall_bgr = (120, 150, 205), (150, 150, 150)
+    photo = np.full((240, 240, 3), skin_bgr, np.uint8)
+    photo[:, :50] = wall_bgr  # a fifth of the frame: a grey wall
+    gains, chroma = blending.colour_cast(photo)
+    assert np.abs(gains - 1.0).max() <= 0.01 and chroma > 0.5
+    light = np.array([1.08, 1.0, 0.93])  # bluish light on the same scene (a wall range of 14 %)
+    blue = np.clip(photo * light, 0, 255).astype(np.uint8)
+    gains, _ = blending.colour_cast(blue)
+    assert gains[0] > 1.03 and gains[2] < 0.97  # square-root attenuated: about half the cast
+    skin_only = np.full((240, 240, 3), skin_bgr, np.uint8)  # nothing neutral to read the light from
+    assert np.array_equal(blending.colour_cast(skin_only)[0], np.ones(3, np.float32))
+
+
 @pytest.mark.parametrize("quality", [60, 75, 92])
 def test_jpeg_quality_is_read_from_the_file(tmp_path: Path, quality: int) -> None:
     img = (np.random.default_rng(1).random((64, 64, 3)) * 255).astype(np.uint8)
