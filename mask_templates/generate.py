@@ -121,7 +121,7 @@ def draw(name: str) -> np.ndarray:
 SPECS = {
     "surgical": {
         "description": "3-ply surgical mask with horizontal pleats, a nose wire, side binding and ear loops",
-        "geometry": {"top": {"landmark": 28, "offset_mm": 2}, "side_top": [1, 15], "bottom": {"landmark": 8, "offset_mm": 12},
+        "geometry": {"top": {"landmark": 28, "offset_mm": 2}, "side_top": [1, 15], "bottom": {"landmark": 8, "offset_mm": 18},
                      "side_bottom": [5, 11], "azimuth_deg": 78, "standoff_mm": 3, "max_protrusion_mm": 22,
                      "silhouette_margin_mm": 2},
         "material": "nonwoven",

@@ -58,6 +58,27 @@ def test_dev_half_every_face_masked_in_place_and_few_occluders(real_dir: Path) -
     assert check_rate <= 0.12, check_rate  # measured 7.6 %, 38 of 502 (faces with anything kept on top)
 
 
+def test_the_lower_edge_reaches_under_the_chin(real_dir: Path) -> None:
+    """Surgical, N95 and KN95 masks end at or under the chin (landmark 8) on the CHECK photos with
+    |yaw| < 45: the chin anchor is followed even when this face's chin lies well below the generic
+    one's (it used not to be: medians of 3.6 to 8.8 % of the face height above the chin)."""
+    from maskbench.synthesis.fitting import landmark_rotation
+
+    picks = [s for s in _check(real_dir) if abs(s.pose.yaw_deg) < 45][:60]
+    for name in ("surgical", "n95", "kn95"):
+        below = []
+        for s in picks:
+            lm = s.landmarks_px
+            fit = fit_mask(name, landmark_rotation(lm), lm, (450, 450, 3))
+            col = int(round(lm[8, 0])) - fit.x0
+            ys = np.flatnonzero(fit.covered[:, max(col - 2, 0) : max(col + 3, 0)].any(axis=1)) + fit.y0
+            # no mask in the chin's column counts as a face height above it
+            below.append((ys.max() - lm[8, 1]) / np.linalg.norm(lm[8] - lm[27]) if len(ys) else -1.0)
+        below = np.array(below)
+        assert np.median(below) >= -0.01, (name, np.median(below))
+        assert np.mean(below >= -0.05) >= 0.85, (name, np.mean(below >= -0.05))
+
+
 def _paste_object(image: np.ndarray, s) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
     """A teal block (a cup, a phone) from below the chin up over the mouth; returns (image, its map)."""
     lm = s.landmarks_px
@@ -262,6 +283,43 @@ def test_straps_are_drawn_on_the_near_side_only() -> None:
         forward = -r[:2, 2] / np.linalg.norm(r[:2, 2])
         for run in fit.straps_px:  # the ear on view lies behind the nose as the face looks
             assert float((run.mean(axis=0) - lm[30]) @ forward) < 0
+
+
+@pytest.mark.parametrize("yaw", [-60.0, -35.0, 35.0, 60.0])
+def test_ear_loops_curve_to_this_faces_ear(yaw: float) -> None:
+    """Both ear loops on view; the upper one curves (it carries on along the mask's top edge, then
+    turns up to the ear: its farthest point lies over 10 % of its chord off the chord, a straight
+    bar's 1 %); both end where this face's ear is: moving the jaw's top landmarks 12 px back moves
+    their ends at least 6 px back (the generic head's ear did not move: 0 to 3 px)."""
+    from maskbench.geometry import euler_deg_to_matrix
+
+    r = euler_deg_to_matrix(yaw, 0.0, 0.0)
+    lm = (generic_head().landmarks_mm @ r.T)[:, :2] * 2.0 + 300.0
+    back = r[:2, 2] / np.linalg.norm(r[:2, 2])  # the image direction the face looks away from
+    moved = lm.copy()
+    moved[[0, 1] if yaw < 0 else [15, 16]] += 12.0 * back
+    for name in ("surgical", "kn95"):
+        runs = fit_mask(name, r, lm, (600, 600, 3)).straps_px
+        runs_moved = fit_mask(name, r, moved, (600, 600, 3)).straps_px
+        assert len(runs) == 2, (name, len(runs))
+        upper = runs[0]
+        chord = upper[-1] - upper[0]
+        normal = np.array([-chord[1], chord[0]]) / np.linalg.norm(chord)
+        assert np.abs((upper - upper[0]) @ normal).max() >= 0.1 * np.linalg.norm(chord), name
+        if len(runs_moved) == len(runs):
+            for run, run_moved in zip(runs, runs_moved):
+                assert float((run_moved[-1] - run[-1]) @ back) >= 6.0, name
+
+
+def test_head_straps_fade_into_the_hair() -> None:
+    """A head strap's far end fades out (it goes on round the head); an ear loop's does not."""
+    line = np.column_stack([np.linspace(10, 190, 20), np.full(20, 50.0)])
+    faded = blending.strap_alpha((100, 200), [line], (0, 0), 5, blending.STRAP_FADE["head_strap"])
+    solid = blending.strap_alpha((100, 200), [line], (0, 0), 5)
+    assert solid[50, 20] == pytest.approx(1.0, abs=0.01) and faded[50, 20] == pytest.approx(1.0, abs=0.01)
+    assert solid[50, 185] >= 0.95 and faded[50, 185] <= 0.15
+    along = faded[50, 100:190]
+    assert np.all(np.diff(along[along > 0]) <= 1e-6)  # fading, never brightening again
 
 
 def test_cloth_patterns_have_real_world_scale() -> None:

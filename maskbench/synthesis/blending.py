@@ -40,6 +40,11 @@ REFERENCE_LUMINANCE = 150.0
 BRIGHT_REFERENCE = 215.0
 #: Sharpness of the rendered mask itself (bilinear texture sampling), in pixels of Gaussian sigma.
 RENDER_SIGMA_PX = 0.5
+#: Weight of the mask's own Lambert term (its shape under :data:`LIGHT_DIR`) per material: fabric
+#: takes the light mostly from the photo's field; a moulded rubber half-mask shows its cups and
+#: cartridges by its shading, and a white sheen where it faces the light (its peak, of 255).
+MATERIAL_RELIEF = {"rubber": 0.75}
+MATERIAL_SHEEN = {"rubber": 0.3}
 #: Micro-texture tiles: pixels per millimetre and tile size.
 MICRO_PX_PER_MM = 2.0
 MICRO_TILE = 128
@@ -341,28 +346,18 @@ def blend(
     the mask (lips, nostrils), excluded from the occluder skin model. ``rng`` draws the noise
     (None: no noise).
     """
-    fh, fw = fit.covered.shape
     fabric, f_alpha, light, look = _fabric(image_bgr, fit, template, color_bgr, pattern, pattern_phase, second_bgr)
-    # the union of the fabric's box and the straps'
-    width_px = max(1, int(round(max(template.straps.get("width_mm", 3.0), 1.0) * fit.px_per_mm)))
-    bx0, by0, bx1, by1 = _union_box(fit, image_bgr.shape, width_px + 2)
-    h, w = by1 - by0, bx1 - bx0
-    ox, oy = fit.x0 - bx0, fit.y0 - by0  # the fit box inside the union box
-    region = np.ascontiguousarray(image_bgr[by0:by1, bx0:bx1])
-    if (h, w) == (fh, fw):
-        mask_bgr, alpha, covered = fabric, f_alpha, fit.covered
-    else:
-        mask_bgr = np.zeros((h, w, 3), np.float32)
-        mask_bgr[oy : oy + fh, ox : ox + fw] = fabric
-        alpha = np.zeros((h, w), np.float32)
-        alpha[oy : oy + fh, ox : ox + fw] = f_alpha
-        covered = np.zeros((h, w), bool)
-        covered[oy : oy + fh, ox : ox + fw] = fit.covered
-        fabric_light, light = light, np.full((h, w), np.float32(look.gain))
-        light[oy : oy + fh, ox : ox + fw] = fabric_light
-    if fit.straps_px:  # straps under the fabric
-        mask_bgr, alpha = _with_straps(mask_bgr, alpha, covered, light, fit, template, color_bgr, look, (bx0, by0),
+    if fit.straps_px:  # the union of the fabric's box and the straps', the straps under the fabric
+        width_px = max(1, int(round(max(template.straps.get("width_mm", 3.0), 1.0) * fit.px_per_mm)))
+        bx0, by0, bx1, by1 = _union_box(fit, image_bgr.shape, width_px + 2)
+        mask_bgr, alpha = _with_straps(fabric, f_alpha, light, fit, template, color_bgr, look, (bx0, by0, bx1, by1),
                                        width_px)
+    else:
+        mask_bgr, alpha = fabric, f_alpha
+        bx0, by0 = fit.x0, fit.y0
+        bx1, by1 = bx0 + f_alpha.shape[1], by0 + f_alpha.shape[0]
+    h, w = alpha.shape
+    region = np.ascontiguousarray(image_bgr[by0:by1, bx0:bx1])
     # the photo's sharpness and noise
     extra_blur = float(np.sqrt(max(look.blur_sigma**2 - RENDER_SIGMA_PX**2, 0.0)))
     feather = max(0.7, look.blur_sigma * 0.9)
@@ -409,33 +404,82 @@ def _fabric(image_bgr: np.ndarray, fit: Fit, template: MaskTemplate, color_bgr: 
     light = look.field ** np.float32(0.85) * np.float32(look.gain)
     intensity = sampled[..., 0].astype(np.float32) * np.float32(255.0 / 225.0)
     intensity *= grain
-    intensity *= fit.shade * np.float32(0.35) + np.float32(0.8)
+    relief = MATERIAL_RELIEF.get(template.material, 0.35)
+    intensity *= fit.shade * np.float32(relief) + np.float32(1.15 - relief)
     intensity *= light
     fabric = _times_colour(intensity, albedo[0, 0]) if albedo.shape[:2] == (1, 1) else _grey3(intensity) * albedo
+    if template.material in MATERIAL_SHEEN:  # moulded rubber: a soft white highlight where it faces the light
+        fabric += _grey3(fit.shade ** np.float32(20.0) * light * np.float32(255.0 * MATERIAL_SHEEN[template.material]))
     return fabric, f_alpha, light, look
 
 
-def _with_straps(mask_bgr: np.ndarray, alpha: np.ndarray, covered: np.ndarray, light: np.ndarray, fit: Fit,
-                 template: MaskTemplate, color_bgr: tuple[int, int, int], look: Look, origin: tuple[int, int],
+def _with_straps(fabric: np.ndarray, f_alpha: np.ndarray, f_light: np.ndarray, fit: Fit, template: MaskTemplate,
+                 color_bgr: tuple[int, int, int], look: Look, box: tuple[int, int, int, int],
                  width_px: int) -> tuple[np.ndarray, np.ndarray]:
-    """The mask with its straps drawn under the fabric (colour, light matched like the fabric's)."""
-    h, w = alpha.shape
-    strap_alpha = np.zeros((h, w), np.float32)
-    shift = np.array(origin, np.float64)
-    lines = _attach(fit.straps_px, covered & (alpha > 0.5), shift, 20.0 * fit.px_per_mm)
-    polys = [np.round((line - shift) * 16).astype(np.int32) for line in lines]
-    cv2.polylines(strap_alpha, polys, False, 1.0, width_px, cv2.LINE_AA, shift=4)
-    np.minimum(strap_alpha, 1.0, out=strap_alpha)
-    strap_alpha *= ~covered | (alpha < 0.5)
+    """(mask BGR, alpha) over ``box`` (the fabric's box and the straps'): the straps drawn under the
+    fabric, their colour and light matched like the fabric's. Outside the fabric's box the light is
+    the photo's gain; the straps' colour fills the box (blurring it to the photo's sharpness leaves
+    no dark rim), shaded across each strap like a round cord (:data:`STRAP_SIDE_SHADE`)."""
+    bx0, by0, bx1, by1 = box
+    fh, fw = f_alpha.shape
+    sub = (slice(fit.y0 - by0, fit.y0 - by0 + fh), slice(fit.x0 - bx0, fit.x0 - bx0 + fw))
+    drawn = fit.covered & (f_alpha > 0.5)
+    lines = _attach(fit.straps_px, drawn, np.array([fit.x0, fit.y0], np.float64), 20.0 * fit.px_per_mm)
+    alpha = strap_alpha((by1 - by0, bx1 - bx0), lines, (bx0, by0), width_px,
+                        STRAP_FADE.get(template.straps.get("kind", "ear_loop"), 0.0))
     sc = template.straps.get("color", "same")
     strap_rgb = (np.asarray(color_bgr, np.float32) if sc == "same" else
                  np.asarray(template.colors_bgr.get(sc, STRAP_COLORS_BGR.get(sc, (200, 200, 200))), np.float32))
     strap_rgb = _photo_colour(np.broadcast_to(strap_rgb / np.float32(255.0), (1, 1, 3)), look)[0, 0]
-    strap_px = _times_colour(np.float32(0.9) * light, strap_rgb) * np.float32(255.0)
-    mask_bgr = mask_bgr * _grey3(alpha) + strap_px * _grey3(strap_alpha * (1 - alpha))
-    total = alpha + strap_alpha * (1 - alpha)
-    mask_bgr /= _grey3(np.maximum(total, 1e-6))
-    return mask_bgr, total
+    # a round cord is lit along its middle and darker at its sides
+    core = strap_alpha(alpha.shape, lines, (bx0, by0), max(1, width_px // 2))
+    shade = np.float32(STRAP_SIDE_SHADE) + np.float32(1.0 - STRAP_SIDE_SHADE) * core
+    mask_bgr = _times_colour(shade, strap_rgb * np.float32(0.9 * look.gain * 255.0))
+    # in the fabric's box: the fabric, over the straps where they run (none under the drawn fabric)
+    sa = alpha[sub].copy()
+    sa[drawn] = 0.0
+    mask_in, alpha_in = mask_bgr[sub], alpha[sub]
+    mask_in[...] = fabric
+    alpha_in[...] = f_alpha
+    for line in lines:  # the strap's own box inside the fabric's: the straps touch its sides only
+        lo = np.floor(line.min(axis=0)).astype(int) - np.array([fit.x0, fit.y0]) - width_px - 2
+        hi = np.ceil(line.max(axis=0)).astype(int) - np.array([fit.x0, fit.y0]) + width_px + 3
+        r = (slice(max(lo[1], 0), max(min(hi[1], fh), 0)), slice(max(lo[0], 0), max(min(hi[0], fw), 0)))
+        if not sa[r].any():
+            continue
+        under = sa[r] * (1 - f_alpha[r])
+        total = f_alpha[r] + under
+        strap_px = _times_colour(np.float32(0.9) * f_light[r] * shade[sub][r], strap_rgb) * np.float32(255.0)
+        mask_in[r] = (fabric[r] * _grey3(f_alpha[r]) + strap_px * _grey3(under)) / _grey3(np.maximum(total, 1e-6))
+        alpha_in[r] = total
+    return mask_bgr, alpha
+
+
+#: Brightness of a strap's sides against its middle (a round cord under the photo's light).
+STRAP_SIDE_SHADE = 0.7
+#: The part of a head strap's visible run that fades out at its far end: it goes on into the hair
+#: and round the back of the head, which the photo shows and the generic head does not know.
+#: Ear loops end at the ear (they pass behind it) and do not fade.
+STRAP_FADE = {"head_strap": 0.4}
+
+
+def strap_alpha(shape: tuple[int, int], lines: list[np.ndarray], origin: tuple[int, int], width_px: int,
+                fade: float = 0.0) -> np.ndarray:
+    """(h, w) float32 coverage of the strap polylines (image pixels, drawn in a box at ``origin``),
+    anti-aliased; the last ``fade`` of each line's segments fade linearly to nothing."""
+    out = np.zeros(shape, np.float32)
+    shift = np.array(origin, np.float64)
+    for line in lines:
+        pts = np.round((line - shift) * 16).astype(np.int32)
+        n = len(pts) - 1
+        solid = n if fade <= 0 else max(1, int(round(n * (1.0 - fade))))
+        cv2.polylines(out, [pts[: solid + 1]], False, 1.0, width_px, cv2.LINE_AA, shift=4)
+        for k in range(solid, n):
+            value = 1.0 - (k - solid + 0.5) / (n - solid)
+            cv2.line(out, tuple(int(v) for v in pts[k]), tuple(int(v) for v in pts[k + 1]), value, width_px,
+                     cv2.LINE_AA, shift=4)
+    np.minimum(out, 1.0, out=out)
+    return out
 
 
 def _composite(image_bgr: np.ndarray, region: np.ndarray, mask_bgr: np.ndarray, alpha: np.ndarray,

@@ -50,6 +50,8 @@ FIT_LANDMARKS = list(range(27, 68)) + [8]
 #: Anchors whose residuals bend the mask to the person's face.
 ANCHOR_LANDMARKS = [27, 28, 30, 33, 48, 54, 57, 8]
 JAW_LANDMARKS = list(range(2, 15))
+#: The jaw's top points, in front of the ears: the straps (not the fabric) follow them.
+EAR_LANDMARKS = [0, 1, 15, 16]
 #: Light direction in the camera frame (travelling from upper left, slightly from the camera).
 LIGHT_DIR = np.array([0.25, 0.45, 1.0]) / np.linalg.norm([0.25, 0.45, 1.0])
 
@@ -173,25 +175,32 @@ def surface(name: str) -> MaskSurface:
 #: strap passes above and below the ear towards the back of the head.
 STRAP_ENDS_MM = {"ear_loop": ((68.0, -30.0, 6.0), (66.0, 16.0, 6.0)),
                  "head_strap": ((70.0, -48.0, 45.0), (62.0, 34.0, 40.0))}
-STRAP_POINTS = 16
+STRAP_POINTS = 24
 
 
 def _straps(head: Head, grid: np.ndarray, kind: str,
             anchor_v: tuple[float, float]) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
-    """Four strap polylines (upper/lower on each side), each laid on the head surface 1.5 mm out.
+    """Four strap curves (upper/lower on each side), each laid on the head surface 1.5 mm out.
 
     They start on the fabric's side edges at texture heights ``anchor_v`` (where the outline's
-    side is: the corners of a rectangle, higher up the sides of an oval)."""
+    side is: the corners of a rectangle, higher up the sides of an oval) and leave the corner along
+    the fabric's edge (a quadratic Bezier whose control point continues the edge's row outwards, for
+    half the way from the upper corner, a quarter from the lower one), then turn towards their end:
+    an ear loop carries on from the mask's top edge over the cheek and bends up to the ear, it does
+    not leave the corner as a straight chord; the lower one soon climbs over the jaw to the lobe
+    (continued further, it would run on the neck, off the face's outline)."""
     if kind not in STRAP_ENDS_MM:
         raise ValueError(f"unknown strap kind {kind!r}; known: {', '.join(STRAP_ENDS_MM)}")
     lines, normals = [], []
     t = np.linspace(0.0, 1.0, STRAP_POINTS)[:, None]
     rows = [int(round(v * (GRID_V - 1))) for v in anchor_v]
-    for col, side in ((0, -1.0), (-1, 1.0)):  # u = 0 is the subject's right (negative x)
-        for row, end in ((rows[0], STRAP_ENDS_MM[kind][0]), (rows[1], STRAP_ENDS_MM[kind][1])):
+    for col, inner, side in ((0, 1, -1.0), (-1, -2, 1.0)):  # u = 0 is the subject's right (negative x)
+        for row, end, reach in ((rows[0], STRAP_ENDS_MM[kind][0], 0.5), (rows[1], STRAP_ENDS_MM[kind][1], 0.25)):
             start = grid[row, col]
             stop = np.array([side * end[0], end[1], end[2]])
-            p = start * (1 - t) + stop * t
+            along = start - grid[row, inner]  # the edge's row, continued outwards
+            control = start + along / max(float(np.linalg.norm(along)), 1e-9) * reach * float(np.linalg.norm(stop - start))
+            p = (1 - t) ** 2 * start + 2 * t * (1 - t) * control + t**2 * stop
             dirs = np.column_stack([p[:, 0], np.zeros(len(p)), p[:, 2]])
             dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
             origins = dirs * 400.0 + np.column_stack([np.zeros(len(p)), p[:, 1], np.zeros(len(p))])
@@ -284,20 +293,34 @@ def _bent_projection(surf: MaskSurface, v_cam: np.ndarray, r: np.ndarray, s: flo
     """The surface's vertices and strap lines in pixels, bent to this face: Gaussian-weighted
     residuals of the anchor landmarks (nose, mouth, chin, the visible jaw)."""
     px = s * v_cam[:, :2] + t
-    jaw_normals = _generic_jaw_normals() @ r.T
-    visible_jaw = [k for k, n in zip(JAW_LANDMARKS, jaw_normals) if n[2] < -0.15]
-    anchors = [k for k in ANCHOR_LANDMARKS + visible_jaw if finite[k]]
     strap_px = [s * (line @ r.T)[:, :2] + t for line in surf.straps_mm]
-    if anchors:
-        model_px = s * lm_cam[anchors, :2] + t
-        resid = landmarks_px[anchors] - model_px
-        # a jaw point far off the generic jaw has left the face outline (onto hair, the neck): not followed
-        keep = [i for i, k in enumerate(anchors)
-                if k not in JAW_LANDMARKS or np.hypot(*resid[i]) <= JAW_OUTLIER_FRACTION * FACE_HEIGHT_MM * s]
-        model_px, resid = model_px[keep], resid[keep]
-        px = _bend(px, model_px, resid, 35.0 * s)
-        strap_px = [_bend(line, model_px, resid, 35.0 * s) for line in strap_px]
+    jaw_normals = _generic_jaw_normals() @ r.T
+    visible = [k for k, n in zip(JAW_LANDMARKS + EAR_LANDMARKS, jaw_normals) if n[2] < -0.15]
+    fabric_anchors = _followed(ANCHOR_LANDMARKS + [k for k in visible if k in JAW_LANDMARKS], s, lm_cam, t,
+                               landmarks_px, finite)
+    if fabric_anchors is not None:
+        px = _bend(px, *fabric_anchors, 35.0 * s)
+    # the straps also follow the jaw's top points where they face the camera: they lie in front of
+    # the ear, so the straps end on this face's ear rather than on the generic head's
+    strap_anchors = _followed(ANCHOR_LANDMARKS + visible, s, lm_cam, t, landmarks_px, finite)
+    if strap_anchors is not None:
+        strap_px = [_bend(line, *strap_anchors, 35.0 * s) for line in strap_px]
     return px, strap_px
+
+
+def _followed(anchors: list[int], s: float, lm_cam: np.ndarray, t: np.ndarray, landmarks_px: np.ndarray,
+              finite: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(model pixels, residuals) of the ``anchors`` a bend follows; None when there is none. A jaw
+    point far off the generic jaw has left the face outline (onto hair, the neck): not followed."""
+    anchors = [k for k in anchors if finite[k]]
+    if not anchors:
+        return None
+    model_px = s * lm_cam[anchors, :2] + t
+    resid = landmarks_px[anchors] - model_px
+    limit = JAW_OUTLIER_FRACTION * FACE_HEIGHT_MM * s
+    keep = [i for i, k in enumerate(anchors)
+            if k in ANCHOR_LANDMARKS or k not in JAW_LANDMARKS + EAR_LANDMARKS or np.hypot(*resid[i]) <= limit]
+    return (model_px[keep], resid[keep]) if keep else None
 
 
 def _pixel_attributes(attrs: np.ndarray, n_polys: int, corner_ids: list[np.ndarray], px: np.ndarray,
@@ -312,8 +335,8 @@ def _pixel_attributes(attrs: np.ndarray, n_polys: int, corner_ids: list[np.ndarr
         rows, verts = members[:, 0], members[:, 1:]
         a = np.concatenate([px[verts] - offset, np.ones(verts.shape + (1,))], axis=2)  # (M, 3 or 4, 3): x, y, 1
         b = attrs[verts]  # (M, 3 or 4, 3)
-        ata = np.einsum("mki,mkj->mij", a, a)
-        atb = np.einsum("mki,mkj->mij", a, b)
+        at = a.transpose(0, 2, 1)
+        ata, atb = at @ a, at @ b
         solvable = np.abs(np.linalg.det(ata)) > 1e-9
         planes[1 + rows[solvable]] = np.linalg.solve(ata[solvable], atb[solvable])
         planes[1 + rows[~solvable], 2] = b[~solvable].mean(axis=1)  # slivers: their mean value
@@ -401,21 +424,30 @@ def _visible_runs(lines_px: list[np.ndarray], normals_cam: list[np.ndarray], fac
     stands off the cheek, so it shows until the surface under it turns edge-on) and that lie within
     ``reach_px`` of the landmarks' hull (corners ``face_hull``; the generic
     head is wider than many real ones: a strap must not float on the background beside the face)."""
-    hull = face_hull.astype(np.float32).reshape(-1, 1, 2) if len(face_hull) >= 3 else None
     runs = []
-    for line, n in zip(lines_px, normals_cam):
+    near = None
+    if len(face_hull) >= 3 and lines_px:  # all lines at once
+        near = np.split(_distance_outside(np.concatenate(lines_px), face_hull) <= reach_px,
+                        np.cumsum([len(line) for line in lines_px])[:-1])
+    for k, (line, n) in enumerate(zip(lines_px, normals_cam)):
         vis = n[:, 2] < -0.05
-        if hull is not None:
-            vis &= np.array([cv2.pointPolygonTest(hull, (float(x), float(y)), True) >= -reach_px for x, y in line])
-        start = None
-        for i, v in enumerate(np.append(vis, False)):
-            if v and start is None:
-                start = i
-            elif not v and start is not None:
-                if i - start >= 2:
-                    runs.append(line[start:i].copy())
-                start = None
+        if near is not None:
+            vis &= near[k]
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], vis.view(np.int8), [0]])))  # run starts, ends
+        runs += [line[a:b].copy() for a, b in zip(edges[::2].tolist(), edges[1::2].tolist()) if b - a >= 2]
     return tuple(runs)
+
+
+def _distance_outside(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
+    """Euclidean distance of each point to a convex polygon (corners in order), 0 inside."""
+    a = polygon
+    ab = np.roll(polygon, -1, axis=0) - a  # (E, 2) edges
+    ap = points[:, None, :] - a[None]  # (P, E, 2)
+    t = np.clip((ap * ab).sum(-1) / np.maximum((ab * ab).sum(-1), 1e-12), 0.0, 1.0)
+    d = np.sqrt(((ap - t[..., None] * ab) ** 2).sum(-1)).min(axis=1)
+    cross = ab[None, :, 0] * ap[..., 1] - ab[None, :, 1] * ap[..., 0]
+    inside = (cross >= 0).all(axis=1) | (cross <= 0).all(axis=1)
+    return np.where(inside, 0.0, d)
 
 
 def _affine_plane(cx: np.ndarray, cy: np.ndarray, c1: np.ndarray, flat_ids: np.ndarray, xs: np.ndarray,
@@ -461,9 +493,10 @@ def _drawn_polygons(surf: MaskSurface, px: np.ndarray, facing: np.ndarray, front
 
 @lru_cache(maxsize=1)
 def _generic_jaw_normals() -> np.ndarray:
-    """Outward surface normals of the generic head at the jaw landmarks (head frame)."""
+    """Outward surface normals of the generic head at the jaw landmarks and then at the jaw's top
+    points (:data:`JAW_LANDMARKS` + :data:`EAR_LANDMARKS`, head frame)."""
     head = generic_head()
-    return head.normals(head.landmarks_mm[JAW_LANDMARKS])
+    return head.normals(head.landmarks_mm[JAW_LANDMARKS + EAR_LANDMARKS])
 
 
 @lru_cache(maxsize=1)
