@@ -229,7 +229,8 @@ def find_occluders(region_bgr: np.ndarray, area: np.ndarray, keep_out: np.ndarra
     ref = area if keep_out is None else area & ~keep_out
     if np.count_nonzero(ref) < 30:
         return out
-    mcr, mcb = median_u8(ycc[..., 1][ref]), median_u8(ycc[..., 2][ref])
+    ref_u8 = ref.view(np.uint8)
+    mcr, mcb = (median_of_histogram(cv2.calcHist([ycc], [c], ref_u8, [256], [0, 256]).ravel()) for c in (1, 2))
     cr, cb = ycc[..., 1].astype(np.float32), ycc[..., 2].astype(np.float32)
     cr -= np.float32(mcr)
     cb -= np.float32(mcb)
@@ -237,12 +238,13 @@ def find_occluders(region_bgr: np.ndarray, area: np.ndarray, keep_out: np.ndarra
     spread = max(float(np.median(dist[ref])) * 1.4826, 2.5)
     foreign = ((dist > OCCLUDER_CHROMA_Z * spread) & area).view(np.uint8)
     foreign = cv2.morphologyEx(foreign, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
-    n, labels = cv2.connectedComponents(foreign, connectivity=8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(foreign, connectivity=8)
     if n <= 1:
         return out
     # lips and nostrils alone are not foreign: a blob counts by its pixels outside them
-    counted = labels if keep_out is None else np.where(keep_out, 0, labels)
-    size = np.bincount(counted.ravel(), minlength=n)
+    size = stats[:, cv2.CC_STAT_AREA].astype(np.int64)
+    if keep_out is not None:
+        size -= np.bincount(labels[keep_out], minlength=n)
     rim = area & ~cv2.erode(area.view(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
     on_rim = np.zeros(n, bool)
     on_rim[np.unique(labels[rim])] = True
@@ -593,8 +595,13 @@ def quantile_u8(values: np.ndarray, q: float) -> float:
 
 def median_u8(values: np.ndarray) -> float:
     """``np.median`` of uint8 values from a 256-bin histogram (same result, no sort)."""
-    n = len(values)
-    cum = np.cumsum(np.bincount(values, minlength=256))
+    return median_of_histogram(np.bincount(values, minlength=256))
+
+
+def median_of_histogram(counts: np.ndarray) -> float:
+    """``np.median`` of the values (at least one) that a 256-bin histogram counts."""
+    cum = np.cumsum(counts.astype(np.int64))
+    n = int(cum[-1])
     lo = int(np.searchsorted(cum, (n - 1) // 2, side="right"))  # value at sorted index (n-1)//2
     hi = int(np.searchsorted(cum, n // 2, side="right"))  # value at sorted index n//2
     return (lo + hi) / 2.0

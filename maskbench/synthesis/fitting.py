@@ -342,9 +342,16 @@ def _pixel_attributes(attrs: np.ndarray, n_polys: int, corner_ids: list[np.ndarr
         planes[1 + rows[~solvable], 2] = b[~solvable].mean(axis=1)  # slivers: their mean value
     coef = np.ascontiguousarray(planes.astype(np.float32).reshape(len(planes), 9).T)  # (9, polygons + 1)
     h, w = ids.shape
-    flat = ids.ravel()
     xs, ys = np.arange(w, dtype=np.float32)[None, :], np.arange(h, dtype=np.float32)[:, None]
-    u, v, lit = (_affine_plane(coef[j], coef[3 + j], coef[6 + j], flat, xs, ys) for j in range(3))
+    if len(planes) <= 256:  # a table lookup on 8-bit ids (cv2.LUT) is about 3x faster than numpy's take
+        table = np.zeros((9, 256), np.float32)
+        table[:, : len(planes)] = coef
+        small = ids.astype(np.uint8)
+        gather = lambda row: cv2.LUT(small, table[row])  # noqa: E731
+    else:
+        flat = ids.ravel()
+        gather = lambda row: coef[row].take(flat).reshape(h, w)  # noqa: E731
+    u, v, lit = (_affine_plane(gather(j), gather(3 + j), gather(6 + j), xs, ys) for j in range(3))
     np.clip(u, 0.0, 1.0, out=u)  # a pixel rounded in from a neighbouring edge
     np.clip(v, 0.0, 1.0, out=v)
     np.clip(lit, 0.0, 1.0, out=lit)
@@ -450,17 +457,13 @@ def _distance_outside(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
     return np.where(inside, 0.0, d)
 
 
-def _affine_plane(cx: np.ndarray, cy: np.ndarray, c1: np.ndarray, flat_ids: np.ndarray, xs: np.ndarray,
-                  ys: np.ndarray) -> np.ndarray:
-    """``cx[id] * x + cy[id] * y + c1[id]`` per pixel, (h, w) float32, in place on the gathers."""
-    shape = (len(ys), xs.shape[1])
-    out = cx.take(flat_ids).reshape(shape)
-    out *= xs
-    gy = cy.take(flat_ids).reshape(shape)
-    gy *= ys
-    out += gy
-    out += c1.take(flat_ids).reshape(shape)
-    return out
+def _affine_plane(cx: np.ndarray, cy: np.ndarray, c1: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """``cx * x + cy * y + c1`` per pixel from the gathered (h, w) float32 coefficients, in place."""
+    cx *= xs
+    cy *= ys
+    cx += cy
+    cx += c1
+    return cx
 
 
 def _drawn_polygons(surf: MaskSurface, px: np.ndarray, facing: np.ndarray, front_sign: float, depth: np.ndarray,
