@@ -41,8 +41,8 @@ def _check(real_dir: Path) -> list:
 def test_dev_half_every_face_masked_in_place_and_few_occluders(real_dir: Path) -> None:
     """All 1,005 dev-half faces get a mask; mouth and lower nose under it, eyes not; occluders rare.
 
-    The occluder rule's OCCLUDER_CHROMA_Z (4.5) was fitted on the even-indexed photos (at most 10 % of them
-    flagged: 7.4 %); its rate is asserted on the odd-indexed CHECK photos only."""
+    The occluder rule's OCCLUDER_CHROMA_Z (4.0) was fitted on the even-indexed photos (at most 10 % of them
+    flagged: 9.9 %); its rate is asserted on the odd-indexed CHECK photos only."""
     samples = _dev(real_dir)
     covered, eyes, flagged = [], [], []
     for k, s in enumerate(samples):
@@ -55,7 +55,7 @@ def test_dev_half_every_face_masked_in_place_and_few_occluders(real_dir: Path) -
     assert np.concatenate(covered).mean() >= 0.95
     assert np.concatenate(eyes).mean() <= 0.02
     check_rate = float(np.mean(flagged[1::2]))  # the CHECK photos
-    assert check_rate <= 0.12, check_rate  # measured 7.6 %, 38 of 502 (faces with anything kept on top)
+    assert check_rate <= 0.12, check_rate  # measured 11.8 %, 59 of 502 (faces with anything kept on top)
 
 
 def test_the_lower_edge_reaches_under_the_chin(real_dir: Path) -> None:

@@ -57,7 +57,7 @@ OCCLUDER_MIN_FRACTION = 0.03
 #: The chroma distance (in robust spreads of the covered skin) past which a pixel is not this skin:
 #: the smallest (in half spreads) that flags at most 10 % of the even-indexed AFLW2000 dev photos
 #: (``docs/fit_constants.py``); its rate test reads the odd-indexed ones only.
-OCCLUDER_CHROMA_Z = 4.5
+OCCLUDER_CHROMA_Z = 4.0
 
 
 @dataclass(frozen=True)
