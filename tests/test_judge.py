@@ -84,3 +84,27 @@ def test_judge_grades_any_folder_of_images(dev: Path, tmp_path: Path) -> None:
     assert code == 2 and "was not written by maskbench" in text
     code, text = run("judge", str(folder), "--sample", "zero", "--out", str(tmp_path / "r2"))
     assert code == 2 and "--sample: 'zero'" in text
+
+
+def test_the_default_sample_scales_with_the_dataset_and_says_its_precision() -> None:
+    from maskbench.judge import default_sample, wilson_interval
+
+    assert [default_sample(n) for n in (6, 1005, 2000, 6667, 122_450)] == [32, 32, 60, 200, 200]
+    lo, hi = wilson_interval(94, 100)
+    assert lo < 0.94 < hi and hi - lo < 0.12 and 0.0 <= lo and hi <= 1.0
+    lo32, hi32 = wilson_interval(30, 32)
+    assert hi32 - lo32 > hi - lo  # fewer faces, a wider interval
+    assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == 1.0
+
+
+def test_judge_auto_sample_on_a_small_folder_grades_every_face(dev: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "plain"
+    folder.mkdir()
+    for k in list(REFERENCE)[:3]:
+        shutil.copyfile(dev / f"{k}.jpg", folder / f"{k}.jpg")
+    code, text = run("judge", str(folder), "--sample", "auto", "--out", str(tmp_path / "report"))
+    assert code == 0, text
+    realism = json.loads((tmp_path / "report" / "realism.json").read_text())
+    assert realism["judged"] == realism["of"] == 3 and realism["sample_rule"].startswith("auto")
+    lo, hi = realism["overall"]["pass_rate_ci95"]
+    assert lo == 0.0 and 0.3 < hi < 0.8  # 0 of 3 read as masked: the interval is wide
