@@ -18,12 +18,14 @@
    near, so at large yaw the far half of the mask is compressed and hidden behind the nose and
    the near cheek. Turned away from the camera, the mask is clipped to the face's silhouette as
    the landmarks draw it: past the hull edges that face the way the face looks (nose tip, lips,
-   chin at a profile) by at most the template's ``silhouette_margin_mm``; jaw landmarks that leave
-   the face outline (residual over 15 % of the face height) do not bend the mask.
+   chin at a profile) by at most the template's ``silhouette_margin_mm``; jaw landmarks other than
+   the chin that leave the face outline (residual over 15 % of the face height) do not bend it.
 5. **Physical size**: the fabric stands at most ``max_protrusion_mm`` off the skin along each
    grid ray (about 3 cm in front of the mouth for cup shapes).
-6. **Straps**: ear loops (or head straps) run on the head surface from the mask's side corners
-   to the ear; only the parts on surface that faces the camera are drawn.
+6. **Straps**: ear loops (or head straps) run on the head surface from the mask's side corners,
+   along its edge and then curving to the ear; they are bent like the fabric and also by the
+   visible top of the jaw (in front of the ears); only the parts on surface that faces the camera
+   are drawn.
 
 The output of :func:`fit_mask` is, for every covered pixel, its texture coordinate and its
 shading (the Lambert term of :data:`LIGHT_DIR` at the mask's vertices, interpolated: Gouraud);
@@ -291,7 +293,8 @@ def fit_mask(name: str, rotation: np.ndarray, landmarks_px: np.ndarray, image_sh
 def _bent_projection(surf: MaskSurface, v_cam: np.ndarray, r: np.ndarray, s: float, t: np.ndarray, lm_cam: np.ndarray,
                      landmarks_px: np.ndarray, finite: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
     """The surface's vertices and strap lines in pixels, bent to this face: Gaussian-weighted
-    residuals of the anchor landmarks (nose, mouth, chin, the visible jaw)."""
+    residuals of the anchor landmarks (nose, mouth, chin, the visible jaw; for the straps also the
+    visible top of the jaw, in front of the ears)."""
     px = s * v_cam[:, :2] + t
     strap_px = [s * (line @ r.T)[:, :2] + t for line in surf.straps_mm]
     jaw_normals = _generic_jaw_normals() @ r.T
@@ -310,8 +313,10 @@ def _bent_projection(surf: MaskSurface, v_cam: np.ndarray, r: np.ndarray, s: flo
 
 def _followed(anchors: list[int], s: float, lm_cam: np.ndarray, t: np.ndarray, landmarks_px: np.ndarray,
               finite: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """(model pixels, residuals) of the ``anchors`` a bend follows; None when there is none. A jaw
-    point far off the generic jaw has left the face outline (onto hair, the neck): not followed."""
+    """(model pixels, residuals) of the ``anchors`` a bend follows; None when there is none. A visible
+    jaw point far off the generic jaw has left the face outline (onto hair, the neck): not followed.
+    The :data:`ANCHOR_LANDMARKS` always are, the chin among them: the generic chin lies about 20 mm
+    above AFLW2000's, and dropping it as an outlier left masks ending above real chins."""
     anchors = [k for k in anchors if finite[k]]
     if not anchors:
         return None
