@@ -317,11 +317,16 @@ def pattern_albedo(u: np.ndarray, v: np.ndarray, pattern: str, color_bgr: np.nda
 # ------------------------------------------------------------------------------------------
 # Blending
 # ------------------------------------------------------------------------------------------
+def _line_box(line: np.ndarray, pad: int) -> tuple[np.ndarray, np.ndarray]:
+    """(lower, upper exclusive) integer pixel corners of a polyline's bounding box, grown by ``pad``."""
+    return np.floor(line.min(axis=0)).astype(int) - pad, np.ceil(line.max(axis=0)).astype(int) + pad + 1
+
+
 def _union_box(fit: Fit, image_shape: tuple[int, ...], pad: int) -> tuple[int, int, int, int]:
     h, w = fit.covered.shape
     x0, y0, x1, y1 = fit.x0, fit.y0, fit.x0 + w, fit.y0 + h
     for line in fit.straps_px:
-        lo, hi = np.floor(line.min(axis=0)).astype(int) - pad, np.ceil(line.max(axis=0)).astype(int) + pad + 1
+        lo, hi = _line_box(line, pad)
         x0, y0, x1, y1 = min(x0, lo[0]), min(y0, lo[1]), max(x1, hi[0]), max(y1, hi[1])
     ih, iw = image_shape[:2]
     return max(x0, 0), max(y0, 0), min(x1, iw), min(y1, ih)
@@ -444,8 +449,7 @@ def _with_straps(fabric: np.ndarray, f_alpha: np.ndarray, f_light: np.ndarray, f
     mask_in[...] = fabric
     alpha_in[...] = f_alpha
     for line in lines:  # the strap's own box inside the fabric's: the straps touch its sides only
-        lo = np.floor(line.min(axis=0)).astype(int) - np.array([fit.x0, fit.y0]) - width_px - 2
-        hi = np.ceil(line.max(axis=0)).astype(int) - np.array([fit.x0, fit.y0]) + width_px + 3
+        lo, hi = (corner - (fit.x0, fit.y0) for corner in _line_box(line, width_px + 2))
         r = (slice(max(lo[1], 0), max(min(hi[1], fh), 0)), slice(max(lo[0], 0), max(min(hi[0], fw), 0)))
         if not sa[r].any():
             continue
@@ -573,7 +577,7 @@ def _photo_colour(albedo: np.ndarray, look: Look) -> np.ndarray:
 
 def _jpeg_like(image_bgr: np.ndarray, patch: np.ndarray, origin: tuple[int, int], drawn: np.ndarray,
                quality: int) -> np.ndarray:
-    """Encode/decode the drawn pixels at ``quality`` on the image's own 8x8 grid."""
+    """Encode/decode the drawn pixels at ``quality`` on the image's own 8x8 grid (into ``patch``)."""
     bx0, by0 = origin
     h, w = patch.shape[:2]
     gx0, gy0 = bx0 - bx0 % 8, by0 - by0 % 8
@@ -584,7 +588,7 @@ def _jpeg_like(image_bgr: np.ndarray, patch: np.ndarray, origin: tuple[int, int]
     if not ok:
         return patch
     decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR)[by0 - gy0 : by0 - gy0 + h, bx0 - gx0 : bx0 - gx0 + w]
-    return cv2.copyTo(decoded, drawn.view(np.uint8), patch.copy())
+    return cv2.copyTo(decoded, drawn.view(np.uint8), patch)
 
 
 def quantile_u8(values: np.ndarray, q: float) -> float:
