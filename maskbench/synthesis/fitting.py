@@ -299,33 +299,28 @@ def _bent_projection(surf: MaskSurface, v_cam: np.ndarray, r: np.ndarray, s: flo
     strap_px = [s * (line @ r.T)[:, :2] + t for line in surf.straps_mm]
     jaw_normals = _generic_jaw_normals() @ r.T
     visible = [k for k, n in zip(JAW_LANDMARKS + EAR_LANDMARKS, jaw_normals) if n[2] < -0.15]
-    fabric_anchors = _followed(ANCHOR_LANDMARKS + [k for k in visible if k in JAW_LANDMARKS], s, lm_cam, t,
-                               landmarks_px, finite)
-    if fabric_anchors is not None:
-        px = _bend(px, *fabric_anchors, 35.0 * s)
+    ids, model_px, resid = _followed(ANCHOR_LANDMARKS + visible, s, lm_cam, t, landmarks_px, finite)
     # the straps also follow the jaw's top points where they face the camera: they lie in front of
-    # the ear, so the straps end on this face's ear rather than on the generic head's
-    strap_anchors = _followed(ANCHOR_LANDMARKS + visible, s, lm_cam, t, landmarks_px, finite)
-    if strap_anchors is not None:
-        strap_px = [_bend(line, *strap_anchors, 35.0 * s) for line in strap_px]
+    # the ear, so the straps end on this face's ear rather than on the generic head's; the fabric not
+    fabric = np.array([k not in EAR_LANDMARKS for k in ids], bool)
+    px = _bend(px, model_px[fabric], resid[fabric], 35.0 * s)
+    strap_px = [_bend(line, model_px, resid, 35.0 * s) for line in strap_px]
     return px, strap_px
 
 
 def _followed(anchors: list[int], s: float, lm_cam: np.ndarray, t: np.ndarray, landmarks_px: np.ndarray,
-              finite: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """(model pixels, residuals) of the ``anchors`` a bend follows; None when there is none. A visible
-    jaw point far off the generic jaw has left the face outline (onto hair, the neck): not followed.
-    The :data:`ANCHOR_LANDMARKS` always are, the chin among them: the generic chin lies about 20 mm
-    above AFLW2000's, and dropping it as an outlier left masks ending above real chins."""
+              finite: np.ndarray) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """(landmark ids, model pixels, residuals) of the ``anchors`` a bend follows (maybe none). A
+    visible jaw point far off the generic jaw has left the face outline (onto hair, the neck): not
+    followed. The :data:`ANCHOR_LANDMARKS` always are, the chin among them: the generic chin lies
+    about 20 mm above AFLW2000's, and dropping it as an outlier left masks ending above real chins."""
     anchors = [k for k in anchors if finite[k]]
-    if not anchors:
-        return None
     model_px = s * lm_cam[anchors, :2] + t
     resid = landmarks_px[anchors] - model_px
     limit = JAW_OUTLIER_FRACTION * FACE_HEIGHT_MM * s
     keep = [i for i, k in enumerate(anchors)
             if k in ANCHOR_LANDMARKS or k not in JAW_LANDMARKS + EAR_LANDMARKS or np.hypot(*resid[i]) <= limit]
-    return (model_px[keep], resid[keep]) if keep else None
+    return [anchors[i] for i in keep], model_px[keep], resid[keep]
 
 
 def _pixel_attributes(attrs: np.ndarray, n_polys: int, corner_ids: list[np.ndarray], px: np.ndarray,
