@@ -303,7 +303,7 @@ def contact_sheet(judged: Sequence[tuple[Item, Face | None]], cell_px: int = 160
 
 def summary_line(summary: dict) -> str:
     o = summary["overall"]
-    lo, hi = o.get("pass_rate_ci95", (float("nan"), float("nan")))
+    lo, hi = o["pass_rate_ci95"]
     return (f"realism (AIZOO real-photo mask detector, {summary['judged']} of {summary['of']} faces): "
             f"{o['pass_rate']:.1%} read as masked (95 % interval {lo:.1%}-{hi:.1%}), mean p(mask) "
             f"{o['mean_p_mask']:.3f}")
