@@ -1,12 +1,15 @@
-"""The real-photo mask detector that grades synthetic masks (AIZOO, plain arrays, plain torch)."""
+"""The real-photo mask detector that grades synthetic masks (AIZOO, plain arrays, run in plain numpy)."""
 
 from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -108,3 +111,30 @@ def test_judge_auto_sample_on_a_small_folder_grades_every_face(dev: Path, tmp_pa
     assert realism["judged"] == realism["of"] == 3 and realism["sample_rule"].startswith("auto")
     lo, hi = realism["overall"]["pass_rate_ci95"]
     assert lo == 0.0 and 0.3 < hi < 0.8  # 0 of 3 read as masked: the interval is wide
+
+
+def test_the_matrix_product_convolution_and_pooling_match_a_direct_sum() -> None:
+    from maskbench.judge import _conv, _max_pool, _weights
+
+    rng = np.random.default_rng(3)
+    x = rng.random((2, 5, 7, 3), dtype=np.float32)
+    w, b = _weights()["conv2d_0"]
+    kernel = w.reshape(3, 3, 3, -1)  # (row, column, in, out)
+    padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    direct = np.zeros((2, 5, 7, kernel.shape[-1]))
+    for dy in range(3):
+        for dx in range(3):
+            direct += padded[:, dy : dy + 5, dx : dx + 7] @ kernel[dy, dx]
+    direct = np.maximum(direct + b, 0)
+    assert np.allclose(_conv(x, "conv2d_0"), direct, atol=1e-5)
+    assert np.allclose(_conv(x, "conv2d_0", pad=0), direct[:, 1:-1, 1:-1], atol=1e-5)
+    pooled = _max_pool(x)  # odd sizes round up: 5x7 -> 3x4, the last row and column pooled alone
+    assert pooled.shape == (2, 3, 4, 3)
+    assert np.array_equal(pooled[:, 2, 3], x[:, 4, 6]) and np.array_equal(pooled[:, 0, 0], x[:, :2, :2].max(axis=(1, 2)))
+
+
+def test_judging_does_not_import_torch(dev: Path) -> None:
+    code = ("import sys, cv2; from maskbench.judge import detect; "
+            f"detect([cv2.imread({str(dev / 'image00002.jpg')!r})]); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
