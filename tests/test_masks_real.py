@@ -41,8 +41,8 @@ def _check(real_dir: Path) -> list:
 def test_dev_half_every_face_masked_in_place_and_few_occluders(real_dir: Path) -> None:
     """All 1,005 dev-half faces get a mask; mouth and lower nose under it, eyes not; occluders rare.
 
-    The occluder rule's OCCLUDER_CHROMA_Z (4.0) was fitted on the even-indexed photos (at most 10 % of them
-    flagged: 9.9 %); its rate is asserted on the odd-indexed CHECK photos only."""
+    The occluder rule's OCCLUDER_CHROMA_Z (4.5) was fitted on the even-indexed photos (at most 10 % of them
+    flagged: 7.0 %); its rate is asserted on the odd-indexed CHECK photos only."""
     samples = _dev(real_dir)
     covered, eyes, flagged = [], [], []
     for k, s in enumerate(samples):
@@ -55,7 +55,7 @@ def test_dev_half_every_face_masked_in_place_and_few_occluders(real_dir: Path) -
     assert np.concatenate(covered).mean() >= 0.95
     assert np.concatenate(eyes).mean() <= 0.02
     check_rate = float(np.mean(flagged[1::2]))  # the CHECK photos
-    assert check_rate <= 0.12, check_rate  # measured 11.8 %, 59 of 502 (faces with anything kept on top)
+    assert check_rate <= 0.12, check_rate  # measured 8.4 %, 42 of 502 (faces with anything kept on top)
 
 
 def test_the_lower_edge_reaches_under_the_chin(real_dir: Path) -> None:
@@ -309,6 +309,24 @@ def test_ear_loops_curve_to_this_faces_ear(yaw: float) -> None:
         if len(runs_moved) == len(runs):
             for run, run_moved in zip(runs, runs_moved):
                 assert float((run_moved[-1] - run[-1]) @ back) >= 6.0, name
+
+
+def test_a_strap_off_the_mask_is_joined_to_it_or_not_drawn() -> None:
+    """A strap starting off the drawn fabric (its corner culled, or a run showing again beyond a
+    hidden stretch) is joined to the nearest fabric pixel when one is within reach; otherwise it is
+    not drawn: it would float beside the mask as a loose dash."""
+    fabric = np.zeros((100, 100), bool)
+    fabric[20:80, 20:60] = True
+    near = np.column_stack([np.linspace(70, 95, 8), np.full(8, 50.0)])  # starts 10 px right of the fabric
+    far = np.column_stack([np.linspace(90, 99, 8), np.full(8, 30.0)])  # starts 30 px off it
+    on = np.column_stack([np.linspace(50, 95, 8), np.full(8, 40.0)])  # starts on it
+    origin = np.array([100.0, 200.0])  # the fabric's box in the image
+    out = blending._attach((near + origin, far + origin, on + origin), fabric, origin, reach_px=20.0)
+    assert len(out) == 2
+    joined, kept = out
+    assert fabric[int(joined[0, 1] - origin[1]), int(joined[0, 0] - origin[0])] and np.array_equal(joined[1:], near + origin)
+    assert np.array_equal(kept, on + origin)
+    assert blending._attach((near + origin,), np.zeros_like(fabric), origin, 20.0) == []
 
 
 def test_head_straps_fade_into_the_hair() -> None:

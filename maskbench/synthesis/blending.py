@@ -57,7 +57,7 @@ OCCLUDER_MIN_FRACTION = 0.03
 #: The chroma distance (in robust spreads of the covered skin) past which a pixel is not this skin:
 #: the smallest (in half spreads) that flags at most 10 % of the even-indexed AFLW2000 dev photos
 #: (``docs/fit_constants.py``); its rate test reads the odd-indexed ones only.
-OCCLUDER_CHROMA_Z = 4.0
+OCCLUDER_CHROMA_Z = 4.5
 
 
 @dataclass(frozen=True)
@@ -537,7 +537,9 @@ def _noise(rng: np.random.Generator, h: int, w: int, sigma: float) -> np.ndarray
 
 def _attach(lines: tuple[np.ndarray, ...], fabric: np.ndarray, shift: np.ndarray, reach_px: float) -> list[np.ndarray]:
     """Start each strap at the nearest drawn fabric pixel when its corner lies off the drawn mask
-    (culled or clipped edge), if one is within ``reach_px``."""
+    (culled or clipped edge), if one is within ``reach_px``; a strap farther from the fabric is not
+    drawn (a run that shows again beyond a hidden stretch would float beside the mask as a loose
+    dash: profile views of the dev half)."""
     pts = None
     out = []
     for line in lines:
@@ -549,11 +551,12 @@ def _attach(lines: tuple[np.ndarray, ...], fabric: np.ndarray, shift: np.ndarray
         if pts is None:
             ys, xs = np.nonzero(fabric[::2, ::2])
             if not len(xs):
-                return list(lines)
+                return []
             pts = np.column_stack([xs, ys]).astype(np.float64) * 2.0
         d2 = ((pts - start) ** 2).sum(axis=1)
         k = int(np.argmin(d2))
-        out.append(np.vstack([pts[k] + shift, line]) if d2[k] <= reach_px**2 else line)
+        if d2[k] <= reach_px**2:
+            out.append(np.vstack([pts[k] + shift, line]))
     return out
 
 
