@@ -319,3 +319,37 @@ def mirrored_rotation(matrix: np.ndarray) -> np.ndarray:
     """The rotation a horizontally mirrored image shows: ``M R M`` with ``M = MIRROR_X`` (works on
     (..., 3, 3) stacks)."""
     return MIRROR_X @ np.asarray(matrix, dtype=np.float64) @ MIRROR_X
+
+
+def inside_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
+    """Even-odd point-in-polygon test of (N, 2) points against a closed polygon's (M, 2) corners."""
+    x, y = points[:, 0], points[:, 1]
+    inside = np.zeros(len(points), dtype=bool)
+    n = len(polygon)
+    for k in range(n):
+        x1, y1 = polygon[k]
+        x2, y2 = polygon[(k + 1) % n]
+        crosses = (y1 > y) != (y2 > y)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x_at = x1 + (y - y1) * (x2 - x1) / (y2 - y1)
+        inside ^= crosses & (x < x_at)
+    return inside
+
+
+def polyline_distance(points: np.ndarray, line: np.ndarray, closed: bool = False) -> np.ndarray:
+    """Euclidean distance of (N, 2) points to a polyline's segments; ``closed``: also the segment
+    from the last corner back to the first (a polygon's outline)."""
+    corners = np.vstack([line, line[:1]]) if closed else line
+    best = np.full(len(points), np.inf)
+    for a, b in zip(corners[:-1], corners[1:]):
+        ab = b - a
+        length2 = float(ab @ ab)
+        h = np.clip((points - a) @ ab / length2, 0.0, 1.0) if length2 > 0 else np.zeros(len(points))
+        best = np.minimum(best, np.linalg.norm(points - (a + h[:, None] * ab), axis=1))
+    return best
+
+
+def distance_outside(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
+    """Distance of (N, 2) points to a closed polygon, 0 inside it."""
+    return np.where(inside_polygon(points, polygon), 0.0, polyline_distance(points, polygon, closed=True))
+

@@ -165,3 +165,18 @@ def test_mirrored_rotation_negates_yaw_and_roll_and_keeps_pitch(ypr: tuple[float
     np.testing.assert_allclose(geometry.mirrored_rotation(m), r, atol=1e-12)
     stack = geometry.mirrored_rotation(np.stack([r, r.T]))
     np.testing.assert_allclose(stack[1], geometry.mirrored_rotation(r.T), atol=1e-12)
+
+
+def test_polygon_inside_and_distances_are_right_by_hand() -> None:
+    """One home for 2D outline geometry: the renderer's lips, eyes and brows and the mask fit's
+    face outline (straps within reach of it) use geometry.inside_polygon / polyline_distance."""
+    square = np.array([[0.0, 0.0], [10.0, 0.0], [10.0, 10.0], [0.0, 10.0]])
+    notch = np.array([[0.0, 0.0], [10.0, 0.0], [10.0, 10.0], [5.0, 4.0], [0.0, 10.0]])  # concave: a V from the top
+    pts = np.array([[5.0, 5.0], [13.0, 5.0], [5.0, 8.0], [13.0, 14.0], [-2.0, 5.0]])
+    assert geometry.inside_polygon(pts, square).tolist() == [True, False, True, False, False]
+    assert geometry.inside_polygon(pts, notch).tolist() == [False, False, False, False, False]
+    assert geometry.inside_polygon(np.array([[5.0, 2.0]]), notch).tolist() == [True]
+    open_line = square[:3]  # (0,0) -> (10,0) -> (10,10): the left side is not part of it
+    assert geometry.polyline_distance(pts, open_line) == pytest.approx([5.0, 3.0, 5.0, 5.0, math.hypot(2.0, 5.0)])
+    assert geometry.polyline_distance(pts, square, closed=True) == pytest.approx([5.0, 3.0, 2.0, 5.0, 2.0])
+    assert geometry.distance_outside(pts, square) == pytest.approx([0.0, 3.0, 0.0, 5.0, 2.0])

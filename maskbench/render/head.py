@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from maskbench.geometry import inside_polygon, polyline_distance
+
 #: The point of the generic head (head frame, mm) that BIWI's labels call the head centre. BIWI's
 #: centre is the centroid of the subject's face template (a frontal scan), so it sits in front of
 #: the skull centre the SDF is built around: z -77 mm is where the centroid of the generic face's
@@ -288,9 +290,9 @@ class Head:
         col *= (1.0 + 0.03 * np.sin(x * 0.31) * np.cos(y * 0.27 + z * 0.13))[:, None]
         front = z < -40
         # lips: inside the outer-lip polygon, darker line between the inner lips
-        lips = front & _inside_polygon(p[:, :2], f["lips_out"])
+        lips = front & inside_polygon(p[:, :2], f["lips_out"])
         col[lips] = i.lip_bgr
-        col[front & _inside_polygon(p[:, :2], f["lips_in"])] = np.asarray(i.lip_bgr) * 0.35
+        col[front & inside_polygon(p[:, :2], f["lips_in"])] = np.asarray(i.lip_bgr) * 0.35
         # nostrils
         low = f["nose_low"]
         for cx in (low[1, 0], low[3, 0]):
@@ -298,18 +300,18 @@ class Head:
             col[m] = np.asarray(i.skin_bgr) * 0.25
         # eyes: sclera polygon, iris and pupil discs
         for eye in (f["eye_r"], f["eye_l"]):
-            inside = front & _inside_polygon(p[:, :2], eye)
+            inside = front & inside_polygon(p[:, :2], eye)
             col[inside] = (235, 240, 240)
             c = eye.mean(axis=0)
             r2 = (x - c[0]) ** 2 + (y - c[1]) ** 2
             col[inside & (r2 < 5.2**2)] = i.iris_bgr
             col[inside & (r2 < 2.4**2)] = (15, 15, 15)
             # upper lid line
-            lid = front & ~inside & _inside_polygon(p[:, :2], eye + [0, -1.6]) & (y < c[1])
+            lid = front & ~inside & inside_polygon(p[:, :2], eye + [0, -1.6]) & (y < c[1])
             col[lid] = (30, 30, 35)
         # brows: thick polyline
         for brow in (f["brow_r"], f["brow_l"]):
-            col[front & (_polyline_distance(p[:, :2], brow) < i.brow_thickness_mm / 2)] = np.asarray(i.hair_bgr) * 0.9
+            col[front & (polyline_distance(p[:, :2], brow) < i.brow_thickness_mm / 2)] = np.asarray(i.hair_bgr) * 0.9
         # hair: above the hairline in front, down to hair_back_mm at the back, not on the face
         hair_limit = np.interp(z, [-120, -60, 0, 120], [i.hairline_mm, i.hairline_mm, -20, i.hair_back_mm])
         ears = np.abs(x) > 68 * self.sx
@@ -317,28 +319,3 @@ class Head:
         shade = 1.0 + 0.12 * np.sin(x * 0.9 + y * 0.4)
         col[hair] = np.asarray(i.hair_bgr) * shade[hair, None]
         return np.clip(col, 0, 255)
-
-
-def _inside_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
-    """Even-odd point-in-polygon test for (N, 2) points."""
-    x, y = points[:, 0], points[:, 1]
-    inside = np.zeros(len(points), dtype=bool)
-    n = len(polygon)
-    for k in range(n):
-        x1, y1 = polygon[k]
-        x2, y2 = polygon[(k + 1) % n]
-        crosses = (y1 > y) != (y2 > y)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            x_at = x1 + (y - y1) * (x2 - x1) / (y2 - y1)
-        inside ^= crosses & (x < x_at)
-    return inside
-
-
-def _polyline_distance(points: np.ndarray, line: np.ndarray) -> np.ndarray:
-    """Distance of (N, 2) points to an open polyline."""
-    best = np.full(len(points), np.inf)
-    for a, b in zip(line[:-1], line[1:]):
-        ab = b - a
-        h = np.clip((points - a) @ ab / float(ab @ ab), 0.0, 1.0)
-        best = np.minimum(best, np.linalg.norm(points - (a + h[:, None] * ab), axis=1))
-    return best

@@ -41,6 +41,7 @@ from functools import cache, lru_cache
 import cv2
 import numpy as np
 
+from maskbench.geometry import distance_outside
 from maskbench.render.head import Head
 from maskbench.synthesis.landmarks import generic_head
 from maskbench.synthesis.templates import load
@@ -434,7 +435,7 @@ def _visible_runs(lines_px: list[np.ndarray], normals_cam: list[np.ndarray], fac
     runs = []
     near = None
     if len(face_hull) >= 3 and lines_px:  # all lines at once
-        near = np.split(_distance_outside(np.concatenate(lines_px), face_hull) <= reach_px,
+        near = np.split(distance_outside(np.concatenate(lines_px), face_hull) <= reach_px,
                         np.cumsum([len(line) for line in lines_px])[:-1])
     for k, (line, n) in enumerate(zip(lines_px, normals_cam)):
         vis = n[:, 2] < -0.05
@@ -443,18 +444,6 @@ def _visible_runs(lines_px: list[np.ndarray], normals_cam: list[np.ndarray], fac
         edges = np.flatnonzero(np.diff(np.concatenate([[0], vis.view(np.int8), [0]])))  # run starts, ends
         runs += [line[a:b].copy() for a, b in zip(edges[::2].tolist(), edges[1::2].tolist()) if b - a >= 2]
     return tuple(runs)
-
-
-def _distance_outside(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
-    """Euclidean distance of each point to a convex polygon (corners in order), 0 inside."""
-    a = polygon
-    ab = np.roll(polygon, -1, axis=0) - a  # (E, 2) edges
-    ap = points[:, None, :] - a[None]  # (P, E, 2)
-    t = np.clip((ap * ab).sum(-1) / np.maximum((ab * ab).sum(-1), 1e-12), 0.0, 1.0)
-    d = np.sqrt(((ap - t[..., None] * ab) ** 2).sum(-1)).min(axis=1)
-    cross = ab[None, :, 0] * ap[..., 1] - ab[None, :, 1] * ap[..., 0]
-    inside = (cross >= 0).all(axis=1) | (cross <= 0).all(axis=1)
-    return np.where(inside, 0.0, d)
 
 
 def _affine_plane(cx: np.ndarray, cy: np.ndarray, c1: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
