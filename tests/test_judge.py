@@ -118,8 +118,8 @@ def test_the_matrix_product_convolution_and_pooling_match_a_direct_sum() -> None
 
     rng = np.random.default_rng(3)
     x = rng.random((2, 5, 7, 3), dtype=np.float32)
-    w, b = _weights()["conv2d_0"]
-    kernel = w.reshape(3, 3, 3, -1)  # (row, column, in, out)
+    w = _weights()["conv2d_0"]
+    kernel, b = w[:-1].reshape(3, 3, 3, -1), w[-1]  # (row, column, in, out), then the bias row
     padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
     direct = np.zeros((2, 5, 7, kernel.shape[-1]))
     for dy in range(3):
