@@ -345,7 +345,7 @@ def rotate(src: str, out: str | None, range_deg: tuple[float, float] | None, ang
 @click.option("--no-judge", is_flag=True, help="Do not grade the masks with the real-photo mask detector.")
 @click.option("--judge-sample", default="auto", show_default=True, metavar="N|all|auto",
               help=f"Faces the mask detector grades (a seeded sample; all: every face; auto: {judge_rules.SAMPLE_RULE}). "
-              "It runs at about 35 images/s on 2 CPU cores, several times slower than masking, so the default "
+              "It runs at about 45 images/s on 2 CPU cores, several times slower than masking, so the default "
               "grades a sample; realism.json gives the pass rate's 95 % interval.")
 @_split_options
 @_run_options
