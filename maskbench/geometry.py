@@ -336,15 +336,13 @@ def inside_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
     return inside
 
 
-def polyline_distance(points: np.ndarray, line: np.ndarray, closed: bool = False) -> np.ndarray:
-    """Euclidean distance of (N, 2) points to a polyline's segments; ``closed``: also the segment
-    from the last corner back to the first (a polygon's outline)."""
-    corners = np.vstack([line, line[:1]]) if closed else line
+def polyline_distance(points: np.ndarray, line: np.ndarray) -> np.ndarray:
+    """Euclidean distance of (N, 2) points to an open polyline (its corners in order; repeat the
+    first corner at the end for a polygon's outline)."""
     best = np.full(len(points), np.inf)
-    for a, b in zip(corners[:-1], corners[1:]):
+    for a, b in zip(line[:-1], line[1:]):
         ab = b - a
-        length2 = float(ab @ ab)
-        h = np.clip((points - a) @ ab / length2, 0.0, 1.0) if length2 > 0 else np.zeros(len(points))
+        h = np.clip((points - a) @ ab / float(ab @ ab), 0.0, 1.0)
         best = np.minimum(best, np.linalg.norm(points - (a + h[:, None] * ab), axis=1))
     return best
 

@@ -178,10 +178,10 @@ def test_polygon_inside_and_distances_are_right_by_hand() -> None:
     assert geometry.inside_polygon(np.array([[5.0, 2.0]]), notch).tolist() == [True]
     open_line = square[:3]  # (0,0) -> (10,0) -> (10,10): the left side is not part of it
     assert geometry.polyline_distance(pts, open_line) == pytest.approx([5.0, 3.0, 5.0, 5.0, math.hypot(2.0, 5.0)])
-    assert geometry.polyline_distance(pts, square, closed=True) == pytest.approx([5.0, 3.0, 2.0, 5.0, 2.0])
+    assert geometry.polyline_distance(pts, np.vstack([square, square[:1]])) == pytest.approx([5.0, 3.0, 2.0, 5.0, 2.0])
     assert geometry.distance_outside(pts, square) == pytest.approx([0.0, 3.0, 0.0, 5.0, 2.0])
     rng = np.random.default_rng(0)  # the all-at-once convex version agrees with the edge loops
     ring = np.column_stack([np.cos(np.linspace(0, 6, 17)), np.sin(np.linspace(0, 6, 17))]) * 80 + 100
     many = rng.uniform(0, 200, (300, 2))
-    looped = np.where(geometry.inside_polygon(many, ring), 0.0, geometry.polyline_distance(many, ring, closed=True))
+    looped = np.where(geometry.inside_polygon(many, ring), 0.0, geometry.polyline_distance(many, np.vstack([ring, ring[:1]])))
     assert np.allclose(geometry.distance_outside(many, ring), looped, atol=1e-9)
