@@ -8,9 +8,10 @@
    template's stand-off, and then the fabric is *tented*: in every row and every column the
    points are moved onto the outer convex envelope, so the mask spans from the nose ridge to the
    cheeks and from the nose tip to the chin instead of following the philtrum.
-2. **Pose**: the surface is rotated by the sample's ground-truth rotation. A scaled orthographic
-   projection (scale and shift) is fitted by least squares to the sample's nose, eye, mouth and
-   chin landmarks.
+2. **Pose**: the surface is rotated by the rotation it is given: by default the one the image's
+   landmarks show (:func:`landmark_rotation`, so the mask reads nothing from the pose label); the
+   label's only with ``--landmarks pose``. A scaled orthographic projection (scale and shift) is
+   fitted by least squares to the sample's nose, eye, mouth and chin landmarks.
 3. **Person**: residuals of the anchor landmarks (nose, mouth corners, chin, and the jaw points
    whose surface faces the camera) are spread over the mask with Gaussian weights, so the mask
    follows this face's visible jaw line and chin rather than the generic ones.
@@ -240,7 +241,8 @@ def _weak_perspective(model_xy: np.ndarray, image_xy: np.ndarray) -> tuple[float
 
 
 def fit_mask(name: str, rotation: np.ndarray, landmarks_px: np.ndarray, image_shape: tuple[int, ...]) -> Fit | None:
-    """Fit mask ``name`` to a face with pose ``rotation`` and 68 ``landmarks_px``; None if not visible."""
+    """Fit mask ``name`` to a face with head ``rotation`` (camera from head frame; see
+    :func:`landmark_rotation`) and 68 ``landmarks_px``; None if not visible."""
     surf = surface(name)
     head = generic_head()
     r = np.asarray(rotation, dtype=np.float64)
