@@ -340,6 +340,43 @@ def test_head_straps_fade_into_the_hair() -> None:
     assert np.all(np.diff(along[along > 0]) <= 1e-6)  # fading, never brightening again
 
 
+def test_no_dark_outline_round_the_mask() -> None:
+    """The mask's colour is blurred with its alpha as weight: the black that fills its box outside
+    the fabric must not show as a dark outline once the alpha is feathered (it did: a plain blur of
+    the colour gave half the mask's brightness at its edge), sharp photo or blurred one."""
+    alpha = np.zeros((60, 80), np.float32)
+    alpha[15:45, 20:60] = 1.0
+    colour = np.zeros((60, 80, 3), np.float32)
+    colour[alpha > 0] = (240.0, 230.0, 220.0)
+    for blur_px in (0.0, 2.0):
+        feather = max(0.7, 0.9 * blur_px)
+        out = blending._spread_colour(colour, alpha, blur_px, feather)
+        reached = cv2.GaussianBlur(alpha, (0, 0), feather) > 0.01  # every pixel the feathered alpha shows
+        assert np.abs(out[reached] - (240.0, 230.0, 220.0)).max() < 0.5, blur_px
+    plain = cv2.GaussianBlur(colour, (0, 0), 2.0)
+    assert plain[30, 20, 0] < 0.7 * 240.0  # what the old plain blur drew at the edge
+
+
+def test_the_skin_beside_the_mask_shows_a_crease() -> None:
+    """Ambient occlusion where the fabric meets the skin: a flat grey photo is darker just outside
+    the mask than far from it, by at most CREASE_SHADE, and the mask itself is untouched."""
+    shape = (60, 80)
+    alpha = np.zeros(shape, np.float32)
+    alpha[15:45, 20:60] = 1.0
+    region = np.full(shape + (3,), 120, np.uint8)
+    reach = cv2.GaussianBlur(alpha, (0, 0), blending.CREASE_MM * 2.0)
+    soft = cv2.GaussianBlur(alpha, (0, 0), 0.7)
+    crease = reach * (1.0 - soft) * np.float32(blending.CREASE_SHADE)
+    mask = np.full(shape + (3,), 200.0, np.float32)
+    image = np.full((100, 120, 3), 120, np.uint8)
+    out, _ = blending._composite(image, region, mask.copy(), soft, (10, 10, 90, 70), None, crease)
+    row = out[10 + 30, 10:90, 0].astype(int)
+    assert row[40] == 200  # inside the mask
+    assert row[0] == 120 and row[-1] == 120  # far from it
+    beside = row[14:19]  # 1-6 px left of the edge at x = 20
+    assert beside.min() < 112 and beside.min() >= int(120 * (1 - blending.CREASE_SHADE))
+
+
 def test_cloth_patterns_have_real_world_scale() -> None:
     tpl = load("cloth")
     u, v = np.meshgrid(np.linspace(0, 1, 721, dtype=np.float32), np.zeros(1, np.float32))
