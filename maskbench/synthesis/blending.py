@@ -244,6 +244,8 @@ def find_occluders(region_bgr: np.ndarray, area: np.ndarray, keep_out: np.ndarra
     dist = cv2.magnitude(cr, cb)
     spread = max(float(np.median(dist[ref])) * 1.4826, 2.5)
     foreign = ((dist > OCCLUDER_CHROMA_Z * spread) & area).view(np.uint8)
+    if cv2.countNonZero(foreign) < OCCLUDER_MIN_FRACTION * total:  # no blob can be large enough
+        return out
     foreign = cv2.morphologyEx(foreign, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     n, labels, stats, _ = cv2.connectedComponentsWithStats(foreign, connectivity=8)
     if n <= 1:
@@ -452,8 +454,7 @@ def _with_straps(fabric: np.ndarray, f_alpha: np.ndarray, f_light: np.ndarray, f
                  width_px: int) -> tuple[np.ndarray, np.ndarray]:
     """(mask BGR, alpha) over ``box`` (the fabric's box and the straps'): the straps drawn under the
     fabric, their colour and light matched like the fabric's. Outside the fabric's box the light is
-    the photo's gain; the straps' colour fills the box (blurring it to the photo's sharpness leaves
-    no dark rim), shaded across each strap like a round cord (:data:`STRAP_SIDE_SHADE`)."""
+    the photo's gain; the straps are shaded across like a round cord (:data:`STRAP_SIDE_SHADE`)."""
     bx0, by0, bx1, by1 = box
     fh, fw = f_alpha.shape
     sub = (slice(fit.y0 - by0, fit.y0 - by0 + fh), slice(fit.x0 - bx0, fit.x0 - bx0 + fw))
@@ -465,10 +466,15 @@ def _with_straps(fabric: np.ndarray, f_alpha: np.ndarray, f_light: np.ndarray, f
     strap_rgb = (np.asarray(color_bgr, np.float32) if sc == "same" else
                  np.asarray(template.colors_bgr.get(sc, STRAP_COLORS_BGR.get(sc, (200, 200, 200))), np.float32))
     strap_rgb = _photo_colour(np.broadcast_to(strap_rgb / np.float32(255.0), (1, 1, 3)), look)[0, 0]
-    # a round cord is lit along its middle and darker at its sides
+    # a round cord is lit along its middle and darker at its sides; the colour only where a strap runs
+    # (what lies under alpha 0 never shows: :func:`_spread_colour` weighs the colour by its alpha)
     core = strap_alpha(alpha.shape, lines, (bx0, by0), max(1, width_px // 2))
-    shade = np.float32(STRAP_SIDE_SHADE) + np.float32(1.0 - STRAP_SIDE_SHADE) * core
-    mask_bgr = _times_colour(shade, strap_rgb * np.float32(0.9 * look.gain * 255.0))
+    mask_bgr = np.zeros(alpha.shape + (3,), np.float32)
+    lit_rgb = strap_rgb * np.float32(0.9 * look.gain * 255.0)
+    for line in lines:
+        lo, hi = (corner - (bx0, by0) for corner in _line_box(line, width_px + 2))
+        r = (slice(max(lo[1], 0), max(hi[1], 0)), slice(max(lo[0], 0), max(hi[0], 0)))
+        mask_bgr[r] = _times_colour(_cord_shade(core[r]), lit_rgb)
     # in the fabric's box: the fabric, over the straps where they run (none under the drawn fabric)
     sa = alpha[sub].copy()
     sa[drawn] = 0.0
@@ -482,7 +488,7 @@ def _with_straps(fabric: np.ndarray, f_alpha: np.ndarray, f_light: np.ndarray, f
             continue
         under = sa[r] * (1 - f_alpha[r])
         total = f_alpha[r] + under
-        strap_px = _times_colour(np.float32(0.9) * f_light[r] * shade[sub][r], strap_rgb) * np.float32(255.0)
+        strap_px = _times_colour(np.float32(0.9) * f_light[r] * _cord_shade(core[sub][r]), strap_rgb) * np.float32(255.0)
         mask_in[r] = (fabric[r] * _grey3(f_alpha[r]) + strap_px * _grey3(under)) / _grey3(np.maximum(total, 1e-6))
         alpha_in[r] = total
     return mask_bgr, alpha
@@ -490,6 +496,11 @@ def _with_straps(fabric: np.ndarray, f_alpha: np.ndarray, f_light: np.ndarray, f
 
 #: Brightness of a strap's sides against its middle (a round cord under the photo's light).
 STRAP_SIDE_SHADE = 0.7
+
+
+def _cord_shade(core: np.ndarray) -> np.ndarray:
+    """A strap's brightness across it from its narrow core's coverage (1 along the middle)."""
+    return np.float32(STRAP_SIDE_SHADE) + np.float32(1.0 - STRAP_SIDE_SHADE) * core
 #: The part of a head strap's visible run that fades out at its far end: it goes on into the hair
 #: and round the back of the head, which the photo shows and the generic head does not know.
 #: Ear loops end at the ear (they pass behind it) and do not fade.
