@@ -96,7 +96,7 @@ def noise_sigma(grey: np.ndarray) -> float:
     flat = inner <= np.partition(inner.ravel(), inner.size // 2)[inner.size // 2]
     if not flat.any():
         return 0.0
-    return float(np.sqrt(np.pi / 2) / 6.0 * lap[flat].mean())
+    return float(np.sqrt(np.pi / 2) / 6.0 * cv2.mean(np.ascontiguousarray(lap), mask=flat.view(np.uint8))[0])
 
 
 def blur_sigma(grey: np.ndarray) -> float:
@@ -105,9 +105,9 @@ def blur_sigma(grey: np.ndarray) -> float:
     if min(g.shape) < 8:
         return 0.0
 
-    def energy(img: np.ndarray) -> float:
-        gx, gy = np.diff(img, axis=1), np.diff(img, axis=0)
-        return float((gx * gx).sum() + (gy * gy).sum())
+    def energy(img: np.ndarray) -> float:  # sum of squared differences between neighbours
+        return (cv2.norm(img[:, 1:], img[:, :-1], cv2.NORM_L2SQR)
+                + cv2.norm(img[1:], img[:-1], cv2.NORM_L2SQR))
 
     e0 = energy(g)
     if e0 <= 1e-6:
@@ -146,12 +146,15 @@ def colour_cast(image_bgr: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def shading_field(luminance: np.ndarray, skin: np.ndarray, cell_px: float) -> tuple[np.ndarray, float]:
-    """(relative low-frequency shading over the box, median skin luminance) from the covered skin."""
+    """(relative low-frequency shading over the box, median skin luminance) from the covered skin
+    (``luminance``: uint8, ``skin``: bool, both the box's shape)."""
     h, w = luminance.shape
-    med = median_u8(luminance[skin]) if skin.any() else float(REFERENCE_LUMINANCE)
+    skin_u8 = np.ascontiguousarray(skin).view(np.uint8)
+    med = (median_of_histogram(cv2.calcHist([luminance], [0], skin_u8, [256], [0, 256]).ravel())
+           if cv2.countNonZero(skin_u8) else float(REFERENCE_LUMINANCE))
     gw, gh = max(2, int(round(w / cell_px))), max(2, int(round(h / cell_px)))
     m = skin.astype(np.float32)
-    num = cv2.resize(luminance.astype(np.float32) * m, (gw, gh), interpolation=cv2.INTER_AREA)
+    num = cv2.resize(cv2.copyTo(luminance, skin_u8).astype(np.float32), (gw, gh), interpolation=cv2.INTER_AREA)
     den = cv2.resize(m, (gw, gh), interpolation=cv2.INTER_AREA)
     coarse = np.where(den > 0.15, num / np.maximum(den, 1e-6), np.nan).astype(np.float32)
     coarse = np.where(np.isnan(coarse), med, coarse).astype(np.float32)
