@@ -364,9 +364,8 @@ def test_the_skin_beside_the_mask_shows_a_crease() -> None:
     alpha = np.zeros(shape, np.float32)
     alpha[15:45, 20:60] = 1.0
     region = np.full(shape + (3,), 120, np.uint8)
-    reach = cv2.GaussianBlur(alpha, (0, 0), blending.CREASE_MM * 2.0)
     soft = cv2.GaussianBlur(alpha, (0, 0), 0.7)
-    crease = reach * (1.0 - soft) * np.float32(blending.CREASE_SHADE)
+    crease = blending._crease(alpha, soft, 2.0)  # 2 px per mm
     mask = np.full(shape + (3,), 200.0, np.float32)
     image = np.full((100, 120, 3), 120, np.uint8)
     out, _ = blending._composite(image, region, mask.copy(), soft, (10, 10, 90, 70), None, crease)

@@ -381,10 +381,9 @@ def blend(
     extra_blur = float(np.sqrt(max(look.blur_sigma**2 - RENDER_SIGMA_PX**2, 0.0)))
     feather = max(0.7, look.blur_sigma * 0.9)
     mask_bgr = _spread_colour(mask_bgr, alpha, extra_blur, feather)
-    # the crease where the fabric meets the skin: the skin beside the mask's edge sees less of the sky
-    reach = cv2.GaussianBlur(alpha, (0, 0), max(0.5, CREASE_MM * fit.px_per_mm))
+    hard = alpha
     alpha = cv2.GaussianBlur(alpha, (0, 0), feather)
-    crease = reach * (np.float32(1.0) - alpha) * np.float32(CREASE_SHADE)
+    crease = _crease(hard, alpha, fit.px_per_mm)
     if rng is not None and look.noise_sigma > 0.3:
         mask_bgr += _grey3(_noise(rng, h, w, look.noise_sigma))
     # what stays in front: hair, hands, objects
@@ -397,6 +396,14 @@ def blend(
             alpha *= np.float32(1.0) - soft
     return _composite(image_bgr, region, mask_bgr, alpha, (bx0, by0, bx1, by1), jpeg_quality, crease) + (
         int(np.count_nonzero(blocked)),)
+
+
+def _crease(alpha: np.ndarray, feathered: np.ndarray, px_per_mm: float) -> np.ndarray:
+    """How much darker the photo is beside the mask (0..:data:`CREASE_SHADE` per pixel): where the
+    fabric meets the skin, the skin sees less of the sky. A Gaussian of :data:`CREASE_MM` of the
+    mask's hard ``alpha``, outside its ``feathered`` edge only."""
+    reach = cv2.GaussianBlur(alpha, (0, 0), max(0.5, CREASE_MM * px_per_mm))
+    return reach * (np.float32(1.0) - feathered) * np.float32(CREASE_SHADE)
 
 
 def _spread_colour(mask_bgr: np.ndarray, alpha: np.ndarray, blur_px: float, feather_px: float) -> np.ndarray:
