@@ -592,20 +592,25 @@ def _attach(lines: tuple[np.ndarray, ...], fabric: np.ndarray, shift: np.ndarray
     """Start each strap at the nearest drawn fabric pixel when its corner lies off the drawn mask
     (culled or clipped edge), if one is within ``reach_px``; a strap farther from the fabric is not
     drawn (a run that shows again beyond a hidden stretch would float beside the mask as a loose
-    dash: profile views of the dev half)."""
-    pts = None
+    dash: profile views of the dev half). The fabric is searched on every second row and column."""
     out = []
+    h, w = fabric.shape
     for line in lines:
         start = line[0] - shift
         iy, ix = int(round(start[1])), int(round(start[0]))
-        if 0 <= iy < fabric.shape[0] and 0 <= ix < fabric.shape[1] and fabric[iy, ix]:
+        if 0 <= iy < h and 0 <= ix < w and fabric[iy, ix]:
             out.append(line)
             continue
-        if pts is None:
-            ys, xs = np.nonzero(fabric[::2, ::2])
-            if not len(xs):
-                return []
-            pts = np.column_stack([xs, ys]).astype(np.float64) * 2.0
+        # only the window within reach of the corner (on the even grid) can hold the nearest pixel
+        r = int(np.ceil(reach_px)) + 2
+        y0, x0 = max(0, (iy - r) // 2 * 2), max(0, (ix - r) // 2 * 2)
+        y1, x1 = min(h, iy + r + 1), min(w, ix + r + 1)
+        if y1 <= y0 or x1 <= x0:
+            continue
+        ys, xs = np.nonzero(fabric[y0:y1:2, x0:x1:2])
+        if not len(xs):
+            continue
+        pts = np.column_stack([xs * 2 + x0, ys * 2 + y0]).astype(np.float64)
         d2 = ((pts - start) ** 2).sum(axis=1)
         k = int(np.argmin(d2))
         if d2[k] <= reach_px**2:

@@ -419,13 +419,22 @@ def _clip_to_silhouette(ids: np.ndarray, hull: np.ndarray, normals: np.ndarray, 
     if turn < SILHOUETTE_MIN_TURN or len(hull) < 3:
         return
     front = normals @ (forward / turn) > 0.5
+    if not front.any():
+        return
     h, w = ids.shape
-    xs = np.arange(w, dtype=np.float64)[None, :]
-    ys = np.arange(h, dtype=np.float64)[:, None]
-    outside = np.zeros((h, w), bool)
+    ys = np.arange(h, dtype=np.float64)
+    # n . (x, y) > n . a + margin, row by row: x above (n_x > 0) or below (n_x < 0) a bound
+    lo, hi = np.full(h, -np.inf), np.full(h, np.inf)
     for n, a in zip(normals[front], hull[front]):
-        outside |= (n[0] * xs + n[1] * ys) > (n @ a + margin_px)
-    ids[outside] = 0
+        room = n @ a + margin_px - n[1] * ys  # n_x * x must stay <= room
+        if n[0] > 1e-12:
+            np.minimum(hi, room / n[0], out=hi)
+        elif n[0] < -1e-12:
+            np.maximum(lo, room / n[0], out=lo)
+        else:
+            hi[room < 0] = -np.inf  # a horizontal edge: the whole row is out
+    xs = np.arange(w, dtype=np.float64)[None, :]
+    ids[(xs > hi[:, None]) | (xs < lo[:, None])] = 0
 
 
 def _visible_runs(lines_px: list[np.ndarray], normals_cam: list[np.ndarray], face_hull: np.ndarray,
