@@ -455,7 +455,7 @@ def _fabric(image_bgr: np.ndarray, fit: Fit, template: MaskTemplate, color_bgr: 
     intensity *= light
     fabric = _times_colour(intensity, albedo[0, 0]) if albedo.shape[:2] == (1, 1) else _grey3(intensity) * albedo
     if template.material in MATERIAL_SHEEN:  # moulded rubber: a soft white highlight where it faces the light
-        fabric += _grey3(fit.shade ** np.float32(20.0) * light * np.float32(255.0 * MATERIAL_SHEEN[template.material]))
+        fabric += _grey3(cv2.pow(fit.shade, 20) * light * np.float32(255.0 * MATERIAL_SHEEN[template.material]))
     return fabric, f_alpha, light, look
 
 
