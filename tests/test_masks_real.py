@@ -184,6 +184,54 @@ def test_jpeg_quality_is_read_from_the_file(tmp_path: Path, quality: int) -> Non
     assert blending.jpeg_quality_of(tmp_path / "a.png") is None
 
 
+def test_jpeg_quality_follows_a_rewritten_file(tmp_path: Path) -> None:
+    """The quality is read once per version of a file (cached by path, time and size): a file
+    written again at another quality is read again."""
+    from types import SimpleNamespace
+
+    from maskbench.synthesis.mask import _source_quality
+
+    img = (np.random.default_rng(2).random((64, 64, 3)) * 255).astype(np.uint8)
+    path = tmp_path / "b.jpg"
+    cv2.imwrite(str(path), img, [cv2.IMWRITE_JPEG_QUALITY, 60])
+    sample = SimpleNamespace(image_path=path)
+    assert abs(_source_quality(sample) - 60) <= 1
+    cv2.imwrite(str(path), img, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    assert abs(_source_quality(sample) - 92) <= 1
+    path.unlink()
+    assert _source_quality(sample) is None
+
+
+def test_not_skin_grown_in_its_box_equals_the_whole_image_rule() -> None:
+    """The lips' and nostrils' map is drawn and grown in their own box; it equals drawing and
+    growing them on the whole image, also for faces cut by the image's edge or with lost points."""
+    from maskbench.synthesis.mask import NOT_SKIN_GROUPS, not_skin
+
+    def whole_image(landmarks: np.ndarray, shape: tuple[int, int], px_per_mm: float) -> np.ndarray:
+        out = np.zeros(shape, np.uint8)
+        grow = max(1, int(round(4.0 * px_per_mm)))
+        for group in NOT_SKIN_GROUPS:
+            pts = landmarks[group]
+            pts = pts[np.isfinite(pts).all(axis=1)]
+            if len(pts) >= 3:
+                cv2.fillConvexPoly(out, cv2.convexHull(np.round(pts).astype(np.int32)), 1)
+        return cv2.dilate(out, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8)).astype(bool)
+
+    rng = np.random.default_rng(0)
+    cut = 0
+    for k in range(300):
+        lm = rng.uniform(-60, 260, 2) + rng.normal(0, 30, (68, 2))
+        if k % 7 == 0:
+            lm[rng.integers(0, 68, 5)] = np.nan
+        if k % 11 == 0:
+            lm[48:60] = np.nan
+        px_per_mm = float(rng.uniform(0.3, 3.0))
+        expected = whole_image(lm, (200, 220), px_per_mm)
+        cut += bool(expected[0].any() or expected[-1].any() or expected[:, 0].any() or expected[:, -1].any())
+        assert np.array_equal(not_skin(lm, (200, 220, 3), px_per_mm), expected)
+    assert cut >= 30  # the image's edge was tried
+
+
 @pytest.fixture(scope="module")
 def frontal(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     root = tmp_path_factory.mktemp("frontal")

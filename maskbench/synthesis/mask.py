@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -95,6 +97,17 @@ def _source_quality(sample: Sample) -> int | None:
     path = sample.image_path
     if path is None or str(path).lower().endswith((".png", ".bmp")):
         return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return _quality_of_file(str(path), st.st_mtime_ns, st.st_size)
+
+
+@lru_cache(maxsize=1 << 16)
+def _quality_of_file(path: str, mtime_ns: int, size: int) -> int | None:
+    """The file's JPEG quality, read once per version of the file (training masks the same files
+    every epoch)."""
     return jpeg_quality_of(path)
 
 
@@ -104,14 +117,28 @@ NOT_SKIN_GROUPS = (list(range(48, 60)), [31, 32, 33, 34, 35, 30])
 
 def not_skin(landmarks: np.ndarray, shape: tuple[int, ...], px_per_mm: float) -> np.ndarray:
     """Full-image bool map of the lips and nostrils (their landmark hulls grown by 4 mm)."""
-    out = np.zeros(shape[:2], np.uint8)
+    out = np.zeros(shape[:2], bool)
     grow = max(1, int(round(4.0 * px_per_mm)))
+    hulls = []
     for group in NOT_SKIN_GROUPS:
         pts = landmarks[group]
         pts = pts[np.isfinite(pts).all(axis=1)]
         if len(pts) >= 3:
-            cv2.fillConvexPoly(out, cv2.convexHull(np.round(pts).astype(np.int32)), 1)
-    return cv2.dilate(out, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8)).astype(bool)
+            hulls.append(cv2.convexHull(np.round(pts).astype(np.int32)))
+    if not hulls:
+        return out
+    # drawn and grown in the hulls' own box (grown by a margin; cut by the image, whose edge stops
+    # the growth as it does on the whole image), then placed
+    every = np.concatenate(hulls).reshape(-1, 2)
+    x0, y0 = np.maximum(every.min(axis=0) - grow - 1, 0)
+    x1, y1 = np.minimum(every.max(axis=0) + grow + 2, (shape[1], shape[0]))
+    if x1 <= x0 or y1 <= y0:
+        return out
+    small = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    for hull in hulls:
+        cv2.fillConvexPoly(small, hull - np.array([x0, y0], np.int32), 1)
+    out[y0:y1, x0:x1] = cv2.dilate(small, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8)).view(bool)
+    return out
 
 
 def make_transform(params: SynthesisParams):  # type: ignore[no-untyped-def]
