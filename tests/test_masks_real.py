@@ -202,6 +202,22 @@ def test_jpeg_quality_follows_a_rewritten_file(tmp_path: Path) -> None:
     assert _source_quality(sample) is None
 
 
+def test_tiled_micro_texture_samples_like_the_wrapped_tile() -> None:
+    """The micro-texture tiled over a fabric gives the same samples as the tile with wrapped borders."""
+    rng = np.random.default_rng(3)
+    size_mm = (236.4, 94.6)
+    tiled = blending._micro_tiled("woven", size_mm)
+    tile = blending.micro_texture("woven")
+    yy, xx = np.mgrid[0:90, 0:120].astype(np.float32)
+    u = np.clip(xx / 119 + rng.normal(0, 0.02, xx.shape).astype(np.float32), 0, 1)  # the fit's u, v in [0, 1]
+    v = np.clip(yy / 89 + rng.normal(0, 0.02, yy.shape).astype(np.float32), 0, 1)
+    mx = u * np.float32(size_mm[0] * blending.MICRO_PX_PER_MM)
+    my = v * np.float32(size_mm[1] * blending.MICRO_PX_PER_MM)
+    wrapped = cv2.remap(tile, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
+    assert np.array_equal(cv2.remap(tiled, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE), wrapped)
+    assert tiled.shape[1] >= size_mm[0] * blending.MICRO_PX_PER_MM + 2
+
+
 def test_not_skin_grown_in_its_box_equals_the_whole_image_rule() -> None:
     """The lips' and nostrils' map is drawn and grown in their own box; it equals drawing and
     growing them on the whole image, also for faces cut by the image's edge or with lost points."""

@@ -295,6 +295,16 @@ def micro_texture(material: str) -> np.ndarray:
     return (1.0 + tex).astype(np.float32)
 
 
+@cache
+def _micro_tiled(material: str, size_mm: tuple[float, float]) -> np.ndarray:
+    """:func:`micro_texture` tiled over a whole fabric of ``size_mm`` (u and v in [0, 1] and a pixel
+    more): sampling it equals sampling the tile with wrapped borders, at a quarter of the cost
+    (``cv2.remap`` wraps pixel by pixel on its slow path)."""
+    tile = micro_texture(material)
+    reps = [int(np.ceil((extent * MICRO_PX_PER_MM + 2) / MICRO_TILE)) for extent in (size_mm[1], size_mm[0])]
+    return np.ascontiguousarray(np.tile(tile, reps))
+
+
 def pattern_albedo(u: np.ndarray, v: np.ndarray, pattern: str, color_bgr: np.ndarray, rng_phase: float,
                    second_bgr: np.ndarray | None = None, size_mm: tuple[float, float] = (180.0, 110.0),
                    spec: dict[str, float] | None = None) -> np.ndarray:
@@ -445,8 +455,8 @@ def _fabric(image_bgr: np.ndarray, fit: Fit, template: MaskTemplate, color_bgr: 
         albedo = _photo_colour(np.asarray(color_bgr, np.float32)[None, None] / np.float32(255.0), look)
     # intensity: texture grey x micro-texture x (weak Lambert) x light field x gain
     scale = np.float32(MICRO_PX_PER_MM)
-    grain = cv2.remap(micro_texture(template.material), fit.u * np.float32(fit.size_mm[0]) * scale,
-                      fit.v * np.float32(fit.size_mm[1]) * scale, cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
+    grain = cv2.remap(_micro_tiled(template.material, fit.size_mm), fit.u * np.float32(fit.size_mm[0]) * scale,
+                      fit.v * np.float32(fit.size_mm[1]) * scale, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     light = look.field ** np.float32(0.85) * np.float32(look.gain)
     intensity = sampled[..., 0].astype(np.float32) * np.float32(255.0 / 225.0)
     intensity *= grain
