@@ -381,6 +381,7 @@ def blend(
         bx0, by0, bx1, by1 = _union_box(fit, image_bgr.shape, width_px + 2)
         mask_bgr, alpha = _with_straps(fabric, f_alpha, light, fit, template, color_bgr, look, (bx0, by0, bx1, by1),
                                        width_px)
+        del fabric, f_alpha  # copied into the union box (large arrays die early: fewer fresh pages)
     else:
         mask_bgr, alpha = fabric, f_alpha
         bx0, by0 = fit.x0, fit.y0
@@ -394,6 +395,7 @@ def blend(
     hard = alpha
     alpha = cv2.GaussianBlur(alpha, (0, 0), feather)
     crease = _crease(hard, alpha, fit.px_per_mm)
+    del hard
     if rng is not None and look.noise_sigma > 0.3:
         mask_bgr += _grey3(_noise(rng, h, w, look.noise_sigma))
     # what stays in front: hair, hands, objects
@@ -426,9 +428,12 @@ def _spread_colour(mask_bgr: np.ndarray, alpha: np.ndarray, blur_px: float, feat
     a strap crossing an empty corner of the fabric's box). Inside the mask the colour is kept as it
     is unless the photo asks for the extra blur."""
     sigma = blur_px if blur_px > 0.25 else feather_px
-    num = cv2.GaussianBlur(cv2.multiply(mask_bgr, _grey3(alpha)), (0, 0), sigma)
-    den = np.maximum(cv2.GaussianBlur(alpha, (0, 0), sigma), np.float32(1e-4))  # 0 where nothing reaches
-    spread = cv2.divide(num, _grey3(den))
+    spread = _grey3(alpha)  # one 3-channel buffer, worked in place (fresh pages cost as much as the sums)
+    cv2.multiply(mask_bgr, spread, dst=spread)
+    cv2.GaussianBlur(spread, (0, 0), sigma, dst=spread)
+    den = cv2.GaussianBlur(alpha, (0, 0), sigma)
+    np.maximum(den, np.float32(1e-4), out=den)  # 0 where nothing reaches
+    cv2.divide(spread, _grey3(den), dst=spread)
     if blur_px > 0.25:
         return spread
     return cv2.copyTo(mask_bgr, (alpha >= np.float32(0.999)).view(np.uint8), spread)  # boolean indexing: 30x slower
@@ -550,14 +555,16 @@ def _composite(image_bgr: np.ndarray, region: np.ndarray, mask_bgr: np.ndarray, 
                box: tuple[int, int, int, int], jpeg_quality: int | None,
                crease: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The mask alpha-blended into a copy of the image (JPEG blocking matched), and the occlusion map;
-    ``crease`` (0..1 per pixel): how much darker the photo shows beside the mask."""
+    ``crease`` (0..1 per pixel): how much darker the photo shows beside the mask. ``mask_bgr`` and
+    ``crease`` are used up (worked in place)."""
     bx0, by0, bx1, by1 = box
     np.clip(mask_bgr, 0.0, 255.0, out=mask_bgr)
     a255 = alpha * np.float32(255.0)
     under = region.astype(np.float32)
     if crease is not None:
-        under *= _grey3(np.float32(1.0) - crease)
-    blended = cv2.blendLinear(mask_bgr, under, a255, np.float32(255.0) - a255)
+        np.subtract(np.float32(1.0), crease, out=crease)
+        under *= _grey3(crease)
+    blended = cv2.blendLinear(mask_bgr, under, a255, np.float32(255.0) - a255, dst=under)
     blended += 0.5
     patch = blended.astype(np.uint8)
     drawn = a255 > 0.5
