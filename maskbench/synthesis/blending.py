@@ -406,8 +406,9 @@ def blend(
             soft = cv2.GaussianBlur(blocked.astype(np.float32), (0, 0), feather)
             soft[~blocked] = 0.0  # the edge softens inside the occluder; the mask's side stays whole
             alpha *= np.float32(1.0) - soft
-    return _composite(image_bgr, region, mask_bgr, alpha, (bx0, by0, bx1, by1), jpeg_quality, crease) + (
-        int(np.count_nonzero(blocked)),)
+    patch, a255 = _blended_patch(region, mask_bgr, alpha, crease)
+    del mask_bgr, crease, region  # before the whole image is copied
+    return _placed(image_bgr, patch, a255, (bx0, by0, bx1, by1), jpeg_quality) + (int(np.count_nonzero(blocked)),)
 
 
 def _crease(alpha: np.ndarray, feathered: np.ndarray, px_per_mm: float) -> np.ndarray:
@@ -448,7 +449,8 @@ def _fabric(image_bgr: np.ndarray, fit: Fit, template: MaskTemplate, color_bgr: 
     map_x = np.where(fit.covered, fit.u * np.float32(tw - 1), np.float32(-10.0))  # -10: transparent border
     map_y = np.where(fit.covered, fit.v * np.float32(th - 1), np.float32(-10.0))
     sampled = cv2.remap(tex, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    f_alpha = sampled[..., 1].astype(np.float32) / np.float32(255.0)
+    f_alpha = sampled[..., 1].astype(np.float32)
+    f_alpha /= np.float32(255.0)
     fh, fw = fit.covered.shape
     look = measure_look(image_bgr, (fit.x0, fit.y0, fit.x0 + fw, fit.y0 + fh), fit.covered & (f_alpha > 0.5),
                         fit.px_per_mm * FACE_HEIGHT_MM)
@@ -460,13 +462,24 @@ def _fabric(image_bgr: np.ndarray, fit: Fit, template: MaskTemplate, color_bgr: 
         albedo = _photo_colour(np.asarray(color_bgr, np.float32)[None, None] / np.float32(255.0), look)
     # intensity: texture grey x micro-texture x (weak Lambert) x light field x gain
     scale = np.float32(MICRO_PX_PER_MM)
-    grain = cv2.remap(_micro_tiled(template.material, fit.size_mm), fit.u * np.float32(fit.size_mm[0]) * scale,
-                      fit.v * np.float32(fit.size_mm[1]) * scale, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    light = look.field ** np.float32(0.85) * np.float32(look.gain)
-    intensity = sampled[..., 0].astype(np.float32) * np.float32(255.0 / 225.0)
+    gx = fit.u * np.float32(fit.size_mm[0])
+    gx *= scale
+    gy = fit.v * np.float32(fit.size_mm[1])
+    gy *= scale
+    grain = cv2.remap(_micro_tiled(template.material, fit.size_mm), gx, gy, cv2.INTER_LINEAR,
+                      borderMode=cv2.BORDER_REPLICATE)
+    del gx, gy
+    light = look.field ** np.float32(0.85)
+    light *= np.float32(look.gain)
+    intensity = sampled[..., 0].astype(np.float32)
+    intensity *= np.float32(255.0 / 225.0)
     intensity *= grain
+    del grain
     relief = MATERIAL_RELIEF.get(template.material, 0.35)
-    intensity *= fit.shade * np.float32(relief) + np.float32(1.15 - relief)
+    lambert = fit.shade * np.float32(relief)
+    lambert += np.float32(1.15 - relief)
+    intensity *= lambert
+    del lambert
     intensity *= light
     fabric = _times_colour(intensity, albedo[0, 0]) if albedo.shape[:2] == (1, 1) else _grey3(intensity) * albedo
     if template.material in MATERIAL_SHEEN:  # moulded rubber: a soft white highlight where it faces the light
@@ -557,7 +570,14 @@ def _composite(image_bgr: np.ndarray, region: np.ndarray, mask_bgr: np.ndarray, 
     """The mask alpha-blended into a copy of the image (JPEG blocking matched), and the occlusion map;
     ``crease`` (0..1 per pixel): how much darker the photo shows beside the mask. ``mask_bgr`` and
     ``crease`` are used up (worked in place)."""
-    bx0, by0, bx1, by1 = box
+    patch, a255 = _blended_patch(region, mask_bgr, alpha, crease)
+    return _placed(image_bgr, patch, a255, box, jpeg_quality)
+
+
+def _blended_patch(region: np.ndarray, mask_bgr: np.ndarray, alpha: np.ndarray,
+                   crease: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """(the box's pixels with the mask blended in, uint8; alpha x 255). Uses up ``mask_bgr`` and
+    ``crease``."""
     np.clip(mask_bgr, 0.0, 255.0, out=mask_bgr)
     a255 = alpha * np.float32(255.0)
     under = region.astype(np.float32)
@@ -566,10 +586,16 @@ def _composite(image_bgr: np.ndarray, region: np.ndarray, mask_bgr: np.ndarray, 
         under *= _grey3(crease)
     blended = cv2.blendLinear(mask_bgr, under, a255, np.float32(255.0) - a255, dst=under)
     blended += 0.5
-    patch = blended.astype(np.uint8)
-    drawn = a255 > 0.5
+    return blended.astype(np.uint8), a255
+
+
+def _placed(image_bgr: np.ndarray, patch: np.ndarray, a255: np.ndarray, box: tuple[int, int, int, int],
+            jpeg_quality: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """A copy of the image with the blended ``patch`` in ``box`` (JPEG blocking matched), and the
+    occlusion map 0/255 (alpha over one half)."""
+    bx0, by0, bx1, by1 = box
     if jpeg_quality is not None:
-        patch = _jpeg_like(image_bgr, patch, (bx0, by0), drawn, jpeg_quality)
+        patch = _jpeg_like(image_bgr, patch, (bx0, by0), a255 > 0.5, jpeg_quality)
     out = image_bgr.copy()
     out[by0:by1, bx0:bx1] = patch
     occlusion = np.zeros(image_bgr.shape[:2], np.uint8)
