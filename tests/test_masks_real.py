@@ -218,6 +218,23 @@ def test_tiled_micro_texture_samples_like_the_wrapped_tile() -> None:
     assert tiled.shape[1] >= size_mm[0] * blending.MICRO_PX_PER_MM + 2
 
 
+def test_box_minus_hole_covers_exactly_the_rest() -> None:
+    """The strap colour is drawn around the fabric's box: the pieces cover the box less the hole,
+    each pixel once."""
+    rng = np.random.default_rng(5)
+    for _ in range(300):
+        box = tuple(int(v) for v in (*rng.integers(0, 30, 2), *rng.integers(20, 60, 2)))
+        hole = tuple(int(v) for v in (*rng.integers(-10, 40, 2), *rng.integers(0, 70, 2)))
+        count = np.zeros((70, 70), int)
+        for x0, y0, x1, y1 in blending._minus(box, hole):
+            count[y0:y1, x0:x1] += 1
+        expected = np.zeros((70, 70), int)
+        expected[box[1]:box[3], box[0]:box[2]] = 1
+        hx0, hy0 = max(hole[0], 0), max(hole[1], 0)
+        expected[hy0:max(hole[3], 0), hx0:max(hole[2], 0)] = 0
+        assert np.array_equal(count, expected)
+
+
 def test_not_skin_grown_in_its_box_equals_the_whole_image_rule() -> None:
     """The lips' and nostrils' map is drawn and grown in their own box; it equals drawing and
     growing them on the whole image, also for faces cut by the image's edge or with lost points."""

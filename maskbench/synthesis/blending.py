@@ -375,18 +375,22 @@ def blend(
     the mask (lips, nostrils), excluded from the occluder skin model. ``rng`` draws the noise
     (None: no noise).
     """
-    fabric, f_alpha, light, look = _fabric(image_bgr, fit, template, color_bgr, pattern, pattern_phase, second_bgr)
-    if fit.straps_px:  # the union of the fabric's box and the straps', the straps under the fabric
-        width_px = max(1, int(round(max(template.straps.get("width_mm", 3.0), 1.0) * fit.px_per_mm)))
-        bx0, by0, bx1, by1 = _union_box(fit, image_bgr.shape, width_px + 2)
-        mask_bgr, alpha = _with_straps(fabric, f_alpha, light, fit, template, color_bgr, look, (bx0, by0, bx1, by1),
-                                       width_px)
-        del fabric, f_alpha  # copied into the union box (large arrays die early: fewer fresh pages)
+    fh, fw = fit.covered.shape
+    width_px = max(1, int(round(max(template.straps.get("width_mm", 3.0), 1.0) * fit.px_per_mm)))
+    # the box: the fabric's, grown to the straps' (they run under the fabric); the fabric is drawn
+    # straight into it (large arrays written once: fresh pages cost as much as the sums)
+    bx0, by0, bx1, by1 = (_union_box(fit, image_bgr.shape, width_px + 2) if fit.straps_px
+                          else (fit.x0, fit.y0, fit.x0 + fw, fit.y0 + fh))
+    h, w = by1 - by0, bx1 - bx0
+    mask_bgr = np.zeros((h, w, 3), np.float32)
+    sub = (slice(fit.y0 - by0, fit.y0 - by0 + fh), slice(fit.x0 - bx0, fit.x0 - bx0 + fw))
+    f_alpha, light, look = _fabric(image_bgr, fit, template, color_bgr, pattern, pattern_phase, second_bgr,
+                                   mask_bgr[sub])
+    if fit.straps_px:
+        alpha = _with_straps(mask_bgr, f_alpha, light, fit, template, color_bgr, look, (bx0, by0, bx1, by1), width_px)
+        del f_alpha
     else:
-        mask_bgr, alpha = fabric, f_alpha
-        bx0, by0 = fit.x0, fit.y0
-        bx1, by1 = bx0 + f_alpha.shape[1], by0 + f_alpha.shape[0]
-    h, w = alpha.shape
+        alpha = f_alpha
     region = np.ascontiguousarray(image_bgr[by0:by1, bx0:bx1])
     # the photo's sharpness and noise
     extra_blur = float(np.sqrt(max(look.blur_sigma**2 - RENDER_SIGMA_PX**2, 0.0)))
@@ -442,8 +446,9 @@ def _spread_colour(mask_bgr: np.ndarray, alpha: np.ndarray, blur_px: float, feat
 
 def _fabric(image_bgr: np.ndarray, fit: Fit, template: MaskTemplate, color_bgr: tuple[int, int, int],
             pattern: str | None, pattern_phase: float, second_bgr: tuple[int, int, int] | None,
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, Look]:
-    """The fabric in the fit's own box: (BGR float image, alpha, light field, the photo's look)."""
+            out: np.ndarray) -> tuple[np.ndarray, np.ndarray, Look]:
+    """The fabric in the fit's own box, drawn into ``out`` (BGR float32 of the box's size, maybe a
+    view of a larger box): (alpha, light field, the photo's look)."""
     tex = template.texture_grey_alpha
     th, tw = tex.shape[:2]
     map_x = np.where(fit.covered, fit.u * np.float32(tw - 1), np.float32(-10.0))  # -10: transparent border
@@ -481,18 +486,22 @@ def _fabric(image_bgr: np.ndarray, fit: Fit, template: MaskTemplate, color_bgr: 
     intensity *= lambert
     del lambert
     intensity *= light
-    fabric = _times_colour(intensity, albedo[0, 0]) if albedo.shape[:2] == (1, 1) else _grey3(intensity) * albedo
+    if albedo.shape[:2] == (1, 1):
+        _times_colour(intensity, albedo[0, 0], out)
+    else:
+        np.multiply(_grey3(intensity), albedo, out=out)
     if template.material in MATERIAL_SHEEN:  # moulded rubber: a soft white highlight where it faces the light
-        fabric += _grey3(cv2.pow(fit.shade, 20) * light * np.float32(255.0 * MATERIAL_SHEEN[template.material]))
-    return fabric, f_alpha, light, look
+        out += _grey3(cv2.pow(fit.shade, 20) * light * np.float32(255.0 * MATERIAL_SHEEN[template.material]))
+    return f_alpha, light, look
 
 
-def _with_straps(fabric: np.ndarray, f_alpha: np.ndarray, f_light: np.ndarray, fit: Fit, template: MaskTemplate,
+def _with_straps(mask_bgr: np.ndarray, f_alpha: np.ndarray, f_light: np.ndarray, fit: Fit, template: MaskTemplate,
                  color_bgr: tuple[int, int, int], look: Look, box: tuple[int, int, int, int],
-                 width_px: int) -> tuple[np.ndarray, np.ndarray]:
-    """(mask BGR, alpha) over ``box`` (the fabric's box and the straps'): the straps drawn under the
-    fabric, their colour and light matched like the fabric's. Outside the fabric's box the light is
-    the photo's gain; the straps are shaded across like a round cord (:data:`STRAP_SIDE_SHADE`)."""
+                 width_px: int) -> np.ndarray:
+    """The straps drawn under the fabric into ``mask_bgr`` (over ``box``, the fabric's box and the
+    straps'; the fabric already drawn in its own box); returns the alpha over ``box``. Their colour
+    and light are matched like the fabric's; outside the fabric's box the light is the photo's gain;
+    the straps are shaded across like a round cord (:data:`STRAP_SIDE_SHADE`)."""
     bx0, by0, bx1, by1 = box
     fh, fw = f_alpha.shape
     sub = (slice(fit.y0 - by0, fit.y0 - by0 + fh), slice(fit.x0 - bx0, fit.x0 - bx0 + fw))
@@ -507,29 +516,45 @@ def _with_straps(fabric: np.ndarray, f_alpha: np.ndarray, f_light: np.ndarray, f
     # a round cord is lit along its middle and darker at its sides; the colour only where a strap runs
     # (what lies under alpha 0 never shows: :func:`_spread_colour` weighs the colour by its alpha)
     core = strap_alpha(alpha.shape, lines, (bx0, by0), max(1, width_px // 2))
-    mask_bgr = np.zeros(alpha.shape + (3,), np.float32)
     lit_rgb = strap_rgb * np.float32(0.9 * look.gain * 255.0)
-    for line in lines:
+    fabric_box = (fit.x0 - bx0, fit.y0 - by0, fit.x0 - bx0 + fw, fit.y0 - by0 + fh)
+    for line in lines:  # outside the fabric's box
         lo, hi = (corner - (bx0, by0) for corner in _line_box(line, width_px + 2))
-        r = (slice(max(lo[1], 0), max(hi[1], 0)), slice(max(lo[0], 0), max(hi[0], 0)))
-        mask_bgr[r] = _times_colour(_cord_shade(core[r]), lit_rgb)
+        for x0, y0, x1, y1 in _minus((max(lo[0], 0), max(lo[1], 0), max(hi[0], 0), max(hi[1], 0)), fabric_box):
+            r = (slice(y0, y1), slice(x0, x1))
+            mask_bgr[r] = _times_colour(_cord_shade(core[r]), lit_rgb)
     # in the fabric's box: the fabric, over the straps where they run (none under the drawn fabric)
     sa = alpha[sub].copy()
     sa[drawn] = 0.0
-    mask_in, alpha_in = mask_bgr[sub], alpha[sub]
-    mask_in[...] = fabric
+    fabric, alpha_in = mask_bgr[sub], alpha[sub]
     alpha_in[...] = f_alpha
-    for line in lines:  # the strap's own box inside the fabric's: the straps touch its sides only
+    boxes = []  # the strap's own box inside the fabric's: the straps touch its sides only
+    for line in lines:
         lo, hi = (corner - (fit.x0, fit.y0) for corner in _line_box(line, width_px + 2))
         r = (slice(max(lo[1], 0), max(min(hi[1], fh), 0)), slice(max(lo[0], 0), max(min(hi[0], fw), 0)))
-        if not sa[r].any():
-            continue
+        if sa[r].any():
+            boxes.append((r, fabric[r].copy()))  # the fabric before any strap (boxes may overlap)
+    for r, plain in boxes:
         under = sa[r] * (1 - f_alpha[r])
         total = f_alpha[r] + under
         strap_px = _times_colour(np.float32(0.9) * f_light[r] * _cord_shade(core[sub][r]), strap_rgb) * np.float32(255.0)
-        mask_in[r] = (fabric[r] * _grey3(f_alpha[r]) + strap_px * _grey3(under)) / _grey3(np.maximum(total, 1e-6))
+        fabric[r] = (plain * _grey3(f_alpha[r]) + strap_px * _grey3(under)) / _grey3(np.maximum(total, 1e-6))
         alpha_in[r] = total
-    return mask_bgr, alpha
+    return alpha
+
+
+def _minus(box: tuple[int, int, int, int], hole: tuple[int, int, int, int]) -> list[tuple[int, int, int, int]]:
+    """``box`` less ``hole`` (both x0, y0, x1, y1 exclusive) as at most four boxes: the rows above
+    and below the hole, and left and right of it in its rows."""
+    x0, y0, x1, y1 = box
+    hx0, hy0 = max(hole[0], x0), max(hole[1], y0)
+    hx1, hy1 = min(hole[2], x1), min(hole[3], y1)
+    if x1 <= x0 or y1 <= y0:
+        return []
+    if hx1 <= hx0 or hy1 <= hy0:  # no overlap
+        return [box]
+    parts = [(x0, y0, x1, hy0), (x0, hy1, x1, y1), (x0, hy0, hx0, hy1), (hx1, hy0, x1, hy1)]
+    return [b for b in parts if b[2] > b[0] and b[3] > b[1]]
 
 
 #: Brightness of a strap's sides against its middle (a round cord under the photo's light).
@@ -667,9 +692,10 @@ def _grey3(plane: np.ndarray) -> np.ndarray:
     return cv2.merge([plane, plane, plane])
 
 
-def _times_colour(plane: np.ndarray, bgr: np.ndarray) -> np.ndarray:
-    """``plane[..., None] * bgr`` as (h, w, 3) float32, one channel at a time (the same products)."""
-    return cv2.merge([plane * np.float32(c) for c in bgr])
+def _times_colour(plane: np.ndarray, bgr: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``plane[..., None] * bgr`` as (h, w, 3) float32, one channel at a time (the same products);
+    into ``out`` when given (it may be a view of a larger array)."""
+    return cv2.merge([plane * np.float32(c) for c in bgr], dst=out)
 
 
 def _photo_colour(albedo: np.ndarray, look: Look) -> np.ndarray:
