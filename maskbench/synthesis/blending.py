@@ -520,7 +520,8 @@ def _with_straps(mask_bgr: np.ndarray, f_alpha: np.ndarray, f_light: np.ndarray,
     fabric_box = (fit.x0 - bx0, fit.y0 - by0, fit.x0 - bx0 + fw, fit.y0 - by0 + fh)
     for line in lines:  # outside the fabric's box
         lo, hi = (corner - (bx0, by0) for corner in _line_box(line, width_px + 2))
-        for x0, y0, x1, y1 in _minus((max(lo[0], 0), max(lo[1], 0), max(hi[0], 0), max(hi[1], 0)), fabric_box):
+        clipped = (max(lo[0], 0), max(lo[1], 0), min(hi[0], bx1 - bx0), min(hi[1], by1 - by0))
+        for x0, y0, x1, y1 in _minus(clipped, fabric_box):
             r = (slice(y0, y1), slice(x0, x1))
             mask_bgr[r] = _times_colour(_cord_shade(core[r]), lit_rgb)
     # in the fabric's box: the fabric, over the straps where they run (none under the drawn fabric)
