@@ -218,6 +218,23 @@ def test_tiled_micro_texture_samples_like_the_wrapped_tile() -> None:
     assert tiled.shape[1] >= size_mm[0] * blending.MICRO_PX_PER_MM + 2
 
 
+def test_closed_form_fit_pieces_equal_the_linear_algebra() -> None:
+    """The cofactor inverses and the closed-form polar factor that orient and shade a mask equal
+    numpy's ``inv`` and the SVD's ``u @ vt``."""
+    from maskbench.synthesis.fitting import _orthonormal_rows, _symmetric_inverse
+
+    rng = np.random.default_rng(4)
+    a = rng.normal(size=(200, 4, 3))
+    m = a.transpose(0, 2, 1) @ a
+    inverse, det = _symmetric_inverse(m)
+    assert np.allclose(inverse, np.linalg.inv(m), rtol=1e-9, atol=1e-9)
+    assert np.allclose(det, np.linalg.det(m), rtol=1e-9)
+    for _ in range(200):
+        b = rng.normal(size=(2, 3)) * rng.uniform(0.01, 100.0)
+        u, _, vt = np.linalg.svd(b, full_matrices=False)
+        assert np.allclose(_orthonormal_rows(b), u @ vt, atol=1e-10)
+
+
 def test_box_minus_hole_covers_exactly_the_rest() -> None:
     """The strap colour is drawn around the fabric's box: the pieces cover the box less the hole,
     each pixel once."""

@@ -390,10 +390,27 @@ def _rotation_from_landmarks(model_mm: np.ndarray, image_px: np.ndarray) -> np.n
     """Rotation of a scaled orthographic camera that best maps 3D model points to image points."""
     m = model_mm - model_mm.mean(axis=0)
     x = image_px - image_px.mean(axis=0)
-    affine, *_ = np.linalg.lstsq(m, x, rcond=None)  # (3, 2): x ~ m @ affine
-    u, _, vt = np.linalg.svd(affine.T, full_matrices=False)  # (2, 3) -> nearest orthonormal rows
-    rows = u @ vt
-    return np.vstack([rows, np.cross(rows[0], rows[1])])
+    inverse, det = _symmetric_inverse((m.T @ m)[None])  # normal equations: 3 unknowns, well posed
+    if not abs(det[0]) > 1e-9:
+        raise ValueError("the landmarks' model points are degenerate")
+    affine = inverse[0] @ (m.T @ x)  # (3, 2): x ~ m @ affine
+    (a0, a1, a2), (b0, b1, b2) = _orthonormal_rows(affine.T)
+    return np.array([[a0, a1, a2], [b0, b1, b2], [a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0]])
+
+
+def _orthonormal_rows(a: np.ndarray) -> np.ndarray:
+    """The (2, 3) matrix with orthonormal rows nearest to ``a`` (its polar factor ``(a a^T)^(-1/2) a``,
+    what ``u @ vt`` of its SVD gives), from the closed-form square root of the 2x2 ``a a^T``."""
+    s = a @ a.T
+    det = s[0, 0] * s[1, 1] - s[0, 1] * s[1, 0]
+    if not det > 1e-12 * max(float(np.trace(s)) ** 2, 1e-300):  # rank < 2: the SVD decides
+        u, _, vt = np.linalg.svd(a, full_matrices=False)
+        return u @ vt
+    root_det = np.sqrt(det)
+    root = (s + root_det * np.eye(2)) / np.sqrt(s[0, 0] + s[1, 1] + 2.0 * root_det)  # sqrt(s)
+    inv_root = np.array([[root[1, 1], -root[0, 1]], [-root[1, 0], root[0, 0]]]) / (
+        root[0, 0] * root[1, 1] - root[0, 1] * root[1, 0])
+    return inv_root @ a
 
 
 def _bend(points: np.ndarray, model_px: np.ndarray, resid: np.ndarray, sigma: float) -> np.ndarray:
