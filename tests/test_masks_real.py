@@ -235,6 +235,22 @@ def test_closed_form_fit_pieces_equal_the_linear_algebra() -> None:
         assert np.allclose(_orthonormal_rows(b), u @ vt, atol=1e-10)
 
 
+def test_masked_median_equals_numpy_median() -> None:
+    """The occluder rule's robust spread: the histogram-guided median equals ``np.median`` of the
+    masked values, odd and even counts, ties and values outside the stated range."""
+    rng = np.random.default_rng(6)
+    for k in range(300):
+        h, w = (int(v) for v in rng.integers(3, 120, 2))
+        planes = rng.integers(90, 170, (h, w, 2)).astype(np.float32)
+        dist = cv2.magnitude(planes[..., 0] - np.float32(130 + 0.5 * (k % 2)), planes[..., 1] - np.float32(128))
+        mask = (rng.random((h, w)) < rng.uniform(0.01, 1.0)).astype(np.uint8)
+        if not mask.any():
+            continue
+        hi = 362.0 if k % 5 else 20.0  # some values beyond the range: the plain way
+        assert blending.masked_median(dist, mask, 0.0, hi) == float(np.median(dist[mask.view(bool)]))
+    assert np.isnan(blending.masked_median(np.ones((4, 4), np.float32), np.zeros((4, 4), np.uint8), 0.0, 2.0))
+
+
 def test_box_minus_hole_covers_exactly_the_rest() -> None:
     """The strap colour is drawn around the fabric's box: the pieces cover the box less the hole,
     each pixel once."""

@@ -33,7 +33,8 @@ import numpy as np
 from maskbench.synthesis.fitting import FACE_HEIGHT_MM, LIGHT_DIR, Fit
 from maskbench.synthesis.templates import MaskTemplate
 
-__all__ = ["LIGHT_DIR", "Look", "blend", "find_occluders", "jpeg_quality_of", "measure_look", "pattern_albedo"]
+__all__ = ["LIGHT_DIR", "Look", "blend", "find_occluders", "jpeg_quality_of", "masked_median", "measure_look",
+           "pattern_albedo"]
 #: Luminance of a lower face that leaves the mask colour unchanged.
 REFERENCE_LUMINANCE = 150.0
 #: 95th percentile of the luminance around a face at a normal exposure.
@@ -245,7 +246,7 @@ def find_occluders(region_bgr: np.ndarray, area: np.ndarray, keep_out: np.ndarra
     cr -= np.float32(mcr)
     cb -= np.float32(mcb)
     dist = cv2.magnitude(cr, cb)
-    spread = max(float(np.median(dist[ref])) * 1.4826, 2.5)
+    spread = max(masked_median(dist, ref_u8, 0.0, 362.0) * 1.4826, 2.5)  # dist <= 255.5 * sqrt(2)
     foreign = ((dist > OCCLUDER_CHROMA_Z * spread) & area).view(np.uint8)
     if cv2.countNonZero(foreign) < OCCLUDER_MIN_FRACTION * total:  # no blob can be large enough
         return out
@@ -731,6 +732,31 @@ def quantile_u8(values: np.ndarray, q: float) -> float:
 def median_u8(values: np.ndarray) -> float:
     """``np.median`` of uint8 values from a 256-bin histogram (same result, no sort)."""
     return median_of_histogram(np.bincount(values, minlength=256))
+
+
+def masked_median(values: np.ndarray, mask_u8: np.ndarray, lo: float, hi: float, bins_per_unit: int = 8) -> float:
+    """``np.median(values[mask_u8 > 0])`` of a float32 image with values in [lo, hi), without sorting
+    them all: a histogram of ``floor(value * bins_per_unit)`` finds the bins of the two middle ranks
+    and only the values in those bins are sorted (the same number as ``np.median`` gives)."""
+    n = cv2.countNonZero(mask_u8)
+    if n == 0:
+        return float("nan")
+    q = np.floor(values * np.float32(bins_per_unit))
+    edges = int(np.ceil((hi - lo) * bins_per_unit))
+    counts = cv2.calcHist([q], [0], mask_u8, [edges], [lo * bins_per_unit, lo * bins_per_unit + edges]).ravel()
+    cum = np.cumsum(counts.astype(np.int64))
+    if cum[-1] != n:  # values outside [lo, hi): the plain way
+        return float(np.median(values[mask_u8.view(bool)]))
+    middle = []
+    sorted_bins: dict[int, np.ndarray] = {}
+    for rank in ((n - 1) // 2, n // 2):
+        b = int(np.searchsorted(cum, rank, side="right"))
+        if b not in sorted_bins:
+            pick = cv2.compare(q, float(lo * bins_per_unit + b), cv2.CMP_EQ)
+            cv2.bitwise_and(pick, mask_u8, dst=pick)
+            sorted_bins[b] = np.sort(values[pick.view(bool)])
+        middle.append(sorted_bins[b][rank - (int(cum[b - 1]) if b else 0)])
+    return float(np.mean(np.array(middle, values.dtype)))
 
 
 def median_of_histogram(counts: np.ndarray) -> float:
