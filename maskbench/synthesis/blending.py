@@ -691,7 +691,7 @@ def _attach(lines: tuple[np.ndarray, ...], fabric: np.ndarray, shift: np.ndarray
 def _grey3(plane: np.ndarray) -> np.ndarray:
     """A float32 (h, w) plane as (h, w, 3): numpy broadcasts ``plane[..., None]`` against (h, w, 3)
     about ten times slower than it multiplies two (h, w, 3) arrays (the 3 is its inner loop)."""
-    return cv2.merge([plane, plane, plane])
+    return cv2.cvtColor(plane, cv2.COLOR_GRAY2BGR)  # the same as cv2.merge of three, twice as fast
 
 
 def _times_colour(plane: np.ndarray, bgr: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
