@@ -729,11 +729,6 @@ def quantile_u8(values: np.ndarray, q: float) -> float:
     return float(np.searchsorted(cum, q * (len(values) - 1), side="right"))
 
 
-def median_u8(values: np.ndarray) -> float:
-    """``np.median`` of uint8 values from a 256-bin histogram (same result, no sort)."""
-    return median_of_histogram(np.bincount(values, minlength=256))
-
-
 def masked_median(values: np.ndarray, mask_u8: np.ndarray, lo: float, hi: float, bins_per_unit: int = 8) -> float:
     """``np.median(values[mask_u8 > 0])`` of a float32 image with values in [lo, hi), without sorting
     them all: a histogram of ``floor(value * bins_per_unit)`` finds the bins of the two middle ranks
