@@ -452,9 +452,10 @@ def _fabric(image_bgr: np.ndarray, fit: Fit, template: MaskTemplate, color_bgr: 
     view of a larger box): (alpha, light field, the photo's look)."""
     tex = template.texture_grey_alpha
     th, tw = tex.shape[:2]
-    map_x = np.where(fit.covered, fit.u * np.float32(tw - 1), np.float32(-10.0))  # -10: transparent border
-    map_y = np.where(fit.covered, fit.v * np.float32(th - 1), np.float32(-10.0))
-    sampled = cv2.remap(tex, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    covered_u8 = fit.covered.view(np.uint8)
+    sampled = cv2.remap(tex, fit.u * np.float32(tw - 1), fit.v * np.float32(th - 1), cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    sampled = cv2.copyTo(sampled, covered_u8, np.zeros_like(sampled))  # transparent off the fitted surface
     f_alpha = sampled[..., 1].astype(np.float32)
     f_alpha /= np.float32(255.0)
     fh, fw = fit.covered.shape
