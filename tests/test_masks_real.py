@@ -233,6 +233,13 @@ def test_closed_form_fit_pieces_equal_the_linear_algebra() -> None:
         b = rng.normal(size=(2, 3)) * rng.uniform(0.01, 100.0)
         u, _, vt = np.linalg.svd(b, full_matrices=False)
         assert np.allclose(_orthonormal_rows(b), u @ vt, atol=1e-10)
+    # model points in a plane (few landmarks left): still a rotation, no error
+    from maskbench.synthesis.fitting import _rotation_from_landmarks
+
+    flat = rng.normal(size=(6, 3)) * 30.0
+    flat[:, 2] = 0.0
+    r = _rotation_from_landmarks(flat, flat[:, :2] * 1.3 + 5.0)
+    assert np.allclose(r @ r.T, np.eye(3), atol=1e-9)
 
 
 def test_masked_median_equals_numpy_median() -> None:

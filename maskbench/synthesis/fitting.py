@@ -390,10 +390,11 @@ def _rotation_from_landmarks(model_mm: np.ndarray, image_px: np.ndarray) -> np.n
     """Rotation of a scaled orthographic camera that best maps 3D model points to image points."""
     m = model_mm - model_mm.mean(axis=0)
     x = image_px - image_px.mean(axis=0)
-    inverse, det = _symmetric_inverse((m.T @ m)[None])  # normal equations: 3 unknowns, well posed
-    if not abs(det[0]) > 1e-9:
-        raise ValueError("the landmarks' model points are degenerate")
-    affine = inverse[0] @ (m.T @ x)  # (3, 2): x ~ m @ affine
+    inverse, det = _symmetric_inverse((m.T @ m)[None])  # normal equations: 3 unknowns
+    if abs(det[0]) > 1e-9:
+        affine = inverse[0] @ (m.T @ x)  # (3, 2): x ~ m @ affine
+    else:  # model points in a plane (a few landmarks left): the least-norm solution
+        affine, *_ = np.linalg.lstsq(m, x, rcond=None)
     (a0, a1, a2), (b0, b1, b2) = _orthonormal_rows(affine.T)
     return np.array([[a0, a1, a2], [b0, b1, b2], [a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0]])
 
