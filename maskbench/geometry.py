@@ -363,4 +363,3 @@ def distance_outside(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
     cross = abx * apy - aby * apx
     inside = (cross >= 0).all(axis=1) | (cross <= 0).all(axis=1)
     return np.where(inside, 0.0, d)
-

@@ -254,8 +254,8 @@ def test_masked_median_equals_numpy_median() -> None:
         if not mask.any():
             continue
         hi = 362.0 if k % 5 else 20.0  # some values beyond the range: the plain way
-        assert blending.masked_median(dist, mask, 0.0, hi) == float(np.median(dist[mask.view(bool)]))
-    assert np.isnan(blending.masked_median(np.ones((4, 4), np.float32), np.zeros((4, 4), np.uint8), 0.0, 2.0))
+        assert blending.masked_median(dist, mask, hi) == float(np.median(dist[mask.view(bool)]))
+    assert np.isnan(blending.masked_median(np.ones((4, 4), np.float32), np.zeros((4, 4), np.uint8), 2.0))
 
 
 def test_box_minus_hole_covers_exactly_the_rest() -> None:
@@ -489,7 +489,8 @@ def test_the_skin_beside_the_mask_shows_a_crease() -> None:
     crease = blending._crease(alpha, soft, 2.0)  # 2 px per mm
     mask = np.full(shape + (3,), 200.0, np.float32)
     image = np.full((100, 120, 3), 120, np.uint8)
-    out, _ = blending._composite(image, region, mask.copy(), soft, (10, 10, 90, 70), None, crease)
+    out, _ = blending._placed(image, *blending._blended_patch(region, mask.copy(), soft, crease), (10, 10, 90, 70),
+                              None)
     row = out[10 + 30, 10:90, 0].astype(int)
     assert row[40] == 200  # inside the mask
     assert row[0] == 120 and row[-1] == 120  # far from it

@@ -246,7 +246,7 @@ def find_occluders(region_bgr: np.ndarray, area: np.ndarray, keep_out: np.ndarra
     cr -= np.float32(mcr)
     cb -= np.float32(mcb)
     dist = cv2.magnitude(cr, cb)
-    spread = max(masked_median(dist, ref_u8, 0.0, 362.0) * 1.4826, 2.5)  # dist <= 255.5 * sqrt(2)
+    spread = max(masked_median(dist, ref_u8, 362.0) * 1.4826, 2.5)  # dist <= 255.5 * sqrt(2)
     foreign = ((dist > OCCLUDER_CHROMA_Z * spread) & area).view(np.uint8)
     if cv2.countNonZero(foreign) < OCCLUDER_MIN_FRACTION * total:  # no blob can be large enough
         return out
@@ -397,10 +397,9 @@ def blend(
     extra_blur = float(np.sqrt(max(look.blur_sigma**2 - RENDER_SIGMA_PX**2, 0.0)))
     feather = max(0.7, look.blur_sigma * 0.9)
     mask_bgr = _spread_colour(mask_bgr, alpha, extra_blur, feather)
-    hard = alpha
-    alpha = cv2.GaussianBlur(alpha, (0, 0), feather)
-    crease = _crease(hard, alpha, fit.px_per_mm)
-    del hard
+    feathered = cv2.GaussianBlur(alpha, (0, 0), feather)
+    crease = _crease(alpha, feathered, fit.px_per_mm)
+    alpha = feathered
     if rng is not None and look.noise_sigma > 0.3:
         mask_bgr += _grey3(_noise(rng, h, w, look.noise_sigma))
     # what stays in front: hair, hands, objects
@@ -592,26 +591,15 @@ def strap_alpha(shape: tuple[int, int], lines: list[np.ndarray], origin: tuple[i
     return out
 
 
-def _composite(image_bgr: np.ndarray, region: np.ndarray, mask_bgr: np.ndarray, alpha: np.ndarray,
-               box: tuple[int, int, int, int], jpeg_quality: int | None,
-               crease: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The mask alpha-blended into a copy of the image (JPEG blocking matched), and the occlusion map;
-    ``crease`` (0..1 per pixel): how much darker the photo shows beside the mask. ``mask_bgr`` and
-    ``crease`` are used up (worked in place)."""
-    patch, a255 = _blended_patch(region, mask_bgr, alpha, crease)
-    return _placed(image_bgr, patch, a255, box, jpeg_quality)
-
-
 def _blended_patch(region: np.ndarray, mask_bgr: np.ndarray, alpha: np.ndarray,
-                   crease: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """(the box's pixels with the mask blended in, uint8; alpha x 255). Uses up ``mask_bgr`` and
-    ``crease``."""
+                   crease: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the box's pixels with the mask blended in, uint8; alpha x 255); ``crease`` (0..1 per pixel):
+    how much darker the photo shows beside the mask. Uses up ``mask_bgr`` and ``crease``."""
     np.clip(mask_bgr, 0.0, 255.0, out=mask_bgr)
     a255 = alpha * np.float32(255.0)
     under = region.astype(np.float32)
-    if crease is not None:
-        np.subtract(np.float32(1.0), crease, out=crease)
-        under *= _grey3(crease)
+    np.subtract(np.float32(1.0), crease, out=crease)
+    under *= _grey3(crease)
     blended = cv2.blendLinear(mask_bgr, under, a255, np.float32(255.0) - a255, dst=under)
     blended += 0.5
     return blended.astype(np.uint8), a255
@@ -730,25 +718,25 @@ def quantile_u8(values: np.ndarray, q: float) -> float:
     return float(np.searchsorted(cum, q * (len(values) - 1), side="right"))
 
 
-def masked_median(values: np.ndarray, mask_u8: np.ndarray, lo: float, hi: float, bins_per_unit: int = 8) -> float:
-    """``np.median(values[mask_u8 > 0])`` of a float32 image with values in [lo, hi), without sorting
+def masked_median(values: np.ndarray, mask_u8: np.ndarray, hi: float, bins_per_unit: int = 8) -> float:
+    """``np.median(values[mask_u8 > 0])`` of a float32 image with values in [0, hi), without sorting
     them all: a histogram of ``floor(value * bins_per_unit)`` finds the bins of the two middle ranks
     and only the values in those bins are sorted (the same number as ``np.median`` gives)."""
     n = cv2.countNonZero(mask_u8)
     if n == 0:
         return float("nan")
-    q = np.floor(values * np.float32(bins_per_unit))
-    edges = int(np.ceil((hi - lo) * bins_per_unit))
-    counts = cv2.calcHist([q], [0], mask_u8, [edges], [lo * bins_per_unit, lo * bins_per_unit + edges]).ravel()
+    q = np.floor(values * np.float32(bins_per_unit))  # bin b holds the values with q == b
+    edges = int(np.ceil(hi * bins_per_unit))
+    counts = cv2.calcHist([q], [0], mask_u8, [edges], [0, edges]).ravel()
     cum = np.cumsum(counts.astype(np.int64))
-    if cum[-1] != n:  # values outside [lo, hi): the plain way
+    if cum[-1] != n:  # values outside [0, hi): the plain way
         return float(np.median(values[mask_u8.view(bool)]))
     middle = []
     sorted_bins: dict[int, np.ndarray] = {}
     for rank in ((n - 1) // 2, n // 2):
         b = int(np.searchsorted(cum, rank, side="right"))
         if b not in sorted_bins:
-            pick = cv2.compare(q, float(lo * bins_per_unit + b), cv2.CMP_EQ)
+            pick = cv2.compare(q, float(b), cv2.CMP_EQ)
             cv2.bitwise_and(pick, mask_u8, dst=pick)
             sorted_bins[b] = np.sort(values[pick.view(bool)])
         middle.append(sorted_bins[b][rank - (int(cum[b - 1]) if b else 0)])
