@@ -41,8 +41,8 @@ def _check(real_dir: Path) -> list:
 def test_dev_half_every_face_masked_in_place_and_few_occluders(real_dir: Path) -> None:
     """All 1,005 dev-half faces get a mask; mouth and lower nose under it, eyes not; occluders rare.
 
-    The occluder rule's OCCLUDER_CHROMA_Z (4.5) was fitted on the even-indexed photos (at most 10 % of them
-    flagged: 7.0 %); its rate is asserted on the odd-indexed CHECK photos only."""
+    The occluder rule's OCCLUDER_CHROMA_Z (4.0) was fitted on the even-indexed photos (at most 10 % of them
+    flagged: 8.0 %); its rate is asserted on the odd-indexed CHECK photos only."""
     samples = _dev(real_dir)
     covered, eyes, flagged = [], [], []
     for k, s in enumerate(samples):
@@ -55,7 +55,7 @@ def test_dev_half_every_face_masked_in_place_and_few_occluders(real_dir: Path) -
     assert np.concatenate(covered).mean() >= 0.95
     assert np.concatenate(eyes).mean() <= 0.02
     check_rate = float(np.mean(flagged[1::2]))  # the CHECK photos
-    assert check_rate <= 0.12, check_rate  # measured 8.4 %, 42 of 502 (faces with anything kept on top)
+    assert check_rate <= 0.12, check_rate  # measured 10.2 %, 51 of 502 (faces with anything kept on top)
 
 
 def test_the_lower_edge_reaches_under_the_chin(real_dir: Path) -> None:
@@ -108,6 +108,57 @@ def test_an_object_in_front_of_the_mouth_stays_on_top(real_dir: Path) -> None:
             store.append(float((unchanged & ~occ)[footprint].mean()))
     assert np.mean(kept_fraction) >= 0.9, kept_fraction
     assert np.mean(painted_fraction) <= 0.05, painted_fraction  # --no-occluders paints over it
+
+
+def test_the_background_ahead_of_a_profile_is_never_an_occluder(real_dir: Path) -> None:
+    """At a profile the mask spans from the nose tip to the chin over the background in front of the
+    lips: drawn with occluders on, it covers there what it covers with them off (the background's
+    colour used to be taken for an object in front and cut notches into the mask's front edge:
+    image00473, 00599, 00032 among the CHECK photos at |yaw| >= 60)."""
+    from maskbench.synthesis.fitting import landmark_rotation
+    from maskbench.synthesis.mask import ahead_of_profile
+
+    picks = [s for s in _check(real_dir) if abs(s.pose.yaw_deg) >= 60][:40]
+    ahead_px = covered_px = 0
+    for k, s in enumerate(picks):
+        image = read_image(s.image_path)
+        ahead = ahead_of_profile(s.landmarks_px, landmark_rotation(s.landmarks_px), image.shape)
+        assert ahead is not None  # a profile is turned
+        maps = [mask_sample(s, image, np.random.default_rng(k), SynthesisParams(mask_types=("n95",), occluders=o))[0]
+                .aux_images["occlusion"] > 0 for o in (False, True)]
+        region = ahead & maps[0]
+        ahead_px += int(region.sum())
+        covered_px += int((region & maps[1]).sum())
+    assert ahead_px > 1000  # the mask does reach past the profile on these photos
+    assert covered_px == ahead_px, (covered_px, ahead_px)
+
+
+def test_ahead_of_profile_is_beyond_the_outline_only(real_dir: Path) -> None:
+    """Nothing for a frontal face; at a profile the background in front of the lips is ahead, the
+    cheek is not; at a small turn the far cheek (between the nose and the far jaw) is not either."""
+    from maskbench.synthesis.fitting import landmark_rotation
+    from maskbench.synthesis.mask import ahead_of_profile
+
+    samples = _dev(real_dir)
+    by_yaw = lambda lo, hi: next(s for s in samples if lo <= abs(s.pose.yaw_deg) < hi and abs(s.pose.pitch_deg) < 15)  # noqa: E731
+    shape = (450, 450, 3)
+    front = by_yaw(0, 5)
+    assert ahead_of_profile(front.landmarks_px, landmark_rotation(front.landmarks_px), shape) is None
+    for s, lo in ((by_yaw(70, 85), "profile"), (by_yaw(35, 45), "turned")):
+        lm = s.landmarks_px
+        rotation = landmark_rotation(lm)
+        ahead = ahead_of_profile(lm, rotation, shape)
+        forward = np.array([-np.sign(rotation[0, 2]), 0.0])
+        face_px = np.linalg.norm(lm[8] - lm[27])
+        in_front_of_lips = np.round((lm[51] + lm[57]) / 2 + forward * 0.15 * face_px).astype(int)
+        cheek = np.round(lm[48] - forward * 0.15 * face_px).astype(int)  # behind the near mouth corner
+        assert not ahead[cheek[1], cheek[0]], (s.id, lo)
+        if lo == "profile":
+            assert ahead[in_front_of_lips[1], in_front_of_lips[0]], s.id
+        else:  # the far cheek may show beyond the lips: only what lies beyond the far jaw is ahead
+            far_jaw = lm[[10, 11, 12]] if forward[0] > 0 else lm[[4, 5, 6]]
+            for p in np.round(far_jaw - forward * 0.05 * face_px).astype(int):
+                assert not ahead[p[1], p[0]], s.id
 
 
 def test_dlib_on_the_face_box_masks_every_face_and_finds_the_landmarks(real_dir: Path) -> None:

@@ -65,7 +65,7 @@ OCCLUDER_MIN_FRACTION = 0.03
 #: The chroma distance (in robust spreads of the covered skin) past which a pixel is not this skin:
 #: the smallest (in half spreads) that flags at most 10 % of the even-indexed AFLW2000 dev photos
 #: (``docs/fit_constants.py``); its rate test reads the odd-indexed ones only.
-OCCLUDER_CHROMA_Z = 4.5
+OCCLUDER_CHROMA_Z = 4.0
 
 
 @dataclass(frozen=True)
@@ -221,7 +221,8 @@ _IJG_LUMA = np.array([16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60
                       92, 49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99])
 
 
-def find_occluders(region_bgr: np.ndarray, area: np.ndarray, keep_out: np.ndarray | None = None) -> np.ndarray:
+def find_occluders(region_bgr: np.ndarray, area: np.ndarray, keep_out: np.ndarray | None = None,
+                   behind: np.ndarray | None = None) -> np.ndarray:
     """Pixels of ``area`` (the mask's footprint) that are not this face's skin and reach in from its edge.
 
     The skin is modelled by the robust centre and spread of (Cr, Cb) over ``area`` minus
@@ -229,11 +230,16 @@ def find_occluders(region_bgr: np.ndarray, area: np.ndarray, keep_out: np.ndarra
     mask). A pixel is foreign when its chroma lies :data:`OCCLUDER_CHROMA_Z` spreads away; a
     foreign blob counts when its pixels outside ``keep_out`` cover at least
     :data:`OCCLUDER_MIN_FRACTION` of the area and it touches the area's edge (a hand, hair or an
-    object enters from outside; the lips alone never count, the lips under a hand do). Returns a
-    bool map like ``area``.
+    object enters from outside; the lips alone never count, the lips under a hand do). ``behind``:
+    pixels of ``area`` where the mask spans over the background (in front of a turned face's
+    profile, between the nose and the chin); they are never foreign, and their border with the rest
+    of the area counts as its edge (a hand reaching in from the front still does). Returns a bool
+    map like ``area``.
     """
-    total = int(np.count_nonzero(area))
+    total = int(np.count_nonzero(area))  # blob sizes are fractions of the whole footprint
     out = np.zeros(area.shape, bool)
+    if behind is not None:  # nor is the background in the skin model
+        area = area & ~behind
     if total < 50:
         return out
     ycc = cv2.cvtColor(np.ascontiguousarray(region_bgr), cv2.COLOR_BGR2YCrCb)
@@ -368,12 +374,14 @@ def blend(
     jpeg_quality: int | None = None,
     occluders: bool = True,
     keep_out: np.ndarray | None = None,
+    behind: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Draw the fitted mask into a copy of the image.
 
     Returns (image, occlusion map 0/255 uint8 of what the mask and straps cover, occluder pixels
     left on top). ``keep_out``: full-image bool map of face parts that are not skin but lie under
-    the mask (lips, nostrils), excluded from the occluder skin model. ``rng`` draws the noise
+    the mask (lips, nostrils), excluded from the occluder skin model; ``behind``: full-image bool
+    map of the background the mask spans over (:func:`find_occluders`). ``rng`` draws the noise
     (None: no noise).
     """
     fh, fw = fit.covered.shape
@@ -405,7 +413,8 @@ def blend(
     # what stays in front: hair, hands, objects
     blocked = np.zeros((h, w), bool)
     if occluders:
-        blocked = find_occluders(region, alpha > 0.01, None if keep_out is None else keep_out[by0:by1, bx0:bx1])
+        blocked = find_occluders(region, alpha > 0.01, None if keep_out is None else keep_out[by0:by1, bx0:bx1],
+                                 None if behind is None else behind[by0:by1, bx0:bx1])
         if blocked.any():
             soft = cv2.GaussianBlur(blocked.astype(np.float32), (0, 0), feather)
             soft[~blocked] = 0.0  # the edge softens inside the occluder; the mask's side stays whole

@@ -13,7 +13,7 @@ import numpy as np
 from maskbench.datasets.base import DatasetError
 from maskbench.synthesis import templates
 from maskbench.synthesis.blending import blend, jpeg_quality_of
-from maskbench.synthesis.fitting import fit_mask, landmark_rotation
+from maskbench.synthesis.fitting import SILHOUETTE_MIN_TURN, fit_mask, landmark_rotation
 from maskbench.synthesis.landmarks import SOURCES, NoLandmarks, landmarks_for
 from maskbench.types import Sample
 
@@ -85,7 +85,8 @@ def mask_sample(sample: Sample, image: np.ndarray, rng: np.random.Generator,
         raise DatasetError(sample.image_path, f"{mask_type} mask not visible at this pose (facing away?)")
     out, occlusion, blocked = blend(image, fit, tpl, color_bgr, pattern, phase, second_bgr=second, rng=rng,
                                     jpeg_quality=_source_quality(sample), occluders=params.occluders,
-                                    keep_out=not_skin(landmarks, image.shape, fit.px_per_mm) if params.occluders else None)
+                                    keep_out=not_skin(landmarks, image.shape, fit.px_per_mm) if params.occluders else None,
+                                    behind=ahead_of_profile(landmarks, rotation, image.shape) if params.occluders else None)
     extra = dict(sample.extra)
     extra.update({"mask_type": mask_type, "mask_color": label, "landmark_source": source, "occluder_px": blocked})
     aux = dict(sample.aux_images)
@@ -139,6 +140,40 @@ def not_skin(landmarks: np.ndarray, shape: tuple[int, ...], px_per_mm: float) ->
         cv2.fillConvexPoly(small, hull - np.array([x0, y0], np.int32), 1)
     out[y0:y1, x0:x1] = cv2.dilate(small, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8)).view(bool)
     return out
+
+
+#: A turned face's profile line, top to bottom: nose tip, under the nose, upper lip, lower lip, chin.
+PROFILE_CHAIN = [30, 33, 51, 57, 8]
+#: The jaw contour from the chin to the ear, on the subject's left and on the right.
+JAW_SIDES = (list(range(8, 17)), list(range(8, -1, -1)))
+
+
+def ahead_of_profile(landmarks: np.ndarray, rotation: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
+    """Full-image bool map of what lies beyond a face's outline on the side it is turned to:
+    ahead of both its profile line (:data:`PROFILE_CHAIN`) and the jaw contour on that side (at a
+    small turn the far cheek still shows beyond the nose and the lips). None for a face turned
+    sideways less than :data:`~maskbench.synthesis.fitting.SILHOUETTE_MIN_TURN` (the sine of its
+    yaw; nodding does not count) or short of landmarks.
+
+    A mask spans from the nose tip to the chin; in front of the lips it hides the background, which
+    must not be taken for a hand in front of the mask (it cut notches into masks at a profile)."""
+    turn = -float(np.asarray(rotation, np.float64)[0, 2])  # sideways part of the way the face looks
+    if abs(turn) < SILHOUETTE_MIN_TURN:
+        return None
+    forward = np.array([np.sign(turn), 0.0])
+    reach = forward * float(sum(shape[:2]))  # past the image's edge
+    out = None
+    jaw = max(JAW_SIDES, key=lambda side: float(np.nanmean(landmarks[side] @ forward)))
+    for line in (PROFILE_CHAIN, jaw):
+        pts = landmarks[line]
+        pts = pts[np.isfinite(pts).all(axis=1)]
+        if len(pts) < 3:
+            return None
+        polygon = np.vstack([pts, pts[-1] + reach, pts[0] + reach])
+        side = np.zeros(shape[:2], np.uint8)
+        cv2.fillPoly(side, [np.round(polygon * 16).astype(np.int32)], 1, cv2.LINE_8, 4)
+        out = side if out is None else out & side
+    return out.view(bool)
 
 
 def make_transform(params: SynthesisParams):  # type: ignore[no-untyped-def]
