@@ -41,8 +41,8 @@ def _check(real_dir: Path) -> list:
 def test_dev_half_every_face_masked_in_place_and_few_occluders(real_dir: Path) -> None:
     """All 1,005 dev-half faces get a mask; mouth and lower nose under it, eyes not; occluders rare.
 
-    The occluder rule's OCCLUDER_CHROMA_Z (4.0) was fitted on the even-indexed photos (at most 10 % of them
-    flagged: 8.0 %); its rate is asserted on the odd-indexed CHECK photos only."""
+    The occluder rule's OCCLUDER_CHROMA_Z (3.5) was fitted on the even-indexed photos (at most 10 % of them
+    flagged: 8.9 %); its rate is asserted on the odd-indexed CHECK photos only."""
     samples = _dev(real_dir)
     covered, eyes, flagged = [], [], []
     for k, s in enumerate(samples):
@@ -55,7 +55,7 @@ def test_dev_half_every_face_masked_in_place_and_few_occluders(real_dir: Path) -
     assert np.concatenate(covered).mean() >= 0.95
     assert np.concatenate(eyes).mean() <= 0.02
     check_rate = float(np.mean(flagged[1::2]))  # the CHECK photos
-    assert check_rate <= 0.12, check_rate  # measured 10.2 %, 51 of 502 (faces with anything kept on top)
+    assert check_rate <= 0.12, check_rate  # measured 11.0 %, 55 of 502 (faces with anything kept on top)
 
 
 def test_the_lower_edge_reaches_under_the_chin(real_dir: Path) -> None:
@@ -131,6 +131,33 @@ def test_the_background_ahead_of_a_profile_is_never_an_occluder(real_dir: Path) 
         covered_px += int((region & maps[1]).sum())
     assert ahead_px > 1000  # the mask does reach past the profile on these photos
     assert covered_px == ahead_px, (covered_px, ahead_px)
+
+
+def test_skin_lit_like_the_nose_is_not_an_occluder() -> None:
+    """Half-lit faces: under the mask most of the skin is in a coloured shadow, a third lit (another
+    chroma). Judged by the covered skin alone the lit third is foreign (it tore the mask open on
+    image02980); the nose's skin (``skin_elsewhere``) says it is this face's skin. An object of
+    another colour entering from the edge is still kept on top."""
+    rng = np.random.default_rng(0)
+    ycc = np.empty((90, 120, 3), np.float32)
+    ycc[..., 0] = 90.0
+    ycc[..., 1], ycc[..., 2] = 140.0, 125.0  # shadowed skin
+    ycc[:, 80:, 0], ycc[:, 80:, 1], ycc[:, 80:, 2] = 170.0, 158.0, 108.0  # lit skin
+    ycc[..., 1:] += rng.normal(0.0, 1.5, (90, 120, 2))
+    area = np.zeros((90, 120), bool)
+    area[4:86, 4:116] = True  # the mask's footprint inside its box
+
+    def bgr(planes: np.ndarray) -> np.ndarray:
+        return cv2.cvtColor(np.clip(planes, 0, 255).astype(np.uint8), cv2.COLOR_YCrCb2BGR)
+
+    lit = area.copy()
+    lit[:, :80] = False
+    assert (blending.find_occluders(bgr(ycc), area) & lit).mean() > 0.9 * lit.mean()  # the old verdict
+    assert not blending.find_occluders(bgr(ycc), area, skin_elsewhere=(158.0, 108.0)).any()
+    with_object = ycc.copy()
+    with_object[60:, 20:50, 1:] = (110.0, 160.0)  # a blue cup entering at the lower edge
+    found = blending.find_occluders(bgr(with_object), area, skin_elsewhere=(158.0, 108.0))
+    assert found[65:86, 25:45].all() and not found[:, 80:].any()
 
 
 def test_ahead_of_profile_is_beyond_the_outline_only(real_dir: Path) -> None:

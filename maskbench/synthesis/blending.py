@@ -65,7 +65,7 @@ OCCLUDER_MIN_FRACTION = 0.03
 #: The chroma distance (in robust spreads of the covered skin) past which a pixel is not this skin:
 #: the smallest (in half spreads) that flags at most 10 % of the even-indexed AFLW2000 dev photos
 #: (``docs/fit_constants.py``); its rate test reads the odd-indexed ones only.
-OCCLUDER_CHROMA_Z = 4.0
+OCCLUDER_CHROMA_Z = 3.5
 
 
 @dataclass(frozen=True)
@@ -222,7 +222,7 @@ _IJG_LUMA = np.array([16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60
 
 
 def find_occluders(region_bgr: np.ndarray, area: np.ndarray, keep_out: np.ndarray | None = None,
-                   behind: np.ndarray | None = None) -> np.ndarray:
+                   behind: np.ndarray | None = None, skin_elsewhere: tuple[float, float] | None = None) -> np.ndarray:
     """Pixels of ``area`` (the mask's footprint) that are not this face's skin and reach in from its edge.
 
     The skin is modelled by the robust centre and spread of (Cr, Cb) over ``area`` minus
@@ -233,8 +233,10 @@ def find_occluders(region_bgr: np.ndarray, area: np.ndarray, keep_out: np.ndarra
     object enters from outside; the lips alone never count, the lips under a hand do). ``behind``:
     pixels of ``area`` where the mask spans over the background (in front of a turned face's
     profile, between the nose and the chin); they are never foreign, and their border with the rest
-    of the area counts as its edge (a hand reaching in from the front still does). Returns a bool
-    map like ``area``.
+    of the area counts as its edge (a hand reaching in from the front still does).
+    ``skin_elsewhere``: (Cr, Cb) of this face's skin outside the area (the nose, :func:`skin_chroma`):
+    a pixel near it is skin too (a half-lit face's lit side under the mask differs in chroma from
+    its shadowed side, and was taken for an object). Returns a bool map like ``area``.
     """
     total = int(np.count_nonzero(area))  # blob sizes are fractions of the whole footprint
     out = np.zeros(area.shape, bool)
@@ -253,7 +255,12 @@ def find_occluders(region_bgr: np.ndarray, area: np.ndarray, keep_out: np.ndarra
     cb -= np.float32(mcb)
     dist = cv2.magnitude(cr, cb)
     spread = max(masked_median(dist, ref_u8, 362.0) * 1.4826, 2.5)  # dist <= 255.5 * sqrt(2)
-    foreign = ((dist > OCCLUDER_CHROMA_Z * spread) & area).view(np.uint8)
+    foreign = (dist > OCCLUDER_CHROMA_Z * spread) & area
+    if skin_elsewhere is not None:
+        cr += np.float32(mcr - skin_elsewhere[0])
+        cb += np.float32(mcb - skin_elsewhere[1])
+        foreign &= cv2.magnitude(cr, cb) > OCCLUDER_CHROMA_Z * spread
+    foreign = foreign.view(np.uint8)
     if cv2.countNonZero(foreign) < OCCLUDER_MIN_FRACTION * total:  # no blob can be large enough
         return out
     foreign = cv2.morphologyEx(foreign, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
@@ -272,6 +279,20 @@ def find_occluders(region_bgr: np.ndarray, area: np.ndarray, keep_out: np.ndarra
     if keep.any():
         out = keep[labels]
     return out
+
+
+def skin_chroma(image_bgr: np.ndarray, skin: np.ndarray | None) -> tuple[float, float] | None:
+    """Median (Cr, Cb) of the image's pixels in the full-image bool map ``skin`` (None if too few)."""
+    if skin is None:
+        return None
+    ys, xs = np.nonzero(skin)
+    if len(ys) < 30:
+        return None
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    ycc = cv2.cvtColor(np.ascontiguousarray(image_bgr[y0:y1, x0:x1]), cv2.COLOR_BGR2YCrCb)
+    where = np.ascontiguousarray(skin[y0:y1, x0:x1]).view(np.uint8)
+    cr, cb = (median_of_histogram(cv2.calcHist([ycc], [c], where, [256], [0, 256]).ravel()) for c in (1, 2))
+    return cr, cb
 
 
 # ------------------------------------------------------------------------------------------
@@ -375,13 +396,15 @@ def blend(
     occluders: bool = True,
     keep_out: np.ndarray | None = None,
     behind: np.ndarray | None = None,
+    face_skin: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Draw the fitted mask into a copy of the image.
 
     Returns (image, occlusion map 0/255 uint8 of what the mask and straps cover, occluder pixels
     left on top). ``keep_out``: full-image bool map of face parts that are not skin but lie under
     the mask (lips, nostrils), excluded from the occluder skin model; ``behind``: full-image bool
-    map of the background the mask spans over (:func:`find_occluders`). ``rng`` draws the noise
+    map of the background the mask spans over; ``face_skin``: full-image bool map of this face's
+    skin elsewhere (the nose; both :func:`find_occluders`). ``rng`` draws the noise
     (None: no noise).
     """
     fh, fw = fit.covered.shape
@@ -414,7 +437,7 @@ def blend(
     blocked = np.zeros((h, w), bool)
     if occluders:
         blocked = find_occluders(region, alpha > 0.01, None if keep_out is None else keep_out[by0:by1, bx0:bx1],
-                                 None if behind is None else behind[by0:by1, bx0:bx1])
+                                 None if behind is None else behind[by0:by1, bx0:bx1], skin_chroma(image_bgr, face_skin))
         if blocked.any():
             soft = cv2.GaussianBlur(blocked.astype(np.float32), (0, 0), feather)
             soft[~blocked] = 0.0  # the edge softens inside the occluder; the mask's side stays whole

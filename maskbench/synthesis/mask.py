@@ -86,7 +86,8 @@ def mask_sample(sample: Sample, image: np.ndarray, rng: np.random.Generator,
     out, occlusion, blocked = blend(image, fit, tpl, color_bgr, pattern, phase, second_bgr=second, rng=rng,
                                     jpeg_quality=_source_quality(sample), occluders=params.occluders,
                                     keep_out=not_skin(landmarks, image.shape, fit.px_per_mm) if params.occluders else None,
-                                    behind=ahead_of_profile(landmarks, rotation, image.shape) if params.occluders else None)
+                                    behind=ahead_of_profile(landmarks, rotation, image.shape) if params.occluders else None,
+                                    face_skin=nose_skin(landmarks, image.shape, fit.px_per_mm) if params.occluders else None)
     extra = dict(sample.extra)
     extra.update({"mask_type": mask_type, "mask_color": label, "landmark_source": source, "occluder_px": blocked})
     aux = dict(sample.aux_images)
@@ -140,6 +141,18 @@ def not_skin(landmarks: np.ndarray, shape: tuple[int, ...], px_per_mm: float) ->
         cv2.fillConvexPoly(small, hull - np.array([x0, y0], np.int32), 1)
     out[y0:y1, x0:x1] = cv2.dilate(small, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8)).view(bool)
     return out
+
+
+def nose_skin(landmarks: np.ndarray, shape: tuple[int, ...], px_per_mm: float) -> np.ndarray | None:
+    """Full-image bool map of the nose's skin above the nostrils (its landmark hull minus
+    :func:`not_skin`): skin of this face that no mask or hand usually hides, lit as the face is."""
+    pts = landmarks[list(range(27, 36))]
+    pts = pts[np.isfinite(pts).all(axis=1)]
+    if len(pts) < 3:
+        return None
+    out = np.zeros(shape[:2], np.uint8)
+    cv2.fillConvexPoly(out, cv2.convexHull(np.round(pts).astype(np.int32)), 1)
+    return out.view(bool) & ~not_skin(landmarks, shape, px_per_mm)
 
 
 #: A turned face's profile line, top to bottom: nose tip, under the nose, upper lip, lower lip, chin.
