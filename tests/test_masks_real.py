@@ -115,8 +115,7 @@ def test_the_background_ahead_of_a_profile_is_never_an_occluder(real_dir: Path) 
     lips: drawn with occluders on, it covers there what it covers with them off (the background's
     colour used to be taken for an object in front and cut notches into the mask's front edge:
     image00473, 00599, 00032 among the CHECK photos at |yaw| >= 60)."""
-    from maskbench.synthesis.fitting import landmark_rotation
-    from maskbench.synthesis.mask import ahead_of_profile
+    from maskbench.synthesis.fitting import ahead_of_profile, landmark_rotation
 
     picks = [s for s in _check(real_dir) if abs(s.pose.yaw_deg) >= 60][:40]
     ahead_px = covered_px = 0
@@ -163,8 +162,7 @@ def test_skin_lit_like_the_nose_is_not_an_occluder() -> None:
 def test_ahead_of_profile_is_beyond_the_outline_only(real_dir: Path) -> None:
     """Nothing for a frontal face; at a profile the background in front of the lips is ahead, the
     cheek is not; at a small turn the far cheek (between the nose and the far jaw) is not either."""
-    from maskbench.synthesis.fitting import landmark_rotation
-    from maskbench.synthesis.mask import ahead_of_profile
+    from maskbench.synthesis.fitting import ahead_of_profile, landmark_rotation
 
     samples = _dev(real_dir)
     by_yaw = lambda lo, hi: next(s for s in samples if lo <= abs(s.pose.yaw_deg) < hi and abs(s.pose.pitch_deg) < 15)  # noqa: E731

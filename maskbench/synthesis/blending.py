@@ -30,7 +30,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from maskbench.synthesis.fitting import FACE_HEIGHT_MM, LIGHT_DIR, Fit
+from maskbench.synthesis.fitting import FACE_HEIGHT_MM, LIGHT_DIR, Fit, inside_all
 from maskbench.synthesis.templates import MaskTemplate
 
 __all__ = ["LIGHT_DIR", "Look", "blend", "find_occluders", "jpeg_quality_of", "masked_median", "measure_look",
@@ -281,16 +281,12 @@ def find_occluders(region_bgr: np.ndarray, area: np.ndarray, keep_out: np.ndarra
     return out
 
 
-def skin_chroma(image_bgr: np.ndarray, skin: np.ndarray | None) -> tuple[float, float] | None:
-    """Median (Cr, Cb) of the image's pixels in the full-image bool map ``skin`` (None if too few)."""
-    if skin is None:
+def skin_chroma(image_bgr: np.ndarray, where: np.ndarray) -> tuple[float, float] | None:
+    """Median (Cr, Cb) of the image's pixels where the uint8 map ``where`` (its shape) is non-zero;
+    None under 30 of them."""
+    if cv2.countNonZero(where) < 30:
         return None
-    ys, xs = np.nonzero(skin)
-    if len(ys) < 30:
-        return None
-    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-    ycc = cv2.cvtColor(np.ascontiguousarray(image_bgr[y0:y1, x0:x1]), cv2.COLOR_BGR2YCrCb)
-    where = np.ascontiguousarray(skin[y0:y1, x0:x1]).view(np.uint8)
+    ycc = cv2.cvtColor(np.ascontiguousarray(image_bgr), cv2.COLOR_BGR2YCrCb)
     cr, cb = (median_of_histogram(cv2.calcHist([ycc], [c], where, [256], [0, 256]).ravel()) for c in (1, 2))
     return cr, cb
 
@@ -395,16 +391,15 @@ def blend(
     jpeg_quality: int | None = None,
     occluders: bool = True,
     keep_out: np.ndarray | None = None,
-    behind: np.ndarray | None = None,
-    face_skin: np.ndarray | None = None,
+    skin_elsewhere: tuple[float, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Draw the fitted mask into a copy of the image.
 
     Returns (image, occlusion map 0/255 uint8 of what the mask and straps cover, occluder pixels
     left on top). ``keep_out``: full-image bool map of face parts that are not skin but lie under
-    the mask (lips, nostrils), excluded from the occluder skin model; ``behind``: full-image bool
-    map of the background the mask spans over; ``face_skin``: full-image bool map of this face's
-    skin elsewhere (the nose; both :func:`find_occluders`). ``rng`` draws the noise
+    the mask (lips, nostrils), excluded from the occluder skin model; ``skin_elsewhere``: (Cr, Cb)
+    of this face's skin outside the mask (:func:`find_occluders`); the background ahead of a turned
+    face's profile (``fit.ahead_px``) is never an occluder. ``rng`` draws the noise
     (None: no noise).
     """
     fh, fw = fit.covered.shape
@@ -437,7 +432,7 @@ def blend(
     blocked = np.zeros((h, w), bool)
     if occluders:
         blocked = find_occluders(region, alpha > 0.01, None if keep_out is None else keep_out[by0:by1, bx0:bx1],
-                                 None if behind is None else behind[by0:by1, bx0:bx1], skin_chroma(image_bgr, face_skin))
+                                 inside_all(fit.ahead_px, (h, w), (bx0, by0)), skin_elsewhere)
         if blocked.any():
             soft = cv2.GaussianBlur(blocked.astype(np.float32), (0, 0), feather)
             soft[~blocked] = 0.0  # the edge softens inside the occluder; the mask's side stays whole

@@ -230,6 +230,7 @@ class Fit:
     px_per_mm: float = 1.0  # image pixels per millimetre of the generic head at this face
     size_mm: tuple[float, float] = (180.0, 110.0)  # the fabric's width (along u) and height (along v)
     straps_px: tuple[np.ndarray, ...] = ()  # (K, 2) image polylines: visible runs of the straps
+    ahead_px: tuple[np.ndarray, ...] = ()  # image polygons; inside all of them: beyond the profile (see profile_cut)
 
 
 def _weak_perspective(model_xy: np.ndarray, image_xy: np.ndarray) -> tuple[float, np.ndarray]:
@@ -291,7 +292,8 @@ def fit_mask(name: str, rotation: np.ndarray, landmarks_px: np.ndarray, image_sh
         return None
     u, v, lit = _pixel_attributes(np.column_stack([surf.uv, shade]), len(polys), corner_ids, px, offset, ids)
     straps = _visible_runs(strap_px, [n @ r.T for n in surf.strap_normals], face_hull, STRAP_REACH_MM * s)
-    return Fit(int(x0), int(y0), covered, u, v, lit, px, float(s), surf.size_mm, straps)
+    return Fit(int(x0), int(y0), covered, u, v, lit, px, float(s), surf.size_mm, straps,
+               profile_cut(landmarks_px, r, float(h_img + w_img)))
 
 
 def _bent_projection(surf: MaskSurface, v_cam: np.ndarray, r: np.ndarray, s: float, t: np.ndarray, lm_cam: np.ndarray,
@@ -372,6 +374,52 @@ FACE_HEIGHT_MM = 120.0
 JAW_OUTLIER_FRACTION = 0.15
 #: The silhouette clip starts once the face turns this far from the camera (sine of the angle).
 SILHOUETTE_MIN_TURN = 0.3
+
+
+#: A turned face's profile line, top to bottom: nose tip, under the nose, upper lip, lower lip, chin.
+PROFILE_CHAIN = [30, 33, 51, 57, 8]
+#: The jaw contour from the chin to the ear, on the subject's left and on the right.
+JAW_SIDES = (list(range(8, 17)), list(range(8, -1, -1)))
+
+
+def profile_cut(landmarks_px: np.ndarray, rotation: np.ndarray, reach_px: float) -> tuple[np.ndarray, ...]:
+    """Polygons (image pixels) whose common part is what lies beyond a face's outline on the side it
+    is turned to: ahead of both its profile line (:data:`PROFILE_CHAIN`) and the jaw contour on that
+    side (at a small turn the far cheek still shows beyond the nose and the lips), out to
+    ``reach_px``. Empty for a face turned sideways less than :data:`SILHOUETTE_MIN_TURN` (the sine
+    of its yaw; nodding does not count) or short of landmarks.
+
+    A mask spans from the nose tip to the chin; in front of the lips it hides the background, which
+    must not be taken for a hand in front of the mask (it cut notches into masks at a profile)."""
+    turn = -float(np.asarray(rotation, np.float64)[0, 2])  # sideways part of the way the face looks
+    if abs(turn) < SILHOUETTE_MIN_TURN:
+        return ()
+    reach = np.array([np.sign(turn) * reach_px, 0.0])
+    jaw = max(JAW_SIDES, key=lambda side: float(np.nanmean(landmarks_px[side, 0])) * np.sign(turn))
+    polygons = []
+    for line in (PROFILE_CHAIN, jaw):
+        pts = landmarks_px[line]
+        pts = pts[np.isfinite(pts).all(axis=1)]
+        if len(pts) < 3:
+            return ()
+        polygons.append(np.vstack([pts, pts[-1] + reach, pts[0] + reach]))
+    return tuple(polygons)
+
+
+def inside_all(polygons: tuple[np.ndarray, ...], shape: tuple[int, ...], origin: tuple[int, int] = (0, 0)) -> np.ndarray | None:
+    """Bool map (``shape[:2]``, its top left at image pixel ``origin``) of the common part of the
+    ``polygons`` (image pixels); None without polygons."""
+    out = None
+    for polygon in polygons:
+        one = np.zeros(shape[:2], np.uint8)
+        cv2.fillPoly(one, [np.round((polygon - origin) * 16).astype(np.int32)], 1, cv2.LINE_8, 4)
+        out = one if out is None else cv2.bitwise_and(out, one)
+    return None if out is None else out.view(bool)
+
+
+def ahead_of_profile(landmarks_px: np.ndarray, rotation: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
+    """Full-image bool map of :func:`profile_cut`'s region; None when the face is not turned."""
+    return inside_all(profile_cut(landmarks_px, rotation, float(shape[0] + shape[1])), shape)
 
 
 def landmark_rotation(landmarks_px: np.ndarray) -> np.ndarray:

@@ -12,8 +12,8 @@ import numpy as np
 
 from maskbench.datasets.base import DatasetError
 from maskbench.synthesis import templates
-from maskbench.synthesis.blending import blend, jpeg_quality_of
-from maskbench.synthesis.fitting import SILHOUETTE_MIN_TURN, fit_mask, landmark_rotation
+from maskbench.synthesis.blending import blend, jpeg_quality_of, skin_chroma
+from maskbench.synthesis.fitting import fit_mask, landmark_rotation
 from maskbench.synthesis.landmarks import SOURCES, NoLandmarks, landmarks_for
 from maskbench.types import Sample
 
@@ -83,11 +83,11 @@ def mask_sample(sample: Sample, image: np.ndarray, rng: np.random.Generator,
     fit = fit_mask(mask_type, rotation, landmarks, image.shape)
     if fit is None:
         raise DatasetError(sample.image_path, f"{mask_type} mask not visible at this pose (facing away?)")
+    lips_nostrils = not_skin(landmarks, image.shape, fit.px_per_mm) if params.occluders else None
+    skin_elsewhere = nose_chroma(image, landmarks, lips_nostrils) if params.occluders else None
     out, occlusion, blocked = blend(image, fit, tpl, color_bgr, pattern, phase, second_bgr=second, rng=rng,
                                     jpeg_quality=_source_quality(sample), occluders=params.occluders,
-                                    keep_out=not_skin(landmarks, image.shape, fit.px_per_mm) if params.occluders else None,
-                                    behind=ahead_of_profile(landmarks, rotation, image.shape) if params.occluders else None,
-                                    face_skin=nose_skin(landmarks, image.shape, fit.px_per_mm) if params.occluders else None)
+                                    keep_out=lips_nostrils, skin_elsewhere=skin_elsewhere)
     extra = dict(sample.extra)
     extra.update({"mask_type": mask_type, "mask_color": label, "landmark_source": source, "occluder_px": blocked})
     aux = dict(sample.aux_images)
@@ -143,50 +143,27 @@ def not_skin(landmarks: np.ndarray, shape: tuple[int, ...], px_per_mm: float) ->
     return out
 
 
-def nose_skin(landmarks: np.ndarray, shape: tuple[int, ...], px_per_mm: float) -> np.ndarray | None:
-    """Full-image bool map of the nose's skin above the nostrils (its landmark hull minus
-    :func:`not_skin`): skin of this face that no mask or hand usually hides, lit as the face is."""
-    pts = landmarks[list(range(27, 36))]
-    pts = pts[np.isfinite(pts).all(axis=1)]
+#: This face's skin outside the mask: the nose above the nostrils (its landmarks' hull).
+NOSE = list(range(27, 36))
+
+
+def nose_chroma(image: np.ndarray, landmarks: np.ndarray, lips_nostrils: np.ndarray) -> tuple[float, float] | None:
+    """Median (Cr, Cb) of the nose's skin above the nostrils (its landmark hull minus
+    ``lips_nostrils``, a full-image map from :func:`not_skin`): skin of this face that neither a
+    mask nor, mostly, a hand hides, lit as the face is. None when too little of it shows."""
+    pts = landmarks[NOSE]
+    pts = np.round(pts[np.isfinite(pts).all(axis=1)]).astype(np.int32)
     if len(pts) < 3:
         return None
-    out = np.zeros(shape[:2], np.uint8)
-    cv2.fillConvexPoly(out, cv2.convexHull(np.round(pts).astype(np.int32)), 1)
-    return out.view(bool) & ~not_skin(landmarks, shape, px_per_mm)
-
-
-#: A turned face's profile line, top to bottom: nose tip, under the nose, upper lip, lower lip, chin.
-PROFILE_CHAIN = [30, 33, 51, 57, 8]
-#: The jaw contour from the chin to the ear, on the subject's left and on the right.
-JAW_SIDES = (list(range(8, 17)), list(range(8, -1, -1)))
-
-
-def ahead_of_profile(landmarks: np.ndarray, rotation: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
-    """Full-image bool map of what lies beyond a face's outline on the side it is turned to:
-    ahead of both its profile line (:data:`PROFILE_CHAIN`) and the jaw contour on that side (at a
-    small turn the far cheek still shows beyond the nose and the lips). None for a face turned
-    sideways less than :data:`~maskbench.synthesis.fitting.SILHOUETTE_MIN_TURN` (the sine of its
-    yaw; nodding does not count) or short of landmarks.
-
-    A mask spans from the nose tip to the chin; in front of the lips it hides the background, which
-    must not be taken for a hand in front of the mask (it cut notches into masks at a profile)."""
-    turn = -float(np.asarray(rotation, np.float64)[0, 2])  # sideways part of the way the face looks
-    if abs(turn) < SILHOUETTE_MIN_TURN:
+    h, w = image.shape[:2]
+    x0, y0 = np.maximum(pts.min(axis=0), 0)
+    x1, y1 = np.minimum(pts.max(axis=0) + 1, (w, h))
+    if x1 - x0 < 2 or y1 - y0 < 2:
         return None
-    forward = np.array([np.sign(turn), 0.0])
-    reach = forward * float(sum(shape[:2]))  # past the image's edge
-    out = None
-    jaw = max(JAW_SIDES, key=lambda side: float(np.nanmean(landmarks[side] @ forward)))
-    for line in (PROFILE_CHAIN, jaw):
-        pts = landmarks[line]
-        pts = pts[np.isfinite(pts).all(axis=1)]
-        if len(pts) < 3:
-            return None
-        polygon = np.vstack([pts, pts[-1] + reach, pts[0] + reach])
-        side = np.zeros(shape[:2], np.uint8)
-        cv2.fillPoly(side, [np.round(polygon * 16).astype(np.int32)], 1, cv2.LINE_8, 4)
-        out = side if out is None else out & side
-    return out.view(bool)
+    where = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    cv2.fillConvexPoly(where, cv2.convexHull(pts - np.array([x0, y0], np.int32)), 1)
+    where[lips_nostrils[y0:y1, x0:x1]] = 0
+    return skin_chroma(image[y0:y1, x0:x1], where)
 
 
 def make_transform(params: SynthesisParams):  # type: ignore[no-untyped-def]
