@@ -153,7 +153,7 @@ SPECS = {
                      "side_bottom": [5, 11], "azimuth_deg": 78, "standoff_mm": 3, "max_protrusion_mm": 22,
                      "silhouette_margin_mm": 2},
         "material": "nonwoven",
-        "straps": {"kind": "ear_loop", "width_mm": 2.5, "color": "white", "anchor_v": [0.06, 0.94]},
+        "straps": {"kind": "ear_loop", "width_mm": 2.5, "color": "white_unless_dark", "anchor_v": [0.06, 0.94]},
         "colors": {"light_blue": [222, 196, 140], "white": [236, 236, 234], "black": [42, 42, 44],
                    "grey": [160, 160, 158], "pink": [200, 170, 235], "mint": [200, 230, 190]},
         "color_weights": {"light_blue": 0.55, "white": 0.15, "black": 0.15, "grey": 0.07, "pink": 0.04, "mint": 0.04},

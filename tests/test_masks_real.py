@@ -159,6 +159,17 @@ def test_skin_lit_like_the_nose_is_not_an_occluder() -> None:
     assert found[65:86, 25:45].all() and not found[:, 80:].any()
 
 
+def test_surgical_loops_are_white_except_on_dark_masks() -> None:
+    """Black surgical masks come with black ear loops; light ones with white loops."""
+    tpl = load("surgical")
+    assert tpl.straps["color"] == "white_unless_dark"
+    assert blending.strap_colour("white_unless_dark", tpl.colors_bgr["black"], tpl.colors_bgr) == tuple(tpl.colors_bgr["black"])
+    white = blending.STRAP_COLORS_BGR["white"]
+    for light in ("light_blue", "pink", "white"):
+        assert blending.strap_colour("white_unless_dark", tpl.colors_bgr[light], tpl.colors_bgr) == white
+    assert blending.strap_colour("same", (1, 2, 3), {}) == (1, 2, 3)
+
+
 def test_ahead_of_profile_is_beyond_the_outline_only(real_dir: Path) -> None:
     """Nothing for a frontal face; at a profile the background in front of the lips is ahead, the
     cheek is not; at a small turn the far cheek (between the nose and the far jaw) is not either."""

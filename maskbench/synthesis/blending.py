@@ -537,9 +537,7 @@ def _with_straps(mask_bgr: np.ndarray, f_alpha: np.ndarray, f_light: np.ndarray,
     lines = _attach(fit.straps_px, drawn, np.array([fit.x0, fit.y0], np.float64), 20.0 * fit.px_per_mm)
     alpha = strap_alpha((by1 - by0, bx1 - bx0), lines, (bx0, by0), width_px,
                         STRAP_FADE.get(template.straps.get("kind", "ear_loop"), 0.0))
-    sc = template.straps.get("color", "same")
-    strap_rgb = (np.asarray(color_bgr, np.float32) if sc == "same" else
-                 np.asarray(template.colors_bgr.get(sc, STRAP_COLORS_BGR.get(sc, (200, 200, 200))), np.float32))
+    strap_rgb = np.asarray(strap_colour(template.straps.get("color", "same"), color_bgr, template.colors_bgr), np.float32)
     strap_rgb = _photo_colour(np.broadcast_to(strap_rgb / np.float32(255.0), (1, 1, 3)), look)[0, 0]
     # a round cord is lit along its middle and darker at its sides; the colour only where a strap runs
     # (what lies under alpha 0 never shows: :func:`_spread_colour` weighs the colour by its alpha)
@@ -570,6 +568,21 @@ def _with_straps(mask_bgr: np.ndarray, f_alpha: np.ndarray, f_light: np.ndarray,
         fabric[r] = (plain * _grey3(f_alpha[r]) + strap_px * _grey3(under)) / _grey3(np.maximum(total, 1e-6))
         alpha_in[r] = total
     return alpha
+
+
+#: A mask darker than this (its brightest channel) gets loops of its own colour under the strap
+#: colour ``white_unless_dark``: black surgical masks come with black ear loops, light ones with white.
+DARK_MASK_MAX = 100
+
+
+def strap_colour(name: str, mask_bgr: tuple[int, int, int], colors_bgr: dict[str, tuple[int, int, int]]) -> tuple[int, ...]:
+    """BGR of a template's strap colour ``name``: ``same`` (the mask's), ``white_unless_dark``, one
+    of the template's colours or of :data:`STRAP_COLORS_BGR`."""
+    if name == "same" or (name == "white_unless_dark" and max(mask_bgr) < DARK_MASK_MAX):
+        return tuple(mask_bgr)
+    if name == "white_unless_dark":
+        name = "white"
+    return tuple(colors_bgr.get(name, STRAP_COLORS_BGR.get(name, (200, 200, 200))))
 
 
 def _minus(box: tuple[int, int, int, int], hole: tuple[int, int, int, int]) -> list[tuple[int, int, int, int]]:

@@ -28,7 +28,8 @@ class MaskTemplate:
     palettes: dict[str, tuple[tuple[int, int, int], tuple[int, int, int]]]
     #: micro-texture: ``nonwoven``, ``woven`` or ``rubber``
     material: str
-    #: ``{"kind": "ear_loop" | "head_strap", "width_mm": ..., "color": "same" | <name in colors> | "white" | "black"}``
+    #: ``{"kind": "ear_loop" | "head_strap", "width_mm": ..., "color": "same" | "white_unless_dark" | <name in
+    #: colors> | "white" | "black"}`` (see :func:`maskbench.synthesis.blending.strap_colour`)
     straps: dict[str, Any]
     licence: str
     anchors: dict[str, Any]
