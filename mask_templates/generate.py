@@ -36,7 +36,8 @@ COMMON_ANCHORS = {
 #: (power 2) left the jaw bare at the sides, its rim rising from the chin to a point on the cheek;
 #: real cups and half-masks seal along the jaw to under the chin. Fuller outlines also read as masks:
 #: on the 1,005 AFLW2000 dev-half photos with every face given an N95, the detector passed 954 (power
-#: 2), 957 (2.8), 962 (3.5); with a respirator 922, 937, 944.
+#: 2), 957 (2.8), 962 (3.5); with a respirator 922, 937, 944 (measured when chosen; the README has
+#: the rates of the code as it is).
 CUP_POWER = 3.5
 #: The lower half of the cloth mask's outline (its top is straight across the nose): 927 (power 2)
 #: and 937 (3) of the 1,005 dev-half faces with every face given a cloth mask.
