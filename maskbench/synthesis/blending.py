@@ -23,6 +23,7 @@ Everything here is measured on the photo around the face and matched (pure funct
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -222,7 +223,9 @@ _IJG_LUMA = np.array([16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60
 
 
 def find_occluders(region_bgr: np.ndarray, area: np.ndarray, keep_out: np.ndarray | None = None,
-                   behind: np.ndarray | None = None, skin_elsewhere: tuple[float, float] | None = None) -> np.ndarray:
+                   behind: np.ndarray | None = None,
+                   skin_elsewhere: tuple[float, float] | Callable[[], tuple[float, float] | None] | None = None,
+                   ) -> np.ndarray:
     """Pixels of ``area`` (the mask's footprint) that are not this face's skin and reach in from its edge.
 
     The skin is modelled by the robust centre and spread of (Cr, Cb) over ``area`` minus
@@ -234,9 +237,10 @@ def find_occluders(region_bgr: np.ndarray, area: np.ndarray, keep_out: np.ndarra
     pixels of ``area`` where the mask spans over the background (in front of a turned face's
     profile, between the nose and the chin); they are never foreign, and their border with the rest
     of the area counts as its edge (a hand reaching in from the front still does).
-    ``skin_elsewhere``: (Cr, Cb) of this face's skin outside the area (the nose, :func:`skin_chroma`):
-    a pixel near it is skin too (a half-lit face's lit side under the mask differs in chroma from
-    its shadowed side, and was taken for an object). Returns a bool map like ``area``.
+    ``skin_elsewhere``: (Cr, Cb) of this face's skin outside the area (the nose, :func:`skin_chroma`),
+    or a function giving it (called only when some pixel is foreign to the covered skin): a pixel
+    near it is skin too (a half-lit face's lit side under the mask differs in chroma from its
+    shadowed side, and was taken for an object). Returns a bool map like ``area``.
     """
     total = int(np.count_nonzero(area))  # blob sizes are fractions of the whole footprint
     out = np.zeros(area.shape, bool)
@@ -256,13 +260,16 @@ def find_occluders(region_bgr: np.ndarray, area: np.ndarray, keep_out: np.ndarra
     dist = cv2.magnitude(cr, cb)
     spread = max(masked_median(dist, ref_u8, 362.0) * 1.4826, 2.5)  # dist <= 255.5 * sqrt(2)
     foreign = (dist > OCCLUDER_CHROMA_Z * spread) & area
-    if skin_elsewhere is not None:
-        cr += np.float32(mcr - skin_elsewhere[0])
-        cb += np.float32(mcb - skin_elsewhere[1])
-        foreign &= cv2.magnitude(cr, cb) > OCCLUDER_CHROMA_Z * spread
-    foreign = foreign.view(np.uint8)
-    if cv2.countNonZero(foreign) < OCCLUDER_MIN_FRACTION * total:  # no blob can be large enough
+    if cv2.countNonZero(foreign.view(np.uint8)) < OCCLUDER_MIN_FRACTION * total:  # no blob can be large enough
         return out
+    elsewhere = skin_elsewhere() if callable(skin_elsewhere) else skin_elsewhere
+    if elsewhere is not None:
+        cr += np.float32(mcr - elsewhere[0])
+        cb += np.float32(mcb - elsewhere[1])
+        foreign &= cv2.magnitude(cr, cb) > OCCLUDER_CHROMA_Z * spread
+        if cv2.countNonZero(foreign.view(np.uint8)) < OCCLUDER_MIN_FRACTION * total:
+            return out
+    foreign = foreign.view(np.uint8)
     foreign = cv2.morphologyEx(foreign, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     n, labels, stats, _ = cv2.connectedComponentsWithStats(foreign, connectivity=8)
     if n <= 1:
@@ -391,16 +398,16 @@ def blend(
     jpeg_quality: int | None = None,
     occluders: bool = True,
     keep_out: np.ndarray | None = None,
-    skin_elsewhere: tuple[float, float] | None = None,
+    skin_elsewhere: tuple[float, float] | Callable[[], tuple[float, float] | None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Draw the fitted mask into a copy of the image.
 
     Returns (image, occlusion map 0/255 uint8 of what the mask and straps cover, occluder pixels
     left on top). ``keep_out``: full-image bool map of face parts that are not skin but lie under
     the mask (lips, nostrils), excluded from the occluder skin model; ``skin_elsewhere``: (Cr, Cb)
-    of this face's skin outside the mask (:func:`find_occluders`); the background ahead of a turned
-    face's profile (``fit.ahead_px``) is never an occluder. ``rng`` draws the noise
-    (None: no noise).
+    of this face's skin outside the mask, or a function giving it (:func:`find_occluders`); the
+    background ahead of a turned face's profile (``fit.ahead_px``) is never an occluder. ``rng``
+    draws the noise (None: no noise).
     """
     fh, fw = fit.covered.shape
     width_px = max(1, int(round(max(template.straps.get("width_mm", 3.0), 1.0) * fit.px_per_mm)))

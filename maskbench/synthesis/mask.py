@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import cv2
 import numpy as np
@@ -84,7 +84,7 @@ def mask_sample(sample: Sample, image: np.ndarray, rng: np.random.Generator,
     if fit is None:
         raise DatasetError(sample.image_path, f"{mask_type} mask not visible at this pose (facing away?)")
     lips_nostrils = not_skin(landmarks, image.shape, fit.px_per_mm) if params.occluders else None
-    skin_elsewhere = nose_chroma(image, landmarks, lips_nostrils) if params.occluders else None
+    skin_elsewhere = partial(nose_chroma, image, landmarks, lips_nostrils) if params.occluders else None  # if needed
     out, occlusion, blocked = blend(image, fit, tpl, color_bgr, pattern, phase, second_bgr=second, rng=rng,
                                     jpeg_quality=_source_quality(sample), occluders=params.occluders,
                                     keep_out=lips_nostrils, skin_elsewhere=skin_elsewhere)
