@@ -159,6 +159,21 @@ def test_skin_lit_like_the_nose_is_not_an_occluder() -> None:
     assert found[65:86, 25:45].all() and not found[:, 80:].any()
 
 
+def test_profile_cut_takes_hidden_landmarks(recwarn: pytest.WarningsRecorder) -> None:
+    """Hidden (NaN) landmarks: a jaw side with fewer than 3 points is never the one taken; a line
+    left with fewer than 3 points gives no cut, quietly."""
+    from maskbench.synthesis.fitting import profile_cut
+
+    lm = np.random.default_rng(0).uniform(100.0, 300.0, (68, 2))
+    turned = np.array([[0.8, 0.0, -0.6], [0.0, 1.0, 0.0], [0.6, 0.0, 0.8]])  # yaw of about 37 degrees
+    lm[0:8] = np.nan  # the jaw side from the ear to the chin, chin kept
+    cut = profile_cut(lm, turned, 900.0)
+    assert len(cut) == 2 and np.isfinite(cut[1]).all()
+    lm[8:17] = np.nan
+    assert profile_cut(lm, turned, 900.0) == ()
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
 def test_surgical_loops_are_white_except_on_dark_masks() -> None:
     """Black surgical masks come with black ear loops; light ones with white loops."""
     tpl = load("surgical")

@@ -395,7 +395,12 @@ def profile_cut(landmarks_px: np.ndarray, rotation: np.ndarray, reach_px: float)
     if abs(turn) < SILHOUETTE_MIN_TURN:
         return ()
     reach = np.array([np.sign(turn) * reach_px, 0.0])
-    jaw = max(JAW_SIDES, key=lambda side: float(np.nanmean(landmarks_px[side, 0])) * np.sign(turn))
+    def ahead(side: list[int]) -> float:  # how far the side's jaw lies the way the face looks
+        xs = landmarks_px[side, 0]
+        xs = xs[np.isfinite(xs)]
+        return float(xs.mean()) * np.sign(turn) if len(xs) >= 3 else -np.inf  # a line needs 3 points
+
+    jaw = max(JAW_SIDES, key=ahead)
     polygons = []
     for line in (PROFILE_CHAIN, jaw):
         pts = landmarks_px[line]
