@@ -42,7 +42,7 @@ def test_dev_half_every_face_masked_in_place_and_few_occluders(real_dir: Path) -
     """All 1,005 dev-half faces get a mask; mouth and lower nose under it, eyes not; occluders rare.
 
     The occluder rule's OCCLUDER_CHROMA_Z (3.5) was fitted on the even-indexed photos (at most 10 % of them
-    flagged: 8.9 %); its rate is asserted on the odd-indexed CHECK photos only."""
+    flagged: 8.2 %); its rate is asserted on the odd-indexed CHECK photos only."""
     samples = _dev(real_dir)
     covered, eyes, flagged = [], [], []
     for k, s in enumerate(samples):
@@ -55,7 +55,7 @@ def test_dev_half_every_face_masked_in_place_and_few_occluders(real_dir: Path) -
     assert np.concatenate(covered).mean() >= 0.95
     assert np.concatenate(eyes).mean() <= 0.02
     check_rate = float(np.mean(flagged[1::2]))  # the CHECK photos
-    assert check_rate <= 0.12, check_rate  # measured 11.0 %, 55 of 502 (faces with anything kept on top)
+    assert check_rate <= 0.12, check_rate  # measured 10.2 %, 51 of 502 (faces with anything kept on top)
 
 
 def test_the_lower_edge_reaches_under_the_chin(real_dir: Path) -> None:
@@ -152,10 +152,13 @@ def test_skin_lit_like_the_nose_is_not_an_occluder() -> None:
     lit = area.copy()
     lit[:, :80] = False
     assert (blending.find_occluders(bgr(ycc), area) & lit).mean() > 0.9 * lit.mean()  # the old verdict
-    assert not blending.find_occluders(bgr(ycc), area, skin_elsewhere=(158.0, 108.0)).any()
+    assert not blending.find_occluders(bgr(ycc), area, skin_elsewhere=(158.0, 108.0, 2.5)).any()
+    # the nose's own spread sets how far from it skin may lie (a nose lit unevenly, 15 levels off)
+    assert blending.find_occluders(bgr(ycc), area, skin_elsewhere=(146.0, 117.0, 1.0))[:, 80:].any()
+    assert not blending.find_occluders(bgr(ycc), area, skin_elsewhere=(146.0, 117.0, 5.0)).any()
     with_object = ycc.copy()
     with_object[60:, 20:50, 1:] = (110.0, 160.0)  # a blue cup entering at the lower edge
-    found = blending.find_occluders(bgr(with_object), area, skin_elsewhere=(158.0, 108.0))
+    found = blending.find_occluders(bgr(with_object), area, skin_elsewhere=(158.0, 108.0, 2.5))
     assert found[65:86, 25:45].all() and not found[:, 80:].any()
 
 

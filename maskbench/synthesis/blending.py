@@ -222,10 +222,13 @@ _IJG_LUMA = np.array([16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60
                       92, 49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99])
 
 
+#: (Cr, Cb, robust spread) of some skin: :func:`skin_chroma`.
+Chroma = tuple[float, float, float]
+
+
 def find_occluders(region_bgr: np.ndarray, area: np.ndarray, keep_out: np.ndarray | None = None,
                    behind: np.ndarray | None = None,
-                   skin_elsewhere: tuple[float, float] | Callable[[], tuple[float, float] | None] | None = None,
-                   ) -> np.ndarray:
+                   skin_elsewhere: Chroma | Callable[[], Chroma | None] | None = None) -> np.ndarray:
     """Pixels of ``area`` (the mask's footprint) that are not this face's skin and reach in from its edge.
 
     The skin is modelled by the robust centre and spread of (Cr, Cb) over ``area`` minus
@@ -237,9 +240,10 @@ def find_occluders(region_bgr: np.ndarray, area: np.ndarray, keep_out: np.ndarra
     pixels of ``area`` where the mask spans over the background (in front of a turned face's
     profile, between the nose and the chin); they are never foreign, and their border with the rest
     of the area counts as its edge (a hand reaching in from the front still does).
-    ``skin_elsewhere``: (Cr, Cb) of this face's skin outside the area (the nose, :func:`skin_chroma`),
-    or a function giving it (called only when some pixel is foreign to the covered skin): a pixel
-    near it is skin too (a half-lit face's lit side under the mask differs in chroma from its
+    ``skin_elsewhere``: (Cr, Cb, spread) of this face's skin outside the area (the nose,
+    :func:`skin_chroma`), or a function giving it (called only when some pixel is foreign to the
+    covered skin): a pixel within :data:`OCCLUDER_CHROMA_Z` of its spread (or of the covered skin's,
+    the larger) is skin too (a half-lit face's lit side under the mask differs in chroma from its
     shadowed side, and was taken for an object). Returns a bool map like ``area``.
     """
     total = int(np.count_nonzero(area))  # blob sizes are fractions of the whole footprint
@@ -266,7 +270,7 @@ def find_occluders(region_bgr: np.ndarray, area: np.ndarray, keep_out: np.ndarra
     if elsewhere is not None:
         cr += np.float32(mcr - elsewhere[0])
         cb += np.float32(mcb - elsewhere[1])
-        foreign &= cv2.magnitude(cr, cb) > OCCLUDER_CHROMA_Z * spread
+        foreign &= cv2.magnitude(cr, cb) > OCCLUDER_CHROMA_Z * max(spread, elsewhere[2])
         if cv2.countNonZero(foreign.view(np.uint8)) < OCCLUDER_MIN_FRACTION * total:
             return out
     foreign = foreign.view(np.uint8)
@@ -288,14 +292,15 @@ def find_occluders(region_bgr: np.ndarray, area: np.ndarray, keep_out: np.ndarra
     return out
 
 
-def skin_chroma(image_bgr: np.ndarray, where: np.ndarray) -> tuple[float, float] | None:
-    """Median (Cr, Cb) of the image's pixels where the uint8 map ``where`` (its shape) is non-zero;
-    None under 30 of them."""
+def skin_chroma(image_bgr: np.ndarray, where: np.ndarray) -> tuple[float, float, float] | None:
+    """Median (Cr, Cb) of the image's pixels where the uint8 map ``where`` (its shape) is non-zero,
+    and their robust spread (1.4826 x the median distance from it); None under 30 of them."""
     if cv2.countNonZero(where) < 30:
         return None
     ycc = cv2.cvtColor(np.ascontiguousarray(image_bgr), cv2.COLOR_BGR2YCrCb)
     cr, cb = (median_of_histogram(cv2.calcHist([ycc], [c], where, [256], [0, 256]).ravel()) for c in (1, 2))
-    return cr, cb
+    dist = cv2.magnitude(ycc[..., 1].astype(np.float32) - np.float32(cr), ycc[..., 2].astype(np.float32) - np.float32(cb))
+    return cr, cb, masked_median(dist, where, 362.0) * 1.4826
 
 
 # ------------------------------------------------------------------------------------------
@@ -398,14 +403,14 @@ def blend(
     jpeg_quality: int | None = None,
     occluders: bool = True,
     keep_out: np.ndarray | None = None,
-    skin_elsewhere: tuple[float, float] | Callable[[], tuple[float, float] | None] | None = None,
+    skin_elsewhere: Chroma | Callable[[], Chroma | None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Draw the fitted mask into a copy of the image.
 
     Returns (image, occlusion map 0/255 uint8 of what the mask and straps cover, occluder pixels
     left on top). ``keep_out``: full-image bool map of face parts that are not skin but lie under
-    the mask (lips, nostrils), excluded from the occluder skin model; ``skin_elsewhere``: (Cr, Cb)
-    of this face's skin outside the mask, or a function giving it (:func:`find_occluders`); the
+    the mask (lips, nostrils), excluded from the occluder skin model; ``skin_elsewhere``: (Cr, Cb,
+    spread) of this face's skin outside the mask, or a function giving it (:func:`find_occluders`); the
     background ahead of a turned face's profile (``fit.ahead_px``) is never an occluder. ``rng``
     draws the noise (None: no noise).
     """

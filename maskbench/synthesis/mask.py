@@ -147,8 +147,8 @@ def not_skin(landmarks: np.ndarray, shape: tuple[int, ...], px_per_mm: float) ->
 NOSE = list(range(27, 36))
 
 
-def nose_chroma(image: np.ndarray, landmarks: np.ndarray, lips_nostrils: np.ndarray) -> tuple[float, float] | None:
-    """Median (Cr, Cb) of the nose's skin above the nostrils (its landmark hull minus
+def nose_chroma(image: np.ndarray, landmarks: np.ndarray, lips_nostrils: np.ndarray) -> tuple[float, float, float] | None:
+    """Median (Cr, Cb) and spread of the nose's skin above the nostrils (its landmark hull minus
     ``lips_nostrils``, a full-image map from :func:`not_skin`): skin of this face that neither a
     mask nor, mostly, a hand hides, lit as the face is. None when too little of it shows."""
     pts = landmarks[NOSE]
