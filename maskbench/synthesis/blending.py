@@ -257,12 +257,8 @@ def find_occluders(region_bgr: np.ndarray, area: np.ndarray, keep_out: np.ndarra
     if np.count_nonzero(ref) < 30:
         return out
     ref_u8 = ref.view(np.uint8)
-    mcr, mcb = (median_of_histogram(cv2.calcHist([ycc], [c], ref_u8, [256], [0, 256]).ravel()) for c in (1, 2))
-    cr, cb = ycc[..., 1].astype(np.float32), ycc[..., 2].astype(np.float32)
-    cr -= np.float32(mcr)
-    cb -= np.float32(mcb)
-    dist = cv2.magnitude(cr, cb)
-    spread = max(masked_median(dist, ref_u8, 362.0) * 1.4826, 2.5)  # dist <= 255.5 * sqrt(2)
+    mcr, mcb, cr, cb, dist, spread = _chroma_model(ycc, ref_u8)
+    spread = max(spread, 2.5)
     foreign = (dist > OCCLUDER_CHROMA_Z * spread) & area
     if cv2.countNonZero(foreign.view(np.uint8)) < OCCLUDER_MIN_FRACTION * total:  # no blob can be large enough
         return out
@@ -297,10 +293,19 @@ def skin_chroma(image_bgr: np.ndarray, where: np.ndarray) -> tuple[float, float,
     and their robust spread (1.4826 x the median distance from it); None under 30 of them."""
     if cv2.countNonZero(where) < 30:
         return None
-    ycc = cv2.cvtColor(np.ascontiguousarray(image_bgr), cv2.COLOR_BGR2YCrCb)
-    cr, cb = (median_of_histogram(cv2.calcHist([ycc], [c], where, [256], [0, 256]).ravel()) for c in (1, 2))
-    dist = cv2.magnitude(ycc[..., 1].astype(np.float32) - np.float32(cr), ycc[..., 2].astype(np.float32) - np.float32(cb))
-    return cr, cb, masked_median(dist, where, 362.0) * 1.4826
+    cr, cb, *_, spread = _chroma_model(cv2.cvtColor(np.ascontiguousarray(image_bgr), cv2.COLOR_BGR2YCrCb), where)
+    return cr, cb, spread
+
+
+def _chroma_model(ycc: np.ndarray, where_u8: np.ndarray) -> tuple[float, float, np.ndarray, np.ndarray, np.ndarray, float]:
+    """The chroma of the YCrCb pixels where ``where_u8`` is non-zero: (median Cr, median Cb, the Cr
+    and Cb planes less them (float32), the distance from them, its robust spread: 1.4826 x its median)."""
+    mcr, mcb = (median_of_histogram(cv2.calcHist([ycc], [c], where_u8, [256], [0, 256]).ravel()) for c in (1, 2))
+    cr, cb = ycc[..., 1].astype(np.float32), ycc[..., 2].astype(np.float32)
+    cr -= np.float32(mcr)
+    cb -= np.float32(mcb)
+    dist = cv2.magnitude(cr, cb)
+    return mcr, mcb, cr, cb, dist, masked_median(dist, where_u8, 362.0) * 1.4826  # dist <= 255.5 * sqrt(2)
 
 
 # ------------------------------------------------------------------------------------------
