@@ -41,8 +41,8 @@ def _check(real_dir: Path) -> list:
 def test_dev_half_every_face_masked_in_place_and_few_occluders(real_dir: Path) -> None:
     """All 1,005 dev-half faces get a mask; mouth and lower nose under it, eyes not; occluders rare.
 
-    The occluder rule's OCCLUDER_CHROMA_Z (3.5) was fitted on the even-indexed photos (at most 10 % of them
-    flagged: 8.2 %); its rate is asserted on the odd-indexed CHECK photos only."""
+    The occluder rule's OCCLUDER_CHROMA_Z (3.5) was fitted on the even-indexed photos (by-eye labels,
+    best F1: 5.4 % of them flagged); its rate is asserted on the odd-indexed CHECK photos only."""
     samples = _dev(real_dir)
     covered, eyes, flagged = [], [], []
     for k, s in enumerate(samples):
@@ -55,7 +55,7 @@ def test_dev_half_every_face_masked_in_place_and_few_occluders(real_dir: Path) -
     assert np.concatenate(covered).mean() >= 0.95
     assert np.concatenate(eyes).mean() <= 0.02
     check_rate = float(np.mean(flagged[1::2]))  # the CHECK photos
-    assert check_rate <= 0.12, check_rate  # measured 10.2 %, 51 of 502 (faces with anything kept on top)
+    assert check_rate <= 0.08, check_rate  # measured 5.8 %, 29 of 502 (faces with anything kept on top; 10.2 % before shadows were lifted)
 
 
 def test_the_lower_edge_reaches_under_the_chin(real_dir: Path) -> None:
@@ -160,6 +160,35 @@ def test_skin_lit_like_the_nose_is_not_an_occluder() -> None:
     with_object[60:, 20:50, 1:] = (110.0, 160.0)  # a blue cup entering at the lower edge
     found = blending.find_occluders(bgr(with_object), area, skin_elsewhere=(158.0, 108.0, 2.5))
     assert found[65:86, 25:45].all() and not found[:, 80:].any()
+
+
+def test_skin_in_a_deep_shadow_is_not_an_occluder_a_dark_object_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A third of the covered skin in a shadow 3.2x darker (its chroma, the offset from neutral, as
+    much smaller: the same hue): its plain chroma is far from the lit skin's and it was kept on top,
+    tearing the mask over the shadow (image01014, image00861 of the dev half). As if lit like the
+    skin it is the skin. A dark neutral object (a phone) and a blue cup entering from the edge stay
+    on top."""
+    rng = np.random.default_rng(0)
+    ycc = np.empty((90, 120, 3), np.float32)
+    ycc[..., 0], ycc[..., 1], ycc[..., 2] = 160.0, 150.0, 112.0  # lit skin: offsets (+22, -16)
+    ycc[:, 80:, 0], ycc[:, 80:, 1], ycc[:, 80:, 2] = 50.0, 135.0, 123.0  # in shadow: offsets / 3.2
+    ycc[..., 1:] += rng.normal(0.0, 1.0, (90, 120, 2))
+    area = np.zeros((90, 120), bool)
+    area[4:86, 4:116] = True
+
+    def bgr(planes: np.ndarray) -> np.ndarray:
+        return cv2.cvtColor(np.clip(planes, 0, 255).astype(np.uint8), cv2.COLOR_YCrCb2BGR)
+
+    assert not blending.find_occluders(bgr(ycc), area).any()
+    with monkeypatch.context() as m:  # without the lift: the old verdict, the shadow is foreign
+        m.setattr(blending, "SHADE_MAX_GAIN", 1.0)
+        assert blending.find_occluders(bgr(ycc), area)[4:86, 84:116].all()
+    with_objects = ycc.copy()
+    with_objects[55:, 84:110] = (40.0, 129.0, 127.0)  # a black phone from the lower edge, in the shadow
+    with_objects[60:, 20:50, 1:] = (110.0, 160.0)  # a blue cup from the lower edge
+    found = blending.find_occluders(bgr(with_objects), area)
+    assert found[60:86, 88:106].all() and found[65:86, 25:45].all()
+    assert not found[:50].any()  # the lit skin and the shadow above the objects are not
 
 
 def test_profile_cut_takes_hidden_landmarks(recwarn: pytest.WarningsRecorder) -> None:

@@ -64,9 +64,14 @@ NEUTRAL_SPREAD = 0.2
 #: An occluder blob must cover at least this fraction of the mask's area.
 OCCLUDER_MIN_FRACTION = 0.03
 #: The chroma distance (in robust spreads of the covered skin) past which a pixel is not this skin:
-#: the smallest (in half spreads) that flags at most 10 % of the even-indexed AFLW2000 dev photos
-#: (``docs/fit_constants.py``); its rate test reads the odd-indexed ones only.
+#: on a grid of half spreads, the one whose flagged faces best agree (F1) with labels by eye of the
+#: even-indexed AFLW2000 dev photos (``docs/fit_constants.py``, ``docs/occluder_labels_fit.csv``);
+#: its rate test reads the odd-indexed ones only.
 OCCLUDER_CHROMA_Z = 3.5
+#: Shadows up to this many times darker than the covered skin are read as skin when their chroma,
+#: scaled up by the ratio, is the skin's (:func:`_shade_lifted_distance`). Set before looking; one
+#: other try, 2, left the masks of deeply shadowed faces torn (image01014, image00861 of the dev half).
+SHADE_MAX_GAIN = 4.0
 
 
 @dataclass(frozen=True)
@@ -233,7 +238,8 @@ def find_occluders(region_bgr: np.ndarray, area: np.ndarray, keep_out: np.ndarra
 
     The skin is modelled by the robust centre and spread of (Cr, Cb) over ``area`` minus
     ``keep_out`` (lips, nostrils: parts of the face that are not skin-coloured but belong under the
-    mask). A pixel is foreign when its chroma lies :data:`OCCLUDER_CHROMA_Z` spreads away; a
+    mask). A pixel is foreign when its chroma lies :data:`OCCLUDER_CHROMA_Z` spreads away, as it is
+    and as if lit like the skin (a shadow keeps the skin's hue: :func:`_shade_lifted_distance`); a
     foreign blob counts when its pixels outside ``keep_out`` cover at least
     :data:`OCCLUDER_MIN_FRACTION` of the area and it touches the area's edge (a hand, hair or an
     object enters from outside; the lips alone never count, the lips under a hand do). ``behind``:
@@ -262,6 +268,9 @@ def find_occluders(region_bgr: np.ndarray, area: np.ndarray, keep_out: np.ndarra
     foreign = (dist > OCCLUDER_CHROMA_Z * spread) & area
     if cv2.countNonZero(foreign.view(np.uint8)) < OCCLUDER_MIN_FRACTION * total:  # no blob can be large enough
         return out
+    foreign &= _shade_lifted_distance(ycc, ref_u8, mcr, mcb, cr, cb) > OCCLUDER_CHROMA_Z * spread
+    if cv2.countNonZero(foreign.view(np.uint8)) < OCCLUDER_MIN_FRACTION * total:
+        return out
     elsewhere = skin_elsewhere() if callable(skin_elsewhere) else skin_elsewhere
     if elsewhere is not None:
         cr += np.float32(mcr - elsewhere[0])
@@ -286,6 +295,23 @@ def find_occluders(region_bgr: np.ndarray, area: np.ndarray, keep_out: np.ndarra
     if keep.any():
         out = keep[labels]
     return out
+
+
+def _shade_lifted_distance(ycc: np.ndarray, ref_u8: np.ndarray, mcr: float, mcb: float, cr: np.ndarray,
+                           cb: np.ndarray) -> np.ndarray:
+    """The chroma distance from the skin (medians ``mcr``, ``mcb``; ``cr``, ``cb``: the planes less
+    them) of each pixel as if lit like the skin: a pixel darker than the skin's median luminance has
+    its chroma (its offset from neutral, 128) scaled up by the ratio of the two (at most
+    :data:`SHADE_MAX_GAIN`). Skin in a shadow keeps its hue with less of everything; its plain chroma
+    lies near neutral, far from the lit skin's, and a half-shadowed face lost its mask over the shadow."""
+    luma = median_of_histogram(cv2.calcHist([ycc], [0], ref_u8, [256], [0, 256]).ravel())
+    gain = np.float32(max(luma, 1.0)) / cv2.max(ycc[..., 0], 1).astype(np.float32)
+    np.clip(gain, 1.0, SHADE_MAX_GAIN, out=gain)
+    lifted_cr = (cr + np.float32(mcr - 128.0)) * gain
+    lifted_cr += np.float32(128.0 - mcr)
+    lifted_cb = (cb + np.float32(mcb - 128.0)) * gain
+    lifted_cb += np.float32(128.0 - mcb)
+    return cv2.magnitude(lifted_cr, lifted_cb)
 
 
 def skin_chroma(image_bgr: np.ndarray, where: np.ndarray) -> tuple[float, float, float] | None:
