@@ -97,7 +97,7 @@ def _hull_edges(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(E, 2) corners of the points' convex hull and (E, 2) unit outward normals of the edges that
     start at them (zero-length edges dropped)."""
     hull = cv2.convexHull(points.astype(np.float32), clockwise=False).reshape(-1, 2).astype(np.float64)
-    edges = np.roll(hull, -1, axis=0) - hull
+    edges = np.concatenate([hull[1:], hull[:1]]) - hull
     normals = np.column_stack([edges[:, 1], -edges[:, 0]])
     lengths = np.linalg.norm(normals, axis=1)
     ok = lengths > 1e-9
@@ -253,7 +253,7 @@ def fit_mask(name: str, rotation: np.ndarray, landmarks_px: np.ndarray, image_sh
     s, t = _weak_perspective(lm_cam[good, :2], landmarks_px[good])
     if not s > 0 and len(good) >= 6:
         # the labelled pose contradicts the landmarks (a few AFLW2000 labels are wrong): follow the face
-        r = _rotation_from_landmarks(head.landmarks_mm[good], landmarks_px[good])
+        r = _fitted_rotation(_head_normal_equations(tuple(good)), landmarks_px[good])
         lm_cam = head.landmarks_mm @ r.T
         s, t = _weak_perspective(lm_cam[good, :2], landmarks_px[good])
     if not s > 0:
@@ -265,7 +265,7 @@ def fit_mask(name: str, rotation: np.ndarray, landmarks_px: np.ndarray, image_sh
     tri = surf.triangles
     p0, p1, p2 = px[tri[:, 0]], px[tri[:, 1]], px[tri[:, 2]]
     signed = (p1[:, 0] - p0[:, 0]) * (p2[:, 1] - p0[:, 1]) - (p1[:, 1] - p0[:, 1]) * (p2[:, 0] - p0[:, 0])
-    facing = (n_cam[tri].mean(axis=1)[:, 2] < 0.05) & (np.abs(signed) > 1e-6)
+    facing = (n_cam[:, 2][tri].mean(axis=1) < 0.05) & (np.abs(signed) > 1e-6)
     # a triangle whose projected winding flipped is seen from behind (after the bending warp too)
     front_sign = _front_winding_sign()
     facing &= np.sign(signed) == front_sign
@@ -436,20 +436,42 @@ def landmark_rotation(landmarks_px: np.ndarray) -> np.ndarray:
     good = [k for k in FIT_LANDMARKS if finite[k]]
     if len(good) < 6:
         raise ValueError(f"only {len(good)} finite inner-face landmarks; at least 6 are needed to orient a mask")
-    return _rotation_from_landmarks(generic_head().landmarks_mm[good], landmarks_px[good])
+    return _fitted_rotation(_head_normal_equations(tuple(good)), landmarks_px[good])
 
 
 def _rotation_from_landmarks(model_mm: np.ndarray, image_px: np.ndarray) -> np.ndarray:
     """Rotation of a scaled orthographic camera that best maps 3D model points to image points."""
-    m = model_mm - model_mm.mean(axis=0)
+    return _fitted_rotation(_normal_equations(model_mm), image_px)
+
+
+def _fitted_rotation(equations: tuple[np.ndarray, np.ndarray | None], image_px: np.ndarray) -> np.ndarray:
+    """:func:`_rotation_from_landmarks` from the model side's :func:`_normal_equations`."""
+    m, inverse = equations
     x = image_px - image_px.mean(axis=0)
-    inverse, det = _symmetric_inverse((m.T @ m)[None])  # normal equations: 3 unknowns
-    if abs(det[0]) > 1e-9:
-        affine = inverse[0] @ (m.T @ x)  # (3, 2): x ~ m @ affine
+    if inverse is not None:
+        affine = inverse @ (m.T @ x)  # (3, 2): x ~ m @ affine
     else:  # model points in a plane (a few landmarks left): the least-norm solution
         affine, *_ = np.linalg.lstsq(m, x, rcond=None)
     (a0, a1, a2), (b0, b1, b2) = _orthonormal_rows(affine.T)
     return np.array([[a0, a1, a2], [b0, b1, b2], [a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0]])
+
+
+def _normal_equations(model_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """(the model points less their mean, ``m``; the inverse of ``m^T m``, None when singular)."""
+    m = model_mm - model_mm.mean(axis=0)
+    inverse, det = _symmetric_inverse((m.T @ m)[None])  # normal equations: 3 unknowns
+    return m, (inverse[0] if abs(det[0]) > 1e-9 else None)
+
+
+@lru_cache(maxsize=256)
+def _head_normal_equations(landmark_ids: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`_normal_equations` of the generic head's landmarks ``landmark_ids``, made once per set
+    (read-only): the same for every face where these landmarks are finite."""
+    m, inverse = _normal_equations(generic_head().landmarks_mm[list(landmark_ids)])
+    for a in (m, inverse):
+        if a is not None:
+            a.flags.writeable = False
+    return m, inverse
 
 
 def _orthonormal_rows(a: np.ndarray) -> np.ndarray:
