@@ -266,17 +266,21 @@ def find_occluders(region_bgr: np.ndarray, area: np.ndarray, keep_out: np.ndarra
     mcr, mcb, cr, cb, dist, spread = _chroma_model(ycc, ref_u8)
     spread = max(spread, 2.5)
     foreign = (dist > OCCLUDER_CHROMA_Z * spread) & area
-    if cv2.countNonZero(foreign.view(np.uint8)) < OCCLUDER_MIN_FRACTION * total:  # no blob can be large enough
+
+    def too_few() -> bool:  # no blob can be large enough: each test below only narrows ``foreign``
+        return cv2.countNonZero(foreign.view(np.uint8)) < OCCLUDER_MIN_FRACTION * total
+
+    if too_few():
         return out
     foreign &= _shade_lifted_distance(ycc, ref_u8, mcr, mcb, cr, cb) > OCCLUDER_CHROMA_Z * spread
-    if cv2.countNonZero(foreign.view(np.uint8)) < OCCLUDER_MIN_FRACTION * total:
+    if too_few():
         return out
     elsewhere = skin_elsewhere() if callable(skin_elsewhere) else skin_elsewhere
     if elsewhere is not None:
         cr += np.float32(mcr - elsewhere[0])
         cb += np.float32(mcb - elsewhere[1])
         foreign &= cv2.magnitude(cr, cb) > OCCLUDER_CHROMA_Z * max(spread, elsewhere[2])
-        if cv2.countNonZero(foreign.view(np.uint8)) < OCCLUDER_MIN_FRACTION * total:
+        if too_few():
             return out
     foreign = foreign.view(np.uint8)
     foreign = cv2.morphologyEx(foreign, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
@@ -314,7 +318,7 @@ def _shade_lifted_distance(ycc: np.ndarray, ref_u8: np.ndarray, mcr: float, mcb:
     return cv2.magnitude(lifted_cr, lifted_cb)
 
 
-def skin_chroma(image_bgr: np.ndarray, where: np.ndarray) -> tuple[float, float, float] | None:
+def skin_chroma(image_bgr: np.ndarray, where: np.ndarray) -> Chroma | None:
     """Median (Cr, Cb) of the image's pixels where the uint8 map ``where`` (its shape) is non-zero,
     and their robust spread (1.4826 x the median distance from it); None under 30 of them."""
     if cv2.countNonZero(where) < 30:

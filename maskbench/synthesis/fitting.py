@@ -439,13 +439,9 @@ def landmark_rotation(landmarks_px: np.ndarray) -> np.ndarray:
     return _fitted_rotation(_head_normal_equations(tuple(good)), landmarks_px[good])
 
 
-def _rotation_from_landmarks(model_mm: np.ndarray, image_px: np.ndarray) -> np.ndarray:
-    """Rotation of a scaled orthographic camera that best maps 3D model points to image points."""
-    return _fitted_rotation(_normal_equations(model_mm), image_px)
-
-
 def _fitted_rotation(equations: tuple[np.ndarray, np.ndarray | None], image_px: np.ndarray) -> np.ndarray:
-    """:func:`_rotation_from_landmarks` from the model side's :func:`_normal_equations`."""
+    """Rotation of a scaled orthographic camera that best maps 3D model points to image points, from
+    the model side's :func:`_normal_equations`."""
     m, inverse = equations
     x = image_px - image_px.mean(axis=0)
     if inverse is not None:

@@ -12,7 +12,7 @@ import numpy as np
 
 from maskbench.datasets.base import DatasetError
 from maskbench.synthesis import templates
-from maskbench.synthesis.blending import blend, jpeg_quality_of, skin_chroma
+from maskbench.synthesis.blending import Chroma, blend, jpeg_quality_of, skin_chroma
 from maskbench.synthesis.fitting import fit_mask, landmark_rotation
 from maskbench.synthesis.landmarks import SOURCES, NoLandmarks, landmarks_for
 from maskbench.types import Sample
@@ -147,7 +147,7 @@ def not_skin(landmarks: np.ndarray, shape: tuple[int, ...], px_per_mm: float) ->
 NOSE = list(range(27, 36))
 
 
-def nose_chroma(image: np.ndarray, landmarks: np.ndarray, lips_nostrils: np.ndarray) -> tuple[float, float, float] | None:
+def nose_chroma(image: np.ndarray, landmarks: np.ndarray, lips_nostrils: np.ndarray) -> Chroma | None:
     """Median (Cr, Cb) and spread of the nose's skin above the nostrils (its landmark hull minus
     ``lips_nostrils``, a full-image map from :func:`not_skin`): skin of this face that neither a
     mask nor, mostly, a hand hides, lit as the face is. None when too little of it shows."""
