@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 import subprocess
@@ -61,6 +62,10 @@ def test_synthesize_grades_its_masks_and_lists_the_report_in_the_manifest(dev: P
     # the masked copies of the same photos now read as masked (the reference gives 0.965-1.000)
     assert realism["overall"]["pass_rate"] == 1.0 and realism["overall"]["mean_p_mask"] > 0.9
     assert set(realism["by_mask_type"]) == {"surgical"} and sum(v["n"] for v in realism["by_abs_yaw_deg"].values()) == 6
+    colours = realism["by_mask_type_and_color"]  # per type and colour (a palette the detector misreads shows)
+    assert sum(v["n"] for v in colours.values()) == 6 and {k.split(" ")[0] for k in colours} == {"surgical"}
+    labels = {r["mask_color"] for r in csv.DictReader((out / "labels.csv").open())}
+    assert {k.split(" ", 1)[1] for k in colours} == labels
     sheet = cv2.imread(str(out / "realism_lowest.png"))
     assert sheet is not None and sheet.shape[1] == 4 * 160
     assert "realism (AIZOO real-photo mask detector, 6 of 6 faces): 100.0% read as masked" in text

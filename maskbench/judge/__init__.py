@@ -234,13 +234,15 @@ def wilson_interval(passed: int, n: int, z: float = 1.96) -> tuple[float, float]
 
 @dataclass(frozen=True)
 class Item:
-    """An image to judge: id, file, labelled face box (or None), mask type and |yaw| when known."""
+    """An image to judge: id, file, labelled face box (or None), mask type, mask colour (or
+    ``pattern/palette``) and |yaw| when known."""
 
     id: str
     path: str
     box_px: tuple[float, float, float, float] | None = None
     mask_type: str = ""
     abs_yaw_deg: float | None = None
+    mask_color: str = ""
 
 
 def items_of(folder: Path, rows: Sequence[dict[str, str]] | None) -> list[Item]:
@@ -248,7 +250,8 @@ def items_of(folder: Path, rows: Sequence[dict[str, str]] | None) -> list[Item]:
     if rows:
         return [Item(r["id"], str(folder / r["image"]),
                      tuple(float(r[k]) for k in ("x_min", "y_min", "x_max", "y_max")),  # type: ignore[arg-type]
-                     r.get("mask_type", ""), abs(float(r["yaw_deg"]))) for r in sorted(rows, key=lambda r: r["id"])]
+                     r.get("mask_type", ""), abs(float(r["yaw_deg"])), r.get("mask_color", ""))
+                for r in sorted(rows, key=lambda r: r["id"])]
     paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png")
                    and "occlusion" not in p.parts and not p.name.startswith("."))
     return [Item(p.relative_to(folder).as_posix(), str(p)) for p in paths]
@@ -273,7 +276,8 @@ def grade(items: Sequence[Item], sample: int | str | None = AUTO, seed: int = 0,
           progress: bool = False) -> tuple[dict, list[tuple[Item, Face | None]]]:
     """Judge ``items`` (None: all; a count; ``"auto"``: :func:`default_sample` of them, a seeded
     sample): the realism summary (pass rate with its 95 % interval and mean p(mask), overall, per
-    mask type and per |yaw| bin) and every judged (item, face), lowest p(mask) first. An unreadable
+    mask type, per |yaw| bin, both, and per mask type and colour: a palette the detector does not read
+    as a mask shows there) and every judged (item, face), lowest p(mask) first. An unreadable
     image is counted as such, not judged."""
     from maskbench.errors import DatasetError
     from maskbench.io.atomic import read_image
@@ -306,14 +310,16 @@ def grade(items: Sequence[Item], sample: int | str | None = AUTO, seed: int = 0,
         "judged": len(judged), "of": len(items), "sample_seed": seed if len(chosen) < len(items) else None,
         "sample_rule": f"auto: {SAMPLE_RULE}" if sample_asked == AUTO else str(sample_asked),
         "unreadable": unreadable, "overall": _stats(judged), "by_mask_type": {}, "by_abs_yaw_deg": {},
-        "by_mask_type_and_abs_yaw_deg": {},
+        "by_mask_type_and_abs_yaw_deg": {}, "by_mask_type_and_color": {},
         "no_face_detected": sum(f is None for _, f in judged),
         "lowest": [{"id": it.id, "p_mask": 0.0 if f is None else round(f.p_mask, 4)} for it, f in judged[:16]],
     }
     for key, group_of in (("by_mask_type", lambda it: it.mask_type or None),
                           ("by_abs_yaw_deg", lambda it: None if it.abs_yaw_deg is None else _bin(it.abs_yaw_deg)),
                           ("by_mask_type_and_abs_yaw_deg", lambda it: None if not it.mask_type or it.abs_yaw_deg is None
-                           else f"{it.mask_type} {_bin(it.abs_yaw_deg)}")):
+                           else f"{it.mask_type} {_bin(it.abs_yaw_deg)}"),
+                          ("by_mask_type_and_color", lambda it: None if not it.mask_type or not it.mask_color
+                           else f"{it.mask_type} {it.mask_color}")):
         groups: dict[str, list[tuple[Item, Face | None]]] = {}
         for it, f in judged:
             g = group_of(it)
