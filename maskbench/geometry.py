@@ -353,7 +353,7 @@ def distance_outside(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
     All points against all edges at once: for the few hundred points and the face outline's few
     dozen edges of a mask fit this is 3x faster than :func:`inside_polygon` and
     :func:`polyline_distance` (which loop over the edges, for the renderer's many pixels)."""
-    ab = np.roll(polygon, -1, axis=0) - polygon  # (E, 2) edges
+    ab = np.concatenate([polygon[1:], polygon[:1]]) - polygon  # (E, 2) edges (np.roll: 10x the call's cost)
     abx, aby = ab[:, 0], ab[:, 1]
     apx = points[:, 0, None] - polygon[:, 0]  # (P, E), x and y apart (a trailing axis of 2 is slow)
     apy = points[:, 1, None] - polygon[:, 1]

@@ -23,6 +23,7 @@ Everything here is measured on the photo around the face and matched (pure funct
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -412,7 +413,9 @@ def pattern_albedo(u: np.ndarray, v: np.ndarray, pattern: str, color_bgr: np.nda
 # ------------------------------------------------------------------------------------------
 def _line_box(line: np.ndarray, pad: int) -> tuple[np.ndarray, np.ndarray]:
     """(lower, upper exclusive) integer pixel corners of a polyline's bounding box, grown by ``pad``."""
-    return np.floor(line.min(axis=0)).astype(int) - pad, np.ceil(line.max(axis=0)).astype(int) + pad + 1
+    (x0, y0), (x1, y1) = line.min(axis=0).tolist(), line.max(axis=0).tolist()  # Python floats: 9 numpy calls less
+    return (np.array([math.floor(x0) - pad, math.floor(y0) - pad]),
+            np.array([math.ceil(x1) + pad + 1, math.ceil(y1) + pad + 1]))
 
 
 def _union_box(fit: Fit, image_shape: tuple[int, ...], pad: int) -> tuple[int, int, int, int]:
@@ -827,13 +830,12 @@ def masked_median(values: np.ndarray, mask_u8: np.ndarray, hi: float, bins_per_u
             cv2.bitwise_and(pick, mask_u8, dst=pick)
             sorted_bins[b] = np.sort(values[pick.view(bool)])
         middle.append(sorted_bins[b][rank - (int(cum[b - 1]) if b else 0)])
-    return float(np.mean(np.array(middle, values.dtype)))
+    return float((middle[0] + middle[1]) / values.dtype.type(2))  # np.mean of the two, in their dtype
 
 
 def median_of_histogram(counts: np.ndarray) -> float:
     """``np.median`` of the values (at least one) that a 256-bin histogram counts."""
     cum = np.cumsum(counts.astype(np.int64))
     n = int(cum[-1])
-    lo = int(np.searchsorted(cum, (n - 1) // 2, side="right"))  # value at sorted index (n-1)//2
-    hi = int(np.searchsorted(cum, n // 2, side="right"))  # value at sorted index n//2
+    lo, hi = np.searchsorted(cum, ((n - 1) // 2, n // 2), side="right").tolist()  # values at sorted indices (n-1)//2, n//2
     return (lo + hi) / 2.0

@@ -35,6 +35,7 @@ blending is in :mod:`maskbench.synthesis.blending`.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from functools import cache, lru_cache
@@ -99,10 +100,10 @@ def _hull_edges(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     hull = cv2.convexHull(points.astype(np.float32), clockwise=False).reshape(-1, 2).astype(np.float64)
     edges = np.concatenate([hull[1:], hull[:1]]) - hull
     normals = np.column_stack([edges[:, 1], -edges[:, 0]])
-    lengths = np.linalg.norm(normals, axis=1)
+    lengths = np.sqrt((normals * normals).sum(axis=1))  # what np.linalg.norm computes, without its checks
     ok = lengths > 1e-9
     hull, normals = hull[ok], normals[ok] / lengths[ok, None]
-    flip = np.einsum("ij,ij->i", normals, hull - hull.mean(axis=0)) < 0
+    flip = (normals * (hull - hull.mean(axis=0))).sum(axis=1) < 0
     normals[flip] *= -1  # outward
     return hull, normals
 
@@ -310,7 +311,9 @@ def _bent_projection(surf: MaskSurface, v_cam: np.ndarray, r: np.ndarray, s: flo
     # the ear, so the straps end on this face's ear rather than on the generic head's; the fabric not
     fabric = np.array([k not in EAR_LANDMARKS for k in ids], bool)
     px = _bend(px, model_px[fabric], resid[fabric], 35.0 * s)
-    strap_px = [_bend(line, model_px, resid, 35.0 * s) for line in strap_px]
+    if strap_px:  # all lines in one call
+        bent = _bend(np.concatenate(strap_px), model_px, resid, 35.0 * s)
+        strap_px = _split_rows(bent, [len(line) for line in strap_px])
     return px, strap_px
 
 
@@ -525,7 +528,7 @@ def _clip_to_silhouette(ids: np.ndarray, hull: np.ndarray, normals: np.ndarray, 
         else:
             hi[room < 0] = -np.inf  # a horizontal edge: the whole row is out
     xs = np.arange(w, dtype=np.float64)[None, :]
-    ids[(xs > hi[:, None]) | (xs < lo[:, None])] = 0
+    np.copyto(ids, 0, where=(xs > hi[:, None]) | (xs < lo[:, None]))  # boolean indexing: several times slower
 
 
 def _visible_runs(lines_px: list[np.ndarray], normals_cam: list[np.ndarray], face_hull: np.ndarray,
@@ -537,15 +540,27 @@ def _visible_runs(lines_px: list[np.ndarray], normals_cam: list[np.ndarray], fac
     runs = []
     near = None
     if len(face_hull) >= 3 and lines_px:  # all lines at once
-        near = np.split(distance_outside(np.concatenate(lines_px), face_hull) <= reach_px,
-                        np.cumsum([len(line) for line in lines_px])[:-1])
+        near = _split_rows(distance_outside(np.concatenate(lines_px), face_hull) <= reach_px,
+                           [len(line) for line in lines_px])
     for k, (line, n) in enumerate(zip(lines_px, normals_cam)):
         vis = n[:, 2] < -0.05
         if near is not None:
             vis &= near[k]
+        if vis.all():  # the common cases without the run search
+            runs += [line.copy()] if len(line) >= 2 else []
+            continue
+        if not vis.any():
+            continue
         edges = np.flatnonzero(np.diff(np.concatenate([[0], vis.view(np.int8), [0]])))  # run starts, ends
         runs += [line[a:b].copy() for a, b in zip(edges[::2].tolist(), edges[1::2].tolist()) if b - a >= 2]
     return tuple(runs)
+
+
+def _split_rows(a: np.ndarray, lengths: list[int]) -> list[np.ndarray]:
+    """``a`` cut into consecutive runs of rows of the given ``lengths`` (views; ``np.split`` costs
+    as much as the bending it follows)."""
+    ends = list(itertools.accumulate(lengths))
+    return [a[end - n : end] for n, end in zip(lengths, ends)]
 
 
 def _symmetric_inverse(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
