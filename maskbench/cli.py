@@ -537,6 +537,11 @@ def _check_predictions_matched(pose_model, results, suites: list[str], predictio
                    "they count as misses", err=True)
 
 
+#: ``maskbench judge`` names the three mask colours that read least as masks among those worn by at
+#: least this many judged faces (fewer say little: 3 passes of 5 is a 95 % interval of 23-88 %).
+JUDGE_COLOUR_MIN_FACES = 10
+
+
 @main.command()
 @click.argument("folder", type=click.Path(file_okay=False, exists=True, path_type=Path))
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("judge"), show_default=True,
@@ -570,6 +575,11 @@ def judge(folder: Path, out: Path, judge_sample: str, seed: int) -> None:
     for key in ("by_mask_type", "by_abs_yaw_deg"):
         for group, st in summary[key].items():
             click.echo(f"  {key[3:]} {group}: {st['pass_rate']:.1%} of {st['n']}, mean p(mask) {st['mean_p_mask']:.3f}")
+    colours = sorted((st["pass_rate"], group, st["n"]) for group, st in summary["by_mask_type_and_color"].items()
+                     if st["n"] >= JUDGE_COLOUR_MIN_FACES)
+    if colours:  # a palette the detector does not read as a mask stands out here (all colours: realism.json)
+        click.echo(f"  lowest colours (of {JUDGE_COLOUR_MIN_FACES} faces or more): "
+                   + ", ".join(f"{group} {rate:.1%} of {n}" for rate, group, n in colours[:3]))
     click.echo(f"report: {out}")
 
 

@@ -94,6 +94,27 @@ def test_judge_grades_any_folder_of_images(dev: Path, tmp_path: Path) -> None:
     assert code == 2 and "--sample: 'zero'" in text
 
 
+def test_judge_names_the_colours_that_read_least_as_masks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import maskbench.judge as judge_module
+
+    def stats(rate: float, n: int) -> dict:
+        return {"n": n, "pass_rate": rate, "pass_rate_ci95": [0.0, 1.0], "mean_p_mask": rate}
+
+    colours = {"cloth gingham/burgundy/cream": stats(0.55, 22), "cloth navy": stats(1.0, 40), "kn95 grey": stats(0.85, 18),
+               "n95 yellow": stats(0.9, 48), "surgical pink": stats(0.2, 5)}  # too few faces to be named
+    summary = {"judged": 133, "of": 133, "overall": stats(0.9, 133), "by_mask_type": {}, "by_abs_yaw_deg": {},
+               "by_mask_type_and_color": colours}
+    monkeypatch.setattr(judge_module, "write_realism", lambda *a, **k: summary)
+    folder = tmp_path / "plain"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.jpg"), np.zeros((8, 8, 3), np.uint8))
+    code, text = run("judge", str(folder), "--out", str(tmp_path / "report"))
+    assert code == 0, text
+    assert ("lowest colours (of 10 faces or more): cloth gingham/burgundy/cream 55.0% of 22, kn95 grey 85.0% of 18, "
+            "n95 yellow 90.0% of 48") in text
+    assert "surgical pink" not in text and "cloth navy" not in text
+
+
 def test_the_default_sample_scales_with_the_dataset_and_says_its_precision() -> None:
     from maskbench.judge import default_sample, wilson_interval
 
