@@ -537,6 +537,24 @@ def _check_predictions_matched(pose_model, results, suites: list[str], predictio
                    "they count as misses", err=True)
 
 
+def _source_images(sources_dir: Path, items: list, folder: Path) -> dict[str, str]:
+    """Source id -> image path of the originals in ``sources_dir`` that ``items`` were made from."""
+    from maskbench.datasets.registry import open_reader
+
+    wanted = {it.source_id for it in items if it.source_id}
+    if not wanted:
+        _fail(f"--sources: {folder} has no labels.csv with source ids (is it a maskbench split?)")
+    reader = open_reader(sources_dir)
+    out = {}
+    for key in sorted(wanted & set(reader.keys)):  # every format's keys are its sample ids
+        sample = reader.read(key)
+        if sample is not None and sample.image_path is not None:
+            out[sample.id] = str(sample.image_path)
+    if not out:
+        _fail(f"--sources: none of the {len(wanted)} source ids of {folder} is a sample of {sources_dir}")
+    return out
+
+
 #: ``maskbench judge`` names the three mask colours that read least as masks among those worn by at
 #: least this many judged faces (fewer say little: 3 passes of 5 is a 95 % interval of 23-88 %).
 JUDGE_COLOUR_MIN_FACES = 10
@@ -550,7 +568,12 @@ JUDGE_COLOUR_MIN_FACES = 10
 @click.option("--sample", "judge_sample", default="all", show_default=True, metavar="N|all|auto",
               help=f"Faces to grade: a seeded sample of N, all, or auto ({judge_rules.SAMPLE_RULE}).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sample.")
-def judge(folder: Path, out: Path, judge_sample: str, seed: int) -> None:
+@click.option("--sources", "sources_dir", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
+              help="The unmasked originals FOLDER was made from (a BIWI, 300W_LP or AFLW2000 folder): each judged "
+              "face's original is graded too (twice the time), and realism.json counts the faces the detector "
+              "finds unmasked, the unmasked faces it reads as masked, and the pass rates on the faces it finds "
+              "unmasked (a fail there is the mask's, not the detector's reach). Needs FOLDER's labels.csv.")
+def judge(folder: Path, out: Path, judge_sample: str, seed: int, sources_dir: Path | None) -> None:
     """Grade the masks in FOLDER with a real-photo face-mask detector (AIZOO, MIT; WIDER FACE + MAFA).
 
     FOLDER is a maskbench split (its labels.csv gives each face's box, mask type and yaw, for the
@@ -567,8 +590,9 @@ def judge(folder: Path, out: Path, judge_sample: str, seed: int) -> None:
         items = items_of(folder, rows)
         if not items:
             _fail(f"{folder}: no .jpg or .png image to judge")
+        sources = None if sources_dir is None else _source_images(sources_dir.resolve(), items, folder)
         with replaced_folder(out.expanduser().resolve(), "realism report", sources=[folder]) as stage:
-            summary = write_realism(stage, items, sample=sample, seed=seed, progress=True)
+            summary = write_realism(stage, items, sample=sample, seed=seed, progress=True, sources=sources)
     except (DatasetError, UnsafeOutputError, ValueError) as exc:
         _fail(str(exc))
     click.echo(summary_line(summary))

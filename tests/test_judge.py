@@ -73,6 +73,22 @@ def test_synthesize_grades_its_masks_and_lists_the_report_in_the_manifest(dev: P
     assert "realism.json" in files and "realism_lowest.png" in files and verify(out) == []
     code, text = run("synthesize", "--src", "AFLW2000", "--out", "nojudge", "--no-judge", "--data-root", root)
     assert code == 0 and not (tmp_path / "D" / "nojudge" / "realism.json").exists() and "realism" not in text
+    # the unmasked originals as a control: the detector finds all six faces unmasked and reads none as masked
+    code, text = run("judge", str(out), "--sources", str(src), "--out", str(tmp_path / "controlled"))
+    assert code == 0, text
+    control = json.loads((tmp_path / "controlled" / "realism.json").read_text())["sources"]
+    assert (control["judged"], control["face_found"], control["read_as_masked"]) == (len(REFERENCE), len(REFERENCE), 0)
+    assert control["where_source_found"]["overall"]["n"] == len(REFERENCE)
+    assert control["where_source_found"]["overall"]["pass_rate"] == 1.0
+    assert "unmasked originals: 6 of 6 faces found, 0 read as masked" in text
+    other = tmp_path / "other" / "AFLW2000"  # a dataset without these faces
+    other.mkdir(parents=True)
+    for suffix in (".jpg", ".mat"):
+        shutil.copyfile(dev / f"image00026{suffix}", other / f"image00026{suffix}")
+    code, text = run("judge", str(out), "--sources", str(other), "--out", str(tmp_path / "r3"))
+    assert code == 2 and "none of the 6 source ids" in text
+    code, text = run("judge", str(src), "--sources", str(src), "--out", str(tmp_path / "r4"))  # no labels.csv
+    assert code == 2 and "no labels.csv with source ids" in text
 
 
 def test_judge_grades_any_folder_of_images(dev: Path, tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ import functools
 import importlib.resources
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -235,7 +235,7 @@ def wilson_interval(passed: int, n: int, z: float = 1.96) -> tuple[float, float]
 @dataclass(frozen=True)
 class Item:
     """An image to judge: id, file, labelled face box (or None), mask type, mask colour (or
-    ``pattern/palette``) and |yaw| when known."""
+    ``pattern/palette``), |yaw| and the id of the original it was made from, when known."""
 
     id: str
     path: str
@@ -243,6 +243,7 @@ class Item:
     mask_type: str = ""
     abs_yaw_deg: float | None = None
     mask_color: str = ""
+    source_id: str = ""
 
 
 def items_of(folder: Path, rows: Sequence[dict[str, str]] | None) -> list[Item]:
@@ -250,7 +251,7 @@ def items_of(folder: Path, rows: Sequence[dict[str, str]] | None) -> list[Item]:
     if rows:
         return [Item(r["id"], str(folder / r["image"]),
                      tuple(float(r[k]) for k in ("x_min", "y_min", "x_max", "y_max")),  # type: ignore[arg-type]
-                     r.get("mask_type", ""), abs(float(r["yaw_deg"])), r.get("mask_color", ""))
+                     r.get("mask_type", ""), abs(float(r["yaw_deg"])), r.get("mask_color", ""), r.get("source_id", ""))
                 for r in sorted(rows, key=lambda r: r["id"])]
     paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png")
                    and "occlusion" not in p.parts and not p.name.startswith("."))
@@ -272,13 +273,37 @@ def _stats(scores: list[tuple[Item, Face | None]]) -> dict[str, float | int | li
             "mean_p_mask": float(np.mean(p)) if scores else float("nan")}
 
 
-def grade(items: Sequence[Item], sample: int | str | None = AUTO, seed: int = 0,
-          progress: bool = False) -> tuple[dict, list[tuple[Item, Face | None]]]:
+def _breakdowns(judged: Sequence[tuple[Item, Face | None]]) -> dict[str, dict]:
+    """:func:`_stats` per mask type, per |yaw| bin, per both, and per mask type and colour."""
+    out: dict[str, dict] = {}
+    for key, group_of in (("by_mask_type", lambda it: it.mask_type or None),
+                          ("by_abs_yaw_deg", lambda it: None if it.abs_yaw_deg is None else _bin(it.abs_yaw_deg)),
+                          ("by_mask_type_and_abs_yaw_deg", lambda it: None if not it.mask_type or it.abs_yaw_deg is None
+                           else f"{it.mask_type} {_bin(it.abs_yaw_deg)}"),
+                          ("by_mask_type_and_color", lambda it: None if not it.mask_type or not it.mask_color
+                           else f"{it.mask_type} {it.mask_color}")):
+        groups: dict[str, list[tuple[Item, Face | None]]] = {}
+        for it, f in judged:
+            g = group_of(it)
+            if g is not None:
+                groups.setdefault(g, []).append((it, f))
+        out[key] = {g: _stats(v) for g, v in sorted(groups.items())}
+    return out
+
+
+def grade(items: Sequence[Item], sample: int | str | None = AUTO, seed: int = 0, progress: bool = False,
+          sources: Mapping[str, str] | None = None) -> tuple[dict, list[tuple[Item, Face | None]]]:
     """Judge ``items`` (None: all; a count; ``"auto"``: :func:`default_sample` of them, a seeded
     sample): the realism summary (pass rate with its 95 % interval and mean p(mask), overall, per
     mask type, per |yaw| bin, both, and per mask type and colour: a palette the detector does not read
     as a mask shows there) and every judged (item, face), lowest p(mask) first. An unreadable
-    image is counted as such, not judged."""
+    image is counted as such, not judged.
+
+    ``sources`` (source id -> image path of the unmasked original): each judged face's original is
+    judged too, on the same box, and the summary gains ``sources``: how many originals were judged,
+    how many faces the detector finds unmasked, how many unmasked faces it reads as masked (its
+    false alarms), and the pass rates counted only on the faces it finds unmasked
+    (``where_source_found``: a fail there is the mask's, not the detector's reach)."""
     from maskbench.errors import DatasetError
     from maskbench.io.atomic import read_image
     from maskbench.progress import progress_bar
@@ -291,41 +316,46 @@ def grade(items: Sequence[Item], sample: int | str | None = AUTO, seed: int = 0,
         keep = np.sort(np.random.default_rng(seed).choice(len(chosen), size=sample, replace=False))
         chosen = [chosen[k] for k in keep]
     judged: list[tuple[Item, Face | None]] = []
+    originals: dict[str, Face | None] = {}  # item id -> the face judged on its unmasked original
     unreadable: list[str] = []
     step = 16
-    for start in progress_bar(range(0, len(chosen), step), desc="judge", unit="batch", disable=not progress):
-        batch, images = [], []
-        for item in chosen[start : start + step]:
+
+    def readable(paths: list[tuple[Item, str]]) -> tuple[list[Item], list[np.ndarray]]:
+        kept, images = [], []
+        for item, path in paths:
             try:
-                images.append(read_image(item.path))  # type: ignore[arg-type]
-                batch.append(item)
+                images.append(read_image(path))  # type: ignore[arg-type]
+                kept.append(item)
             except DatasetError as exc:
                 unreadable.append(str(exc))
-        for item, faces in zip(batch, detect(images)):
+        return kept, images
+
+    for start in progress_bar(range(0, len(chosen), step), desc="judge", unit="batch", disable=not progress):
+        batch, images = readable([(item, item.path) for item in chosen[start : start + step]])
+        with_source, source_images = readable([(item, sources[item.source_id]) for item in batch
+                                               if sources is not None and item.source_id in sources])
+        found = detect(images + source_images)
+        for item, faces in zip(batch, found):
             judged.append((item, judged_face(faces, item.box_px)))
+        for item, faces in zip(with_source, found[len(batch) :]):
+            originals[item.id] = judged_face(faces, item.box_px)
     judged.sort(key=lambda t: (0.0 if t[1] is None else t[1].p_mask, t[0].id))
     summary: dict = {
         "detector": "AIZOO FaceMaskDetection (MIT), real photos (WIDER FACE + MAFA); pass = p(mask) > p(no mask) "
                     "of the face on the labelled box (else the largest; no face detected = fail)",
         "judged": len(judged), "of": len(items), "sample_seed": seed if len(chosen) < len(items) else None,
         "sample_rule": f"auto: {SAMPLE_RULE}" if sample_asked == AUTO else str(sample_asked),
-        "unreadable": unreadable, "overall": _stats(judged), "by_mask_type": {}, "by_abs_yaw_deg": {},
-        "by_mask_type_and_abs_yaw_deg": {}, "by_mask_type_and_color": {},
+        "unreadable": unreadable, "overall": _stats(judged), **_breakdowns(judged),
         "no_face_detected": sum(f is None for _, f in judged),
         "lowest": [{"id": it.id, "p_mask": 0.0 if f is None else round(f.p_mask, 4)} for it, f in judged[:16]],
     }
-    for key, group_of in (("by_mask_type", lambda it: it.mask_type or None),
-                          ("by_abs_yaw_deg", lambda it: None if it.abs_yaw_deg is None else _bin(it.abs_yaw_deg)),
-                          ("by_mask_type_and_abs_yaw_deg", lambda it: None if not it.mask_type or it.abs_yaw_deg is None
-                           else f"{it.mask_type} {_bin(it.abs_yaw_deg)}"),
-                          ("by_mask_type_and_color", lambda it: None if not it.mask_type or not it.mask_color
-                           else f"{it.mask_type} {it.mask_color}")):
-        groups: dict[str, list[tuple[Item, Face | None]]] = {}
-        for it, f in judged:
-            g = group_of(it)
-            if g is not None:
-                groups.setdefault(g, []).append((it, f))
-        summary[key] = {g: _stats(v) for g, v in sorted(groups.items())}
+    if sources is not None:
+        where_found = [(it, f) for it, f in judged if originals.get(it.id) is not None]
+        summary["sources"] = {
+            "judged": len(originals), "face_found": len(where_found),
+            "read_as_masked": sum(f is not None and f.passes for f in originals.values()),
+            "where_source_found": {"overall": _stats(where_found), **_breakdowns(where_found)},
+        }
     return summary, judged
 
 
@@ -366,20 +396,26 @@ def contact_sheet(judged: Sequence[tuple[Item, Face | None]], cell_px: int = 160
 def summary_line(summary: dict) -> str:
     o = summary["overall"]
     lo, hi = o["pass_rate_ci95"]
-    return (f"realism (AIZOO real-photo mask detector, {summary['judged']} of {summary['of']} faces): "
+    line = (f"realism (AIZOO real-photo mask detector, {summary['judged']} of {summary['of']} faces): "
             f"{o['pass_rate']:.1%} read as masked (95 % interval {lo:.1%}-{hi:.1%}), mean p(mask) "
             f"{o['mean_p_mask']:.3f}")
+    src = summary.get("sources")
+    if src:
+        line += (f"; unmasked originals: {src['face_found']} of {src['judged']} faces found, "
+                 f"{src['read_as_masked']} read as masked; on the faces found unmasked "
+                 f"{src['where_source_found']['overall']['pass_rate']:.1%} read as masked")
+    return line
 
 
 def write_realism(out_dir: Path, items: Sequence[Item], sample: int | str | None = AUTO, seed: int = 0,
-                  progress: bool = False) -> dict:
+                  progress: bool = False, sources: Mapping[str, str] | None = None) -> dict:
     """Grade ``items`` (:func:`grade`) and write ``realism.json`` and ``realism_lowest.png`` into
     ``out_dir`` (atomically); return the summary."""
     import json
 
     from maskbench.io.atomic import atomic_write_bytes, atomic_write_text, encode_image
 
-    summary, judged = grade(items, sample=sample, seed=seed, progress=progress)
+    summary, judged = grade(items, sample=sample, seed=seed, progress=progress, sources=sources)
     atomic_write_text(out_dir / REALISM_JSON, json.dumps(summary, indent=1, sort_keys=True) + "\n")
     atomic_write_bytes(out_dir / CONTACT_SHEET, encode_image(contact_sheet(judged), ".png"))
     return summary
