@@ -537,9 +537,11 @@ def _check_predictions_matched(pose_model, results, suites: list[str], predictio
                    "they count as misses", err=True)
 
 
-def _source_images(sources_dir: Path, items: list, folder: Path) -> dict[str, str]:
-    """Source id -> image path of the originals in ``sources_dir`` that ``items`` were made from."""
+def _source_images(sources_dir: Path, items: list, folder: Path) -> dict:
+    """Source id -> :class:`~maskbench.judge.Source` (image path and face box) of the originals in
+    ``sources_dir`` that ``items`` were made from."""
     from maskbench.datasets.registry import open_reader
+    from maskbench.judge import Source
 
     wanted = {it.source_id for it in items if it.source_id}
     if not wanted:
@@ -549,7 +551,8 @@ def _source_images(sources_dir: Path, items: list, folder: Path) -> dict[str, st
     for key in sorted(wanted & set(reader.keys)):  # every format's keys are its sample ids
         sample = reader.read(key)
         if sample is not None and sample.image_path is not None:
-            out[sample.id] = str(sample.image_path)
+            box = sample.bbox
+            out[sample.id] = Source(str(sample.image_path), (box.x_min, box.y_min, box.x_max, box.y_max))
     if not out:
         _fail(f"--sources: none of the {len(wanted)} source ids of {folder} is a sample of {sources_dir}")
     return out
@@ -572,7 +575,8 @@ JUDGE_COLOUR_MIN_FACES = 10
               help="The unmasked originals FOLDER was made from (a BIWI, 300W_LP or AFLW2000 folder): each judged "
               "face's original is graded too (twice the time), and realism.json counts the faces the detector "
               "finds unmasked, the unmasked faces it reads as masked, and the pass rates on the faces it finds "
-              "unmasked (a fail there is the mask's, not the detector's reach). Needs FOLDER's labels.csv.")
+              "unmasked (a fail there is the mask's, not the detector's reach; for a rotated split the control is the "
+              "unrotated original). Needs FOLDER's labels.csv.")
 def judge(folder: Path, out: Path, judge_sample: str, seed: int, sources_dir: Path | None) -> None:
     """Grade the masks in FOLDER with a real-photo face-mask detector (AIZOO, MIT; WIDER FACE + MAFA).
 

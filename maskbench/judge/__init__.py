@@ -246,6 +246,14 @@ class Item:
     source_id: str = ""
 
 
+@dataclass(frozen=True)
+class Source:
+    """The unmasked original of judged images: its file and face box (or None: the largest face)."""
+
+    path: str
+    box_px: tuple[float, float, float, float] | None = None
+
+
 def items_of(folder: Path, rows: Sequence[dict[str, str]] | None) -> list[Item]:
     """What is graded in a folder: its labels.csv ``rows`` (box, mask type, |yaw|), or every image."""
     if rows:
@@ -292,15 +300,16 @@ def _breakdowns(judged: Sequence[tuple[Item, Face | None]]) -> dict[str, dict]:
 
 
 def grade(items: Sequence[Item], sample: int | str | None = AUTO, seed: int = 0, progress: bool = False,
-          sources: Mapping[str, str] | None = None) -> tuple[dict, list[tuple[Item, Face | None]]]:
+          sources: Mapping[str, Source] | None = None) -> tuple[dict, list[tuple[Item, Face | None]]]:
     """Judge ``items`` (None: all; a count; ``"auto"``: :func:`default_sample` of them, a seeded
     sample): the realism summary (pass rate with its 95 % interval and mean p(mask), overall, per
     mask type, per |yaw| bin, both, and per mask type and colour: a palette the detector does not read
     as a mask shows there) and every judged (item, face), lowest p(mask) first. An unreadable
     image is counted as such, not judged.
 
-    ``sources`` (source id -> image path of the unmasked original): each judged face's original is
-    judged too, on the same box, and the summary gains ``sources``: how many originals were judged,
+    ``sources`` (source id -> the unmasked original's image path and face box): each judged face's
+    original is judged too (on its own box: a rotated copy's box is not the original's; a rotated
+    split's control is its unrotated original), and the summary gains ``sources``: how many originals were judged,
     how many faces the detector finds unmasked, how many unmasked faces it reads as masked (its
     false alarms), and the pass rates counted only on the faces it finds unmasked
     (``where_source_found``: a fail there is the mask's, not the detector's reach)."""
@@ -320,7 +329,7 @@ def grade(items: Sequence[Item], sample: int | str | None = AUTO, seed: int = 0,
     unreadable: list[str] = []
     step = 16
 
-    def readable(paths: list[tuple[Item, str]]) -> tuple[list[Item], list[np.ndarray]]:
+    def readable(paths: list[tuple[Item, str]]) -> tuple[list[Item], list[np.ndarray]]:  # unreadable ones listed
         kept, images = [], []
         for item, path in paths:
             try:
@@ -332,13 +341,13 @@ def grade(items: Sequence[Item], sample: int | str | None = AUTO, seed: int = 0,
 
     for start in progress_bar(range(0, len(chosen), step), desc="judge", unit="batch", disable=not progress):
         batch, images = readable([(item, item.path) for item in chosen[start : start + step]])
-        with_source, source_images = readable([(item, sources[item.source_id]) for item in batch
+        with_source, source_images = readable([(item, sources[item.source_id].path) for item in batch
                                                if sources is not None and item.source_id in sources])
         found = detect(images + source_images)
         for item, faces in zip(batch, found):
             judged.append((item, judged_face(faces, item.box_px)))
         for item, faces in zip(with_source, found[len(batch) :]):
-            originals[item.id] = judged_face(faces, item.box_px)
+            originals[item.id] = judged_face(faces, sources[item.source_id].box_px)  # type: ignore[index]
     judged.sort(key=lambda t: (0.0 if t[1] is None else t[1].p_mask, t[0].id))
     summary: dict = {
         "detector": "AIZOO FaceMaskDetection (MIT), real photos (WIDER FACE + MAFA); pass = p(mask) > p(no mask) "
@@ -408,7 +417,7 @@ def summary_line(summary: dict) -> str:
 
 
 def write_realism(out_dir: Path, items: Sequence[Item], sample: int | str | None = AUTO, seed: int = 0,
-                  progress: bool = False, sources: Mapping[str, str] | None = None) -> dict:
+                  progress: bool = False, sources: Mapping[str, Source] | None = None) -> dict:
     """Grade ``items`` (:func:`grade`) and write ``realism.json`` and ``realism_lowest.png`` into
     ``out_dir`` (atomically); return the summary."""
     import json
