@@ -309,10 +309,10 @@ def grade(items: Sequence[Item], sample: int | str | None = AUTO, seed: int = 0,
 
     ``sources`` (source id -> the unmasked original's image path and face box): each judged face's
     original is judged too (on its own box: a rotated copy's box is not the original's; a rotated
-    split's control is its unrotated original), and the summary gains ``sources``: how many originals were judged,
-    how many faces the detector finds unmasked, how many unmasked faces it reads as masked (its
-    false alarms), and the pass rates counted only on the faces it finds unmasked
-    (``where_source_found``: a fail there is the mask's, not the detector's reach)."""
+    split's control is its unrotated original), and the summary gains ``sources``: how many
+    originals were judged, how many faces the detector finds unmasked, how many unmasked faces it
+    reads as masked (its false alarms), and the pass rates counted only on the faces it finds
+    unmasked (``where_source_found``: a fail there is the mask's, not the detector's reach)."""
     from maskbench.errors import DatasetError
     from maskbench.io.atomic import read_image
     from maskbench.progress import progress_bar
