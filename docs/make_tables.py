@@ -18,7 +18,8 @@ Tables:
   the odd-indexed ones ``docs/fit_constants.py`` did not fit on), dlib on the face box against the
   labels (every 5th CHECK photo), and the real-photo mask detector's pass rate on every face by mask
   type and |yaw|, also counted only on the faces it finds unmasked (the unmasked originals judged as
-  a control).
+  a control); and the issue's rate goals, the surgical ones read both on the mix's surgical faces and
+  on every face given a surgical mask (``synthesize --mask-types surgical``, seed 0).
 * ``check100``: FSA-Net Fusion and ``baseline:pnp`` on the first 100 photos of the dev half and their
   masked and rotated copies (seed 0). Cheap enough that ``tests/test_tables.py`` recomputes it and
   fails when the README's numbers differ: a change that moves a number cannot land with the old one.
@@ -28,6 +29,7 @@ Every block is stamped with the date and the commit the script ran on. ``make ta
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import sys
@@ -54,12 +56,12 @@ REAL = Path(os.environ.get("MASKBENCH_FIXTURES", HERE.parents[1] / "shared" / "f
 MODELS = Path(os.environ.get("MASKBENCH_MODELS", HERE.parents[1] / "shared" / "models"))
 
 
-def _derive(src: Path, out: Path, kind: str, workers: int = 2) -> Path:
-    """The masked (``synthesize``) or rotated (``--range -45 45``) copy of ``src``, seed 0, as the
-    command line writes it (same parameters, so the same bytes)."""
+def _derive(src: Path, out: Path, kind: str, workers: int = 2, mask_types: tuple[str, ...] = ()) -> Path:
+    """The masked (``synthesize``, ``--mask-types`` when given) or rotated (``--range -45 45``) copy of
+    ``src``, seed 0, as the command line writes it (same parameters, so the same bytes)."""
     reader = open_reader(src)
     if kind == "synthesize":
-        params = SynthesisParams()
+        params = SynthesisParams(mask_types=mask_types) if mask_types else SynthesisParams()
         transform = mask_transform(params)
     else:
         params = RotationParams(range_deg=(-45.0, 45.0))
@@ -97,8 +99,37 @@ MOUTH_NOSE = list(range(31, 36)) + list(range(48, 68))
 EYES = list(range(36, 48))
 
 
-def masks_table(dev_dir: Path, masked_dir: Path) -> list[str]:
-    """Placement, occluders, dlib-on-box and the detector's pass rates (see the module docstring)."""
+#: The issue's rate goals (#26): the five-type mix over all faces, surgical masks below and beyond |yaw| 60.
+GOAL_MIX, GOAL_SURGICAL_FRONT, GOAL_SURGICAL_PROFILE = 0.95, 0.99, 0.95
+
+
+def goal_rows(mix: list, surgical: list) -> list[str]:
+    """The rate goals, each read on the mix's faces and (surgical) on every face given a surgical mask;
+    ``mix`` and ``surgical`` are :func:`maskbench.judge.grade`'s judged (item, face) lists."""
+    def row(what: str, judged: list, goal: float) -> str:
+        if not judged:
+            return f"| {what} | 0 | - | {100 * goal:.0f} % | no faces |"
+        passed = sum(f is not None and f.passes for _, f in judged)
+        rate = passed / len(judged)
+        return (f"| {what} | {len(judged)} | {passed} ({100 * rate:.2f} %) | {100 * goal:.0f} % | "
+                f"{'met' if rate >= goal else f'not met ({math.ceil(goal * len(judged) - 1e-9) - passed} short)'} |")
+
+    def surgical_faces(judged: list, front: bool) -> list:
+        return [(it, f) for it, f in judged if it.mask_type == "surgical" and (it.abs_yaw_deg < 60) == front]
+
+    return ["| goal (dev half, seed 0) | faces | read as masked | goal | |", "|---|---|---|---|---|",
+            row("five-type mix, all faces", mix, GOAL_MIX),
+            row("surgical below abs(yaw) 60: the mix's surgical faces", surgical_faces(mix, True), GOAL_SURGICAL_FRONT),
+            row("surgical below abs(yaw) 60: every face given one", surgical_faces(surgical, True), GOAL_SURGICAL_FRONT),
+            row("surgical at abs(yaw) 60 and beyond: the mix's surgical faces", surgical_faces(mix, False),
+                GOAL_SURGICAL_PROFILE),
+            row("surgical at abs(yaw) 60 and beyond: every face given one", surgical_faces(surgical, False),
+                GOAL_SURGICAL_PROFILE)]
+
+
+def masks_table(dev_dir: Path, masked_dir: Path, surgical_dir: Path) -> list[str]:
+    """Placement, occluders, dlib-on-box, the detector's pass rates and the rate goals (``surgical_dir``:
+    the dev half with every face given a surgical mask; see the module docstring)."""
     from maskbench import judge
     from maskbench.io.atomic import read_image
     from maskbench.io.manifest import read_labels
@@ -137,7 +168,8 @@ def masks_table(dev_dir: Path, masked_dir: Path) -> list[str]:
             f"| {len(check)} |", ""]
     originals = {s.id: judge.Source(str(s.image_path), (s.bbox.x_min, s.bbox.y_min, s.bbox.x_max, s.bbox.y_max))
                  for s in samples}
-    summary, _ = judge.grade(judge.items_of(masked_dir, read_labels(masked_dir)), sample=None, sources=originals)
+    summary, judged = judge.grade(judge.items_of(masked_dir, read_labels(masked_dir)), sample=None, sources=originals)
+    _, surgical = judge.grade(judge.items_of(surgical_dir, read_labels(surgical_dir)), sample=None)
     bins = list(summary["by_abs_yaw_deg"])
     rows += ["| read as masked (AIZOO detector) | all | " + " | ".join(f"abs(yaw) {b}" for b in bins) + " |",
              "|---|---|" + "---|" * len(bins)]
@@ -157,8 +189,8 @@ def masks_table(dev_dir: Path, masked_dir: Path) -> list[str]:
     rows += breakdown(control["where_source_found"], ", face found unmasked")
     rows += ["", f"The detector finds {control['face_found']} of the {control['judged']} unmasked originals "
              f"and reads {control['read_as_masked']} of those bare faces as masked "
-             "(`maskbench judge DIR --sources ORIGINALS`)."]
-    return rows
+             "(`maskbench judge DIR --sources ORIGINALS`).", ""]
+    return rows + goal_rows(judged, surgical)
 
 
 def _mae(r: SuiteResult) -> str:
@@ -232,7 +264,8 @@ def main() -> None:
             text = replace_block(text, "fsanet-penalty", penalty)
             text = replace_block(text, "check100", check_table(tmp))
         if dev is not None:
-            text = replace_block(text, "masks", masks_table(REAL / "aflw2000_dev", dev["AFLW2000_masked"]))
+            surgical = _derive(REAL / "aflw2000_dev", tmp / "dev_masked_surgical", "synthesize", mask_types=("surgical",))
+            text = replace_block(text, "masks", masks_table(REAL / "aflw2000_dev", dev["AFLW2000_masked"], surgical))
     README.write_text(text)
     print(text[text.index("<!-- table:pnp -->"):])
 

@@ -60,3 +60,21 @@ def test_reports_name_the_commit_they_ran_on() -> None:
         assert "source_commit()" in (REPO / path).read_text(), path
     for path in ("docs/make_tables.py", "benchmarks/generalisation_seeds.py"):  # README blocks, stamped there
         assert "replace_marked_block(" in (REPO / path).read_text(), path
+
+
+def test_the_goal_rows_count_passes_and_faces_short() -> None:
+    from maskbench.judge import Face, Item
+
+    tables = _make_tables()
+    hit, miss = Face((0.0, 0.0, 1.0, 1.0), 0.9, 0.1), Face((0.0, 0.0, 1.0, 1.0), 0.2, 0.8)
+    mix = ([(Item(f"f{k}", "", mask_type="surgical", abs_yaw_deg=10.0), hit) for k in range(97)]
+           + [(Item("m1", "", mask_type="surgical", abs_yaw_deg=20.0), miss), (Item("m2", "", mask_type="surgical",
+                                                                                  abs_yaw_deg=70.0), None)]
+           + [(Item(f"c{k}", "", mask_type="cloth", abs_yaw_deg=80.0), hit) for k in range(3)])
+    surgical = [(Item(f"s{k}", "", mask_type="surgical", abs_yaw_deg=65.0), hit if k < 19 else miss) for k in range(20)]
+    rows = tables.goal_rows(mix, surgical)
+    assert rows[2] == "| five-type mix, all faces | 102 | 100 (98.04 %) | 95 % | met |"
+    assert rows[3].endswith("| 98 | 97 (98.98 %) | 99 % | not met (1 short) |")  # 97 of 98 below 60: 98 needed
+    assert rows[5].endswith("| 1 | 0 (0.00 %) | 95 % | not met (1 short) |")  # no face found counts as a fail
+    assert rows[6].endswith("| 20 | 19 (95.00 %) | 95 % | met |")
+    assert rows[4] == "| surgical below abs(yaw) 60: every face given one | 0 | - | 99 % | no faces |"
