@@ -19,7 +19,8 @@ Tables:
   labels (every 5th CHECK photo), and the real-photo mask detector's pass rate on every face by mask
   type and |yaw|, also counted only on the faces it finds unmasked (the unmasked originals judged as
   a control); and the issue's rate goals, the surgical ones read both on the mix's surgical faces and
-  on every face given a surgical mask (``synthesize --mask-types surgical``, seed 0).
+  on every face given a surgical mask (``synthesize --mask-types surgical``, seed 0), and the mix's
+  readings at seeds 1-3 (other draws of masks on the same photos).
 * ``check100``: FSA-Net Fusion and ``baseline:pnp`` on the first 100 photos of the dev half and their
   masked and rotated copies (seed 0). Cheap enough that ``tests/test_tables.py`` recomputes it and
   fails when the README's numbers differ: a change that moves a number cannot land with the old one.
@@ -56,9 +57,9 @@ REAL = Path(os.environ.get("MASKBENCH_FIXTURES", HERE.parents[1] / "shared" / "f
 MODELS = Path(os.environ.get("MASKBENCH_MODELS", HERE.parents[1] / "shared" / "models"))
 
 
-def _derive(src: Path, out: Path, kind: str, workers: int = 2, mask_types: tuple[str, ...] = ()) -> Path:
+def _derive(src: Path, out: Path, kind: str, workers: int = 2, mask_types: tuple[str, ...] = (), seed: int = 0) -> Path:
     """The masked (``synthesize``, ``--mask-types`` when given) or rotated (``--range -45 45``) copy of
-    ``src``, seed 0, as the command line writes it (same parameters, so the same bytes)."""
+    ``src``, ``seed`` 0 unless given, as the command line writes it (same parameters, so the same bytes)."""
     reader = open_reader(src)
     if kind == "synthesize":
         params = SynthesisParams(mask_types=mask_types) if mask_types else SynthesisParams()
@@ -67,7 +68,7 @@ def _derive(src: Path, out: Path, kind: str, workers: int = 2, mask_types: tuple
         params = RotationParams(range_deg=(-45.0, 45.0))
         transform = rotation_transform(reader.fmt, params)
     write_split(reader, out, transform=transform, transform_name=kind,
-                parameters={"command": kind, "source": src.name, "limit": None, **params.as_dict()}, seed=0,
+                parameters={"command": kind, "source": src.name, "limit": None, **params.as_dict()}, seed=seed,
                 overwrite=True, workers=workers, progress=False)
     return out
 
@@ -127,9 +128,29 @@ def goal_rows(mix: list, surgical: list) -> list[str]:
                 GOAL_SURGICAL_PROFILE)]
 
 
-def masks_table(dev_dir: Path, masked_dir: Path, surgical_dir: Path) -> list[str]:
+#: Seeds of the mix whose goal readings the masks table also gives (other draws of masks, same photos).
+OTHER_SEEDS = (1, 2, 3)
+
+
+def seed_rows(mix_by_seed: dict[int, list]) -> list[str]:
+    """The mix's goal readings per seed (``mix_by_seed``: seed -> judged (item, face) list)."""
+    def count(judged: list) -> str:
+        passed = sum(f is not None and f.passes for _, f in judged)
+        return f"{passed}/{len(judged)} ({100 * passed / len(judged):.2f} %)" if judged else "-"
+
+    rows = ["| seed | five-type mix | its surgical faces below abs(yaw) 60 | its surgical faces at 60 and beyond |",
+            "|---|---|---|---|"]
+    for seed, judged in sorted(mix_by_seed.items()):
+        surgical = [(it, f) for it, f in judged if it.mask_type == "surgical"]
+        rows.append(f"| {seed} | {count(judged)} | {count([t for t in surgical if t[0].abs_yaw_deg < 60])} | "
+                    f"{count([t for t in surgical if t[0].abs_yaw_deg >= 60])} |")
+    return rows
+
+
+def masks_table(dev_dir: Path, masked_dir: Path, surgical_dir: Path, other_seeds: dict[int, Path] | None = None) -> list[str]:
     """Placement, occluders, dlib-on-box, the detector's pass rates and the rate goals (``surgical_dir``:
-    the dev half with every face given a surgical mask; see the module docstring)."""
+    the dev half with every face given a surgical mask; ``other_seeds``: seed -> the mix drawn with it;
+    see the module docstring)."""
     from maskbench import judge
     from maskbench.io.atomic import read_image
     from maskbench.io.manifest import read_labels
@@ -190,7 +211,10 @@ def masks_table(dev_dir: Path, masked_dir: Path, surgical_dir: Path) -> list[str
     rows += ["", f"The detector finds {control['face_found']} of the {control['judged']} unmasked originals "
              f"and reads {control['read_as_masked']} of those bare faces as masked "
              "(`maskbench judge DIR --sources ORIGINALS`).", ""]
-    return rows + goal_rows(judged, surgical)
+    by_seed = {0: judged}
+    for seed, folder in (other_seeds or {}).items():
+        by_seed[seed] = judge.grade(judge.items_of(folder, read_labels(folder)), sample=None)[1]
+    return rows + goal_rows(judged, surgical) + ["", "The mix drawn with other seeds (same photos):", ""] + seed_rows(by_seed)
 
 
 def _mae(r: SuiteResult) -> str:
@@ -265,7 +289,8 @@ def main() -> None:
             text = replace_block(text, "check100", check_table(tmp))
         if dev is not None:
             surgical = _derive(REAL / "aflw2000_dev", tmp / "dev_masked_surgical", "synthesize", mask_types=("surgical",))
-            text = replace_block(text, "masks", masks_table(REAL / "aflw2000_dev", dev["AFLW2000_masked"], surgical))
+            seeds = {k: _derive(REAL / "aflw2000_dev", tmp / f"dev_masked_seed{k}", "synthesize", seed=k) for k in OTHER_SEEDS}
+            text = replace_block(text, "masks", masks_table(REAL / "aflw2000_dev", dev["AFLW2000_masked"], surgical, seeds))
     README.write_text(text)
     print(text[text.index("<!-- table:pnp -->"):])
 

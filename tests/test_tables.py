@@ -78,3 +78,17 @@ def test_the_goal_rows_count_passes_and_faces_short() -> None:
     assert rows[5].endswith("| 1 | 0 (0.00 %) | 95 % | not met (1 short) |")  # no face found counts as a fail
     assert rows[6].endswith("| 20 | 19 (95.00 %) | 95 % | met |")
     assert rows[4] == "| surgical below abs(yaw) 60: every face given one | 0 | - | 99 % | no faces |"
+
+
+def test_the_seed_rows_read_the_mix_and_its_surgical_faces_per_seed() -> None:
+    from maskbench.judge import Face, Item
+
+    tables = _make_tables()
+    hit = Face((0.0, 0.0, 1.0, 1.0), 0.9, 0.1)
+    seed0 = [(Item("a", "", mask_type="surgical", abs_yaw_deg=10.0), hit), (Item("b", "", mask_type="surgical",
+                                                                            abs_yaw_deg=75.0), None),
+             (Item("c", "", mask_type="kn95", abs_yaw_deg=75.0), hit)]
+    seed1 = [(Item("a", "", mask_type="cloth", abs_yaw_deg=10.0), hit)]
+    rows = tables.seed_rows({1: seed1, 0: seed0})
+    assert rows[2] == "| 0 | 2/3 (66.67 %) | 1/1 (100.00 %) | 0/1 (0.00 %) |"
+    assert rows[3] == "| 1 | 1/1 (100.00 %) | - | - |"  # no surgical face drawn at this seed
