@@ -104,27 +104,34 @@ EYES = list(range(36, 48))
 GOAL_MIX, GOAL_SURGICAL_FRONT, GOAL_SURGICAL_PROFILE = 0.95, 0.99, 0.95
 
 
+def _passed(judged: list) -> int:
+    """How many of :func:`maskbench.judge.grade`'s judged (item, face) pairs read as masked."""
+    return sum(f is not None and f.passes for _, f in judged)
+
+
+def _surgical(judged: list, front: bool) -> list:
+    """The judged surgical faces below |yaw| 60 (``front``) or at 60 and beyond."""
+    return [(it, f) for it, f in judged if it.mask_type == "surgical" and (it.abs_yaw_deg < 60) == front]
+
+
 def goal_rows(mix: list, surgical: list) -> list[str]:
     """The rate goals, each read on the mix's faces and (surgical) on every face given a surgical mask;
     ``mix`` and ``surgical`` are :func:`maskbench.judge.grade`'s judged (item, face) lists."""
     def row(what: str, judged: list, goal: float) -> str:
         if not judged:
             return f"| {what} | 0 | - | {100 * goal:.0f} % | no faces |"
-        passed = sum(f is not None and f.passes for _, f in judged)
+        passed = _passed(judged)
         rate = passed / len(judged)
         return (f"| {what} | {len(judged)} | {passed} ({100 * rate:.2f} %) | {100 * goal:.0f} % | "
                 f"{'met' if rate >= goal else f'not met ({math.ceil(goal * len(judged) - 1e-9) - passed} short)'} |")
 
-    def surgical_faces(judged: list, front: bool) -> list:
-        return [(it, f) for it, f in judged if it.mask_type == "surgical" and (it.abs_yaw_deg < 60) == front]
-
     return ["| goal (dev half, seed 0) | faces | read as masked | goal | |", "|---|---|---|---|---|",
             row("five-type mix, all faces", mix, GOAL_MIX),
-            row("surgical below abs(yaw) 60: the mix's surgical faces", surgical_faces(mix, True), GOAL_SURGICAL_FRONT),
-            row("surgical below abs(yaw) 60: every face given one", surgical_faces(surgical, True), GOAL_SURGICAL_FRONT),
-            row("surgical at abs(yaw) 60 and beyond: the mix's surgical faces", surgical_faces(mix, False),
+            row("surgical below abs(yaw) 60: the mix's surgical faces", _surgical(mix, True), GOAL_SURGICAL_FRONT),
+            row("surgical below abs(yaw) 60: every face given one", _surgical(surgical, True), GOAL_SURGICAL_FRONT),
+            row("surgical at abs(yaw) 60 and beyond: the mix's surgical faces", _surgical(mix, False),
                 GOAL_SURGICAL_PROFILE),
-            row("surgical at abs(yaw) 60 and beyond: every face given one", surgical_faces(surgical, False),
+            row("surgical at abs(yaw) 60 and beyond: every face given one", _surgical(surgical, False),
                 GOAL_SURGICAL_PROFILE)]
 
 
@@ -135,15 +142,12 @@ OTHER_SEEDS = (1, 2, 3)
 def seed_rows(mix_by_seed: dict[int, list]) -> list[str]:
     """The mix's goal readings per seed (``mix_by_seed``: seed -> judged (item, face) list)."""
     def count(judged: list) -> str:
-        passed = sum(f is not None and f.passes for _, f in judged)
-        return f"{passed}/{len(judged)} ({100 * passed / len(judged):.2f} %)" if judged else "-"
+        return f"{_passed(judged)}/{len(judged)} ({100 * _passed(judged) / len(judged):.2f} %)" if judged else "-"
 
     rows = ["| seed | five-type mix | its surgical faces below abs(yaw) 60 | its surgical faces at 60 and beyond |",
             "|---|---|---|---|"]
     for seed, judged in sorted(mix_by_seed.items()):
-        surgical = [(it, f) for it, f in judged if it.mask_type == "surgical"]
-        rows.append(f"| {seed} | {count(judged)} | {count([t for t in surgical if t[0].abs_yaw_deg < 60])} | "
-                    f"{count([t for t in surgical if t[0].abs_yaw_deg >= 60])} |")
+        rows.append(f"| {seed} | {count(judged)} | {count(_surgical(judged, True))} | {count(_surgical(judged, False))} |")
     return rows
 
 
@@ -187,8 +191,7 @@ def masks_table(dev_dir: Path, masked_dir: Path, surgical_dir: Path, other_seeds
             f"{np.median(errors):.3f} / {np.percentile(errors, 90):.3f} | {len(check)} |",
             f"| the detector route (dlib HOG, as MaskTheFace) finds the face | {found} ({100 * found / len(check):.0f} %) "
             f"| {len(check)} |", ""]
-    originals = {s.id: judge.Source(str(s.image_path), (s.bbox.x_min, s.bbox.y_min, s.bbox.x_max, s.bbox.y_max))
-                 for s in samples}
+    originals = {s.id: judge.Source.of(s) for s in samples}
     summary, judged = judge.grade(judge.items_of(masked_dir, read_labels(masked_dir)), sample=None, sources=originals)
     _, surgical = judge.grade(judge.items_of(surgical_dir, read_labels(surgical_dir)), sample=None)
     bins = list(summary["by_abs_yaw_deg"])

@@ -551,8 +551,7 @@ def _source_images(sources_dir: Path, items: list, folder: Path) -> dict:
     for key in sorted(wanted & set(reader.keys)):  # every format's keys are its sample ids
         sample = reader.read(key)
         if sample is not None and sample.image_path is not None:
-            box = sample.bbox
-            out[sample.id] = Source(str(sample.image_path), (box.x_min, box.y_min, box.x_max, box.y_max))
+            out[sample.id] = Source.of(sample)
     if not out:
         _fail(f"--sources: none of the {len(wanted)} source ids of {folder} is a sample of {sources_dir}")
     return out

@@ -37,6 +37,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from threadpoolctl import threadpool_limits
 
 from maskbench.geometry import box_iou
+from maskbench.types import Sample
 
 INPUT_PX = 260
 FEATURE_MAPS = (33, 17, 9, 5, 3)
@@ -252,6 +253,12 @@ class Source:
 
     path: str
     box_px: tuple[float, float, float, float] | None = None
+
+    @classmethod
+    def of(cls, sample: Sample) -> Source:
+        """A dataset sample as the original of judged images: its image file and labelled box."""
+        box = sample.bbox
+        return cls(str(sample.image_path), (box.x_min, box.y_min, box.x_max, box.y_max))
 
 
 def items_of(folder: Path, rows: Sequence[dict[str, str]] | None) -> list[Item]:

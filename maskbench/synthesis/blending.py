@@ -158,7 +158,7 @@ def shading_field(luminance: np.ndarray, skin: np.ndarray, cell_px: float) -> tu
     (``luminance``: uint8, ``skin``: bool, both the box's shape)."""
     h, w = luminance.shape
     skin_u8 = np.ascontiguousarray(skin).view(np.uint8)
-    med = (median_of_histogram(cv2.calcHist([luminance], [0], skin_u8, [256], [0, 256]).ravel())
+    med = (masked_median_u8(luminance, 0, skin_u8)
            if cv2.countNonZero(skin_u8) else float(REFERENCE_LUMINANCE))
     gw, gh = max(2, int(round(w / cell_px))), max(2, int(round(h / cell_px)))
     m = skin.astype(np.float32)
@@ -309,7 +309,7 @@ def _shade_lifted_distance(ycc: np.ndarray, ref_u8: np.ndarray, mcr: float, mcb:
     its chroma (its offset from neutral, 128) scaled up by the ratio of the two (at most
     :data:`SHADE_MAX_GAIN`). Skin in a shadow keeps its hue with less of everything; its plain chroma
     lies near neutral, far from the lit skin's, and a half-shadowed face lost its mask over the shadow."""
-    luma = median_of_histogram(cv2.calcHist([ycc], [0], ref_u8, [256], [0, 256]).ravel())
+    luma = masked_median_u8(ycc, 0, ref_u8)
     gain = np.float32(max(luma, 1.0)) / cv2.max(ycc[..., 0], 1).astype(np.float32)
     np.clip(gain, 1.0, SHADE_MAX_GAIN, out=gain)
     lifted_cr = (cr + np.float32(mcr - 128.0)) * gain
@@ -331,7 +331,7 @@ def skin_chroma(image_bgr: np.ndarray, where: np.ndarray) -> Chroma | None:
 def _chroma_model(ycc: np.ndarray, where_u8: np.ndarray) -> tuple[float, float, np.ndarray, np.ndarray, np.ndarray, float]:
     """The chroma of the YCrCb pixels where ``where_u8`` is non-zero: (median Cr, median Cb, the Cr
     and Cb planes less them (float32), the distance from them, its robust spread: 1.4826 x its median)."""
-    mcr, mcb = (median_of_histogram(cv2.calcHist([ycc], [c], where_u8, [256], [0, 256]).ravel()) for c in (1, 2))
+    mcr, mcb = (masked_median_u8(ycc, c, where_u8) for c in (1, 2))
     cr, cb = ycc[..., 1].astype(np.float32), ycc[..., 2].astype(np.float32)
     cr -= np.float32(mcr)
     cb -= np.float32(mcb)
@@ -831,6 +831,12 @@ def masked_median(values: np.ndarray, mask_u8: np.ndarray, hi: float, bins_per_u
             sorted_bins[b] = np.sort(values[pick.view(bool)])
         middle.append(sorted_bins[b][rank - (int(cum[b - 1]) if b else 0)])
     return float((middle[0] + middle[1]) / values.dtype.type(2))  # np.mean of the two, in their dtype
+
+
+def masked_median_u8(image: np.ndarray, channel: int, mask_u8: np.ndarray) -> float:
+    """The median of a uint8 image's ``channel`` where ``mask_u8`` is non-zero (at least one pixel),
+    from its 256-bin histogram."""
+    return median_of_histogram(cv2.calcHist([image], [channel], mask_u8, [256], [0, 256]).ravel())
 
 
 def median_of_histogram(counts: np.ndarray) -> float:
