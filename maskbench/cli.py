@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -160,6 +162,19 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
+@contextmanager
+def _writing(resumable: bool = True) -> Iterator[None]:
+    """Around a command's write: its expected failures (a missing source, an output maskbench must
+    not touch, a bad option value) become one ``error:`` line and exit 2, Ctrl-C the resume hint
+    (:func:`_interrupted`)."""
+    try:
+        yield
+    except WRITE_ERRORS as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        _interrupted(resumable)
+
+
 def _interrupted(resumable: bool = True) -> None:
     """Ctrl-C during a write: say how to continue (finished samples are kept), exit 130."""
     import shlex
@@ -208,13 +223,9 @@ def sample(dataset: str, out: str | None, n: int, seed: int, scale: float, worke
 
     root = _root(data_root)
     out_dir = resolve_output(out or dataset.upper(), root)
-    try:
+    with _writing(resumable=False):
         manifest = make_sample_dataset(dataset, out_dir, n=n, seed=seed, overwrite=overwrite, scale=scale,
                                        workers=workers, data_root=root, biwi_labels=biwi_labels)
-    except WRITE_ERRORS as exc:
-        _fail(str(exc))
-    except KeyboardInterrupt:
-        _interrupted(resumable=False)
     click.echo(f"wrote {manifest['counts']['samples']} {manifest['format']} samples to {out_dir}")
 
 
@@ -239,7 +250,7 @@ def import_(src: str, out: str | None, protocol_filter: bool, split_by: str | No
     from maskbench.runs import write_split
 
     root = _root(data_root)
-    try:
+    with _writing():
         src_dir = resolve_dataset(src, root)
         reader = open_reader(src_dir, **_protocol_options(protocol_filter))
         out_dir = resolve_output(out or f"{src_dir.name}_labelled", root)
@@ -251,10 +262,6 @@ def import_(src: str, out: str | None, protocol_filter: bool, split_by: str | No
                         "limit": limit},
             data_root=root, biwi_labels=biwi_labels,
         )
-    except WRITE_ERRORS as exc:
-        _fail(str(exc))
-    except KeyboardInterrupt:
-        _interrupted()
     _report(summary, out_dir)
 
 
@@ -302,7 +309,7 @@ def rotate(src: str, out: str | None, range_deg: tuple[float, float] | None, ang
     lo, hi = range_deg
     if not -180.0 <= lo <= hi <= 180.0:
         _fail(f"--range {lo:g} {hi:g}: needs -180 <= LO <= HI <= 180 (degrees)")
-    try:
+    with _writing():
         params = RotationParams(range_deg=range_deg, angles_deg=angle_list, per_image=per_image, center=center,
                                 border=border)
         src_dir = resolve_dataset(src, root)
@@ -317,10 +324,6 @@ def rotate(src: str, out: str | None, range_deg: tuple[float, float] | None, ang
             parameters={"command": "rotate", "source": src_dir.name, "limit": limit, **params.as_dict()},
             data_root=root, biwi_labels=biwi_labels,
         )
-    except WRITE_ERRORS as exc:
-        _fail(str(exc))
-    except KeyboardInterrupt:
-        _interrupted()
     _report(summary, out_dir)
 
 
@@ -384,7 +387,7 @@ def synthesize(src: str, out: str | None, mask_types: str, colors: str, landmark
 
         realism.update(write_realism(folder, items_of(folder, rows), sample=sample, seed=seed, progress=True))
 
-    try:
+    with _writing():
         params = SynthesisParams(mask_types=split_list(mask_types), colors=split_list(colors), landmarks=landmarks,
                                  occluders=not no_occluders)
         src_dir = resolve_dataset(src, root)
@@ -399,10 +402,6 @@ def synthesize(src: str, out: str | None, mask_types: str, colors: str, landmark
                         **({"judge_sample": sample if sample is not None else "all"} if not no_judge else {})},
             data_root=root, biwi_labels=biwi_labels, finalize=None if no_judge else judge,
         )
-    except WRITE_ERRORS as exc:
-        _fail(str(exc))
-    except KeyboardInterrupt:
-        _interrupted()
     _report(summary, out_dir)
     if realism:
         from maskbench.judge import summary_line
@@ -748,13 +747,9 @@ def merge(shards: tuple[str, ...], out: str, overwrite: bool, data_root: Path | 
     from maskbench.runs import merge_splits
 
     root = _root(data_root)
-    try:
+    with _writing(resumable=False):
         out_dir = resolve_output(out, root)
         manifest = merge_splits([resolve_dataset(s, root) for s in shards], out_dir, overwrite=overwrite, data_root=root)
-    except WRITE_ERRORS as exc:
-        _fail(str(exc))
-    except KeyboardInterrupt:
-        _interrupted(resumable=False)
     click.echo(f"merged {len(shards)} shards: {manifest['counts']['samples']} samples in {out_dir}")
 
 

@@ -66,3 +66,29 @@ def test_progress_bar_redraws_sparingly_off_a_terminal() -> None:
 
     assert progress_bar(total=1, file=io.StringIO()).mininterval == LOG_INTERVAL_S
     assert progress_bar(total=1, file=Terminal()).mininterval < 1.0
+
+
+def test_ctrl_c_during_a_write_says_how_to_continue(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import sys
+
+    import maskbench.runs
+    import maskbench.sampledata
+
+    def interrupt(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise KeyboardInterrupt
+
+    root = str(tmp_path)
+    assert run("sample", "--dataset", "AFLW2000", "--n", "2", "--scale", "0.25", "--data-root", root)[0] == 0
+    # a resumable write (rotate): finished samples are kept, so the hint adds --resume
+    monkeypatch.setattr(maskbench.runs, "write_split", interrupt)
+    args = ["rotate", "--src", "AFLW2000", "--range", "-5", "5", "--overwrite", "--data-root", root]
+    monkeypatch.setattr(sys, "argv", ["maskbench", *args])
+    code, out = run(*args)
+    assert code == 130 and "finished samples are kept" in out
+    assert "maskbench rotate --src AFLW2000 --range -5 5 --data-root" in out and out.rstrip().endswith("--resume")
+    # a write that swaps in whole (sample): nothing was replaced, so the hint adds --overwrite
+    monkeypatch.setattr(maskbench.sampledata, "make_sample_dataset", interrupt)
+    args = ["sample", "--dataset", "AFLW2000", "--out", "again", "--data-root", root]
+    monkeypatch.setattr(sys, "argv", ["maskbench", *args])
+    code, out = run(*args)
+    assert code == 130 and "nothing was replaced" in out and out.rstrip().endswith("--overwrite")
