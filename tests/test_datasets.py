@@ -112,6 +112,29 @@ def test_bad_files_are_reported_and_the_good_ones_read(sample_root: Path, tmp_pa
     assert all("\n" not in str(e) for e in reader.errors)
 
 
+@pytest.mark.parametrize(("name", "points_key", "rows"), [("AFLW2000", "pt3d_68", 3), ("300W_LP", "pt2d", 2)])
+def test_3ddfa_landmarks_missing_or_misshapen_name_the_file_and_key(sample_root: Path, tmp_path: Path, name: str,
+                                                                   points_key: str, rows: int) -> None:
+    import scipy.io
+
+    tree = tmp_path / name
+    shutil.copytree(sample_root / name, tree)
+    (tree / "manifest.json").unlink()
+    mats = sorted(tree.rglob("*.mat"))
+    mats = [m for m in mats if not m.name.endswith("_pts.mat")][:2]
+    mat = scipy.io.loadmat(mats[0])
+    del mat[points_key]
+    scipy.io.savemat(mats[0], mat)
+    mat = scipy.io.loadmat(mats[1])
+    mat[points_key] = np.asarray(mat[points_key])[:, :60]
+    scipy.io.savemat(mats[1], mat)
+    reader = open_reader(tree)
+    assert len(list(reader)) == 6
+    problems = {e.path: e.problem for e in reader.errors}  # paths relative to the tree
+    assert problems[mats[0].relative_to(tree).as_posix()] == f"missing key {points_key!r}"
+    assert problems[mats[1].relative_to(tree).as_posix()] == f"{points_key} has shape ({rows}, 60), expected ({rows}, 68)"
+
+
 def test_biwi_bad_pose_and_missing_calibration(sample_root: Path, tmp_path: Path) -> None:
     tree = tmp_path / "BIWI"
     shutil.copytree(sample_root / "BIWI", tree)

@@ -32,7 +32,7 @@ import numpy as np
 
 from maskbench import geometry
 from maskbench.datasets import threeddfa
-from maskbench.datasets.base import DatasetError, list_files, require_file
+from maskbench.datasets.base import list_files
 from maskbench.types import Sample
 
 #: The protocol limit used by Hopenet, FSA-Net and the masked-HPE study.
@@ -56,6 +56,7 @@ def outside_protocol(sample: Sample, row: dict[str, str] | None,
 
 class _Aflw2000(threeddfa.ThreeDDFAFormat):
     name = "AFLW2000"
+
     def looks_like(self, root: Path) -> bool:
         return any(p.with_suffix(".mat").is_file() for p in root.glob("*.jpg"))
 
@@ -63,13 +64,7 @@ class _Aflw2000(threeddfa.ThreeDDFAFormat):
         return [p.stem for p in list_files(root, "*.jpg")]
 
     def read(self, root: Path, key: str) -> Sample:
-        image_path, mat_path = root / f"{key}.jpg", root / f"{key}.mat"
-        mat = threeddfa.load_mat(mat_path)
-        pts = threeddfa.check_mat_not_empty(mat_path, mat, "pt3d_68")
-        if pts.shape != (3, 68):
-            raise DatasetError(mat_path, f"pt3d_68 has shape {pts.shape}, expected (3, 68)")
-        require_file(image_path, "image")
-        return threeddfa.make_sample(key, image_path, mat_path, mat, pts[:2].T.astype(np.float64))
+        return threeddfa.make_sample(key, *threeddfa.read_labelled_pair(root, key, "pt3d_68", 3))
 
     def move_native(self, sample: Sample, affine: np.ndarray, camera_rotation: np.ndarray) -> dict[str, Any]:
         """Native fields after an image affine: the 21 AFLW points and the Pose_Para origin move."""

@@ -160,11 +160,20 @@ def write_pair(out_root: Path, rel_stem: str, sample: Sample, image: np.ndarray 
     return [jpg_rel, mat_rel]
 
 
-def check_mat_not_empty(mat_path: Path, mat: dict[str, Any], key: str) -> np.ndarray:
-    """The array under ``key`` or a DatasetError naming the file and the key."""
-    if key not in mat:
-        raise DatasetError(mat_path, f"missing key {key!r}")
-    return np.asarray(mat[key])
+def read_labelled_pair(root: Path, key: str, points_key: str, rows: int) -> tuple[Path, Path, dict[str, Any], np.ndarray]:
+    """``(image path, .mat path, mat, 68 landmarks (68, 2) float64)`` of one 3DDFA sample: the
+    landmarks are the first two of the ``rows`` rows under ``points_key`` (AFLW2000 keeps them 3D
+    in ``pt3d_68``, 300W_LP 2D in ``pt2d``). A DatasetError names the file when the key is
+    missing or has another shape, or the image is not there."""
+    image_path, mat_path = root / f"{key}.jpg", root / f"{key}.mat"
+    mat = load_mat(mat_path)
+    if points_key not in mat:
+        raise DatasetError(mat_path, f"missing key {points_key!r}")
+    pts = np.asarray(mat[points_key])
+    if pts.shape != (rows, 68):
+        raise DatasetError(mat_path, f"{points_key} has shape {pts.shape}, expected ({rows}, 68)")
+    require_file(image_path, "image")
+    return image_path, mat_path, mat, pts[:2].T.astype(np.float64)
 
 
 def move_pose_para_center(native: dict[str, Any], affine: np.ndarray) -> dict[str, Any]:

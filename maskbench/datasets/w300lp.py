@@ -26,7 +26,7 @@ import numpy as np
 
 from maskbench import geometry
 from maskbench.datasets import threeddfa
-from maskbench.datasets.base import DatasetError, guarded, list_files, require_file
+from maskbench.datasets.base import guarded, list_files
 from maskbench.io import matv5
 from maskbench.io.atomic import atomic_write
 from maskbench.types import Sample
@@ -46,18 +46,13 @@ class _W300LP(threeddfa.ThreeDDFAFormat):
         return [f"{d.name}/{p.stem}" for d in self._subsets(root) for p in list_files(d, "*.jpg")]
 
     def read(self, root: Path, key: str) -> Sample:
-        image_path, mat_path = root / f"{key}.jpg", root / f"{key}.mat"
-        mat = threeddfa.load_mat(mat_path)
-        pts = threeddfa.check_mat_not_empty(mat_path, mat, "pt2d")
-        if pts.shape != (2, 68):
-            raise DatasetError(mat_path, f"pt2d has shape {pts.shape}, expected (2, 68)")
-        require_file(image_path, "image")
+        image_path, mat_path, mat, pts = threeddfa.read_labelled_pair(root, key, "pt2d", 2)
         native: dict[str, Any] = {}
         lm_path = root / LANDMARKS_DIR / f"{key}_pts.mat"
         if lm_path.is_file():
             native["landmarks_mat"] = guarded(lm_path, "landmarks .mat", lambda: matv5.load_mat(lm_path))
             native["landmarks_path"] = lm_path
-        return threeddfa.make_sample(key, image_path, mat_path, mat, pts.T.astype(np.float64), **native)
+        return threeddfa.make_sample(key, image_path, mat_path, mat, pts, **native)
 
     def move_native(self, sample: Sample, affine: np.ndarray, camera_rotation: np.ndarray) -> dict[str, Any]:
         """Native fields after an image affine: ``landmarks/`` points and the Pose_Para origin move."""
