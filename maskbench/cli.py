@@ -204,7 +204,7 @@ def main() -> None:
 @click.option("--dataset", type=click.Choice(["BIWI", "300W_LP", "AFLW2000"], case_sensitive=False), required=True,
               help="Native layout to write.")
 @click.option("--out", default=None, help="Output folder (default: the dataset name). " + OUT_RULE)
-@click.option("--n", "n", type=click.IntRange(min=1), default=24, show_default=True, help="Number of images.")
+@click.option("-n", "--n", "n", type=click.IntRange(min=1), default=24, show_default=True, help="Number of images.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for poses, identities, backgrounds.")
 @click.option("--scale", type=click.FloatRange(0.05, 4), default=1.0, show_default=True,
               help="Image size factor: 0.25 renders the same scenes at 160x120 (BIWI) / 112x112, about 5x faster.")

@@ -19,8 +19,8 @@ def test_sample_import_info_verify(tmp_path: Path) -> None:
     root = str(tmp_path)
     code, out = run("sample", "--dataset", "AFLW2000", "--n", "3", "--seed", "1", "--data-root", root)
     assert code == 0 and "wrote 3 AFLW2000 samples" in out
-    code, out = run("sample", "--dataset", "AFLW2000", "--n", "3", "--data-root", root)
-    assert code == 2 and "--overwrite" in out
+    code, out = run("sample", "--dataset", "AFLW2000", "-n", "3", "--data-root", root)  # -n: --n's short form
+    assert code == 2 and "already exists" in out and "--overwrite" in out
     code, out = run("info", "AFLW2000", "--data-root", root)
     assert code == 0 and "format AFLW2000, 3 of 3 samples kept, 0 unreadable" in out
     code, out = run("import", "--src", "AFLW2000", "--out", "copy", "--data-root", root)
