@@ -106,7 +106,9 @@ GOAL_MIX, GOAL_SURGICAL_FRONT, GOAL_SURGICAL_PROFILE = 0.95, 0.99, 0.95
 
 def _passed(judged: list) -> int:
     """How many of :func:`maskbench.judge.grade`'s judged (item, face) pairs read as masked."""
-    return sum(f is not None and f.passes for _, f in judged)
+    from maskbench.judge import read_as_masked
+
+    return sum(read_as_masked(f) for _, f in judged)
 
 
 def _surgical(judged: list, front: bool) -> list:

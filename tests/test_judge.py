@@ -180,3 +180,30 @@ def test_judging_does_not_import_torch(dev: Path) -> None:
             f"detect([cv2.imread({str(dev / 'image00002.jpg')!r})]); print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_an_original_shared_by_several_judged_images_is_judged_once(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import maskbench.judge as judge_module
+    from maskbench.judge import Face, Item, Source, grade
+
+    # made-up images: the pixel value says which file it is; the fake detector answers from it
+    shades = {"a1": 10, "a2": 20, "b": 30, "src_a": 200, "src_b": 210}
+    for name, shade in shades.items():
+        cv2.imwrite(str(tmp_path / f"{name}.png"), np.full((8, 8, 3), shade, np.uint8))
+    seen: list[int] = []
+
+    def fake_detect(images):  # type: ignore[no-untyped-def]
+        seen.extend(int(im[0, 0, 0]) for im in images)
+        # the masked copies read as masked, src_a as masked too (a false alarm), src_b as bare
+        return [[Face((0.0, 0.0, 8.0, 8.0), 0.9, 0.1) if int(im[0, 0, 0]) != 210 else
+                 Face((0.0, 0.0, 8.0, 8.0), 0.1, 0.9)] for im in images]
+
+    monkeypatch.setattr(judge_module, "detect", fake_detect)
+    items = [Item(n, str(tmp_path / f"{n}.png"), source_id=s) for n, s in (("a1", "A"), ("a2", "A"), ("b", "B"))]
+    sources = {"A": Source(str(tmp_path / "src_a.png")), "B": Source(str(tmp_path / "src_b.png"))}
+    summary, judged = grade(items, sample=None, sources=sources)
+    assert sorted(seen) == [10, 20, 30, 200, 210]  # src_a read and detected once for its two copies
+    control = summary["sources"]
+    assert (control["judged"], control["face_found"], control["read_as_masked"]) == (3, 3, 2)  # counted per copy
+    assert control["where_source_found"]["overall"]["n"] == 3 and len(judged) == 3

@@ -280,9 +280,14 @@ def _bin(abs_yaw: float) -> str:
     return "other"
 
 
+def read_as_masked(face: Face | None) -> bool:
+    """The verdict on one judged image: its face found and p(mask) > p(no mask) (no face found: a fail)."""
+    return face is not None and face.passes
+
+
 def _stats(scores: list[tuple[Item, Face | None]]) -> dict[str, float | int | list[float]]:
     p = [0.0 if f is None else f.p_mask for _, f in scores]
-    passed = [f is not None and f.passes for _, f in scores]
+    passed = [read_as_masked(f) for _, f in scores]
     return {"n": len(scores), "pass_rate": float(np.mean(passed)) if scores else float("nan"),
             "pass_rate_ci95": [round(v, 4) for v in wilson_interval(sum(passed), len(scores))],
             "mean_p_mask": float(np.mean(p)) if scores else float("nan")}
@@ -346,15 +351,20 @@ def grade(items: Sequence[Item], sample: int | str | None = AUTO, seed: int = 0,
                 unreadable.append(str(exc))
         return kept, images
 
+    source_faces: dict[str, Face | None] = {}  # source id -> its original's face: judged once per original
     for start in progress_bar(range(0, len(chosen), step), desc="judge", unit="batch", disable=not progress):
         batch, images = readable([(item, item.path) for item in chosen[start : start + step]])
-        with_source, source_images = readable([(item, sources[item.source_id].path) for item in batch
-                                               if sources is not None and item.source_id in sources])
+        first: dict[str, Item] = {}  # an original not judged yet, by its first item here (rotated splits share one)
+        for item in batch:
+            if sources is not None and item.source_id in sources and item.source_id not in source_faces:
+                first.setdefault(item.source_id, item)
+        with_source, source_images = readable([(item, sources[sid].path) for sid, item in first.items()])  # type: ignore[index]
         found = detect(images + source_images)
         for item, faces in zip(batch, found):
             judged.append((item, judged_face(faces, item.box_px)))
         for item, faces in zip(with_source, found[len(batch) :]):
-            originals[item.id] = judged_face(faces, sources[item.source_id].box_px)  # type: ignore[index]
+            source_faces[item.source_id] = judged_face(faces, sources[item.source_id].box_px)  # type: ignore[index]
+        originals.update((item.id, source_faces[item.source_id]) for item in batch if item.source_id in source_faces)
     judged.sort(key=lambda t: (0.0 if t[1] is None else t[1].p_mask, t[0].id))
     summary: dict = {
         "detector": "AIZOO FaceMaskDetection (MIT), real photos (WIDER FACE + MAFA); pass = p(mask) > p(no mask) "
@@ -369,7 +379,7 @@ def grade(items: Sequence[Item], sample: int | str | None = AUTO, seed: int = 0,
         where_found = [(it, f) for it, f in judged if originals.get(it.id) is not None]
         summary["sources"] = {
             "judged": len(originals), "face_found": len(where_found),
-            "read_as_masked": sum(f is not None and f.passes for f in originals.values()),
+            "read_as_masked": sum(read_as_masked(f) for f in originals.values()),
             "where_source_found": {"overall": _stats(where_found), **_breakdowns(where_found)},
         }
     return summary, judged
