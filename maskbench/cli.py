@@ -162,6 +162,25 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
+def _os_error(exc: OSError) -> str:
+    """One line for a failure the operating system reports (a read-only folder, a full disk)."""
+    where = exc.filename if exc.filename is not None else ""
+    text = exc.strerror or str(exc)
+    return f"{where}: {text}" if where else text
+
+
+def _out(out: str, root: Path, *sources: Path) -> Path:
+    """A writer's ``--out`` by the one rule (:data:`OUT_RULE`); refused (touching nothing) when it
+    is, holds or lies in a source or the data root, or lies inside a dataset tree or maskbench output."""
+    from maskbench.datasets.registry import check_outside_datasets
+    from maskbench.io.safety import check_location
+
+    out_dir = resolve_output(out, root)
+    check_location(out_dir, sources=sources, data_root=root)
+    check_outside_datasets(out_dir, root)
+    return out_dir
+
+
 @contextmanager
 def _writing(resumable: bool = True) -> Iterator[None]:
     """Around a command's write: its expected failures (a missing source, an output maskbench must
@@ -171,6 +190,8 @@ def _writing(resumable: bool = True) -> Iterator[None]:
         yield
     except WRITE_ERRORS as exc:
         _fail(str(exc))
+    except OSError as exc:
+        _fail(_os_error(exc))
     except KeyboardInterrupt:
         _interrupted(resumable)
 
@@ -222,8 +243,8 @@ def sample(dataset: str, out: str | None, n: int, seed: int, scale: float, worke
     from maskbench.sampledata import make_sample_dataset
 
     root = _root(data_root)
-    out_dir = resolve_output(out or dataset.upper(), root)
     with _writing(resumable=False):
+        out_dir = _out(out or dataset.upper(), root)
         manifest = make_sample_dataset(dataset, out_dir, n=n, seed=seed, overwrite=overwrite, scale=scale,
                                        workers=workers, data_root=root, biwi_labels=biwi_labels)
     click.echo(f"wrote {manifest['counts']['samples']} {manifest['format']} samples to {out_dir}")
@@ -253,7 +274,7 @@ def import_(src: str, out: str | None, protocol_filter: bool, split_by: str | No
     with _writing():
         src_dir = resolve_dataset(src, root)
         reader = open_reader(src_dir, **_protocol_options(protocol_filter))
-        out_dir = resolve_output(out or f"{src_dir.name}_labelled", root)
+        out_dir = _out(out or f"{src_dir.name}_labelled", root, src_dir)
         summary = write_split(
             reader, out_dir, transform=None, transform_name="", seed=0, overwrite=overwrite, resume=resume,
             limit=limit, split=_split_rule(split_by, split_seed, train_fraction, val_fraction), only_split=only_split,
@@ -314,7 +335,7 @@ def rotate(src: str, out: str | None, range_deg: tuple[float, float] | None, ang
                                 border=border)
         src_dir = resolve_dataset(src, root)
         reader = open_reader(src_dir)
-        out_dir = resolve_output(out or f"{src_dir.name}_rotated", root)
+        out_dir = _out(out or f"{src_dir.name}_rotated", root, src_dir)
         summary = write_split(
             reader, out_dir, transform=make_transform(reader.fmt, params),
             transform_name=RandomInPlaneRotation.purpose, seed=seed,
@@ -392,7 +413,7 @@ def synthesize(src: str, out: str | None, mask_types: str, colors: str, landmark
                                  occluders=not no_occluders)
         src_dir = resolve_dataset(src, root)
         reader = open_reader(src_dir)
-        out_dir = resolve_output(out or f"{src_dir.name}_masked", root)
+        out_dir = _out(out or f"{src_dir.name}_masked", root, src_dir)
         summary = write_split(
             reader, out_dir, transform=make_transform(params), transform_name=RandomMask.purpose, seed=seed,
             overwrite=overwrite, resume=resume, limit=limit, workers=workers,
@@ -401,6 +422,7 @@ def synthesize(src: str, out: str | None, mask_types: str, colors: str, landmark
             parameters={"command": "synthesize", "source": src_dir.name, "limit": limit, **params.as_dict(),
                         **({"judge_sample": sample if sample is not None else "all"} if not no_judge else {})},
             data_root=root, biwi_labels=biwi_labels, finalize=None if no_judge else judge,
+            finalize_files=judge_rules.REPORT_FILES,
         )
     _report(summary, out_dir)
     if realism:
@@ -459,10 +481,10 @@ def evaluate(model: str | None, suites: tuple[str, ...], predictions: Path | Non
 
     Example: `maskbench evaluate fsanet-fusion --weights models/fsanet --suite AFLW2000 --suite AFLW2000_masked`.
     """
-    from maskbench.evaluation.adapters import PredictionsFile
-    from maskbench.evaluation.evaluator import evaluate_suite, training_matrices, write_report
-    from maskbench.evaluation.registry import load_model
-    from maskbench.io.manifest import LEGACY_REPORT_FILES, check_replaceable, replaced_folder
+    from maskbench.datasets.registry import check_outside_datasets
+    from maskbench.evaluation.evaluator import REPORT_KIND
+    from maskbench.io.manifest import check_replaceable
+    from maskbench.io.safety import OutputLock
 
     root = _root(data_root)
     device = _device(device)
@@ -470,11 +492,26 @@ def evaluate(model: str | None, suites: tuple[str, ...], predictions: Path | Non
     if model is None and predictions is None:
         _fail("give a MODEL (see --help) or --predictions FILE.csv")
     found, missing = _suites_or_fail(root, suites)
-    guard = {"sources": list(found.values()), "data_root": root, "legacy_files": LEGACY_REPORT_FILES}
-    try:
-        check_replaceable(out_dir, **guard)  # before the scoring, so a refusal costs nothing
-    except UnsafeOutputError as exc:
-        _fail(str(exc))
+    inputs = [p for p in (predictions, weights, Path(model) if model else None) if p is not None and p.exists()]
+    guard = {"sources": [*found.values(), *inputs], "data_root": root}
+    with _writing(resumable=False):
+        check_outside_datasets(out_dir, root)
+        check_replaceable(out_dir, REPORT_KIND, **guard)  # before the scoring, so a refusal costs nothing
+        with OutputLock(out_dir):  # a second evaluate to this --out is refused from here on
+                _evaluate_into(out_dir, model, found, missing, guard, predictions, weights, protocol, euler, biwi_labels,
+                           batch_size, device, limit, workers, root, strict)
+
+
+def _evaluate_into(out_dir: Path, model: str | None, found: dict[str, Path], missing: list[str], guard: dict,
+                   predictions: Path | None, weights: Path | None, protocol: str, euler: str, biwi_labels: str,
+                   batch_size: int, device: str, limit: int | None, workers: int, root: Path, strict: bool) -> None:
+    """Score ``model`` on the suites ``found`` and write the report (the caller holds the lock)."""
+    from maskbench.evaluation.adapters import PredictionsFile
+    from maskbench.evaluation.evaluator import REPORT_FILES, REPORT_KIND, evaluate_suite, training_matrices, write_report
+    from maskbench.evaluation.plots import write_plots
+    from maskbench.evaluation.registry import load_model
+    from maskbench.io.manifest import replaced_folder
+
     try:
         train = training_matrices(root) if model == "baseline:mean" and predictions is None else []
         pose_model = load_model(model, predictions=predictions, train_matrices=train, device=device,
@@ -486,16 +523,11 @@ def evaluate(model: str | None, suites: tuple[str, ...], predictions: Path | Non
         _fail(str(exc))
     if isinstance(pose_model, PredictionsFile):
         _check_predictions_matched(pose_model, results, list(found), predictions)
-    from maskbench.evaluation.plots import write_plots
-
-    try:
-        with replaced_folder(out_dir, "evaluation report", **guard) as stage:
-            write_report(stage, pose_model.name, results, missing, protocol,
-                         protocol_text=getattr(pose_model, "protocol_text", None), euler=euler,
-                         biwi_labels=biwi_labels)
-            write_plots(stage, results)
-    except UnsafeOutputError as exc:
-        _fail(str(exc))
+    with replaced_folder(out_dir, REPORT_KIND, REPORT_FILES, lock=False, **guard) as stage:
+        write_report(stage, pose_model.name, results, missing, protocol,
+                     protocol_text=getattr(pose_model, "protocol_text", None), euler=euler,
+                     biwi_labels=biwi_labels)
+        write_plots(stage, results)
     click.echo((out_dir / "report.md").read_text())
     click.echo(f"report: {out_dir}")
     unreadable = sum(len(r.unreadable) for r in results)
@@ -582,21 +614,25 @@ def judge(folder: Path, out: Path, judge_sample: str, seed: int, sources_dir: Pa
     breakdowns) or any folder of .jpg/.png images (e.g. MaskTheFace's output: the largest face of each
     image is judged). A face passes when p(mask) > p(no mask); no face found = fail.
     """
-    from maskbench.io.manifest import labels_by_id, replaced_folder
-    from maskbench.judge import items_of, summary_line, write_realism
+    from maskbench.datasets.registry import check_finished, check_outside_datasets
+    from maskbench.io.manifest import check_replaceable, labels_by_id, replaced_folder
+    from maskbench.judge import REPORT_FILES, REPORT_KIND, items_of, summary_line, write_realism
 
     folder = folder.resolve()
+    out_dir = out.expanduser().resolve()
     sample = _judge_sample(judge_sample, "--sample")
-    try:
+    guard = {"sources": [folder, *([sources_dir.resolve()] if sources_dir else [])], "data_root": _root(None)}
+    with _writing(resumable=False):
+        check_outside_datasets(out_dir, _root(None))
+        check_replaceable(out_dir, REPORT_KIND, **guard)  # before the grading, so a refusal costs nothing
+        check_finished(folder)
         rows = list(labels_by_id(folder).values())
         items = items_of(folder, rows)
         if not items:
             _fail(f"{folder}: no .jpg or .png image to judge")
         sources = None if sources_dir is None else _source_images(sources_dir.resolve(), items, folder)
-        with replaced_folder(out.expanduser().resolve(), "realism report", sources=[folder]) as stage:
+        with replaced_folder(out_dir, REPORT_KIND, REPORT_FILES, **guard) as stage:
             summary = write_realism(stage, items, sample=sample, seed=seed, progress=True, sources=sources)
-    except (DatasetError, UnsafeOutputError, ValueError) as exc:
-        _fail(str(exc))
     click.echo(summary_line(summary))
     for key in ("by_mask_type", "by_abs_yaw_deg"):
         for group, st in summary[key].items():
@@ -612,17 +648,17 @@ def judge(folder: Path, out: Path, judge_sample: str, seed: int, sources_dir: Pa
 @main.command()
 @click.argument("report_dirs", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Also write the table to this markdown file.")
+              help="Also write the table to this markdown file. Its first line (an HTML comment) proves maskbench "
+              "wrote it; an existing file is replaced only when it is such a table, unedited.")
 def compare(report_dirs: tuple[Path, ...], out: Path | None) -> None:
     """Put several `maskbench evaluate` reports side by side (MAE per suite and model)."""
     from maskbench.evaluation.plots import compare_table
+    from maskbench.io.manifest import write_sealed_text
 
-    try:
+    with _writing(resumable=False):
         table = compare_table(list(report_dirs))
-    except ValueError as exc:
-        _fail(str(exc))
-    if out is not None:
-        out.write_text(table)
+        if out is not None:  # replaces only a table maskbench compare wrote (its first line proves it)
+            write_sealed_text(out, table, "compare", sources=list(report_dirs), data_root=_root(None))
     click.echo(table)
 
 
@@ -748,7 +784,7 @@ def merge(shards: tuple[str, ...], out: str, overwrite: bool, data_root: Path | 
 
     root = _root(data_root)
     with _writing(resumable=False):
-        out_dir = resolve_output(out, root)
+        out_dir = _out(out, root)
         manifest = merge_splits([resolve_dataset(s, root) for s in shards], out_dir, overwrite=overwrite, data_root=root)
     click.echo(f"merged {len(shards)} shards: {manifest['counts']['samples']} samples in {out_dir}")
 

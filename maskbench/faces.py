@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from maskbench.errors import DatasetError
 from maskbench.io.manifest import sha256_file
 from maskbench.types import Sample
 
@@ -22,8 +23,12 @@ FACE_KEY_HEX = 20
 
 
 def source_sha256(sample: Sample) -> str:
-    """The sha256 of an original sample's image file (what its copies will carry)."""
-    return sha256_file(sample.image_path)
+    """The sha256 of an original sample's image file (what its copies will carry); a file the
+    system will not let us read raises :class:`~maskbench.errors.DatasetError` naming it."""
+    try:
+        return sha256_file(sample.image_path)
+    except OSError as exc:
+        raise DatasetError(sample.image_path, f"image cannot be read ({exc.strerror or exc})") from None
 
 
 def face_key(sample: Sample, row: Mapping[str, str] | None) -> str:

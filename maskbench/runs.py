@@ -39,6 +39,7 @@ from maskbench.io.manifest import (
     BASE_COLUMNS,
     JOURNAL,
     LABELS,
+    MANIFEST,
     SplitWriter,
     label_row,
     labels_by_id,
@@ -48,7 +49,7 @@ from maskbench.io.manifest import (
 )
 from maskbench.progress import progress_bar
 from maskbench.seeding import sample_rng
-from maskbench.splits import DEFAULT_RULE, SplitRule, recorded_rule
+from maskbench.splits import DEFAULT_RULE, SplitRule, recorded_rule, verify_split
 from maskbench.types import HeadPose, Sample
 
 Transform = Callable[[Sample, np.ndarray, np.random.Generator], Iterable[tuple[Sample, np.ndarray]]]
@@ -146,8 +147,8 @@ class SplitJob:
                 unit.record["filtered"] = reason
             else:
                 assert sample is not None
-                unit.sample = self._prepare(unit, sample)
-                if self.only_split is not None and unit.split != self.only_split:
+                self._guard(unit, lambda u, sample=sample: setattr(u, "sample", self._prepare(u, sample)))
+                if unit.sample is not None and self.only_split is not None and unit.split != self.only_split:
                     unit.record["filtered"] = f"split {unit.split}, not {self.only_split}"
                     unit.sample = None
         live = [u for u in units if u.sample is not None]
@@ -161,8 +162,10 @@ class SplitJob:
             if unit.image is not None:
                 self._guard(unit, self._render)
             unit.image = None
-        for unit in units:  # pass 3: files and the journal record
+        for unit in units:  # pass 3: files (each claimed in the journal first) and the journal record
             if unit.outputs:
+                unit.claimed = self._claims(unit)
+                self.append_record({"claim": sorted(unit.claimed)})
                 self._guard(unit, self._store)
             self.append_record(unit.record)
         return [unit.record for unit in units]
@@ -221,11 +224,19 @@ class SplitJob:
             for out, pixels in outputs
         ]
 
+    def _claims(self, unit: _Unit) -> set[str]:
+        """Every file :meth:`_store` may write for ``unit``."""
+        fmt = self.reader.fmt
+        return {rel for out_sample, _, aux in unit.outputs for rel in [*fmt.output_files(out_sample), *aux]}
+
     def _store(self, unit: _Unit) -> None:
         fmt = self.reader.fmt
         rows = []
         for out_sample, data, aux in unit.outputs:
-            fmt.write(self.out_dir, out_sample, data)
+            written = fmt.write(self.out_dir, out_sample, data)
+            if not set(written) <= unit.claimed:  # a format whose output_files() forgets a file: a bug
+                raise RuntimeError(f"internal error: {fmt.name} wrote {sorted(set(written) - unit.claimed)} "
+                                   "without claiming them")
             label = label_row(out_sample, fmt.image_rel(out_sample.id), unit.split,
                               HeadPose(label_matrix(out_sample, self.biwi_labels)))
             for rel, png in aux.items():
@@ -250,6 +261,7 @@ class _Unit:
     image: np.ndarray | None = None
     plans: list[tuple[Sample, Callable[[np.ndarray], np.ndarray]]] | None = None
     outputs: list[tuple[Sample, bytes | None, dict[str, bytes]]] = field(default_factory=list)
+    claimed: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.record = {"key": self.key, "rows": [], "error": None, "filtered": None}
@@ -264,7 +276,8 @@ def read_journal(out_dir: Path) -> dict[str, dict[str, Any]]:
                 record = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            records[record["key"]] = record
+            if isinstance(record, dict) and "key" in record:  # other lines claim files (io.safety)
+                records[record["key"]] = record
     return records
 
 
@@ -331,6 +344,7 @@ def write_split(
     data_root: Path | None = None,
     biwi_labels: str = DEFAULT_BIWI_LABELS,
     finalize: Callable[[Path, list[dict[str, str]]], None] | None = None,
+    finalize_files: tuple[str, ...] = (),
 ) -> RunSummary:
     """Read every sample of ``reader``, transform it, write ``out_dir`` in the same native layout.
 
@@ -344,18 +358,26 @@ def write_split(
     ``out_dir`` is guarded by :class:`~maskbench.io.manifest.SplitWriter`: never the source or
     ``data_root`` (or inside/around them), never a folder maskbench did not write; ``overwrite``
     swaps the new output in only once it is complete. ``finalize(folder, rows)`` may add files of its
-    own (``synthesize``'s realism report) once every sample is written, before the manifest.
+    own (``synthesize``'s realism report: ``finalize_files``) once every sample is written, before
+    the manifest.
+
+    A source maskbench wrote must verify (:func:`maskbench.splits.verify_split`: checksums, labels
+    against the manifest and its split rule), and an unfinished run is never a source; the source's
+    file listing goes into the job record and the manifest, so ``--resume`` and ``merge`` refuse a
+    source that changed in between.
     """
     keys = reader.keys[:limit] if limit is not None else list(reader.keys)
     if shard is not None:
         keys = keys[shard[0] - 1 :: shard[1]]
-    src_rows = labels_by_id(reader.root)  # {} for a raw dataset tree
+    src_rows = labels_by_id(reader.root)  # {} for a raw dataset tree (a malformed labels.csv: named here)
+    check_source(reader.root)
     rule = resolve_split_rule(reader.root, bool(src_rows), split)
+    source = source_reference(reader.root)
     job_parameters = {**parameters, **({"only_split": only_split} if only_split else {})}
     summary = RunSummary()
     labels = check_biwi_labels(biwi_labels) if reader.fmt.name == "BIWI" else None
     job_record = {"parameters": job_parameters, "split": rule.as_dict(), "seed": seed,
-                  "shard": list(shard) if shard else None, "biwi_labels": labels}
+                  "shard": list(shard) if shard else None, "biwi_labels": labels, "source": source}
     with SplitWriter(out_dir, overwrite=overwrite, resume=resume, job=job_record, sources=[reader.root],
                      data_root=data_root) as writer:
         job = SplitJob(reader, writer.write_dir, transform, transform_name, seed, rule, src_rows, only_split,
@@ -369,6 +391,7 @@ def write_split(
         bar.close()
         _collect(records, writer.rows, summary)
         if finalize is not None:
+            writer.claim(finalize_files)
             finalize(writer.write_dir, writer.rows)
         for column in count_columns:
             counts: dict[str, int] = {}
@@ -377,7 +400,7 @@ def write_split(
             summary.extra_counts[column] = counts
         summary.manifest = writer.finish(
             name=out_dir.name, fmt=reader.fmt.name, seed=seed, parameters=job_parameters,
-            skipped=summary.skipped, filtered=summary.filtered, source=source_reference(reader.root),
+            skipped=summary.skipped, filtered=summary.filtered, source=source,
             shard=shard, split=rule.as_dict(), biwi_labels=labels,
         )
     return summary
@@ -419,6 +442,19 @@ def _collect(records: list[dict[str, Any]], rows: list[dict[str, str]], summary:
     summary.skipped.sort()
 
 
+def check_source(src_dir: Path) -> None:
+    """Refuse to derive from a maskbench folder that does not verify (a file changed or added, a
+    hand-edited labels.csv or manifest): its rows could carry test faces into training or lose a
+    copy's lineage. A raw tree (no manifest) is read as it is."""
+    if not (src_dir / MANIFEST).is_file():
+        return
+    problems = verify_split(src_dir)
+    if problems:
+        more = f" and {len(problems) - 1} more" if len(problems) > 1 else ""
+        raise ValueError(f"source {src_dir} does not verify ({problems[0]}{more}); maskbench derives only from "
+                         f"sources that do: see `maskbench verify {src_dir}`, then re-create it")
+
+
 def resolve_split_rule(src_dir: Path, labelled: bool, requested: SplitRule | None) -> SplitRule:
     """The split rule of a split written from ``src_dir``: a labelled (maskbench) source's own rule,
     which ``requested`` may not contradict; else ``requested`` or the default."""
@@ -443,7 +479,6 @@ def merge_splits(shard_dirs: list[Path], out_dir: Path, overwrite: bool = False,
     import shutil
 
     from maskbench.io.manifest import read_manifest
-    from maskbench.io.manifest import verify as verify_split
 
     manifests = []
     for d in shard_dirs:
@@ -455,6 +490,10 @@ def merge_splits(shard_dirs: list[Path], out_dir: Path, overwrite: bool = False,
     for d, m in zip(shard_dirs, manifests):
         for key in ("format", "parameters", "seed", "source", "biwi_labels"):
             if m.get(key) != first.get(key):
+                if key == "source":
+                    raise ValueError(f"{d} and {shard_dirs[0]} were made from different source contents (the source's "
+                                     "file listing or manifest changed between the shard runs); run every shard "
+                                     "again on the source as it is now")
                 raise ValueError(f"{d}: {key} differs from {shard_dirs[0]}; these are not shards of one run")
         if "shard" not in m:
             raise ValueError(f"{d}: not a shard (no 'shard' entry in its manifest)")
@@ -470,13 +509,21 @@ def merge_splits(shard_dirs: list[Path], out_dir: Path, overwrite: bool = False,
             if rel in sources and sources[rel][1] != digest:
                 raise ValueError(f"{rel} differs between {sources[rel][0]} and {d}")
             sources[rel] = (d, digest)
+    rows = [row for d in shard_dirs for row in read_labels(d, allow_empty=True)]
+    seen: dict[str, int] = {}
+    for row in rows:
+        seen[row["id"]] = seen.get(row["id"], 0) + 1
+    repeated = sorted(i for i, n in seen.items() if n > 1)
+    if repeated:
+        raise ValueError(f"the shards hold {len(repeated)} ids more than once (e.g. {repeated[0]}); were they made "
+                         "from different versions of the source?")
     with SplitWriter(out_dir, overwrite=overwrite, sources=shard_dirs, data_root=data_root) as writer:
+        writer.claim(sorted(sources))
         for rel, (d, _) in sorted(sources.items()):
             target = writer.write_dir / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(d / rel, target)
-        for d in shard_dirs:
-            writer.rows.extend(read_labels(d, allow_empty=True))
+        writer.rows.extend(rows)
         filtered: dict[str, list[str]] = {}
         for m in manifests:
             for reason, ids in m.get("filtered", {}).items():

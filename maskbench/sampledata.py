@@ -305,6 +305,7 @@ def make_sample_dataset(
         else:
             rendered = map(_render_job, jobs)
         for sample, image in progress_bar(rendered, total=len(jobs), desc=f"render {name}", unit="img", disable=not progress):
+            writer.claim(fmt.output_files(sample))
             fmt.write(writer.write_dir, sample, image)
             written = fmt.read(writer.write_dir, sample.id)  # label what the native files say, to the last digit
             written = written.replace(extra={SOURCE_SHA_COLUMN: source_sha256(written)})  # its identity

@@ -30,11 +30,13 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from maskbench.io.manifest import labels_by_id
+from maskbench.io.manifest import verify as verify_files
 from maskbench.seeding import unit_fraction
 
 SPLIT_BY = ("frame", "subject", "id")
@@ -137,11 +139,15 @@ def recorded_rule(folder: Path) -> SplitRule | None:
         return None
     try:
         manifest = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+    except (OSError, ValueError):
+        return None
+    if not isinstance(manifest, dict):
         return None
     if isinstance(manifest.get("split"), dict):
         return SplitRule.from_dict(manifest["split"])
     params = manifest.get("parameters", {})
+    if not isinstance(params, dict):
+        return None
     if "split_by" in params or "split_seed" in params:
         by = params.get("split_by", "frame")
         return SplitRule(by, int(params.get("split_seed", 0)), default_train_fraction(by))
@@ -169,3 +175,27 @@ def splits_by_id(folder: Path, format_name: str, ids: list[str],
         row = rows.get(sid)
         out[sid] = row["split"] if row and row.get("split") else rule.split_of(format_name, sid)
     return out
+
+
+def split_column_problems(manifest: Mapping[str, Any], rows: list[dict[str, str]]) -> list[str]:
+    """Rows of a split whose ``split`` is not what its manifest's recorded rule gives their original
+    sample (``source_id``): a hand-edited ``labels.csv`` that would move test faces into training."""
+    rule, fmt = manifest.get("split"), manifest.get("format")
+    if not isinstance(rule, dict) or not isinstance(fmt, str):
+        return []
+    try:
+        split_rule = SplitRule.from_dict(rule)
+        wrong = [r["id"] for r in rows if r["split"] != split_rule.split_of(fmt, r.get("source_id") or r["id"])]
+    except (ValueError, KeyError, TypeError) as exc:
+        return [f"manifest.json: unreadable split rule ({exc})"]
+    if not wrong:
+        return []
+    return [f"labels.csv: {len(wrong)} rows whose split is not what the recorded rule ({split_rule.describe()}) "
+            f"gives their original sample (e.g. {wrong[0]})"]
+
+
+def verify_split(split_dir: Path, checksums: bool = True) -> list[str]:
+    """Every problem of a maskbench folder (:func:`maskbench.io.manifest.verify`) and, for a split,
+    rows whose split contradicts its recorded rule (:func:`split_column_problems`). What
+    ``maskbench verify`` prints and what a command checks before deriving from a source."""
+    return verify_files(split_dir, checksums=checksums, row_check=split_column_problems)

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 from maskbench.io.manifest import (
-    LOCK,
     OutputExistsError,
     OutputLockedError,
     SplitWriter,
@@ -21,6 +20,7 @@ from maskbench.io.manifest import (
     safe_relpath,
     verify,
 )
+from maskbench.io.safety import lock_path
 from maskbench.sampledata import make_sample_dataset
 
 
@@ -56,22 +56,26 @@ def test_existing_output_refused_unless_overwrite(split: Path) -> None:
     assert len(read_labels(split)) == 1 and verify(split) == []
 
 
-def test_live_lock_refuses_second_writer_and_stale_lock_is_taken_over(tmp_path: Path) -> None:
+def test_live_lock_refuses_second_writer_and_a_dead_owner_leaves_no_lock(tmp_path: Path) -> None:
+    """The lock is an flock beside the output: held by a live process it refuses a second writer
+    (naming the pid); the kernel drops it when that process is killed, so no stale lock remains."""
     out = tmp_path / "out"
-    out.mkdir()
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
+                               "from maskbench.io.safety import OutputLock; l = OutputLock(Path(sys.argv[1])).__enter__(); "
+                               "print('locked', flush=True); time.sleep(60)", str(out)], stdout=subprocess.PIPE, text=True)
     try:
-        (out / LOCK).write_text(str(sleeper.pid))
-        with pytest.raises(OutputLockedError, match=str(sleeper.pid)):
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        with pytest.raises(OutputLockedError, match=str(holder.pid)):
             with SplitWriter(out, overwrite=True):
                 pass
+        assert not out.exists()  # refused before anything was made
     finally:
-        sleeper.kill()
-        sleeper.wait()
-    with SplitWriter(out, overwrite=True) as w:  # the owner is dead: stale lock
-        assert (out / LOCK).read_text() == str(os.getpid())
+        holder.kill()  # SIGKILL: no cleanup runs; its lock file stays, unlocked
+        holder.wait()
+    assert lock_path(out).exists()
+    with SplitWriter(out, overwrite=True) as w:
         w.finish(name="out", fmt="AFLW2000", parameters={}, seed=0)
-    assert not (out / LOCK).exists()
+    assert not lock_path(out).exists() and verify(out) == []
 
 
 @pytest.mark.parametrize("bad", ["../x.jpg", "/etc/passwd", "a/../../b", ""])

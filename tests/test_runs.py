@@ -64,10 +64,18 @@ def test_three_shards_merged_equal_one_run(sample_root: Path, tmp_path: Path, na
 def test_resume_requires_same_parameters(sample_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     reader = open_reader(sample_root / "AFLW2000")
-    write_split(reader, out, transform=None, transform_name="", parameters={"a": 1}, seed=0, progress=False,
-                limit=2)
-    (out / JOURNAL).mkdir()
-    (out / JOURNAL / "job.json").write_text("{}")  # pretend an unfinished run with other parameters
+    seen = []
+
+    def stop_at_second(sample, image, rng):  # noqa: ANN001, ANN202 (a transform interrupted like Ctrl-C)
+        seen.append(sample.id)
+        if len(seen) > 1:
+            raise KeyboardInterrupt
+        return [(sample, image)]
+
+    with pytest.raises(KeyboardInterrupt):
+        write_split(reader, out, transform=stop_at_second, transform_name="t", parameters={"a": 1}, seed=0,
+                    progress=False, limit=3)
+    assert (out / JOURNAL / "job.json").is_file() and not (out / "manifest.json").exists()
     with pytest.raises(ValueError, match="different parameters"):
         write_split(reader, out, transform=None, transform_name="", parameters={"a": 2}, seed=0, progress=False,
                     resume=True)

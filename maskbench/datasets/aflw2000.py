@@ -77,6 +77,9 @@ class _Aflw2000(threeddfa.ThreeDDFAFormat):
         native["mat"] = mat
         return native
 
+    def output_files(self, sample: Sample) -> list[str]:
+        return [f"{sample.id}.jpg", f"{sample.id}.mat"]
+
     def write(self, out_root: Path, sample: Sample, image: np.ndarray | bytes | None) -> list[str]:
         mat = dict(sample.native.get("mat", {}))
         mat["Pose_Para"] = threeddfa.pose_para_for(sample)

@@ -204,6 +204,10 @@ class _Biwi:
         """The reader's box definition applied to a (possibly moved) sample."""
         return face_box(np.asarray(sample.head_center_mm), sample.native["calibration"].camera_matrix)
 
+    def output_files(self, sample: Sample) -> list[str]:
+        seq = sample.id.split("/")[0]
+        return [f"hpdb/{seq}/rgb.cal", f"hpdb/{seq}/depth.cal", f"hpdb/{sample.id}_rgb.png", f"hpdb/{sample.id}_pose.txt"]
+
     def write(self, out_root: Path, sample: Sample, image: np.ndarray | bytes | None) -> list[str]:
         calib: Calibration = sample.native["calibration"]
         seq = sample.id.split("/")[0]

@@ -66,6 +66,10 @@ class _W300LP(threeddfa.ThreeDDFAFormat):
             native.pop("landmarks_path", None)
         return native
 
+    def output_files(self, sample: Sample) -> list[str]:
+        extra = [f"{LANDMARKS_DIR}/{sample.id}_pts.mat"] if "landmarks_mat" in sample.native else []
+        return [f"{sample.id}.jpg", f"{sample.id}.mat", *extra]
+
     def write(self, out_root: Path, sample: Sample, image: np.ndarray | bytes | None) -> list[str]:
         if sample.landmarks_px is None:
             raise ValueError(f"{sample.id}: 300W_LP needs 68 landmarks")

@@ -223,6 +223,11 @@ def _f(v: float) -> str:
     return "-" if v != v else f"{v:.2f}"
 
 
+#: The kind an evaluation report's manifest declares, and every file its writers may put in it.
+REPORT_KIND = "evaluation report"
+REPORT_FILES = ("report.md", "results.json", "results.csv", "predictions.csv", "error_vs_yaw.png", "masked_delta.png")
+
+
 def write_report(out_dir: Path, model_name: str, results: Sequence[SuiteResult], missing: Sequence[str],
                  protocol: str = "crop", protocol_text: str | None = None, euler: str = "fixed",
                  biwi_labels: str = DEFAULT_BIWI_LABELS) -> None:

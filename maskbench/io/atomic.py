@@ -15,8 +15,7 @@ import cv2
 import numpy as np
 
 from maskbench.errors import DatasetError, require_file
-
-TMP_PREFIX = ".tmp-"
+from maskbench.io.safety import TMP_PREFIX  # temporary names, as io.safety recognises them
 
 
 def atomic_write(path: Path, write: Callable[[Path], object]) -> None:

@@ -21,16 +21,16 @@ import hashlib
 import io
 import json
 import os
-import shutil
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from maskbench.errors import DatasetError
+from maskbench.errors import DatasetError, UnsafeOutputError
 from maskbench.io import safety
 from maskbench.io.atomic import TMP_PREFIX, atomic_write_text
-from maskbench.io.safety import JOURNAL, LOCK, MANIFEST, files_under
+from maskbench.io.safety import JOURNAL, MANIFEST, files_under
+from maskbench.io.safety import OutputLockedError as OutputLockedError  # raised by SplitWriter, replaced_folder
 from maskbench.types import HeadPose, Sample
 from maskbench.version import __version__
 
@@ -139,14 +139,29 @@ def labels_by_id(split_dir: Path) -> dict[str, dict[str, str]]:
 
 
 def read_manifest(split_dir: Path) -> dict[str, Any]:
-    """Parsed ``manifest.json`` (ValueError with the file name when it is garbled)."""
+    """Parsed ``manifest.json``; ValueError naming the file when it is unreadable, not JSON, or not
+    a maskbench manifest (an object whose ``files`` maps relative paths to sha256 strings)."""
     path = split_dir / MANIFEST
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path}: not valid JSON ({exc})") from None
-    for rel in data.get("files", {}):
-        safe_relpath(rel)
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot be read ({exc.strerror})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: not a maskbench manifest (a JSON {type(data).__name__}, not an object)")
+    files = data.get("files")
+    if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
+        raise ValueError(f"{path}: not a maskbench manifest ('files' must map each file to its sha256)")
+    for rel in files:
+        try:
+            safe_relpath(rel)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
+    for key, typ in (("counts", dict), ("parameters", dict), ("source", dict), ("split", dict), ("filtered", dict),
+                     ("skipped", list)):
+        if key in data and not isinstance(data[key], typ):
+            raise ValueError(f"{path}: not a maskbench manifest ({key!r} must be a JSON {typ.__name__})")
     return data
 
 
@@ -160,29 +175,28 @@ class OutputExistsError(FileExistsError):
     for does not apply to what is there)."""
 
 
-class OutputLockedError(RuntimeError):
-    """Another live process is writing the same output directory."""
-
-
 @dataclass
 class SplitWriter:
     """Writes one split directory: native files via a format writer, then labels and manifest.
 
-    Use as a context manager; write the files under ``write_dir``. What is at ``out_dir`` decides
-    what happens (:mod:`maskbench.io.safety`), before anything is touched:
+    Use as a context manager; write the files under ``write_dir``, each announced first with
+    :meth:`claim` (so that a killed run's folder still proves it wrote every file in it). On entry
+    the output's lock is taken (:class:`~maskbench.io.safety.OutputLock`: a second writer of the
+    same output is refused) and only then is what is at ``out_dir`` inspected
+    (:func:`maskbench.io.safety.ownership`), before anything is touched:
 
     * nothing (or an empty folder): the split is written there;
-    * a finished maskbench output: refused, unless ``overwrite``: then the new split is written in a
+    * a finished maskbench split: refused, unless ``overwrite``: then the new split is written in a
       staging folder beside it and swapped in by :meth:`finish`, so an interrupted overwrite leaves
       the old output whole;
-    * a partial output (a killed run's journal): continued with ``resume`` when ``job`` (the run's
-      command, parameters, seed, split rule) is the same, else refused; ``resume`` also continues a
-      killed ``overwrite``'s staging folder;
-    * anything else (a folder maskbench did not write, a file): refused whatever the flags.
+    * a partial split (a killed run's journal, every file claimed): continued with ``resume`` when
+      ``job`` (the run's command, parameters, seed, split rule, source listing) is the same, else
+      refused; ``resume`` also continues a killed ``overwrite``'s staging folder;
+    * anything else (a folder or file maskbench did not write, a report): refused whatever the flags.
 
     ``sources`` and ``data_root``: an output that is, holds or lies inside one of them is refused.
-    A lock file holding the writer's pid keeps a second process out; a lock whose pid is dead is
-    taken over. The manifest is written last, so a directory without one is unfinished.
+    The manifest is written last (then the journal is removed), so a directory without one is
+    unfinished.
     """
 
     out_dir: Path
@@ -194,87 +208,85 @@ class SplitWriter:
     rows: list[dict[str, str]] = field(default_factory=list)
     #: where the files go: ``out_dir``, or the staging folder of an overwrite
     write_dir: Path = field(init=False)
+    _lock: safety.OutputLock | None = field(default=None, init=False, repr=False)
 
     def __enter__(self) -> SplitWriter:
         self.out_dir = self.out_dir.expanduser().absolute()
         safety.check_location(self.out_dir, sources=self.sources, data_root=self.data_root)
-        self.write_dir = self._choose_write_dir()
-        if self.write_dir != self.out_dir:
-            self._check_lock(self.out_dir)  # a live run writing out_dir itself: not swapped away under it
-        self.write_dir.mkdir(parents=True, exist_ok=True)
-        self._check_lock(self.write_dir)
-        (self.write_dir / MANIFEST).unlink(missing_ok=True)  # a partial output's stale manifest; finish() rewrites it
-        self._take_lock()
-        # the journal's job record marks the folder as this run's partial output (resumable, replaceable)
-        atomic_write_text(self._job_path(self.write_dir), self._job_text())
+        self._lock = safety.OutputLock(self.out_dir).__enter__()  # before anything is looked at or touched
+        try:
+            self.write_dir = self._choose_write_dir()
+            self.write_dir.mkdir(parents=True, exist_ok=True)
+            # the journal's job record marks the folder as this run's partial output (resumable, replaceable)
+            atomic_write_text(self._job_path(self.write_dir), self._job_text())
+        except BaseException:
+            self._release()
+            raise
         return self
 
     def _job_path(self, folder: Path) -> Path:
-        return folder / JOURNAL / "job.json"
+        return folder / JOURNAL / safety.JOB
 
     def _job_text(self) -> str:
-        return json.dumps(self.job or {}, sort_keys=True, default=str)
+        return json.dumps({"kind": safety.SPLIT, **(self.job or {})}, sort_keys=True, default=str)
 
     def _same_job(self, folder: Path) -> bool:
-        return self._job_path(folder).read_text(encoding="utf-8") == self._job_text()
+        try:
+            return self._job_path(folder).read_text(encoding="utf-8") == self._job_text()
+        except OSError:
+            return False
 
     def _choose_write_dir(self) -> Path:
         """Where this run writes, by :func:`safety.ownership` of the output and its staging folder;
         raises (touching nothing) when the flags do not fit what is there."""
         out, stage = self.out_dir, safety.staging_dir(self.out_dir)
-        state, detail = safety.ownership(out)
-        if state == safety.FOREIGN:
-            raise safety.refuse_foreign(out, detail)
+        found = safety.check_owned(out, safety.SPLIT)
         if self.resume:
-            if safety.ownership(stage)[0] == safety.PARTIAL:  # a killed --overwrite
+            staged = safety.ownership(stage)
+            if staged.state == safety.FOREIGN:
+                raise safety.refuse_foreign(stage, staged.detail, what="staging folder")
+            if staged.state == safety.PARTIAL and staged.kind == safety.SPLIT:  # a killed --overwrite
                 if not self._same_job(stage):
                     raise ValueError(f"{stage} (an interrupted --overwrite of {out.name}) was started with different "
-                                     "parameters; run the same command again with --overwrite")
+                                     "parameters or from a source that has changed since; run the same command again "
+                                     "with --overwrite")
                 return stage
-            if state == safety.PARTIAL:
+            if found.state == safety.PARTIAL:
                 if not self._same_job(out):
-                    raise ValueError(f"{out} was started with different parameters ({self._job_path(out)}); "
-                                     "use --overwrite to start it again with these")
+                    raise ValueError(f"{out} was started with different parameters or from a source that has changed "
+                                     f"since ({self._job_path(out)}); use --overwrite to start it again")
                 return out
-            if state == safety.COMPLETE:
+            if found.state == safety.COMPLETE:
+                if found.leftover_journal:  # killed after its manifest was written: only the cleanup was left
+                    remove_journal(out)
                 raise OutputExistsError(f"{out} is a finished maskbench output; there is nothing to resume "
                                         "(pass --overwrite to redo it)")
             return out  # absent or empty: a fresh start
-        if state in (safety.ABSENT, safety.EMPTY):
+        if found.state in (safety.ABSENT, safety.EMPTY):
             return out
         if not self.overwrite:
-            if state == safety.PARTIAL:
+            if found.state == safety.PARTIAL:
                 raise OutputExistsError(f"{out} holds an unfinished maskbench run; pass --resume to continue it "
                                         "(same options) or --overwrite to start again")
             raise OutputExistsError(f"{out} already exists (a maskbench output); pass --overwrite to replace it")
+        if found.state == safety.PARTIAL:  # an unfinished run in place: replaced in place, nothing to keep
+            safety.remove_owned(out)
+            return out
         safety.clear_staging(stage)
         return stage
 
     def __exit__(self, *exc: object) -> None:
-        (self.write_dir / LOCK).unlink(missing_ok=True)
+        self._release()
 
-    @staticmethod
-    def _check_lock(folder: Path) -> None:
-        lock = folder / LOCK
-        if not lock.exists():
-            return
-        try:
-            pid = int(lock.read_text().strip() or "0")
-        except (ValueError, OSError):
-            pid = 0
-        if pid > 0 and pid != os.getpid() and _pid_alive(pid):
-            raise OutputLockedError(f"{folder} is being written by process {pid} (lock {lock})")
+    def _release(self) -> None:
+        if self._lock is not None:
+            self._lock.__exit__()
+            self._lock = None
 
-    def _take_lock(self) -> None:
-        lock = self.write_dir / LOCK
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            self._check_lock(self.write_dir)
-            lock.unlink()
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        with os.fdopen(fd, "w") as f:
-            f.write(str(os.getpid()))
+    def claim(self, rels: Iterable[str]) -> None:
+        """Announce files about to be written under ``write_dir`` (journal line, flushed), so the
+        folder of a run killed at any point accounts for each of its files."""
+        append_claim(self.write_dir, list(rels))
 
     def add(self, sample: Sample, image_rel: str, split: str, label: HeadPose | None = None) -> None:
         """Record a written sample's labels row (:func:`label_row`)."""
@@ -288,6 +300,7 @@ class SplitWriter:
         manifest. ``split``: the rule the rows' ``split`` column was drawn with
         (:class:`maskbench.splits.SplitRule` as a dict)."""
         folder = self.write_dir
+        self.claim([LABELS])
         atomic_write_text(folder / LABELS, labels_csv_text(self.rows))
         for stray in folder.rglob(f"{TMP_PREFIX}*"):
             stray.unlink()
@@ -296,6 +309,7 @@ class SplitWriter:
             per_split[row["split"]] = per_split.get(row["split"], 0) + 1
         manifest = {
             "manifest_version": MANIFEST_VERSION,
+            "kind": safety.SPLIT,
             "name": name,
             "format": fmt,
             "maskbench_version": __version__,
@@ -313,83 +327,126 @@ class SplitWriter:
             manifest["biwi_labels"] = biwi_labels
         if shard is not None:
             manifest["shard"] = {"index": shard[0], "count": shard[1]}
-        shutil.rmtree(folder / JOURNAL, ignore_errors=True)
+        manifest = json.loads(json.dumps(manifest, default=str))  # what the file holds, so the seal matches it
+        manifest = safety.seal(manifest)
         atomic_write_text(folder / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+        remove_journal(folder)  # after the manifest: a kill in between leaves a finished, recognisable split
         if folder != self.out_dir:
-            (folder / LOCK).unlink(missing_ok=True)
-            safety.swap_in(folder, self.out_dir)
+            _swap_checked(folder, self.out_dir, safety.SPLIT)
             self.write_dir = self.out_dir
         return manifest
 
 
-#: Files of an evaluation report folder written before reports had a manifest: such a folder is
-#: recognised as maskbench's and may be replaced.
-LEGACY_REPORT_FILES = frozenset({"report.md", "results.json", "results.csv", "predictions.csv", "error_vs_yaw.png",
-                                 "masked_delta.png"})
+def remove_journal(folder: Path) -> None:
+    """Delete a run's journal (``.maskbench/``) once its manifest is written."""
+    journal = folder / JOURNAL
+    if journal.is_dir() and not journal.is_symlink():
+        for path in journal.iterdir():
+            path.unlink()
+        journal.rmdir()
 
 
-def check_replaceable(out_dir: Path, *, sources: Iterable[Path] = (), data_root: Path | None = None,
-                      legacy_files: frozenset[str] = frozenset(), what: str = "--out") -> None:
-    """Raise (touching nothing) unless ``out_dir`` may be replaced as a whole by a new output: it is
-    absent, empty or maskbench's own (:func:`safety.ownership`), and not a source or the data root."""
+def append_claim(folder: Path, rels: list[str], log: str | None = None) -> None:
+    """Append ``{"claim": rels}`` to a journal log of ``folder`` and flush it (see
+    :func:`maskbench.io.safety.read_claims`)."""
+    path = folder / JOURNAL / (log or f"claims-{os.getpid()}.jsonl")
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps({"claim": rels}) + "\n")
+
+
+def _swap_checked(stage: Path, out_dir: Path, kind: str) -> None:
+    """Swap a finished ``stage`` in at ``out_dir`` (the caller holds the lock), once more checking
+    that what is there may be replaced (a user may have added a file while the run went on)."""
+    try:
+        safety.check_owned(out_dir, kind)
+    except UnsafeOutputError as exc:
+        raise UnsafeOutputError(f"{exc} (the new output is complete in {stage})") from None
+    safety.swap_in(stage, out_dir)
+
+
+def check_replaceable(out_dir: Path, kind: str, *, sources: Iterable[Path] = (), data_root: Path | None = None,
+                      what: str = "--out") -> None:
+    """Raise (touching nothing) unless ``out_dir`` may be replaced as a whole by a new output of
+    ``kind``: it is absent, empty or a maskbench output of that kind, and not a source, the data
+    root or inside another maskbench output."""
     safety.check_location(out_dir, sources=sources, data_root=data_root, what=what)
-    state, detail = safety.ownership(out_dir)
-    if state == safety.FOREIGN and not (out_dir.is_dir() and _only_files(out_dir, legacy_files)):
-        raise safety.refuse_foreign(out_dir, detail, what)
-
-
-def _only_files(folder: Path, names: frozenset[str]) -> bool:
-    files = safety.files_under(folder)
-    return bool(files) and bool(names) and all(rel in names for rel in files)
+    safety.check_owned(out_dir, kind, what)
 
 
 @contextlib.contextmanager
-def replaced_folder(out_dir: Path, kind: str, *, sources: Iterable[Path] = (), data_root: Path | None = None,
-                    legacy_files: frozenset[str] = frozenset(), what: str = "--out") -> Iterator[Path]:
-    """Write a folder of outputs (a report) as a whole: yields a staging folder beside ``out_dir``;
-    on success a manifest (``kind``, sha256 of every file) is added and the folder replaces
+def replaced_folder(out_dir: Path, kind: str, files: Iterable[str], *, sources: Iterable[Path] = (),
+                    data_root: Path | None = None, what: str = "--out", lock: bool = True) -> Iterator[Path]:
+    """Write a folder of outputs (a report) as a whole: yields a staging folder beside ``out_dir``
+    in which only the ``files`` named may be written (claimed in its journal before the caller
+    writes); on success a manifest (``kind``, sha256 of every file) is added and the folder replaces
     ``out_dir`` in one step, so no file of an earlier run is left beside the new ones. Refused like
-    :func:`check_replaceable`; on an error the staging folder is removed and ``out_dir`` untouched."""
+    :func:`check_replaceable`; on an error the staging folder is removed and ``out_dir`` untouched.
+    ``lock=False``: the caller holds the output's :class:`~maskbench.io.safety.OutputLock`."""
     sources = list(sources)
-    check_replaceable(out_dir, sources=sources, data_root=data_root, legacy_files=legacy_files, what=what)
-    stage = safety.staging_dir(out_dir)
-    safety.clear_staging(stage)
-    (stage / JOURNAL).mkdir(parents=True)
-    atomic_write_text(stage / JOURNAL / "job.json", json.dumps({"kind": kind}))
-    try:
-        yield stage
-        manifest = {"manifest_version": MANIFEST_VERSION, "name": out_dir.name, "kind": kind,
-                    "maskbench_version": __version__,
-                    "files": {rel: sha256_file(stage / rel) for rel in listed_files(stage)}}
-        shutil.rmtree(stage / JOURNAL)
-        atomic_write_text(stage / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-        check_replaceable(out_dir, sources=sources, data_root=data_root, legacy_files=legacy_files, what=what)
-        safety.swap_in(stage, out_dir)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
+    files = sorted(files)
+    safety.check_location(out_dir, sources=sources, data_root=data_root, what=what)
+    with contextlib.ExitStack() as held:
+        if lock:
+            held.enter_context(safety.OutputLock(out_dir))
+        safety.check_owned(out_dir, kind, what)
+        stage = safety.staging_dir(out_dir)
+        safety.clear_staging(stage)
+        (stage / JOURNAL).mkdir(parents=True)
+        try:
+            atomic_write_text(stage / JOURNAL / safety.JOB, json.dumps({"kind": kind}))
+            append_claim(stage, files)
+            yield stage
+            written = listed_files(stage)
+            unclaimed = [rel for rel in written if rel not in files]
+            if unclaimed:
+                raise RuntimeError(f"internal error: {kind} wrote {unclaimed[0]}, which it did not claim")
+            manifest = safety.seal({"manifest_version": MANIFEST_VERSION, "name": out_dir.name, "kind": kind,
+                                    "maskbench_version": __version__,
+                                    "files": {rel: sha256_file(stage / rel) for rel in written}})
+            atomic_write_text(stage / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+            remove_journal(stage)
+            _swap_checked(stage, out_dir, kind)
+        except BaseException:
+            if safety.ownership(stage).state != safety.FOREIGN:
+                safety.remove_owned(stage)
+            raise
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def source_listing_sha256(src_dir: Path) -> str:
+    """sha256 of a source tree's file listing (every relative path and size, sorted): recorded by
+    every split derived from it, so that ``merge`` and ``--resume`` notice a source that changed
+    between shards or runs (a photo added, removed or replaced by another size)."""
+    h = hashlib.sha256()
+    for rel in safety.Inventory.of(src_dir).files:
+        h.update(f"{rel}\0{(src_dir / rel).stat().st_size}\n".encode("utf-8", "surrogateescape"))
+    return h.hexdigest()
 
 
 def source_reference(src_dir: Path) -> dict[str, Any]:
-    """How a derived split names its source: path, and the source manifest's sha256 if any."""
+    """How a derived split names its source: name, the source manifest's sha256 if any, and the
+    sha256 of its file listing (:func:`source_listing_sha256`)."""
     ref: dict[str, Any] = {"name": src_dir.name}
     if (src_dir / MANIFEST).is_file():
         ref["manifest_sha256"] = sha256_file(src_dir / MANIFEST)
+    ref["listing_sha256"] = source_listing_sha256(src_dir)
     return ref
 
 
-def verify(split_dir: Path) -> list[str]:
-    """Re-check a split against its manifest. Returns the problems found (empty = all good)."""
+#: An extra check of a split's rows: ``(manifest, rows) -> problems`` (the split-rule check of
+#: :func:`maskbench.splits.verify_split`, which lives above this module).
+RowCheck = Callable[[Mapping[str, Any], list[dict[str, str]]], list[str]]
+
+
+def verify(split_dir: Path, *, checksums: bool = True, row_check: RowCheck | None = None) -> list[str]:
+    """Re-check a split against its manifest. Returns the problems found (empty = all good).
+
+    Checks: every listed file is there with its sha256 (``checksums=False`` compares sizes of
+    nothing, only presence); nothing else is in the folder (files, empty folders, symbolic links);
+    the manifest's own fields are as written (its seal); ``labels.csv`` agrees with the manifest's
+    counts (total and per split), has unique ids whose images exist, and every row's ``split`` is
+    what the recorded rule gives its original sample (``row_check``; see
+    :func:`maskbench.splits.verify_split`, what the commands run).
+    """
     problems: list[str] = []
     if not (split_dir / MANIFEST).is_file():
         return [f"{split_dir / MANIFEST}: missing (the split is unfinished or not written by maskbench)"]
@@ -397,34 +454,86 @@ def verify(split_dir: Path) -> list[str]:
         manifest = read_manifest(split_dir)
     except ValueError as exc:
         return [str(exc)]
-    files: dict[str, str] = manifest.get("files", {})
+    if safety.seal_ok(manifest) is False:
+        problems.append(f"{MANIFEST}: edited after it was written (its fields no longer match its seal_sha256)")
+    files: dict[str, str] = manifest["files"]
     for rel, digest in sorted(files.items()):
         path = split_dir / rel
-        if not path.is_file():
+        if not path.is_file() or path.is_symlink():
             problems.append(f"{rel}: listed in the manifest but missing")
-        elif sha256_file(path) != digest:
+        elif checksums and sha256_file(path) != digest:
             problems.append(f"{rel}: checksum differs from the manifest (file changed or corrupted)")
+    inventory = safety.Inventory.of(split_dir)
     for rel in listed_files(split_dir):
         if rel not in files:
             problems.append(f"{rel}: file not listed in the manifest")
-    if (split_dir / JOURNAL).exists():
-        problems.append(f"{JOURNAL}/: journal of an unfinished run is present (finish it with --resume)")
-    if (split_dir / LOCK).exists():
-        problems.append(f"{LOCK}: a writer's lock is present (run still going or killed)")
+    for rel in inventory.odd:
+        problems.append(f"{rel}: a symbolic link or special file (maskbench writes none)")
+    parents = {p for rel in files for p in safety._parents(rel)}
+    for rel in inventory.dirs:
+        if rel != JOURNAL and rel not in parents:
+            problems.append(f"{rel}/: folder holding no listed file")
+    if JOURNAL in inventory.dirs:
+        problems.append(f"{JOURNAL}/: journal of a run is present (an unfinished run, or one killed just after "
+                        "writing its manifest)")
+    if safety.kind_of(manifest) != safety.SPLIT:
+        return problems  # a report: its files are all there is to check
     if (split_dir / LABELS).is_file():
         try:
             rows = read_labels(split_dir, allow_empty=True)
         except DatasetError as exc:
             return problems + [f"{LABELS}: {exc.problem}"]
-        expected = manifest.get("counts", {}).get("samples")
-        if expected != len(rows):
-            problems.append(f"{LABELS}: {len(rows)} rows but the manifest counts {expected}")
-        ids = [r["id"] for r in rows]
-        if len(set(ids)) != len(ids):
-            problems.append(f"{LABELS}: duplicate ids")
-        for row in rows:
-            if not (split_dir / row["image"]).is_file():
-                problems.append(f"{LABELS}: image {row['image']} of {row['id']} is missing")
+        problems += _label_problems(split_dir, manifest, rows)
+        if row_check is not None:
+            problems += row_check(manifest, rows)
     else:
         problems.append(f"{LABELS}: missing")
     return problems
+
+
+def _label_problems(split_dir: Path, manifest: dict[str, Any], rows: list[dict[str, str]]) -> list[str]:
+    """What in ``labels.csv`` disagrees with the manifest (counts, split rule) or the folder."""
+    problems = []
+    counts = manifest.get("counts", {})
+    if counts.get("samples") != len(rows):
+        problems.append(f"{LABELS}: {len(rows)} rows but the manifest counts {counts.get('samples')}")
+    per_split: dict[str, int] = {}
+    for row in rows:
+        per_split[row["split"]] = per_split.get(row["split"], 0) + 1
+    if "per_split" in counts and counts["per_split"] != dict(sorted(per_split.items())):
+        problems.append(f"{LABELS}: rows per split {dict(sorted(per_split.items()))} but the manifest counts "
+                        f"{counts['per_split']}")
+    ids = [r["id"] for r in rows]
+    if len(set(ids)) != len(ids):
+        problems.append(f"{LABELS}: duplicate ids")
+    for row in rows:
+        if not (split_dir / row["image"]).is_file():
+            problems.append(f"{LABELS}: image {row['image']} of {row['id']} is missing")
+    return problems
+
+
+def _seal_line(kind: str, body: str) -> str:
+    return f"<!-- written by maskbench {kind}; sha256 of the rest: {hashlib.sha256(body.encode('utf-8')).hexdigest()} -->\n"
+
+
+def write_sealed_text(path: Path, text: str, kind: str, *, sources: Iterable[Path] = (),
+                      data_root: Path | None = None, what: str = "--out") -> None:
+    """Write one text file (``maskbench compare``'s table) that proves it is maskbench's: its first
+    line is an HTML comment naming ``kind`` and the sha256 of the rest. An existing file is replaced
+    only when that line is there and the rest unchanged; anything else is refused (touching
+    nothing), as is a path in a source, the data root or a maskbench output."""
+    path = path.expanduser().absolute()
+    safety.check_location(path, sources=sources, data_root=data_root, what=what)
+    with safety.OutputLock(path):
+        if path.exists() or path.is_symlink():
+            if path.is_symlink() or not path.is_file():
+                raise UnsafeOutputError(f"{what} {path} exists and is not a plain file; choose another {what}")
+            try:
+                head, _, rest = path.read_text(encoding="utf-8").partition("\n")
+            except (UnicodeDecodeError, OSError):
+                head, rest = "", ""
+            if head + "\n" != _seal_line(kind, rest):
+                raise UnsafeOutputError(f"{what} {path} exists and was not written by maskbench {kind} (or was edited "
+                                        f"since); maskbench will not overwrite it: choose another {what}")
+        body = text if text.endswith("\n") else text + "\n"
+        atomic_write_text(path, _seal_line(kind, body) + body)

@@ -1,37 +1,52 @@
 """What a command may write: only folders maskbench created, never its source or the data root.
 
-Every writer (split writers, ``sample``, ``merge``, ``evaluate``'s report) asks this module first and
-touches nothing when it refuses. The rules:
+Every writer (split writers, ``sample``, ``merge``, ``evaluate``'s and ``judge``'s reports) asks
+this module first and touches nothing when it refuses. The rules:
 
-* an output may not be, lie inside, or contain a source it reads, and may not be or contain the
-  data root (:func:`check_location`);
-* a folder is *maskbench's* when it is a finished output (a ``manifest.json`` of maskbench's that
-  lists every file in the folder) or the partial output of a run (its journal ``.maskbench/job.json``);
-  anything else that is not empty is the user's and is never replaced (:func:`ownership`);
+* an output may not be, lie inside, or contain a source it reads; may not be or contain the data
+  root; and may not lie inside another maskbench output (:func:`check_location`);
+* a folder is maskbench's only when maskbench can account for *every* entry in it
+  (:func:`ownership`): a finished output's ``manifest.json`` lists every file, and a run still
+  going or killed lists in its journal (``.maskbench/``) every file it is about to write *before*
+  it writes it (a *claim*). A file, symbolic link or empty folder that neither lists, or a
+  journal file maskbench does not write, makes the folder the user's, whatever the flags;
+* a folder of one *kind* (a dataset split, an evaluation report, a realism report) is never
+  replaced by an output of another kind;
+* one writer at a time per output: an exclusive ``flock`` on a lock file beside the output
+  (:class:`OutputLock`), taken before anything is inspected, staged or deleted, and released by the
+  kernel when its process dies (no stale lock, no pid reuse);
 * ``--overwrite`` writes the new output beside the old one (:func:`staging_dir`) and swaps the two
-  only once the new one is complete (:func:`swap_in`), so an interrupted overwrite leaves the old
-  output whole.
+  only once the new one is complete (:func:`swap_in`); removal (:func:`remove_owned`) deletes the
+  listing (manifest, journal) last, so a folder killed half-way through removal is still known to be
+  maskbench's.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
+import fcntl
+import hashlib
 import json
 import os
-import shutil
 from collections.abc import Iterable
-from pathlib import Path
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
 
 from maskbench.errors import UnsafeOutputError
 
 MANIFEST = "manifest.json"
-LOCK = ".maskbench.lock"
-#: Per-run journal folder (job parameters and finished-sample records) of an unfinished run.
+#: Per-run journal folder (job record, claims and finished-sample records) of an unfinished run.
 JOURNAL = ".maskbench"
+JOB = "job.json"
+#: Prefix of a temporary file (:mod:`maskbench.io.atomic`): ``.tmp-<pid>-<name>``.
+TMP_PREFIX = ".tmp-"
 
 #: What :func:`ownership` finds at a path.
 ABSENT, EMPTY, COMPLETE, PARTIAL, FOREIGN = "absent", "empty", "complete", "partial", "foreign"
+#: The kind of a dataset split's manifest (reports name theirs: "evaluation report", "realism report").
+SPLIT = "split"
 
 
 def _is_within(path: Path, other: Path) -> bool:
@@ -41,7 +56,8 @@ def _is_within(path: Path, other: Path) -> bool:
 
 def check_location(out_dir: Path, *, sources: Iterable[Path] = (), data_root: Path | None = None,
                    what: str = "--out") -> None:
-    """Refuse an output that is, contains or lies inside a source, or is or contains the data root."""
+    """Refuse an output that is, contains or lies inside a source (a folder or a file), is or
+    contains the data root, or lies inside another maskbench output (a finished one or a run's)."""
     out = out_dir.expanduser().resolve()
     if data_root is not None:
         root = data_root.expanduser().resolve()
@@ -51,63 +67,204 @@ def check_location(out_dir: Path, *, sources: Iterable[Path] = (), data_root: Pa
     for src in sources:
         src = Path(src).expanduser().resolve()
         if out == src:
-            raise UnsafeOutputError(f"{what} {out} is the source folder itself; choose another {what} "
+            raise UnsafeOutputError(f"{what} {out} is the source {'folder' if src.is_dir() else 'file'} itself; choose "
+                                    f"another {what} "
                                     "(maskbench never writes into its source)")
         if out.is_relative_to(src):
             raise UnsafeOutputError(f"{what} {out} lies inside the source {src}; choose a folder outside it")
         if src.is_relative_to(out):
             raise UnsafeOutputError(f"{what} {out} contains the source {src}; choose a folder that does not")
+    for parent in out.parents:
+        if (parent / MANIFEST).is_file() or (parent / JOURNAL / JOB).is_file():
+            raise UnsafeOutputError(f"{what} {out} lies inside {parent}, a maskbench output (its {MANIFEST} or "
+                                    "journal is there); writing into it would break it. Choose a folder outside it")
+
+
+def _sealed_fields(manifest: dict) -> bytes:
+    return json.dumps({k: v for k, v in manifest.items() if k != "seal_sha256"}, sort_keys=True).encode("utf-8")
+
+
+def seal(manifest: dict) -> dict:
+    """``manifest`` with ``seal_sha256``: the sha256 of its other fields (canonical JSON), so that an
+    edit of its metadata (counts, seed, parameters, split rule) is seen by ``verify``."""
+    return {**manifest, "seal_sha256": hashlib.sha256(_sealed_fields(manifest)).hexdigest()}
+
+
+def seal_ok(manifest: dict) -> bool | None:
+    """True/False whether the seal matches; None for a manifest written before seals."""
+    if "seal_sha256" not in manifest:
+        return None
+    return manifest["seal_sha256"] == hashlib.sha256(_sealed_fields(manifest)).hexdigest()
 
 
 def maskbench_manifest(folder: Path) -> dict | None:
-    """The parsed ``manifest.json`` of ``folder`` when maskbench wrote it (it carries
-    ``manifest_version`` and ``files``), else None."""
+    """The parsed ``manifest.json`` of ``folder`` when it is maskbench's (a JSON object with
+    ``manifest_version`` and ``files``: an object of relative paths to sha256 strings), else None."""
     try:
         data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if isinstance(data, dict) and "manifest_version" in data and isinstance(data.get("files"), dict):
-        return data
-    return None
+    if not (isinstance(data, dict) and "manifest_version" in data and isinstance(data.get("files"), dict)):
+        return None
+    if not all(isinstance(k, str) and isinstance(v, str) and _relative(k) for k, v in data["files"].items()):
+        return None
+    return data
+
+
+def _relative(rel: str) -> bool:
+    p = PurePosixPath(rel)
+    return bool(rel) and not p.is_absolute() and ".." not in p.parts
+
+
+def kind_of(manifest_or_job: dict) -> str:
+    """The kind a manifest or job record declares; a split when it names none (older manifests)."""
+    kind = manifest_or_job.get("kind")
+    return kind if isinstance(kind, str) else SPLIT
+
+
+@dataclass
+class Inventory:
+    """Every entry under a folder, symlinks not followed: files, folders and anything else (links,
+    sockets...), as posix paths relative to it."""
+
+    files: list[str] = field(default_factory=list)
+    dirs: list[str] = field(default_factory=list)
+    odd: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, folder: Path) -> Inventory:
+        inv = cls()
+        stack = [(folder, "")]
+        while stack:
+            here, prefix = stack.pop()
+            with os.scandir(here) as entries:
+                for entry in entries:
+                    rel = prefix + entry.name
+                    if entry.is_symlink():
+                        inv.odd.append(rel)
+                    elif entry.is_dir(follow_symlinks=False):
+                        inv.dirs.append(rel)
+                        stack.append((Path(entry.path), rel + "/"))
+                    elif entry.is_file(follow_symlinks=False):
+                        inv.files.append(rel)
+                    else:
+                        inv.odd.append(rel)
+        inv.files.sort()
+        inv.dirs.sort()
+        inv.odd.sort()
+        return inv
 
 
 def files_under(folder: Path) -> list[str]:
-    """Every file under ``folder`` as a sorted posix path, the manifest, lock and journal left out."""
-    out = []
-    for root, _dirs, files in os.walk(folder):
-        for name in files:
-            rel = Path(root, name).relative_to(folder).as_posix()
-            if rel not in (MANIFEST, LOCK) and not rel.startswith(JOURNAL + "/"):
-                out.append(rel)
-    return sorted(out)
+    """Every file under ``folder`` as a sorted posix path, the manifest and the journal left out
+    (what a manifest lists)."""
+    return [rel for rel in Inventory.of(folder).files if rel != MANIFEST and not rel.startswith(JOURNAL + "/")]
 
 
-def ownership(path: Path) -> tuple[str, str]:
-    """(state, detail) of an output location: ``absent``, ``empty``, ``partial`` (a run's journal is
-    there), ``complete`` (a maskbench manifest lists every file) or ``foreign`` (anything else; the
-    detail names what maskbench did not write)."""
+def read_claims(folder: Path) -> tuple[dict | None, set[str], list[str]]:
+    """(job record, claimed paths, journal files maskbench does not write) of a run's journal.
+
+    The journal holds ``job.json`` and ``*.jsonl`` logs whose lines may carry ``"claim": [paths]``
+    (files announced before they are written); a line cut short by a kill claims nothing."""
+    journal = folder / JOURNAL
+    job: dict | None = None
+    try:
+        data = json.loads((journal / JOB).read_text(encoding="utf-8"))
+        job = data if isinstance(data, dict) else None
+    except (OSError, ValueError):
+        job = None
+    claimed: set[str] = set()
+    strange: list[str] = []
+    for rel in Inventory.of(journal).files if journal.is_dir() and not journal.is_symlink() else []:
+        if rel == JOB:
+            continue
+        if "/" in rel or not rel.endswith(".jsonl"):
+            strange.append(f"{JOURNAL}/{rel}")
+            continue
+        try:
+            text = (journal / rel).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            strange.append(f"{JOURNAL}/{rel}")
+            continue
+        for line in text.splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            paths = record.get("claim") if isinstance(record, dict) else None
+            if isinstance(paths, list):
+                claimed.update(p for p in paths if isinstance(p, str))
+    return job, claimed, strange
+
+
+def _untemp(name: str) -> str:
+    """``.tmp-<pid>-<name>`` -> ``<name>`` (an atomic write's temporary file), else ``name``."""
+    if name.startswith(TMP_PREFIX):
+        pid, sep, rest = name[len(TMP_PREFIX):].partition("-")
+        if sep and pid.isdigit():
+            return rest
+    return name
+
+
+@dataclass(frozen=True)
+class Ownership:
+    """What is at an output location: ``state`` (absent, empty, partial, complete, foreign), the
+    ``kind`` of a maskbench folder, and for a foreign one what maskbench did not write."""
+
+    state: str
+    kind: str = ""
+    detail: str = ""
+    #: a finished output whose journal is still there (killed after its manifest was written)
+    leftover_journal: bool = False
+
+
+def ownership(path: Path) -> Ownership:
+    """Whether ``path`` is maskbench's, entry by entry (see the module docstring)."""
     if not path.exists() and not path.is_symlink():
-        return ABSENT, ""
+        return Ownership(ABSENT)
+    if path.is_symlink():
+        return Ownership(FOREIGN, detail="it is a symbolic link; give the folder itself")
     if not path.is_dir():
-        return FOREIGN, "it is a file, not a folder"
-    if (path / JOURNAL / "job.json").is_file():
-        return PARTIAL, ""
-    if not files_under(path) and all(p.name in (LOCK, JOURNAL) for p in path.iterdir()):
-        return EMPTY, ""  # nothing, or a run killed before it wrote its first record
+        return Ownership(FOREIGN, detail="it is a file, not a folder")
+    inv = Inventory.of(path)
+    if inv.odd:
+        return Ownership(FOREIGN, detail=f"it holds {inv.odd[0]}, a symbolic link or special file maskbench never makes")
+    if not inv.files and set(inv.dirs) <= {JOURNAL}:
+        return Ownership(EMPTY)  # nothing, or an empty journal folder (a run killed before its first record)
     manifest = maskbench_manifest(path)
-    if manifest is None:
-        first = next(iter(files_under(path)), None) or next(p.name for p in path.iterdir() if p.name != LOCK)
-        return FOREIGN, f"it has no maskbench manifest (e.g. {first})"
-    extra = [rel for rel in files_under(path) if rel not in manifest["files"]]
+    has_journal = JOURNAL in inv.dirs
+    job, claimed, strange = read_claims(path) if has_journal else (None, set(), [])
+    if strange:
+        return Ownership(FOREIGN, detail=f"its journal holds {strange[0]}, which maskbench does not write")
+    if manifest is not None:
+        listed, state, kind = set(manifest["files"]) | {MANIFEST}, COMPLETE, kind_of(manifest)
+    elif job is not None:
+        listed, state, kind = set(), PARTIAL, kind_of(job)
+    else:
+        first = next((f for f in inv.files if not f.startswith(JOURNAL + "/")), inv.files[0] if inv.files else JOURNAL)
+        return Ownership(FOREIGN, detail=f"it has no maskbench manifest or run journal (e.g. {first})")
+    extra = [rel for rel in inv.files if not _accounted(rel, listed, claimed)]
+    ancestors = {a for rel in listed | claimed for a in _parents(rel)}
+    extra += [rel + "/" for rel in inv.dirs if rel != JOURNAL and rel not in ancestors]
     if extra:
         more = f" and {len(extra) - 1} more" if len(extra) > 1 else ""
-        return FOREIGN, f"it holds files maskbench did not write ({extra[0]}{more})"
-    return COMPLETE, ""
+        return Ownership(FOREIGN, kind, f"it holds files maskbench did not write ({extra[0]}{more})")
+    return Ownership(state, kind, leftover_journal=state == COMPLETE and has_journal)
 
 
-def staging_dir(out_dir: Path) -> Path:
-    """Where ``--overwrite`` builds the new output: a hidden sibling, swapped in when complete."""
-    return out_dir.parent / f".{out_dir.name}.maskbench-partial"
+def _parents(rel: str) -> list[str]:
+    parts = rel.split("/")[:-1]
+    return ["/".join(parts[: k + 1]) for k in range(len(parts))]
+
+
+def _accounted(rel: str, listed: set[str], claimed: set[str]) -> bool:
+    if rel in listed or rel in claimed:
+        return True
+    if rel.startswith(JOURNAL + "/"):
+        return True  # the journal's own files were checked by read_claims
+    head, _, name = rel.rpartition("/")
+    untemp = (head + "/" if head else "") + _untemp(name)
+    return untemp != rel and (untemp in claimed or untemp in listed)
 
 
 def refuse_foreign(out_dir: Path, detail: str, what: str = "--out") -> UnsafeOutputError:
@@ -115,14 +272,126 @@ def refuse_foreign(out_dir: Path, detail: str, what: str = "--out") -> UnsafeOut
                              f"or write into it: choose another {what}, or move its contents away")
 
 
-def clear_staging(stage: Path) -> None:
-    """Remove a leftover staging folder of an earlier run; refuse when it is not maskbench's."""
-    state, detail = ownership(stage)
-    if state == ABSENT:
+def check_owned(out_dir: Path, kind: str, what: str = "--out") -> Ownership:
+    """The ownership of ``out_dir`` when an output of ``kind`` may replace it (absent, empty, or a
+    maskbench output of that kind, finished or partial); else raise, touching nothing."""
+    found = ownership(out_dir)
+    if found.state == FOREIGN:
+        raise refuse_foreign(out_dir, found.detail, what)
+    if found.state in (COMPLETE, PARTIAL) and found.kind != kind:
+        raise UnsafeOutputError(f"{what} {out_dir} is a maskbench {found.kind}, not a {kind}; maskbench does not "
+                                f"replace one kind of output with another: choose another {what}")
+    return found
+
+
+def _sibling(out_dir: Path, suffix: str) -> Path:
+    """A hidden path beside ``out_dir``: ``.<name><suffix>``, shortened with a hash when the name
+    would pass the file-system limit of 255 bytes."""
+    name = f".{out_dir.name}{suffix}"
+    if len(os.fsencode(name)) > 255:
+        digest = hashlib.sha256(os.fsencode(out_dir.name)).hexdigest()[:16]
+        name = f".{os.fsdecode(os.fsencode(out_dir.name)[:150]).rstrip(chr(0xFFFD))}-{digest}{suffix}"
+    return out_dir.parent / name
+
+
+def staging_dir(out_dir: Path) -> Path:
+    """Where ``--overwrite`` builds the new output: a hidden sibling, swapped in when complete."""
+    return _sibling(out_dir, ".maskbench-partial")
+
+
+def lock_path(out_dir: Path) -> Path:
+    """The lock file of ``out_dir`` (beside it, so it guards the output and its staging folder)."""
+    return _sibling(out_dir, ".maskbench-lock")
+
+
+class OutputLockedError(RuntimeError):
+    """Another live process is writing the same output."""
+
+
+class OutputLock:
+    """An exclusive lock on one output location, held for the whole write.
+
+    ``flock`` on ``.<name>.maskbench-lock`` beside the output: the kernel releases it when the
+    process dies, so a killed writer never leaves a stale lock and a reused pid blocks nothing. The
+    file holds the owner's pid (for the message) and is removed on release; a process that locked a
+    file another one removed meanwhile notices (different inode) and tries again.
+    """
+
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = out_dir
+        self.path = lock_path(out_dir)
+        self._fd: int | None = None
+
+    def __enter__(self) -> OutputLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(100):
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                os.close(fd)
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise
+                raise OutputLockedError(f"{self.out_dir} is being written by another maskbench process"
+                                        f"{self._owner()} (lock {self.path}); wait for it to finish") from None
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                os.ftruncate(fd, 0)
+                os.write(fd, str(os.getpid()).encode())
+                self._fd = fd
+                return self
+            os.close(fd)  # the file was removed by its last owner between our open and flock
+        raise OutputLockedError(f"could not lock {self.path}")
+
+    def _owner(self) -> str:
+        try:
+            pid = self.path.read_text().strip()
+        except OSError:
+            return ""
+        return f" (pid {pid})" if pid.isdigit() else ""
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            try:
+                self.path.unlink()
+            except FileNotFoundError:
+                pass
+            os.close(self._fd)  # releases the flock
+            self._fd = None
+
+
+def remove_owned(folder: Path) -> None:
+    """Delete a maskbench folder so that a kill at any point leaves it recognisably maskbench's:
+    every other file first, then the folders emptied, then the journal, the manifest last."""
+    if not folder.exists():
         return
-    if state == FOREIGN:
-        raise refuse_foreign(stage, detail, what="staging folder")
-    shutil.rmtree(stage)
+    inv = Inventory.of(folder)
+    last = [MANIFEST] + [rel for rel in inv.files if rel.startswith(JOURNAL + "/")]
+    for rel in inv.files:
+        if rel not in last:
+            os.unlink(folder / rel)
+    for rel in sorted(inv.dirs, key=lambda r: r.count("/"), reverse=True):
+        if rel != JOURNAL:
+            os.rmdir(folder / rel)
+    for rel in sorted(last, key=lambda r: r == MANIFEST):
+        (folder / rel).unlink(missing_ok=True)
+    if (folder / JOURNAL).is_dir():
+        os.rmdir(folder / JOURNAL)
+    os.rmdir(folder)
+
+
+def clear_staging(stage: Path) -> None:
+    """Remove a leftover staging folder of an earlier run (the caller holds the output's lock, so
+    no live writer uses it); refuse when it holds anything maskbench did not write."""
+    found = ownership(stage)
+    if found.state == ABSENT:
+        return
+    if found.state == FOREIGN:
+        raise refuse_foreign(stage, found.detail, what="staging folder")
+    remove_owned(stage)
 
 
 _RENAME_EXCHANGE = 2
@@ -141,7 +410,8 @@ def _exchange(a: Path, b: Path) -> bool:
 
 
 def swap_in(new: Path, target: Path) -> None:
-    """Put the complete folder ``new`` at ``target`` and delete what was there (a maskbench output).
+    """Put the complete folder ``new`` at ``target`` and delete what was there (a maskbench output,
+    checked by the caller under the output's lock).
 
     On Linux the two folders trade places in one atomic step; elsewhere the old one is renamed
     aside first, so a crash in between leaves it whole under ``.<name>.maskbench-old``.
@@ -150,11 +420,10 @@ def swap_in(new: Path, target: Path) -> None:
         os.replace(new, target)
         return
     if _exchange(new, target):
-        shutil.rmtree(new)  # now holds the old output
+        remove_owned(new)  # now holds the old output
         return
-    old = target.parent / f".{target.name}.maskbench-old"
-    if old.exists():
-        shutil.rmtree(old)
+    old = _sibling(target, ".maskbench-old")
+    clear_staging(old)
     os.replace(target, old)
     os.replace(new, target)
-    shutil.rmtree(old)
+    remove_owned(old)

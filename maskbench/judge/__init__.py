@@ -206,6 +206,9 @@ def judged_face(faces: Sequence[Face], box_px: Sequence[float] | None = None) ->
 # ------------------------------------------------------------------------------------------------
 REALISM_JSON = "realism.json"
 CONTACT_SHEET = "realism_lowest.png"
+#: The kind a realism report's manifest declares, and the files :func:`write_realism` writes.
+REPORT_KIND = "realism report"
+REPORT_FILES = (REALISM_JSON, CONTACT_SHEET)
 YAW_BINS_DEG = (0.0, 30.0, 60.0, 181.0)
 #: Faces judged by default (``sample="auto"``): a seeded sample of :data:`SAMPLE_FRACTION` of the
 #: faces, at least :data:`SAMPLE_MIN` and at most :data:`SAMPLE_MAX`. The detector runs at about 45
