@@ -495,8 +495,8 @@ def evaluate(model: str | None, suites: tuple[str, ...], predictions: Path | Non
     inputs = [p for p in (predictions, weights, Path(model) if model else None) if p is not None and p.exists()]
     guard = {"sources": [*found.values(), *inputs], "data_root": root}
     with _writing(resumable=False):
-        check_outside_datasets(out_dir, root)
         check_replaceable(out_dir, REPORT_KIND, **guard)  # before the scoring, so a refusal costs nothing
+        check_outside_datasets(out_dir, root)
         with OutputLock(out_dir):  # a second evaluate to this --out is refused from here on
                 _evaluate_into(out_dir, model, found, missing, guard, predictions, weights, protocol, euler, biwi_labels,
                            batch_size, device, limit, workers, root, strict)
@@ -623,8 +623,8 @@ def judge(folder: Path, out: Path, judge_sample: str, seed: int, sources_dir: Pa
     sample = _judge_sample(judge_sample, "--sample")
     guard = {"sources": [folder, *([sources_dir.resolve()] if sources_dir else [])], "data_root": _root(None)}
     with _writing(resumable=False):
-        check_outside_datasets(out_dir, _root(None))
         check_replaceable(out_dir, REPORT_KIND, **guard)  # before the grading, so a refusal costs nothing
+        check_outside_datasets(out_dir, _root(None))
         check_finished(folder)
         rows = list(labels_by_id(folder).values())
         items = items_of(folder, rows)
@@ -797,7 +797,7 @@ def verify(split_dirs: tuple[str, ...], data_root: Path | None) -> None:
 
     Exits 1 and lists every problem (changed, missing or extra files; label rows) when any is found.
     """
-    from maskbench.io.manifest import verify as verify_split
+    from maskbench.splits import verify_split
 
     bad = 0
     for name in split_dirs:

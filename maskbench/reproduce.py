@@ -47,8 +47,9 @@ from typing import Any
 
 from maskbench.evaluation.protocol import SUITES as PROTOCOL_SUITES
 from maskbench.io.atomic import atomic_write_text
-from maskbench.io.manifest import MANIFEST, verify
+from maskbench.io.manifest import MANIFEST
 from maskbench.provenance import source_commit
+from maskbench.splits import verify_split as verify
 from maskbench.training.config import load_config
 from maskbench.version import __version__
 

@@ -279,8 +279,9 @@ def check_owned(out_dir: Path, kind: str, what: str = "--out") -> Ownership:
     if found.state == FOREIGN:
         raise refuse_foreign(out_dir, found.detail, what)
     if found.state in (COMPLETE, PARTIAL) and found.kind != kind:
-        raise UnsafeOutputError(f"{what} {out_dir} is a maskbench {found.kind}, not a {kind}; maskbench does not "
-                                f"replace one kind of output with another: choose another {what}")
+        article = "an" if kind[:1] in "aeiou" else "a"
+        raise UnsafeOutputError(f"{what} {out_dir} is a maskbench {found.kind}; maskbench never replaces it with "
+                                f"{article} {kind}: choose another {what}")
     return found
 
 
