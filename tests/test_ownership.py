@@ -13,20 +13,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from maskbench.cli import main
 from maskbench.datasets.registry import open_reader
 from maskbench.io.manifest import JOURNAL, read_labels, verify
 from maskbench.io.safety import OutputLock, lock_path, staging_dir
 from maskbench.runs import write_split
-
-
-def run(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(main, list(args))
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.output
+from tests.test_safety import run
 
 
 def snapshot(folder: Path) -> dict[str, str]:
@@ -369,6 +361,9 @@ def test_11_a_killed_run_is_not_read_as_a_dataset(root: Path) -> None:
         one_line_error(code, text, "an unfinished maskbench run")
     code, text = run("judge", str(root / "AFLW2000_partial"), "--out", str(root.parent / "j"))
     one_line_error(code, text, "an unfinished maskbench run")
+    code, text = run("evaluate", "baseline:pnp", "--suite", "AFLW2000_partial", "--out", str(root.parent / "e"),
+                     "--data-root", str(root))
+    one_line_error(code, text, "an unfinished maskbench run")
     with pytest.raises(maskbench.datasets.DatasetError, match="unfinished maskbench run"):
         maskbench.open_dataset(root / "AFLW2000_partial")
     assert snapshot(root) == before
@@ -427,23 +422,12 @@ def test_13_merge_refuses_shards_of_different_source_contents(root: Path) -> Non
 
 
 def test_13_resume_refuses_a_source_that_changed(root: Path) -> None:
-    reader = open_reader(root / "AFLW2000")
-    done = []
-
-    def stop(sample, image, rng):  # noqa: ANN001, ANN202
-        done.append(sample.id)
-        if len(done) > 2:
-            raise KeyboardInterrupt
-        return [(sample, image)]
-
-    params = {"command": "t"}
-    with pytest.raises(KeyboardInterrupt):
-        write_split(reader, root / "out", transform=stop, transform_name="t", parameters=params, seed=0,
-                    progress=False)
+    partial_run(root, "out")
     (root / "AFLW2000" / "image00007.jpg").unlink()
     with pytest.raises(ValueError, match="source that has changed"):
         write_split(open_reader(root / "AFLW2000"), root / "out", transform=lambda s, i, r: [(s, i)],
-                    transform_name="t", parameters=params, seed=0, progress=False, resume=True)
+                    transform_name="t", parameters={"command": "t"}, seed=0, progress=False, resume=True,
+                    data_root=root)
 
 
 # 14. verify sees edited metadata and added folders
