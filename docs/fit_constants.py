@@ -8,7 +8,7 @@ passes because its constant was tuned on the same faces.
 * ``DLIB_BOX_SHIFT`` / ``DLIB_BOX_SIDE`` (``maskbench/synthesis/landmarks.py``): dlib's HOG detector
   box relative to the box of the labelled landmarks 17-67 and the chin; medians over the FIT photos
   where the detector found the labelled face (IoU >= 0.1 with the landmark box, the rule of ``dlib_detected_landmarks``).
-* ``OCCLUDER_CHROMA_Z`` (``maskbench/synthesis/blending.py``): the chroma distance, on a grid of half
+* ``OCCLUDER_CHROMA_Z`` (``maskbench/synthesis/occluders.py``): the chroma distance, on a grid of half
   spreads, whose flagged faces (anything kept in front of the mask) best agree with labels by eye
   (``occluder_labels_fit.csv``: for every FIT photo flagged at some Z of the grid, whether the source
   photo shows anything in front of the lower face: a hand, an object, a scarf, hair over the jaw):
@@ -80,22 +80,22 @@ def fit_dlib_box(samples: list) -> tuple[tuple[float, float], float, int]:  # ty
 def occluder_flags(samples: list) -> dict[float, set[str]]:  # type: ignore[type-arg]
     """Ids of the faces with an occluder kept on top, per OCCLUDER_CHROMA_Z on the grid."""
     from maskbench.io.atomic import read_image
-    from maskbench.synthesis import blending
+    from maskbench.synthesis import occluders
     from maskbench.synthesis.mask import SynthesisParams, mask_sample
 
-    saved = blending.OCCLUDER_CHROMA_Z
+    saved = occluders.OCCLUDER_CHROMA_Z
     flags: dict[float, set[str]] = {}
     images = [read_image(s.image_path) for s in samples]
     try:
         for z in Z_GRID:
-            blending.OCCLUDER_CHROMA_Z = z
+            occluders.OCCLUDER_CHROMA_Z = z
             flags[z] = set()
             for k, (s, image) in enumerate(zip(samples, images)):
                 masked, _ = mask_sample(s, image, np.random.default_rng(k), SynthesisParams())
                 if masked.extra["occluder_px"] > 0:
                     flags[z].add(s.id)
     finally:
-        blending.OCCLUDER_CHROMA_Z = saved
+        occluders.OCCLUDER_CHROMA_Z = saved
     return flags
 
 
@@ -109,7 +109,7 @@ def occluder_f1(flagged: set[str], labels: dict[str, bool]) -> tuple[float, int,
 
 def main() -> int:
     from maskbench.datasets import open_reader
-    from maskbench.synthesis import blending, landmarks
+    from maskbench.synthesis import landmarks, occluders
 
     dev = REAL / "aflw2000_dev"
     if not dev.is_dir():
@@ -130,9 +130,9 @@ def main() -> int:
     for z, (f1, tp, fp) in scores.items():
         print(f"  Z {z}: {len(flags[z])} flagged ({len(flags[z]) / len(fit):.1%}), {tp} occluded, {fp} not; F1 {f1:.3f}")
     z = max(scores, key=lambda k: (scores[k][0], k))
-    print(f"OCCLUDER_CHROMA_Z fitted {z} (code: {blending.OCCLUDER_CHROMA_Z})")
+    print(f"OCCLUDER_CHROMA_Z fitted {z} (code: {occluders.OCCLUDER_CHROMA_Z})")
     same = (shift == tuple(landmarks.DLIB_BOX_SHIFT) and side == landmarks.DLIB_BOX_SIDE
-            and z == blending.OCCLUDER_CHROMA_Z)
+            and z == occluders.OCCLUDER_CHROMA_Z)
     return 0 if same else 1
 
 

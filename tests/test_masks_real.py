@@ -15,10 +15,11 @@ import pytest
 from maskbench.datasets import open_reader
 from maskbench.io.atomic import read_image
 from maskbench.sampledata import make_sample_dataset
-from maskbench.synthesis import blending
-from maskbench.synthesis.fitting import fit_mask, surface
+from maskbench.synthesis import blending, compositing, jpeg, materials, occluders, photometry, stats, straps
+from maskbench.synthesis.fitting import fit_mask
 from maskbench.synthesis.landmarks import dlib_detected_landmarks, generic_head, landmarks_for
 from maskbench.synthesis.mask import SynthesisParams, landmarks_inside, mask_sample
+from maskbench.synthesis.surface import surface
 from maskbench.synthesis.templates import available, load
 
 MOUTH_NOSE = list(range(48, 68)) + [31, 32, 33, 34, 35]
@@ -63,7 +64,7 @@ def test_the_lower_edge_reaches_under_the_chin(real_dir: Path) -> None:
     """Surgical, N95 and KN95 masks end at or under the chin (landmark 8) on the CHECK photos with
     |yaw| < 45: the chin anchor is followed even when this face's chin lies well below the generic
     one's (it used not to be: medians of 3.6 to 8.8 % of the face height above the chin)."""
-    from maskbench.synthesis.fitting import landmark_rotation
+    from maskbench.synthesis.landmark_pose import landmark_rotation
 
     picks = [s for s in _check(real_dir) if abs(s.pose.yaw_deg) < 45][:60]
     for name in ("surgical", "n95", "kn95"):
@@ -99,8 +100,8 @@ def test_an_object_in_front_of_the_mouth_stays_on_top(real_dir: Path) -> None:
         image, where = _paste_object(read_image(s.image_path), s)
         core = cv2.erode(where.view(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
         footprint = None
-        for occluders, store in ((False, painted_fraction), (True, kept_fraction)):
-            params = SynthesisParams(mask_types=("surgical",), occluders=occluders)
+        for keep_occluders, store in ((False, painted_fraction), (True, kept_fraction)):
+            params = SynthesisParams(mask_types=("surgical",), occluders=keep_occluders)
             masked, out = mask_sample(s, image, np.random.default_rng(k), params)
             occ = masked.aux_images["occlusion"] > 0
             if footprint is None:  # where the mask would lie with nothing in front of it
@@ -116,7 +117,8 @@ def test_the_background_ahead_of_a_profile_is_never_an_occluder(real_dir: Path) 
     lips: drawn with occluders on, it covers there what it covers with them off (the background's
     colour used to be taken for an object in front and cut notches into the mask's front edge:
     image00473, 00599, 00032 among the CHECK photos at |yaw| >= 60)."""
-    from maskbench.synthesis.fitting import ahead_of_profile, landmark_rotation
+    from maskbench.synthesis.landmark_pose import landmark_rotation
+    from maskbench.synthesis.silhouette import ahead_of_profile
 
     picks = [s for s in _check(real_dir) if abs(s.pose.yaw_deg) >= 60][:40]
     ahead_px = covered_px = 0
@@ -152,14 +154,14 @@ def test_skin_lit_like_the_nose_is_not_an_occluder() -> None:
 
     lit = area.copy()
     lit[:, :80] = False
-    assert (blending.find_occluders(bgr(ycc), area) & lit).mean() > 0.9 * lit.mean()  # the old verdict
-    assert not blending.find_occluders(bgr(ycc), area, skin_elsewhere=(158.0, 108.0, 2.5)).any()
+    assert (occluders.find_occluders(bgr(ycc), area) & lit).mean() > 0.9 * lit.mean()  # the old verdict
+    assert not occluders.find_occluders(bgr(ycc), area, skin_elsewhere=(158.0, 108.0, 2.5)).any()
     # the nose's own spread sets how far from it skin may lie (a nose lit unevenly, 15 levels off)
-    assert blending.find_occluders(bgr(ycc), area, skin_elsewhere=(146.0, 117.0, 1.0))[:, 80:].any()
-    assert not blending.find_occluders(bgr(ycc), area, skin_elsewhere=(146.0, 117.0, 5.0)).any()
+    assert occluders.find_occluders(bgr(ycc), area, skin_elsewhere=(146.0, 117.0, 1.0))[:, 80:].any()
+    assert not occluders.find_occluders(bgr(ycc), area, skin_elsewhere=(146.0, 117.0, 5.0)).any()
     with_object = ycc.copy()
     with_object[60:, 20:50, 1:] = (110.0, 160.0)  # a blue cup entering at the lower edge
-    found = blending.find_occluders(bgr(with_object), area, skin_elsewhere=(158.0, 108.0, 2.5))
+    found = occluders.find_occluders(bgr(with_object), area, skin_elsewhere=(158.0, 108.0, 2.5))
     assert found[65:86, 25:45].all() and not found[:, 80:].any()
 
 
@@ -180,14 +182,14 @@ def test_skin_in_a_deep_shadow_is_not_an_occluder_a_dark_object_is(monkeypatch: 
     def bgr(planes: np.ndarray) -> np.ndarray:
         return cv2.cvtColor(np.clip(planes, 0, 255).astype(np.uint8), cv2.COLOR_YCrCb2BGR)
 
-    assert not blending.find_occluders(bgr(ycc), area).any()
+    assert not occluders.find_occluders(bgr(ycc), area).any()
     with monkeypatch.context() as m:  # without the lift: the old verdict, the shadow is foreign
-        m.setattr(blending, "SHADE_MAX_GAIN", 1.0)
-        assert blending.find_occluders(bgr(ycc), area)[4:86, 84:116].all()
+        m.setattr(occluders, "SHADE_MAX_GAIN", 1.0)
+        assert occluders.find_occluders(bgr(ycc), area)[4:86, 84:116].all()
     with_objects = ycc.copy()
     with_objects[55:, 84:110] = (40.0, 129.0, 127.0)  # a black phone from the lower edge, in the shadow
     with_objects[60:, 20:50, 1:] = (110.0, 160.0)  # a blue cup from the lower edge
-    found = blending.find_occluders(bgr(with_objects), area)
+    found = occluders.find_occluders(bgr(with_objects), area)
     assert found[60:86, 88:106].all() and found[65:86, 25:45].all()
     assert not found[:50].any()  # the lit skin and the shadow above the objects are not
 
@@ -195,7 +197,7 @@ def test_skin_in_a_deep_shadow_is_not_an_occluder_a_dark_object_is(monkeypatch: 
 def test_profile_cut_takes_hidden_landmarks(recwarn: pytest.WarningsRecorder) -> None:
     """Hidden (NaN) landmarks: a jaw side with fewer than 3 points is never the one taken; a line
     left with fewer than 3 points gives no cut, quietly."""
-    from maskbench.synthesis.fitting import profile_cut
+    from maskbench.synthesis.silhouette import profile_cut
 
     lm = np.random.default_rng(0).uniform(100.0, 300.0, (68, 2))
     turned = np.array([[0.8, 0.0, -0.6], [0.0, 1.0, 0.0], [0.6, 0.0, 0.8]])  # yaw of about 37 degrees
@@ -211,17 +213,18 @@ def test_surgical_loops_are_white_except_on_dark_masks() -> None:
     """Black surgical masks come with black ear loops; light ones with white loops."""
     tpl = load("surgical")
     assert tpl.straps["color"] == "white_unless_dark"
-    assert blending.strap_colour("white_unless_dark", tpl.colors_bgr["black"], tpl.colors_bgr) == tuple(tpl.colors_bgr["black"])
-    white = blending.STRAP_COLORS_BGR["white"]
+    assert straps.strap_colour("white_unless_dark", tpl.colors_bgr["black"], tpl.colors_bgr) == tuple(tpl.colors_bgr["black"])
+    white = straps.STRAP_COLORS_BGR["white"]
     for light in ("light_blue", "pink", "white"):
-        assert blending.strap_colour("white_unless_dark", tpl.colors_bgr[light], tpl.colors_bgr) == white
-    assert blending.strap_colour("same", (1, 2, 3), {}) == (1, 2, 3)
+        assert straps.strap_colour("white_unless_dark", tpl.colors_bgr[light], tpl.colors_bgr) == white
+    assert straps.strap_colour("same", (1, 2, 3), {}) == (1, 2, 3)
 
 
 def test_ahead_of_profile_is_beyond_the_outline_only(real_dir: Path) -> None:
     """Nothing for a frontal face; at a profile the background in front of the lips is ahead, the
     cheek is not; at a small turn the far cheek (between the nose and the far jaw) is not either."""
-    from maskbench.synthesis.fitting import ahead_of_profile, landmark_rotation
+    from maskbench.synthesis.landmark_pose import landmark_rotation
+    from maskbench.synthesis.silhouette import ahead_of_profile
 
     samples = _dev(real_dir)
     by_yaw = lambda lo, hi: next(s for s in samples if lo <= abs(s.pose.yaw_deg) < hi and abs(s.pose.pitch_deg) < 15)  # noqa: E731
@@ -283,12 +286,12 @@ def test_noise_and_blur_estimates_follow_what_was_added() -> None:
     rng = np.random.default_rng(0)
     flat = np.full((160, 160), 120.0, np.float32)
     for sigma in (2.0, 6.0):
-        est = blending.noise_sigma(flat + rng.normal(0, sigma, flat.shape).astype(np.float32))
+        est = photometry.noise_sigma(flat + rng.normal(0, sigma, flat.shape).astype(np.float32))
         assert abs(est - sigma) <= 0.2 * sigma
     steps = np.zeros((160, 160), np.float32)
     steps[:, 80:] = 200.0
     steps[80:, :] += 50.0
-    found = [blending.blur_sigma(cv2.GaussianBlur(steps, (0, 0), s)) for s in (1.0, 2.0, 3.0)]
+    found = [photometry.blur_sigma(cv2.GaussianBlur(steps, (0, 0), s)) for s in (1.0, 2.0, 3.0)]
     assert found[0] < found[1] < found[2]
     assert abs(found[1] - 2.0) <= 0.5
 
@@ -299,14 +302,14 @@ def test_white_balance_reads_the_light_from_neutral_things_not_from_skin() -> No
     skin_bgr, wall_bgr = (120, 150, 205), (150, 150, 150)
     photo = np.full((240, 240, 3), skin_bgr, np.uint8)
     photo[:, :50] = wall_bgr  # a fifth of the frame: a grey wall
-    gains, chroma = blending.colour_cast(photo)
+    gains, chroma = photometry.colour_cast(photo)
     assert np.abs(gains - 1.0).max() <= 0.01 and chroma > 0.5
     light = np.array([1.08, 1.0, 0.93])  # bluish light on the same scene (a wall range of 14 %)
     blue = np.clip(photo * light, 0, 255).astype(np.uint8)
-    gains, _ = blending.colour_cast(blue)
+    gains, _ = photometry.colour_cast(blue)
     assert gains[0] > 1.03 and gains[2] < 0.97  # square-root attenuated: about half the cast
     skin_only = np.full((240, 240, 3), skin_bgr, np.uint8)  # nothing neutral to read the light from
-    assert np.array_equal(blending.colour_cast(skin_only)[0], np.ones(3, np.float32))
+    assert np.array_equal(photometry.colour_cast(skin_only)[0], np.ones(3, np.float32))
 
 
 @pytest.mark.parametrize("quality", [60, 75, 92])
@@ -314,9 +317,9 @@ def test_jpeg_quality_is_read_from_the_file(tmp_path: Path, quality: int) -> Non
     img = (np.random.default_rng(1).random((64, 64, 3)) * 255).astype(np.uint8)
     path = tmp_path / "a.jpg"
     cv2.imwrite(str(path), img, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    assert abs(blending.jpeg_quality_of(path) - quality) <= 1
+    assert abs(jpeg.jpeg_quality_of(path) - quality) <= 1
     cv2.imwrite(str(tmp_path / "a.png"), img)
-    assert blending.jpeg_quality_of(tmp_path / "a.png") is None
+    assert jpeg.jpeg_quality_of(tmp_path / "a.png") is None
 
 
 def test_jpeg_quality_follows_a_rewritten_file(tmp_path: Path) -> None:
@@ -341,27 +344,27 @@ def test_tiled_micro_texture_samples_like_the_wrapped_tile() -> None:
     """The micro-texture tiled over a fabric gives the same samples as the tile with wrapped borders."""
     rng = np.random.default_rng(3)
     size_mm = (236.4, 94.6)
-    tiled = blending._micro_tiled("woven", size_mm)
-    tile = blending.micro_texture("woven")
+    tiled = materials.micro_tiled("woven", size_mm)
+    tile = materials.micro_texture("woven")
     yy, xx = np.mgrid[0:90, 0:120].astype(np.float32)
     u = np.clip(xx / 119 + rng.normal(0, 0.02, xx.shape).astype(np.float32), 0, 1)  # the fit's u, v in [0, 1]
     v = np.clip(yy / 89 + rng.normal(0, 0.02, yy.shape).astype(np.float32), 0, 1)
-    mx = u * np.float32(size_mm[0] * blending.MICRO_PX_PER_MM)
-    my = v * np.float32(size_mm[1] * blending.MICRO_PX_PER_MM)
+    mx = u * np.float32(size_mm[0] * materials.MICRO_PX_PER_MM)
+    my = v * np.float32(size_mm[1] * materials.MICRO_PX_PER_MM)
     wrapped = cv2.remap(tile, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
     assert np.array_equal(cv2.remap(tiled, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE), wrapped)
-    assert tiled.shape[1] >= size_mm[0] * blending.MICRO_PX_PER_MM + 2
+    assert tiled.shape[1] >= size_mm[0] * materials.MICRO_PX_PER_MM + 2
 
 
 def test_closed_form_fit_pieces_equal_the_linear_algebra() -> None:
     """The cofactor inverses and the closed-form polar factor that orient and shade a mask equal
     numpy's ``inv`` and the SVD's ``u @ vt``."""
-    from maskbench.synthesis.fitting import _orthonormal_rows, _symmetric_inverse
+    from maskbench.synthesis.landmark_pose import _orthonormal_rows, symmetric_inverse
 
     rng = np.random.default_rng(4)
     a = rng.normal(size=(200, 4, 3))
     m = a.transpose(0, 2, 1) @ a
-    inverse, det = _symmetric_inverse(m)
+    inverse, det = symmetric_inverse(m)
     assert np.allclose(inverse, np.linalg.inv(m), rtol=1e-9, atol=1e-9)
     assert np.allclose(det, np.linalg.det(m), rtol=1e-9)
     for _ in range(200):
@@ -369,11 +372,11 @@ def test_closed_form_fit_pieces_equal_the_linear_algebra() -> None:
         u, _, vt = np.linalg.svd(b, full_matrices=False)
         assert np.allclose(_orthonormal_rows(b), u @ vt, atol=1e-10)
     # model points in a plane (few landmarks left): still a rotation, no error
-    from maskbench.synthesis.fitting import _fitted_rotation, _normal_equations
+    from maskbench.synthesis.landmark_pose import _normal_equations, fitted_rotation
 
     flat = rng.normal(size=(6, 3)) * 30.0
     flat[:, 2] = 0.0
-    r = _fitted_rotation(_normal_equations(flat), flat[:, :2] * 1.3 + 5.0)
+    r = fitted_rotation(_normal_equations(flat), flat[:, :2] * 1.3 + 5.0)
     assert np.allclose(r @ r.T, np.eye(3), atol=1e-9)
 
 
@@ -389,8 +392,8 @@ def test_masked_median_equals_numpy_median() -> None:
         if not mask.any():
             continue
         hi = 362.0 if k % 5 else 20.0  # some values beyond the range: the plain way
-        assert blending.masked_median(dist, mask, hi) == float(np.median(dist[mask.view(bool)]))
-    assert np.isnan(blending.masked_median(np.ones((4, 4), np.float32), np.zeros((4, 4), np.uint8), 2.0))
+        assert stats.masked_median(dist, mask, hi) == float(np.median(dist[mask.view(bool)]))
+    assert np.isnan(stats.masked_median(np.ones((4, 4), np.float32), np.zeros((4, 4), np.uint8), 2.0))
 
 
 def test_box_minus_hole_covers_exactly_the_rest() -> None:
@@ -401,7 +404,7 @@ def test_box_minus_hole_covers_exactly_the_rest() -> None:
         box = tuple(int(v) for v in (*rng.integers(0, 30, 2), *rng.integers(20, 60, 2)))
         hole = tuple(int(v) for v in (*rng.integers(-10, 40, 2), *rng.integers(0, 70, 2)))
         count = np.zeros((70, 70), int)
-        for x0, y0, x1, y1 in blending._minus(box, hole):
+        for x0, y0, x1, y1 in straps.minus(box, hole):
             count[y0:y1, x0:x1] += 1
         expected = np.zeros((70, 70), int)
         expected[box[1]:box[3], box[0]:box[2]] = 1
@@ -577,19 +580,19 @@ def test_a_strap_off_the_mask_is_joined_to_it_or_not_drawn() -> None:
     far = np.column_stack([np.linspace(90, 99, 8), np.full(8, 30.0)])  # starts 30 px off it
     on = np.column_stack([np.linspace(50, 95, 8), np.full(8, 40.0)])  # starts on it
     origin = np.array([100.0, 200.0])  # the fabric's box in the image
-    out = blending._attach((near + origin, far + origin, on + origin), fabric, origin, reach_px=20.0)
+    out = straps.attach((near + origin, far + origin, on + origin), fabric, origin, reach_px=20.0)
     assert len(out) == 2
     joined, kept = out
     assert fabric[int(joined[0, 1] - origin[1]), int(joined[0, 0] - origin[0])] and np.array_equal(joined[1:], near + origin)
     assert np.array_equal(kept, on + origin)
-    assert blending._attach((near + origin,), np.zeros_like(fabric), origin, 20.0) == []
+    assert straps.attach((near + origin,), np.zeros_like(fabric), origin, 20.0) == []
 
 
 def test_head_straps_fade_into_the_hair() -> None:
     """A head strap's far end fades out (it goes on round the head); an ear loop's does not."""
     line = np.column_stack([np.linspace(10, 190, 20), np.full(20, 50.0)])
-    faded = blending.strap_alpha((100, 200), [line], (0, 0), 5, blending.STRAP_FADE["head_strap"])
-    solid = blending.strap_alpha((100, 200), [line], (0, 0), 5)
+    faded = straps.strap_alpha((100, 200), [line], (0, 0), 5, straps.STRAP_FADE["head_strap"])
+    solid = straps.strap_alpha((100, 200), [line], (0, 0), 5)
     assert solid[50, 20] == pytest.approx(1.0, abs=0.01) and faded[50, 20] == pytest.approx(1.0, abs=0.01)
     assert solid[50, 185] >= 0.95 and faded[50, 185] <= 0.15
     along = faded[50, 100:190]
@@ -624,7 +627,7 @@ def test_the_skin_beside_the_mask_shows_a_crease() -> None:
     crease = blending._crease(alpha, soft, 2.0)  # 2 px per mm
     mask = np.full(shape + (3,), 200.0, np.float32)
     image = np.full((100, 120, 3), 120, np.uint8)
-    out, _ = blending._placed(image, *blending._blended_patch(region, mask.copy(), soft, crease), (10, 10, 90, 70),
+    out, _ = compositing.placed(image, *compositing.blended_patch(region, mask.copy(), soft, crease), (10, 10, 90, 70),
                               None)
     row = out[10 + 30, 10:90, 0].astype(int)
     assert row[40] == 200  # inside the mask
@@ -636,7 +639,7 @@ def test_the_skin_beside_the_mask_shows_a_crease() -> None:
 def test_cloth_patterns_have_real_world_scale() -> None:
     tpl = load("cloth")
     u, v = np.meshgrid(np.linspace(0, 1, 721, dtype=np.float32), np.zeros(1, np.float32))
-    row = blending.pattern_albedo(u, v, "stripes", np.array([40, 40, 40], np.float32), 0.0,
+    row = materials.pattern_albedo(u, v, "stripes", np.array([40, 40, 40], np.float32), 0.0,
                                   np.array([220, 220, 220], np.float32), (180.0, 110.0), tpl.patterns["stripes"])
     on = row[0, :, 0] > 0.5
     period_mm = 180.0 / max(1, np.count_nonzero(np.diff(on.astype(int)) == 1))

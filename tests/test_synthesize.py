@@ -14,9 +14,9 @@ from maskbench.render.head import Head, Identity
 from maskbench.render.scene import Camera, render
 from maskbench.runs import merge_splits, write_split
 from maskbench.synthesis import templates
-from maskbench.synthesis.fitting import surface
 from maskbench.synthesis.landmarks import landmarks_for
 from maskbench.synthesis.mask import SynthesisParams, make_transform, mask_sample
+from maskbench.synthesis.surface import surface
 from maskbench.types import BBox, HeadPose, Sample
 
 MASK_TYPES = templates.available()

@@ -13,7 +13,7 @@
 * ``auto``: gt, else dlib (BIWI: on its head box), else pose (dlib not installed).
 
 Only ``pose`` reads the pose label; with the others the mask is also oriented by the landmarks
-(:func:`maskbench.synthesis.fitting.landmark_rotation`), so a masked image carries nothing of the
+(:func:`maskbench.synthesis.landmark_pose.landmark_rotation`), so a masked image carries nothing of the
 label (changing a label leaves the masked image and its occlusion map byte-identical; tested).
 """
 

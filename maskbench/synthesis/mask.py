@@ -12,9 +12,12 @@ import numpy as np
 
 from maskbench.datasets.base import DatasetError
 from maskbench.synthesis import templates
-from maskbench.synthesis.blending import Chroma, blend, jpeg_quality_of, skin_chroma
-from maskbench.synthesis.fitting import fit_mask, landmark_rotation
+from maskbench.synthesis.blending import blend
+from maskbench.synthesis.fitting import fit_mask
+from maskbench.synthesis.jpeg import jpeg_quality_of
+from maskbench.synthesis.landmark_pose import landmark_rotation
 from maskbench.synthesis.landmarks import SOURCES, NoLandmarks, landmarks_for
+from maskbench.synthesis.occluders import Chroma, skin_chroma
 from maskbench.types import Sample
 
 

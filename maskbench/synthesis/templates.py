@@ -29,7 +29,7 @@ class MaskTemplate:
     #: micro-texture: ``nonwoven``, ``woven`` or ``rubber``
     material: str
     #: ``{"kind": "ear_loop" | "head_strap", "width_mm": ..., "color": "same" | "white_unless_dark" | <name in
-    #: colors> | "white" | "black"}`` (see :func:`maskbench.synthesis.blending.strap_colour`)
+    #: colors> | "white" | "black"}`` (see :func:`maskbench.synthesis.straps.strap_colour`)
     straps: dict[str, Any]
     licence: str
     anchors: dict[str, Any]
