@@ -41,7 +41,7 @@ test: $(STAMP)  ## run the whole test suite
 
 stress: $(STAMP)  ## longer runs: SIGKILL at 10 random points; 30 + 10 writer races; the 5-minute training bar
 	MASKBENCH_STRESS=1 $(BIN)/python -m pytest -q tests/test_runs.py -k sigkill
-	MASKBENCH_RACES=30 $(BIN)/python -m pytest -q tests/test_ownership.py -k racing
+	MASKBENCH_RACES=30 $(BIN)/python -m pytest -q tests/test_ownership.py -k writer
 	MASKBENCH_SLOW=1 $(BIN)/python -m pytest -q tests/test_training.py -k few_cpu_minutes
 	$(BIN)/python -m pytest -q tests/reliability tests/test_manifest.py
 

@@ -34,7 +34,7 @@ from common import best_of_interleaved  # noqa: E402
 
 from maskbench.datasets import open_reader  # noqa: E402
 from maskbench.io.atomic import read_image  # noqa: E402
-from maskbench.judge import SAMPLE_FRACTION, SAMPLE_MAX, SAMPLE_MIN, default_sample  # noqa: E402
+from maskbench.judge.grading import SAMPLE_FRACTION, SAMPLE_MAX, SAMPLE_MIN, default_sample  # noqa: E402
 from maskbench.runs import write_split  # noqa: E402
 from maskbench.sampledata import make_sample_dataset  # noqa: E402
 from maskbench.synthesis.landmarks import NoLandmarks, dlib_detected_landmarks  # noqa: E402

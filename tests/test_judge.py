@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from maskbench.cli import main
 from maskbench.io.atomic import read_image
 from maskbench.io.manifest import read_manifest, verify
-from maskbench.judge import anchors, detect, judged_face
+from maskbench.judge.detector import anchors, detect, judged_face
 
 #: The detector's own reference outputs (its README): p(mask) of the largest face of unmasked photos.
 REFERENCE = {"image00002": 0.000, "image00006": 0.010, "image00010": 0.361, "image00014": 0.009,
@@ -156,7 +156,7 @@ def test_judge_auto_sample_on_a_small_folder_grades_every_face(dev: Path, tmp_pa
 
 
 def test_the_matrix_product_convolution_and_pooling_match_a_direct_sum() -> None:
-    from maskbench.judge import _conv, _max_pool, _weights
+    from maskbench.judge.detector import _conv, _max_pool, _weights
 
     rng = np.random.default_rng(3)
     x = rng.random((2, 5, 7, 3), dtype=np.float32)

@@ -8,8 +8,10 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -459,45 +461,74 @@ def test_14_verify_sees_edited_metadata_and_added_folders(root: Path, tmp_path: 
     assert any(expected.get(edit, "edited after it was written") in p for p in problems), problems
 
 
-# Races: real processes started at the same instant (MASKBENCH_RACES=30 in `make stress`)
+# Races: real processes. By default the second writer starts once the first holds the lock (a
+# deterministic interleaving); `make stress` (MASKBENCH_RACES=30) also starts both at the same instant.
 
-RACES = int(os.environ.get("MASKBENCH_RACES", "3"))
+RACES = int(os.environ.get("MASKBENCH_RACES", "0"))
+ROTATE_64 = ["rotate", "--src", "AFLW2000", "--range", "-45", "45", "--per-image", "8"]
 
 
-def _race(root: Path, out: str, seeds: tuple[int, int], *flags: str) -> list[subprocess.CompletedProcess]:
-    args = ["rotate", "--src", "AFLW2000", "--out", out, "--range", "-45", "45", "--per-image", "8",
-            "--data-root", str(root), *flags]
-    procs = [subprocess.Popen([sys.executable, "-m", "maskbench.cli", *args, "--seed", str(s)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for s in seeds]
-    return [subprocess.CompletedProcess(p.args, p.wait(), *p.communicate()) for p in procs]
+def _writer(root: Path, out: str, seed: int, *flags: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "maskbench.cli", *ROTATE_64, "--out", out, "--seed", str(seed),
+                             "--data-root", str(root), *flags], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _files(folder: Path) -> dict[str, str]:
     return {k: v for k, v in snapshot(folder).items() if k != "manifest.json"}
 
 
-@pytest.mark.parametrize("overwrite", [False, True], ids=["fresh", "overwrite"])
-def test_two_writers_racing_never_both_succeed_nor_mix(root: Path, overwrite: bool) -> None:
+@pytest.fixture()
+def references(root: Path) -> dict[int, dict[str, str]]:
     refs = {}
     for seed in (0, 1, 2):
-        name = f"ref{seed}"
-        assert run("rotate", "--src", "AFLW2000", "--out", name, "--range", "-45", "45", "--per-image", "8",
-                   "--seed", str(seed), "--data-root", str(root))[0] == 0
-        refs[seed] = _files(root / name)
-    rounds = RACES if not overwrite else max(1, RACES // 3)
-    for k in range(rounds):
+        assert run(*ROTATE_64, "--out", f"ref{seed}", "--seed", str(seed), "--data-root", str(root))[0] == 0
+        refs[seed] = _files(root / f"ref{seed}")
+    return refs
+
+
+def _check_outcome(root: Path, out: str, results: list[tuple[int, str]], refs: dict[int, dict[str, str]],
+                   overwrite: bool) -> None:
+    codes = sorted(code for code, _ in results)
+    assert codes in ([0, 2], [2, 2]), results
+    assert all("Traceback" not in err for _, err in results)
+    assert all("being written by another maskbench process" in err or "already exists" in err
+               for code, err in results if code == 2)
+    assert verify(root / out) == []
+    winner = json.loads((root / out / "manifest.json").read_text())["seed"]
+    assert _files(root / out) == refs[winner]  # images and labels of one run, never mixed
+    if codes == [2, 2]:
+        assert overwrite and winner == 0  # both refused: the previous output is whole
+    assert not staging_dir(root / out).exists() and not lock_path(root / out).exists()
+
+
+@pytest.mark.parametrize("overwrite", [False, True], ids=["fresh", "overwrite"])
+def test_a_second_writer_started_mid_run_is_refused_and_nothing_mixes(root: Path, references: dict, overwrite: bool) -> None:
+    out = "race"
+    flags = ["--overwrite"] if overwrite else []
+    if overwrite:
+        shutil.copytree(root / "ref0", root / out)
+    first = _writer(root, out, 1, *flags)
+    folder = staging_dir(root / out) if overwrite else root / out
+    deadline = time.monotonic() + 60
+    while not (folder / JOURNAL / "job.json").exists() and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)  # the first writer holds the lock from before its journal exists
+    first.send_signal(signal.SIGSTOP)  # frozen mid-run, holding the lock, while the second one tries
+    try:
+        second = _writer(root, out, 2, *flags)
+        second_result = (second.wait(timeout=120), second.communicate()[1])
+    finally:
+        first.send_signal(signal.SIGCONT)
+    results = [(first.wait(timeout=120), first.communicate()[1]), second_result]
+    assert [code for code, _ in results] == [0, 2], results
+    _check_outcome(root, out, results, references, overwrite)
+
+
+@pytest.mark.skipif(RACES == 0, reason="same-instant races run in `make stress` (MASKBENCH_RACES=30)")
+@pytest.mark.parametrize("overwrite", [False, True], ids=["fresh", "overwrite"])
+def test_two_writers_racing_never_both_succeed_nor_mix(root: Path, references: dict, overwrite: bool) -> None:
+    for k in range(RACES if not overwrite else max(1, RACES // 3)):
         out = f"race{k}"
         if overwrite:  # the previous good output, seed 0
             shutil.copytree(root / "ref0", root / out)
-            manifest = json.loads((root / out / "manifest.json").read_text())
-            assert manifest["seed"] == 0
-        results = _race(root, out, (1, 2), *(["--overwrite"] if overwrite else []))
-        codes = sorted(r.returncode for r in results)
-        assert codes in ([0, 2], [2, 2]), [(r.returncode, r.stderr[-300:]) for r in results]
-        assert all("Traceback" not in r.stderr for r in results)
-        assert verify(root / out) == []
-        winner = json.loads((root / out / "manifest.json").read_text())["seed"]
-        assert _files(root / out) == refs[winner]  # images and labels of one run, never mixed
-        if codes == [2, 2]:
-            assert overwrite and winner == 0  # both refused: the previous output is whole
-        assert not staging_dir(root / out).exists() and not lock_path(root / out).exists()
+        procs = [_writer(root, out, seed, *(["--overwrite"] if overwrite else [])) for seed in (1, 2)]
+        _check_outcome(root, out, [(p.wait(), p.communicate()[1]) for p in procs], references, overwrite)

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import csv
 import importlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +107,21 @@ class PredictionsFile:
     def predict(self, items: Sequence[EvalItem]) -> list[np.ndarray | None]:
         self.matched.update(item.sample_id for item in items if item.sample_id in self.table)
         return [model_output(self.table.get(item.sample_id)) for item in items]
+
+    def coverage(self, rows: Sequence[Sequence[Mapping[str, Any]]], scored: Sequence[int],
+                 suites: Sequence[str]) -> tuple[str | None, str | None]:
+        """(error, warning) once the suites were scored (``rows``: each suite's scored rows, ``scored``:
+        their counts): an error when none of the file's ids is a scored sample, a warning when some
+        scored samples have no row (they count as misses)."""
+        asked, matched = sum(scored), len(self.matched)
+        if matched == 0:
+            example = next(iter(self.table), "(empty file)")
+            wanted = next((row["id"] for suite in rows for row in suite), "")
+            return (f"none of the {len(self.table)} ids in {self.path} is a scored sample of {', '.join(suites)} (the "
+                    f"file has ids like {example!r}; the suites want ids like {wanted!r}, as in their labels.csv)"), None
+        if matched < asked:
+            return None, f"{asked - matched} of {asked} scored samples have no row in {self.path}; they count as misses"
+        return None, None
 
 
 def read_predictions_csv(path: Path) -> dict[str, list[float]]:
