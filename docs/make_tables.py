@@ -159,7 +159,7 @@ def masks_table(dev_dir: Path, masked_dir: Path, surgical_dir: Path, other_seeds
     see the module docstring)."""
     from maskbench import judge
     from maskbench.io.atomic import read_image
-    from maskbench.io.manifest import read_labels
+    from maskbench.io.labels import read_labels
     from maskbench.synthesis.landmarks import dlib_detected_landmarks, landmarks_for
     from maskbench.synthesis.mask import landmarks_inside, mask_sample
 

@@ -21,7 +21,7 @@ from maskbench.datasets.aflw2000 import outside_protocol
 from maskbench.datasets.base import DatasetFormat
 from maskbench.datasets.registry import open_reader
 from maskbench.faces import face_key
-from maskbench.io.manifest import labels_by_id
+from maskbench.io.labels import labels_by_id
 from maskbench.splits import SplitRule, rule_of, splits_by_id
 from maskbench.types import Sample
 

@@ -35,18 +35,9 @@ from maskbench.datasets.base import DatasetError, DatasetReader
 from maskbench.datasets.biwi import DEFAULT_BIWI_LABELS, check_biwi_labels, label_matrix
 from maskbench.faces import SOURCE_SHA_COLUMN, source_sha256
 from maskbench.io.atomic import atomic_write_bytes, encode_image, encode_map_png, read_image
-from maskbench.io.manifest import (
-    BASE_COLUMNS,
-    JOURNAL,
-    LABELS,
-    MANIFEST,
-    SplitWriter,
-    label_row,
-    labels_by_id,
-    read_labels,
-    safe_relpath,
-    source_reference,
-)
+from maskbench.io.labels import BASE_COLUMNS, LABELS, label_row, labels_by_id, read_labels, safe_relpath
+from maskbench.io.manifest import JOURNAL, MANIFEST, source_reference
+from maskbench.io.writer import SplitWriter
 from maskbench.progress import progress_bar
 from maskbench.seeding import sample_rng
 from maskbench.splits import DEFAULT_RULE, SplitRule, recorded_rule, verify_split

@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from maskbench.io.manifest import labels_by_id
+from maskbench.io.labels import labels_by_id
 from maskbench.io.manifest import verify as verify_files
 from maskbench.seeding import unit_fraction
 

@@ -12,7 +12,8 @@ from maskbench.datasets import DatasetError, open_reader
 from maskbench.datasets.base import resolve_dataset
 from maskbench.datasets.biwi import label_matrix
 from maskbench.datasets.registry import detect_format
-from maskbench.io.manifest import read_labels, verify
+from maskbench.io.labels import read_labels
+from maskbench.io.manifest import verify
 from maskbench.sampledata import make_sample_dataset, plan, render_sample
 from maskbench.types import HeadPose
 from tests.roundtrip import assert_write_read_identical

@@ -16,7 +16,7 @@ from maskbench.datasets import open_reader
 from maskbench.evaluation.evaluator import evaluate_suite
 from maskbench.evaluation.metrics import angle_errors_deg, score
 from maskbench.evaluation.outputs import to_matrix
-from maskbench.io.manifest import read_labels
+from maskbench.io.labels import read_labels
 from maskbench.types import HeadPose
 
 

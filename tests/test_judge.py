@@ -184,7 +184,7 @@ def test_judging_does_not_import_torch(dev: Path) -> None:
 
 def test_an_original_shared_by_several_judged_images_is_judged_once(tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    import maskbench.judge as judge_module
+    import maskbench.judge.grading as judge_module
     from maskbench.judge import Face, Item, Source, grade
 
     # made-up images: the pixel value says which file it is; the fake detector answers from it

@@ -11,15 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from maskbench.io.manifest import (
-    OutputExistsError,
-    OutputLockedError,
-    SplitWriter,
-    read_labels,
-    safe_relpath,
-    verify,
-)
-from maskbench.io.safety import lock_path
+from maskbench.io.labels import read_labels, safe_relpath
+from maskbench.io.manifest import verify
+from maskbench.io.safety import OutputLockedError, lock_path
+from maskbench.io.writer import OutputExistsError, SplitWriter
 from maskbench.sampledata import make_sample_dataset
 
 

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from maskbench.cli import main
 from maskbench.datasets import open_reader, threeddfa
-from maskbench.io.manifest import labels_by_id
+from maskbench.io.labels import labels_by_id
 
 N_PHOTOS = 50
 MOUTH_NOSE = list(range(48, 68)) + [31, 32, 33, 34, 35]

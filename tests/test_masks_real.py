@@ -657,7 +657,8 @@ def test_no_occluders_flag_reaches_the_manifest_and_the_rows(real_dir: Path, tmp
     from click.testing import CliRunner
 
     from maskbench.cli import main
-    from maskbench.io.manifest import read_labels, read_manifest
+    from maskbench.io.labels import read_labels
+    from maskbench.io.manifest import read_manifest
 
     picks = [s for s in _dev(real_dir) if abs(s.pose.yaw_deg) < 20 and abs(s.pose.pitch_deg) < 15][:3]
     src = tmp_path / "src"

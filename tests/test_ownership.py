@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from maskbench.datasets.registry import open_reader
-from maskbench.io.manifest import JOURNAL, read_labels, verify
+from maskbench.io.labels import read_labels
+from maskbench.io.manifest import JOURNAL, verify
 from maskbench.io.safety import OutputLock, lock_path, staging_dir
 from maskbench.runs import write_split
 from tests.test_safety import run
@@ -124,13 +125,13 @@ def test_2_reports_and_splits_never_replace_each_other(root: Path, tmp_path: Pat
     before_root, before_tmp = snapshot(root), snapshot(tmp_path)
     code, text = run("evaluate", "--predictions", str(_predictions(root, tmp_path)), "--suite", "AFLW2000",
                      "--out", str(root / "AFLW2000_rotated"), "--data-root", str(root))
-    one_line_error(code, text, "is a maskbench split; maskbench never replaces it with an evaluation report")
+    one_line_error(code, text, "is a maskbench dataset; maskbench never replaces it with an evaluation report")
     code, text = run("judge", str(root / "AFLW2000_labelled"), "--out", str(report))
     one_line_error(code, text, "is a maskbench evaluation report; maskbench never replaces it with a realism report")
     code, text = run("judge", str(root / "AFLW2000_labelled"), "--out", str(root / "AFLW2000_rotated"))
-    one_line_error(code, text, "is a maskbench split")
+    one_line_error(code, text, "is a maskbench dataset")
     code, text = rotate(root, str(report), "--overwrite")
-    one_line_error(code, text, "is a maskbench evaluation report; maskbench never replaces it with a split")
+    one_line_error(code, text, "is a maskbench evaluation report; maskbench never replaces it with a dataset")
     assert snapshot(root) == before_root and snapshot(tmp_path) == before_tmp
 
 
@@ -337,7 +338,7 @@ def test_10_killed_after_the_manifest_a_leftover_stage_and_a_dead_lock_block_not
     out = root / "AFLW2000_rotated"
     assert rotate(root, "AFLW2000_rotated")[0] == 0
     (out / JOURNAL).mkdir()  # killed between writing the manifest and removing the journal
-    (out / JOURNAL / "job.json").write_text('{"kind": "split"}')
+    (out / JOURNAL / "job.json").write_text('{"kind": "dataset"}')
     (out / JOURNAL / "rows-1.jsonl").write_text('{"claim": ["image00000_rot-20.jpg"]}\n')
     code, text = rotate(root, "AFLW2000_rotated", "--resume")
     assert code == 2 and "nothing to resume" in text, text

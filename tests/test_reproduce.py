@@ -47,7 +47,7 @@ def test_qualitative_checks_say_no_when_the_effect_is_absent() -> None:
 def test_photo_grid_at_toy_size(real_dir: Path, tmp_path: Path) -> None:
     """`maskbench reproduce --preset real-smoke --data PHOTOS`: one AFLW2000-format folder of real
     photos split by id (recorded), masked and rotated, three models from the release, both protocols."""
-    from maskbench.io.manifest import labels_by_id
+    from maskbench.io.labels import labels_by_id
     from maskbench.splits import SplitRule, recorded_rule
 
     dev = real_dir / "aflw2000_dev"

@@ -13,7 +13,8 @@ from maskbench.augment.rotation import RotationParams, make_transform, rotate_sa
 from maskbench.datasets import open_reader
 from maskbench.datasets.biwi import label_matrix
 from maskbench.io.atomic import read_image
-from maskbench.io.manifest import read_labels, verify
+from maskbench.io.labels import read_labels
+from maskbench.io.manifest import verify
 from maskbench.render.head import BIWI_HEAD_CENTER_MM
 from maskbench.runs import write_split
 from maskbench.sampledata import plan, scene_for

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from maskbench.cli import main
 from maskbench.datasets import open_reader
 from maskbench.evaluation.evaluator import scored_samples, training_matrices
-from maskbench.io.manifest import labels_by_id
+from maskbench.io.labels import labels_by_id
 from maskbench.sampledata import identity_for, make_sample_dataset, plan
 from maskbench.splits import DEFAULT_RULE, SplitRule, recorded_rule, rule_of
 from maskbench.training.data import HoldOut, split_samples, training_items

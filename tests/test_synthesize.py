@@ -9,7 +9,8 @@ import pytest
 
 from maskbench import geometry
 from maskbench.datasets import open_reader
-from maskbench.io.manifest import read_labels, read_manifest, verify
+from maskbench.io.labels import read_labels
+from maskbench.io.manifest import read_manifest, verify
 from maskbench.render.head import Head, Identity
 from maskbench.render.scene import Camera, render
 from maskbench.runs import merge_splits, write_split

@@ -15,7 +15,7 @@ from maskbench.augment.rotation import RotationParams
 from maskbench.augment.rotation import make_transform as rotation_transform
 from maskbench.datasets import open_reader
 from maskbench.io.atomic import encode_image
-from maskbench.io.manifest import read_labels
+from maskbench.io.labels import read_labels
 from maskbench.runs import write_split
 from maskbench.synthesis.mask import SynthesisParams
 from maskbench.synthesis.mask import make_transform as mask_transform

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from maskbench import judge
+from maskbench import judge as judge_rules
 from maskbench.cli import options as opt
 from maskbench.cli.app import main
 from maskbench.datasets.base import DatasetError, resolve_dataset
@@ -161,7 +161,7 @@ def rotate(src: str, out: str | None, range_deg: tuple[float, float] | None, ang
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the per-sample choices.")
 @click.option("--no-judge", is_flag=True, help="Do not grade the masks with the real-photo mask detector.")
 @click.option("--judge-sample", default="auto", show_default=True, metavar="N|all|auto",
-              help=f"Faces the mask detector grades (a seeded sample; all: every face; auto: {judge.SAMPLE_RULE}). "
+              help=f"Faces the mask detector grades (a seeded sample; all: every face; auto: {judge_rules.SAMPLE_RULE}). "
               "It runs at about 45 images/s on 2 CPU cores, several times slower than masking, so the default "
               "grades a sample; realism.json gives the pass rate's 95 % interval.")
 @opt.split_options
@@ -215,7 +215,7 @@ def synthesize(src: str, out: str | None, mask_types: str, colors: str, landmark
             parameters={"command": "synthesize", "source": src_dir.name, "limit": limit, **params.as_dict(),
                         **({"judge_sample": sample if sample is not None else "all"} if not no_judge else {})},
             data_root=root, biwi_labels=biwi_labels, finalize=None if no_judge else judge,
-            finalize_files=judge.REPORT_FILES,
+            finalize_files=judge_rules.REPORT_FILES,
         )
     opt.report(summary, out_dir)
     if realism:
@@ -277,7 +277,7 @@ def info(src: str, protocol_filter: bool, data_root: Path | None) -> None:
     """Read a dataset tree and print its format, counts, pose ranges and unreadable files."""
     import numpy as np
 
-    from maskbench.io.manifest import labels_by_id
+    from maskbench.io.labels import labels_by_id
 
     try:
         reader = open_reader(resolve_dataset(src, opt.root(data_root)),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from maskbench import judge
+from maskbench import judge as judge_rules
 from maskbench.cli import options as opt
 from maskbench.cli.app import main
 from maskbench.datasets.base import DatasetError
@@ -66,8 +66,8 @@ def evaluate(model: str | None, suites: tuple[str, ...], predictions: Path | Non
     """
     from maskbench.datasets.registry import check_outside_datasets
     from maskbench.evaluation.evaluator import REPORT_KIND
-    from maskbench.io.manifest import check_replaceable
     from maskbench.io.safety import OutputLock
+    from maskbench.io.writer import check_replaceable
 
     root = opt.root(data_root)
     device = opt.device(device)
@@ -93,7 +93,7 @@ def _evaluate_into(out_dir: Path, model: str | None, found: dict[str, Path], mis
     from maskbench.evaluation.evaluator import REPORT_FILES, REPORT_KIND, evaluate_suite, training_matrices, write_report
     from maskbench.evaluation.plots import write_plots
     from maskbench.evaluation.registry import load_model
-    from maskbench.io.manifest import replaced_folder
+    from maskbench.io.writer import replaced_folder
 
     try:
         train = training_matrices(root) if model == "baseline:mean" and predictions is None else []
@@ -146,7 +146,7 @@ def _suites_or_fail(root: Path, suites: tuple[str, ...]) -> tuple[dict[str, Path
               help="Report folder (realism.json, realism_lowest.png), relative to the current folder; an earlier "
               "report there is replaced as a whole, a folder maskbench did not write is refused.")
 @click.option("--sample", "judge_sample", default="all", show_default=True, metavar="N|all|auto",
-              help=f"Faces to grade: a seeded sample of N, all, or auto ({judge.SAMPLE_RULE}).")
+              help=f"Faces to grade: a seeded sample of N, all, or auto ({judge_rules.SAMPLE_RULE}).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sample.")
 @click.option("--sources", "sources_dir", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
               help="The unmasked originals FOLDER was made from (a BIWI, 300W_LP or AFLW2000 folder): each judged "
@@ -162,7 +162,8 @@ def judge(folder: Path, out: Path, judge_sample: str, seed: int, sources_dir: Pa
     image is judged). A face passes when p(mask) > p(no mask); no face found = fail.
     """
     from maskbench.datasets.registry import check_finished, check_outside_datasets
-    from maskbench.io.manifest import check_replaceable, labels_by_id, replaced_folder
+    from maskbench.io.labels import labels_by_id
+    from maskbench.io.writer import check_replaceable, replaced_folder
     from maskbench.judge import REPORT_FILES, REPORT_KIND, items_of, summary_line, write_realism
 
     folder = folder.resolve()
@@ -177,14 +178,14 @@ def judge(folder: Path, out: Path, judge_sample: str, seed: int, sources_dir: Pa
         items = items_of(folder, rows)
         if not items:
             opt.fail(f"{folder}: no .jpg or .png image to judge")
-        sources = None if sources_dir is None else judge.sources_for(sources_dir.resolve(), items, folder)
+        sources = None if sources_dir is None else judge_rules.sources_for(sources_dir.resolve(), items, folder)
         with replaced_folder(out_dir, REPORT_KIND, REPORT_FILES, **guard) as stage:
             summary = write_realism(stage, items, sample=sample, seed=seed, progress=True, sources=sources)
     click.echo(summary_line(summary))
     for key in ("by_mask_type", "by_abs_yaw_deg"):
         for group, st in summary[key].items():
             click.echo(f"  {key[3:]} {group}: {st['pass_rate']:.1%} of {st['n']}, mean p(mask) {st['mean_p_mask']:.3f}")
-    colours = judge.lowest_colours(summary)
+    colours = judge_rules.lowest_colours(summary)
     if colours:  # a palette the detector does not read as a mask stands out here (all colours: realism.json)
         click.echo(f"  lowest colours (of {COLOUR_MIN_FACES} faces or more): "
                    + ", ".join(f"{group} {rate:.1%} of {n}" for rate, group, n in colours))
@@ -199,7 +200,7 @@ def judge(folder: Path, out: Path, judge_sample: str, seed: int, sources_dir: Pa
 def compare(report_dirs: tuple[Path, ...], out: Path | None) -> None:
     """Put several `maskbench evaluate` reports side by side (MAE per suite and model)."""
     from maskbench.evaluation.plots import compare_table
-    from maskbench.io.manifest import write_sealed_text
+    from maskbench.io.writer import write_sealed_text
 
     with opt.writing(resumable=False):
         table = compare_table(list(report_dirs))

@@ -10,8 +10,8 @@ this module first and touches nothing when it refuses. The rules:
   going or killed lists in its journal (``.maskbench/``) every file it is about to write *before*
   it writes it (a *claim*). A file, symbolic link or empty folder that neither lists, or a
   journal file maskbench does not write, makes the folder the user's, whatever the flags;
-* a folder of one *kind* (a dataset split, an evaluation report, a realism report) is never
-  replaced by an output of another kind;
+* a folder of one *kind* (a dataset: a raw copy or a variant of one, in its native layout; an
+  evaluation report; a realism report) is never replaced by an output of another kind;
 * one writer at a time per output: an exclusive ``flock`` on a lock file beside the output
   (:class:`OutputLock`), taken before anything is inspected, staged or deleted, and released by the
   kernel when its process dies (no stale lock, no pid reuse);
@@ -45,8 +45,8 @@ TMP_PREFIX = ".tmp-"
 
 #: What :func:`ownership` finds at a path.
 ABSENT, EMPTY, COMPLETE, PARTIAL, FOREIGN = "absent", "empty", "complete", "partial", "foreign"
-#: The kind of a dataset split's manifest (reports name theirs: "evaluation report", "realism report").
-SPLIT = "split"
+#: The kind a dataset folder's manifest declares (reports name theirs: "evaluation report", "realism report").
+DATASET = "dataset"
 
 
 def _is_within(path: Path, other: Path) -> bool:
@@ -117,9 +117,9 @@ def _relative(rel: str) -> bool:
 
 
 def kind_of(manifest_or_job: dict) -> str:
-    """The kind a manifest or job record declares; a split when it names none (older manifests)."""
+    """The kind a manifest or job record declares; a dataset when it names none (older manifests)."""
     kind = manifest_or_job.get("kind")
-    return kind if isinstance(kind, str) else SPLIT
+    return kind if isinstance(kind, str) else DATASET
 
 
 @dataclass
