@@ -23,7 +23,7 @@ from common import aflw_tree, best_of_interleaved  # noqa: E402
 
 from maskbench.augment.rotation import RotationParams, make_transform  # noqa: E402
 from maskbench.datasets import open_reader  # noqa: E402
-from maskbench.runs import write_split  # noqa: E402
+from maskbench.pipeline import write_variant  # noqa: E402
 from maskbench.sampledata import make_sample_dataset  # noqa: E402
 
 N = {"AFLW2000": 300, "BIWI": 60}
@@ -59,7 +59,7 @@ def main() -> list[str]:
 
             def full(name: str = name) -> None:
                 r = open_reader(root / name)
-                write_split(r, root / "out", transform=make_transform(r.fmt, RotationParams()),
+                write_variant(r, root / "out", transform=make_transform(r.fmt, RotationParams()),
                             transform_name="rotate", parameters={}, seed=0, overwrite=True, progress=False)
 
             floor_s, t = best_of_interleaved([floor, full], repeats=7)

@@ -2,7 +2,7 @@
 
 Floor: decode each image and encode it again (what any tool writing a masked copy must do).
 
-1. One process, 40 photos: ``write_split`` with the synthesize transform (read labels, decode,
+1. One process, 40 photos: ``write_variant`` with the synthesize transform (read labels, decode,
    landmarks, fit, blend and photometric match, encode, write the occlusion PNG, labels, manifest)
    with ``--landmarks gt`` and ``--landmarks dlib`` (dlib's 68-point predictor on the face box).
    Beside them, the detector route the usual scripts take (MaskTheFace: dlib's HOG detector, then
@@ -35,7 +35,7 @@ from common import best_of_interleaved  # noqa: E402
 from maskbench.datasets import open_reader  # noqa: E402
 from maskbench.io.atomic import read_image  # noqa: E402
 from maskbench.judge.grading import SAMPLE_FRACTION, SAMPLE_MAX, SAMPLE_MIN, default_sample  # noqa: E402
-from maskbench.runs import write_split  # noqa: E402
+from maskbench.pipeline import write_variant  # noqa: E402
 from maskbench.sampledata import make_sample_dataset  # noqa: E402
 from maskbench.synthesis.landmarks import NoLandmarks, dlib_detected_landmarks  # noqa: E402
 from maskbench.synthesis.mask import SynthesisParams, make_transform  # noqa: E402
@@ -63,7 +63,7 @@ def _floor(paths: list[Path], out: Path) -> None:
 
 
 def in_process(root: Path, tree: Path) -> list[str]:
-    """Part 1: one process, ``write_split`` per landmark source, and the detector route's landmarks."""
+    """Part 1: one process, ``write_variant`` per landmark source, and the detector route's landmarks."""
     lines = ["| landmarks | images | written | skipped | floor s | synthesize s | images/s | ratio to floor |",
              "|---|---|---|---|---|---|---|---|"]
     samples = list(open_reader(tree))
@@ -73,7 +73,7 @@ def in_process(root: Path, tree: Path) -> list[str]:
         summary: dict[str, Any] = {}
 
         def run(params: SynthesisParams = params, summary: dict[str, Any] = summary) -> None:
-            summary["last"] = write_split(open_reader(tree), root / "out", transform=make_transform(params),
+            summary["last"] = write_variant(open_reader(tree), root / "out", transform=make_transform(params),
                                           transform_name="synthesize", parameters={}, seed=0, overwrite=True,
                                           progress=False)
 

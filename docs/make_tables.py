@@ -45,8 +45,8 @@ from maskbench.datasets import open_reader
 from maskbench.evaluation.adapters import PnPBaseline
 from maskbench.evaluation.cards import CardModel, ModelCard, load_card
 from maskbench.evaluation.evaluator import SuiteResult, evaluate_suite, masked_penalties, penalty_table
+from maskbench.pipeline import write_variant
 from maskbench.provenance import replace_marked_block
-from maskbench.runs import write_split
 from maskbench.sampledata import make_sample_dataset
 from maskbench.synthesis.mask import SynthesisParams
 from maskbench.synthesis.mask import make_transform as mask_transform
@@ -67,7 +67,7 @@ def _derive(src: Path, out: Path, kind: str, workers: int = 2, mask_types: tuple
     else:
         params = RotationParams(range_deg=(-45.0, 45.0))
         transform = rotation_transform(reader.fmt, params)
-    write_split(reader, out, transform=transform, transform_name=kind,
+    write_variant(reader, out, transform=transform, transform_name=kind,
                 parameters={"command": kind, "source": src.name, "limit": None, **params.as_dict()}, seed=seed,
                 overwrite=True, workers=workers, progress=False)
     return out

@@ -8,7 +8,7 @@ The pose convention used everywhere is documented in :mod:`maskbench.geometry`. 
   (:mod:`maskbench.transforms`);
 * ``maskbench.torch.HeadPoseDataset``: the ``torch.utils.data`` wrapper (imports torch).
 
-Everything else (``maskbench.datasets``, ``maskbench.runs``, ``maskbench.models``, ...) serves the
+Everything else (``maskbench.datasets``, ``maskbench.pipeline``, ``maskbench.models``, ...) serves the
 command line and may change without notice.
 """
 

@@ -4,9 +4,9 @@ Every question about a folder's rows is answered here, from one read of each fil
 sample is in (:mod:`maskbench.splits` keeps the rule), which original it was made from
 (``source_id``), which face it shows (:mod:`maskbench.faces`), whether the AFLW2000 protocol keeps
 it. ``maskbench.open_dataset`` (records), the trainer, the evaluator and ``baseline:mean`` all read
-folders through :class:`SplitFolder`::
+folders through :class:`VariantFolder`::
 
-    folder = SplitFolder(path)               # a raw BIWI / 300W_LP / AFLW2000 tree or a maskbench split
+    folder = VariantFolder(path)               # a raw BIWI / 300W_LP / AFLW2000 tree or a maskbench split
     folder.samples(split="test")             # Sample objects, in the reader's order
     folder.split_of(sample.id), folder.source_key(sample), folder.face(sample)
     kept, dropped = folder.protocol_filtered(folder.samples())   # AFLW2000: |angle| <= 99 on the original
@@ -26,7 +26,7 @@ from maskbench.splits import SplitRule, rule_of, splits_by_id
 from maskbench.types import Sample
 
 
-class SplitFolder:
+class VariantFolder:
     """The rows of one dataset folder with their split, source and face identity (read once)."""
 
     def __init__(self, path: str | Path, fmt: DatasetFormat | None = None) -> None:
@@ -46,7 +46,7 @@ class SplitFolder:
         return len(self._samples)
 
     def __repr__(self) -> str:
-        return f"SplitFolder({self.path.name!r}, format {self.format.name}, {len(self)} samples)"
+        return f"VariantFolder({self.path.name!r}, format {self.format.name}, {len(self)} samples)"
 
     def samples(self, split: str | None = None) -> list[Sample]:
         """The samples of one split (``train``, ``val``, ``test``; None: all), in the reader's order."""
@@ -80,3 +80,7 @@ class SplitFolder:
             else:
                 kept.append(s)
         return kept, dropped
+
+
+#: Deprecated name of :class:`VariantFolder` (kept for one release).
+SplitFolder = VariantFolder

@@ -14,7 +14,7 @@ from typing import Any, overload
 
 from maskbench.datasets.aflw2000 import PROTOCOL_MAX_ABS_ANGLE_DEG
 from maskbench.datasets.base import DatasetFormat
-from maskbench.folder import SplitFolder
+from maskbench.folder import VariantFolder
 from maskbench.io.atomic import read_image
 from maskbench.types import Sample
 
@@ -42,7 +42,7 @@ class Records(Sequence[dict[str, Any]]):
     """
 
     def __init__(self, path: str | Path, split: str | None = None, protocol_filter: bool = False) -> None:
-        folder = SplitFolder(path)
+        folder = VariantFolder(path)
         self.root = folder.path
         self.format = folder.format
         samples = folder.samples()

@@ -46,7 +46,7 @@ from maskbench.datasets import biwi, threeddfa
 from maskbench.datasets.biwi import DEFAULT_BIWI_LABELS, label_matrix
 from maskbench.datasets.registry import get_format
 from maskbench.faces import SOURCE_SHA_COLUMN, source_sha256
-from maskbench.io.writer import SplitWriter
+from maskbench.io.writer import VariantWriter
 from maskbench.progress import progress_bar
 from maskbench.render.head import BIWI_HEAD_CENTER_MM, MIRROR_68, Head, Identity
 from maskbench.render.scene import Camera, Render, render
@@ -286,7 +286,7 @@ def make_sample_dataset(
     ``workers`` > 1 renders in a process pool; the output bytes do not depend on it. ``split``: the
     train/test rule of the ``split`` column (recorded in the manifest; BIWI is the only drawn one).
     ``out_dir`` may not be or contain ``data_root``, nor be a folder maskbench did not write
-    (:class:`~maskbench.io.manifest.SplitWriter`).
+    (:class:`~maskbench.io.manifest.VariantWriter`).
     """
     name = {d.upper(): d for d in DATASETS}.get(dataset.upper())
     if name is None:
@@ -297,7 +297,7 @@ def make_sample_dataset(
         raise ValueError(f"scale must be in [0.05, 4], got {scale}")
     fmt = get_format(name)
     jobs = [(name, planned, seed, scale) for planned in plan(name, n, split)]
-    with SplitWriter(out_dir, overwrite=overwrite, data_root=data_root) as writer, contextlib.ExitStack() as stack:
+    with VariantWriter(out_dir, overwrite=overwrite, data_root=data_root) as writer, contextlib.ExitStack() as stack:
         if workers > 1:
             pool = stack.enter_context(multiprocessing.get_context("fork").Pool(workers))
             # chunks of 2 keep a 300W_LP original and its _Flip mirror in one worker (one render)

@@ -83,7 +83,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("dataset formats", ("maskbench.datasets",)),
     ("rules", ("maskbench.splits", "maskbench.faces", "maskbench.folder")),
     ("one face", ("maskbench.render", "maskbench.synthesis", "maskbench.augment", "maskbench.judge")),
-    ("folders and the API", ("maskbench.sampledata", "maskbench.runs", "maskbench.records", "maskbench.transforms",
+    ("folders and the API", ("maskbench.sampledata", "maskbench.pipeline", "maskbench.runs", "maskbench.records", "maskbench.transforms",
                              "maskbench.torch")),
     ("the network", ("maskbench.models",)),
     ("evaluation", ("maskbench.evaluation",)),
@@ -123,6 +123,7 @@ def test_the_bottom_layers_import_nothing_above_them() -> None:
     graph = import_graph()
     assert graph["maskbench.errors"] == set() and graph["maskbench.geometry"] == set()
     assert graph["maskbench.types"] <= {"maskbench.geometry"}
-    for io_module in ("maskbench.io.atomic", "maskbench.io.safety", "maskbench.io.manifest"):
+    for io_module in ("maskbench.io.atomic", "maskbench.io.safety", "maskbench.io.manifest", "maskbench.io.labels",
+                      "maskbench.io.writer"):
         assert not any(d.startswith(("maskbench.datasets", "maskbench.evaluation", "maskbench.models"))
                        for d in graph[io_module]), io_module

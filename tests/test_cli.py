@@ -71,7 +71,7 @@ def test_progress_bar_redraws_sparingly_off_a_terminal() -> None:
 def test_ctrl_c_during_a_write_says_how_to_continue(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     import sys
 
-    import maskbench.runs
+    import maskbench.pipeline
     import maskbench.sampledata
 
     def interrupt(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -80,7 +80,7 @@ def test_ctrl_c_during_a_write_says_how_to_continue(tmp_path: Path, monkeypatch)
     root = str(tmp_path)
     assert run("sample", "--dataset", "AFLW2000", "--n", "2", "--scale", "0.25", "--data-root", root)[0] == 0
     # a resumable write (rotate): finished samples are kept, so the hint adds --resume
-    monkeypatch.setattr(maskbench.runs, "write_split", interrupt)
+    monkeypatch.setattr(maskbench.pipeline, "write_variant", interrupt)
     args = ["rotate", "--src", "AFLW2000", "--range", "-5", "5", "--overwrite", "--data-root", root]
     monkeypatch.setattr(sys, "argv", ["maskbench", *args])
     code, out = run(*args)

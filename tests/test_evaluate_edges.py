@@ -120,13 +120,13 @@ class _Offset:
 def test_masked_penalty_is_paired_with_an_interval(sample_root: Path, tmp_path: Path) -> None:
     """3: X_masked minus X on the same faces, per axis, with a bootstrap interval; compare shows it."""
     from maskbench.datasets import open_reader
-    from maskbench.runs import write_split
+    from maskbench.pipeline import write_variant
     from maskbench.synthesis.mask import SynthesisParams, make_transform
 
     root = tmp_path / "data"
     root.mkdir()
     shutil.copytree(sample_root / "AFLW2000", root / "AFLW2000")
-    write_split(open_reader(root / "AFLW2000"), root / "AFLW2000_masked", transform=make_transform(SynthesisParams()),
+    write_variant(open_reader(root / "AFLW2000"), root / "AFLW2000_masked", transform=make_transform(SynthesisParams()),
                 transform_name="synthesize", parameters={}, seed=0, progress=False)
     model = _Offset({"AFLW2000": 2.0, "AFLW2000_masked": 5.0})
     model.truth = {s.id: geometry.matrix_to_euler_deg(s.pose.matrix) for s in scored_samples(root / "AFLW2000")[0]}

@@ -14,7 +14,7 @@ import pytest
 from maskbench.io.labels import read_labels, safe_relpath
 from maskbench.io.manifest import verify
 from maskbench.io.safety import OutputLockedError, lock_path
-from maskbench.io.writer import OutputExistsError, SplitWriter
+from maskbench.io.writer import OutputExistsError, VariantWriter
 from maskbench.sampledata import make_sample_dataset
 
 
@@ -60,14 +60,14 @@ def test_live_lock_refuses_second_writer_and_a_dead_owner_leaves_no_lock(tmp_pat
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
         with pytest.raises(OutputLockedError, match=str(holder.pid)):
-            with SplitWriter(out, overwrite=True):
+            with VariantWriter(out, overwrite=True):
                 pass
         assert not out.exists()  # refused before anything was made
     finally:
         holder.kill()  # SIGKILL: no cleanup runs; its lock file stays, unlocked
         holder.wait()
     assert lock_path(out).exists()
-    with SplitWriter(out, overwrite=True) as w:
+    with VariantWriter(out, overwrite=True) as w:
         w.finish(name="out", fmt="AFLW2000", parameters={}, seed=0)
     assert not lock_path(out).exists() and verify(out) == []
 

@@ -20,7 +20,7 @@ from maskbench.datasets.registry import open_reader
 from maskbench.io.labels import read_labels
 from maskbench.io.manifest import JOURNAL, verify
 from maskbench.io.safety import OutputLock, lock_path, staging_dir
-from maskbench.runs import write_split
+from maskbench.pipeline import write_variant
 from tests.test_safety import run
 
 
@@ -76,7 +76,7 @@ def partial_run(root: Path, out: str, after: int = 2) -> Path:
         return [(sample, image)]
 
     with pytest.raises(KeyboardInterrupt):
-        write_split(reader, root / out, transform=stop, transform_name="t", parameters={"command": "t"}, seed=0,
+        write_variant(reader, root / out, transform=stop, transform_name="t", parameters={"command": "t"}, seed=0,
                     progress=False, data_root=root)
     assert (root / out / JOURNAL / "job.json").is_file() and not (root / out / "manifest.json").exists()
     return root / out
@@ -428,7 +428,7 @@ def test_13_resume_refuses_a_source_that_changed(root: Path) -> None:
     partial_run(root, "out")
     (root / "AFLW2000" / "image00007.jpg").unlink()
     with pytest.raises(ValueError, match="source that has changed"):
-        write_split(open_reader(root / "AFLW2000"), root / "out", transform=lambda s, i, r: [(s, i)],
+        write_variant(open_reader(root / "AFLW2000"), root / "out", transform=lambda s, i, r: [(s, i)],
                     transform_name="t", parameters={"command": "t"}, seed=0, progress=False, resume=True,
                     data_root=root)
 

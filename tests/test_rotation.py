@@ -15,8 +15,8 @@ from maskbench.datasets.biwi import label_matrix
 from maskbench.io.atomic import read_image
 from maskbench.io.labels import read_labels
 from maskbench.io.manifest import verify
+from maskbench.pipeline import write_variant
 from maskbench.render.head import BIWI_HEAD_CENTER_MM
-from maskbench.runs import write_split
 from maskbench.sampledata import plan, scene_for
 from maskbench.types import HeadPose
 
@@ -131,7 +131,7 @@ def test_rotate_split_end_to_end(sample_root: Path, tmp_path: Path) -> None:
     reader = open_reader(sample_root / "BIWI")
     params = RotationParams(angles_deg=(-20.0, 20.0))
     out = tmp_path / "BIWI_rotated"
-    summary = write_split(reader, out, transform=make_transform(reader.fmt, params), transform_name="rotate",
+    summary = write_variant(reader, out, transform=make_transform(reader.fmt, params), transform_name="rotate",
                           parameters=params.as_dict(), seed=0)
     assert summary.written == 16 and verify(out) == []
     rows = {r["id"]: r for r in read_labels(out)}
@@ -151,10 +151,10 @@ def test_rotate_split_end_to_end(sample_root: Path, tmp_path: Path) -> None:
 def test_rotate_a_rotated_split_keeps_the_original_source_id(sample_root: Path, tmp_path: Path) -> None:
     reader = open_reader(sample_root / "AFLW2000")
     p = RotationParams(angles_deg=(10.0,))
-    write_split(reader, tmp_path / "r1", transform=make_transform(reader.fmt, p), transform_name="rotate",
+    write_variant(reader, tmp_path / "r1", transform=make_transform(reader.fmt, p), transform_name="rotate",
                 parameters={}, seed=0)
     r1 = open_reader(tmp_path / "r1")
-    write_split(r1, tmp_path / "r2", transform=make_transform(r1.fmt, p), transform_name="rotate",
+    write_variant(r1, tmp_path / "r2", transform=make_transform(r1.fmt, p), transform_name="rotate",
                 parameters={}, seed=0)
     rows = read_labels(tmp_path / "r2")
     assert all(r["source_id"] == r["id"] for r in rows)

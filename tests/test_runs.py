@@ -17,14 +17,14 @@ from maskbench.augment.rotation import RotationParams, make_transform
 from maskbench.datasets import open_reader
 from maskbench.io.atomic import TMP_PREFIX
 from maskbench.io.manifest import JOURNAL, read_manifest, verify
-from maskbench.runs import merge_splits, write_split
+from maskbench.pipeline import merge_variants, write_variant
 
 PARAMS = RotationParams(range_deg=(-40.0, 40.0), per_image=2)
 
 
 def rotate(src: Path, out: Path, **kwargs) -> dict:  # type: ignore[no-untyped-def]
     reader = open_reader(src)
-    summary = write_split(reader, out, transform=make_transform(reader.fmt, PARAMS), transform_name="rotate",
+    summary = write_variant(reader, out, transform=make_transform(reader.fmt, PARAMS), transform_name="rotate",
                           parameters=PARAMS.as_dict(), seed=5, progress=False, **kwargs)
     return summary.manifest
 
@@ -55,10 +55,10 @@ def test_three_shards_merged_equal_one_run(sample_root: Path, tmp_path: Path, na
         rotate(sample_root / name, d, shard=(k, 3))
         assert read_manifest(d)["shard"] == {"index": k, "count": 3}
     merged = tmp_path / "merged" / "out"
-    merge_splits(shards, merged)
+    merge_variants(shards, merged)
     assert file_bytes(merged) == file_bytes(whole)
     with pytest.raises(ValueError, match="exactly once"):
-        merge_splits(shards[:2], tmp_path / "bad" / "out")
+        merge_variants(shards[:2], tmp_path / "bad" / "out")
 
 
 def test_resume_requires_same_parameters(sample_root: Path, tmp_path: Path) -> None:
@@ -73,11 +73,11 @@ def test_resume_requires_same_parameters(sample_root: Path, tmp_path: Path) -> N
         return [(sample, image)]
 
     with pytest.raises(KeyboardInterrupt):
-        write_split(reader, out, transform=stop_at_second, transform_name="t", parameters={"a": 1}, seed=0,
+        write_variant(reader, out, transform=stop_at_second, transform_name="t", parameters={"a": 1}, seed=0,
                     progress=False, limit=3)
     assert (out / JOURNAL / "job.json").is_file() and not (out / "manifest.json").exists()
     with pytest.raises(ValueError, match="different parameters"):
-        write_split(reader, out, transform=None, transform_name="", parameters={"a": 2}, seed=0, progress=False,
+        write_variant(reader, out, transform=None, transform_name="", parameters={"a": 2}, seed=0, progress=False,
                     resume=True)
 
 
@@ -137,7 +137,7 @@ class _PlanFailsFor:
 def test_a_sample_whose_plan_fails_is_skipped_not_written(sample_root: Path, tmp_path: Path) -> None:
     reader = open_reader(sample_root / "AFLW2000")
     bad = reader.keys[1]  # inside the first chunk, with good samples on both sides
-    summary = write_split(reader, tmp_path / "out", transform=_PlanFailsFor(bad), transform_name="copy",
+    summary = write_variant(reader, tmp_path / "out", transform=_PlanFailsFor(bad), transform_name="copy",
                           parameters={}, seed=0, progress=False)
     assert len(summary.skipped) == 1 and "cannot plan this one" in summary.skipped[0]
     assert summary.written == len(reader.keys) - 1

@@ -11,9 +11,9 @@ from maskbench import geometry
 from maskbench.datasets import open_reader
 from maskbench.io.labels import read_labels
 from maskbench.io.manifest import read_manifest, verify
+from maskbench.pipeline import merge_variants, write_variant
 from maskbench.render.head import Head, Identity
 from maskbench.render.scene import Camera, render
-from maskbench.runs import merge_splits, write_split
 from maskbench.synthesis import templates
 from maskbench.synthesis.landmarks import landmarks_for
 from maskbench.synthesis.mask import SynthesisParams, make_transform, mask_sample
@@ -27,7 +27,7 @@ MOUTH, LOWER_NOSE, CHIN, EYES = range(48, 68), range(31, 36), (7, 8, 9), range(3
 def synthesize(src: Path, out: Path, params: SynthesisParams | None = None, **kwargs):  # type: ignore[no-untyped-def]
     reader = open_reader(src)
     p = params or SynthesisParams()
-    return write_split(reader, out, transform=make_transform(p), transform_name="synthesize",
+    return write_variant(reader, out, transform=make_transform(p), transform_name="synthesize",
                        parameters=p.as_dict(), seed=1, progress=False, **kwargs)
 
 
@@ -172,7 +172,7 @@ def test_same_bytes_for_workers_and_shards(sample_root: Path, tmp_path: Path) ->
     for k, d in enumerate(shards, start=1):
         synthesize(sample_root / "300W_LP", d, shard=(k, 3))
     merged = tmp_path / "merged" / "m"
-    merge_splits(shards, merged)
+    merge_variants(shards, merged)
 
     def files(d: Path) -> dict[str, bytes]:
         return {p.relative_to(d).as_posix(): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
@@ -187,7 +187,7 @@ def test_masked_then_rotated_moves_the_occlusion_map(sample_root: Path, tmp_path
     synthesize(sample_root / "AFLW2000", tmp_path / "m")
     reader = open_reader(tmp_path / "m")
     p = RotationParams(angles_deg=(90.0,))
-    write_split(reader, tmp_path / "mr", transform=rotation_transform(reader.fmt, p), transform_name="rotate",
+    write_variant(reader, tmp_path / "mr", transform=rotation_transform(reader.fmt, p), transform_name="rotate",
                 parameters=p.as_dict(), seed=0, progress=False)
     import cv2
 

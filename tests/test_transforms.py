@@ -16,7 +16,7 @@ from maskbench.augment.rotation import make_transform as rotation_transform
 from maskbench.datasets import open_reader
 from maskbench.io.atomic import encode_image
 from maskbench.io.labels import read_labels
-from maskbench.runs import write_split
+from maskbench.pipeline import write_variant
 from maskbench.synthesis.mask import SynthesisParams
 from maskbench.synthesis.mask import make_transform as mask_transform
 from maskbench.transforms import Compose, RandomInPlaneRotation, RandomMask
@@ -45,7 +45,7 @@ def test_rotation_labels_equal_maskbench_rotate_on_real_photos(real_dir: Path, t
     """Same seed and id: the same angle as `maskbench rotate`, the same labels (to the float32 of the
     written .mat) and the same landmarks."""
     src = _first(_dev(real_dir), 12, tmp_path)
-    write_split(open_reader(src), tmp_path / "rot", transform=rotation_transform(open_reader(src).fmt, RotationParams()),
+    write_variant(open_reader(src), tmp_path / "rot", transform=rotation_transform(open_reader(src).fmt, RotationParams()),
                 transform_name="rotate", parameters={}, seed=5, progress=False)
     written = {s.id: s for s in open_reader(tmp_path / "rot")}
     angles = {row["id"]: float(row["rotation_deg"]) for row in read_labels(tmp_path / "rot")}
@@ -62,7 +62,7 @@ def test_rotation_labels_equal_maskbench_rotate_on_real_photos(real_dir: Path, t
 def test_mask_is_the_synthesize_mask_and_keeps_the_pose(real_dir: Path, tmp_path: Path) -> None:
     """Same seed and id: the bytes `maskbench synthesize` writes; the pose is untouched."""
     src = _first(_dev(real_dir), 6, tmp_path)
-    write_split(open_reader(src), tmp_path / "masked", transform=mask_transform(SynthesisParams()),
+    write_variant(open_reader(src), tmp_path / "masked", transform=mask_transform(SynthesisParams()),
                 transform_name="synthesize", parameters={}, seed=3, progress=False)
     mask = RandomMask(seed=3)
     for rec in maskbench.open_dataset(src):

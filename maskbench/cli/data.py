@@ -61,14 +61,14 @@ def import_(src: str, out: str | None, protocol_filter: bool, split_by: str | No
             train_fraction: float | None, val_fraction: float | None, only_split: str | None, limit: int | None,
             overwrite: bool, resume: bool, biwi_labels: str, data_root: Path | None) -> None:
     """Copy a raw dataset tree into a maskbench split (native files + labels.csv + manifest.json)."""
-    from maskbench.runs import write_split
+    from maskbench.pipeline import write_variant
 
     root = opt.root(data_root)
     with opt.writing():
         src_dir = resolve_dataset(src, root)
         reader = open_reader(src_dir, **opt.protocol_options(protocol_filter))
         out_dir = opt.out(out or f"{src_dir.name}_labelled", root, src_dir)
-        summary = write_split(
+        summary = write_variant(
             reader, out_dir, transform=None, transform_name="", seed=0, overwrite=overwrite, resume=resume,
             limit=limit, split=opt.split_rule(split_by, split_seed, train_fraction, val_fraction), only_split=only_split,
             parameters={"command": "import",
@@ -112,7 +112,7 @@ def rotate(src: str, out: str | None, range_deg: tuple[float, float] | None, ang
     (rotation_deg, source_id columns) and manifest.json.
     """
     from maskbench.augment.rotation import RotationParams, make_transform
-    from maskbench.runs import parse_shard, write_split
+    from maskbench.pipeline import parse_shard, write_variant
     from maskbench.transforms import RandomInPlaneRotation
 
     root = opt.root(data_root)
@@ -129,7 +129,7 @@ def rotate(src: str, out: str | None, range_deg: tuple[float, float] | None, ang
         src_dir = resolve_dataset(src, root)
         reader = open_reader(src_dir)
         out_dir = opt.out(out or f"{src_dir.name}_rotated", root, src_dir)
-        summary = write_split(
+        summary = write_variant(
             reader, out_dir, transform=make_transform(reader.fmt, params),
             transform_name=RandomInPlaneRotation.purpose, seed=seed,
             overwrite=overwrite, resume=resume, limit=limit, workers=workers,
@@ -185,7 +185,7 @@ def synthesize(src: str, out: str | None, mask_types: str, colors: str, landmark
     mean p(mask) per mask type and |yaw| bin), realism_lowest.png (the 16 lowest-scoring faces) and one
     summary line; --no-judge skips it.
     """
-    from maskbench.runs import parse_shard, write_split
+    from maskbench.pipeline import parse_shard, write_variant
     from maskbench.synthesis.mask import SynthesisParams, make_transform
     from maskbench.transforms import RandomMask
 
@@ -207,7 +207,7 @@ def synthesize(src: str, out: str | None, mask_types: str, colors: str, landmark
         src_dir = resolve_dataset(src, root)
         reader = open_reader(src_dir)
         out_dir = opt.out(out or f"{src_dir.name}_masked", root, src_dir)
-        summary = write_split(
+        summary = write_variant(
             reader, out_dir, transform=make_transform(params), transform_name=RandomMask.purpose, seed=seed,
             overwrite=overwrite, resume=resume, limit=limit, workers=workers,
             split=opt.split_rule(split_by, split_seed, train_fraction, val_fraction),
@@ -234,12 +234,12 @@ def merge(shards: tuple[str, ...], out: str, overwrite: bool, data_root: Path | 
 
     The result is byte-identical to an unsharded run (same files, labels.csv and manifest.json).
     """
-    from maskbench.runs import merge_splits
+    from maskbench.pipeline import merge_variants
 
     root = opt.root(data_root)
     with opt.writing(resumable=False):
         out_dir = opt.out(out, root)
-        manifest = merge_splits([resolve_dataset(s, root) for s in shards], out_dir, overwrite=overwrite, data_root=root)
+        manifest = merge_variants([resolve_dataset(s, root) for s in shards], out_dir, overwrite=overwrite, data_root=root)
     click.echo(f"merged {len(shards)} shards: {manifest['counts']['samples']} samples in {out_dir}")
 
 

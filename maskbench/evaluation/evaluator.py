@@ -37,7 +37,7 @@ from maskbench.evaluation.protocol import (
     predicted_euler_deg,
     try_load_item,
 )
-from maskbench.folder import SplitFolder
+from maskbench.folder import VariantFolder
 from maskbench.io.atomic import atomic_write_text
 from maskbench.io.safety import JOURNAL
 from maskbench.progress import progress_bar
@@ -144,7 +144,7 @@ class _Scored:
     unreadable: list[str] = field(default_factory=list)
 
 
-def _predict(model: PoseModel, name: str, folder: SplitFolder, samples: Sequence[Sample], protocol: str, euler: str,
+def _predict(model: PoseModel, name: str, folder: VariantFolder, samples: Sequence[Sample], protocol: str, euler: str,
              biwi_labels: str, batch_size: int, workers: int, progress: bool) -> _Scored:
     """Decode (``workers`` threads; on a GPU one batch ahead, overlapping inference), predict, and
     compare each face with its label."""
@@ -176,7 +176,7 @@ def _predict(model: PoseModel, name: str, folder: SplitFolder, samples: Sequence
     return out
 
 
-def _compare(out: _Scored, name: str, folder: SplitFolder, s: Sample, pred: np.ndarray | None, euler: str,
+def _compare(out: _Scored, name: str, folder: VariantFolder, s: Sample, pred: np.ndarray | None, euler: str,
              biwi_labels: str, seen_faces: set[str] | None) -> None:
     """One face: its label and the model's answer as angles and matrices, and its predictions.csv row."""
     nan = float("nan")
@@ -371,26 +371,26 @@ def scored_samples(path: Path) -> tuple[list[Sample], int]:
     return _scored(open_suite(path))
 
 
-def open_suite(path: Path) -> SplitFolder:
+def open_suite(path: Path) -> VariantFolder:
     """A suite folder, opened once; an unfinished maskbench run is refused."""
     if (path / JOURNAL).exists():
         raise ValueError(f"suite {path} is an unfinished maskbench run (its journal {JOURNAL}/ is there): "
                          "finish it with the same command and --resume, or redo it with --overwrite")
-    return SplitFolder(path)
+    return VariantFolder(path)
 
 
-def _scored(folder: SplitFolder) -> tuple[list[Sample], int]:
+def _scored(folder: VariantFolder) -> tuple[list[Sample], int]:
     samples, dropped = folder.protocol_filtered(folder.samples())  # AFLW2000: on the original photo's angles
     if folder.format.name != "300W_LP":  # a 300W_LP-format suite is scored whole (it has no test rows)
         samples = [s for s in samples if folder.split_of(s.id) == "test"]
     return samples, len(dropped)
 
 
-def protocol_notes(model: Any, suite: Path | SplitFolder, biwi_labels: str = DEFAULT_BIWI_LABELS) -> list[str]:
+def protocol_notes(model: Any, suite: Path | VariantFolder, biwi_labels: str = DEFAULT_BIWI_LABELS) -> list[str]:
     """Notes a report must carry for a BIWI suite: its label convention; a suite split by frame, or
     scored for a model trained on a BIWI folder split by frame, is not the published protocol; a
     model trained on the other label convention is scored against labels it did not learn."""
-    if isinstance(suite, SplitFolder):
+    if isinstance(suite, VariantFolder):
         fmt, rule = suite.format.name, suite.rule
     else:  # a path: its manifest is enough, the rows are not read
         fmt, rule = detect_format(suite).name, rule_of(suite)
@@ -412,4 +412,4 @@ def protocol_notes(model: Any, suite: Path | SplitFolder, biwi_labels: str = DEF
 def training_matrices(data_root: Path) -> list[np.ndarray]:
     """Poses of the training rows under the data root (BIWI's train split and 300W_LP) for baseline:mean."""
     return [s.pose.matrix for name in ("BIWI", "300W_LP") if (data_root / name).is_dir()
-            for s in SplitFolder(data_root / name).samples("train")]
+            for s in VariantFolder(data_root / name).samples("train")]

@@ -1,4 +1,4 @@
-"""Writing an output as a whole: a split (:class:`SplitWriter`), a report folder
+"""Writing an output as a whole: a split (:class:`VariantWriter`), a report folder
 (:func:`replaced_folder`) or one table file (:func:`write_sealed_text`), each under the output's
 lock and the ownership rules of :mod:`maskbench.io.safety`, its files claimed before they are
 written, its manifest written last."""
@@ -30,7 +30,7 @@ class OutputExistsError(FileExistsError):
 
 
 @dataclass
-class SplitWriter:
+class VariantWriter:
     """Writes one split directory: native files via a format writer, then labels and manifest.
 
     Use as a context manager; write the files under ``write_dir``, each announced first with
@@ -64,7 +64,7 @@ class SplitWriter:
     write_dir: Path = field(init=False)
     _lock: safety.OutputLock | None = field(default=None, init=False, repr=False)
 
-    def __enter__(self) -> SplitWriter:
+    def __enter__(self) -> VariantWriter:
         self.out_dir = self.out_dir.expanduser().absolute()
         safety.check_location(self.out_dir, sources=self.sources, data_root=self.data_root)
         self._lock = safety.OutputLock(self.out_dir).__enter__()  # before anything is looked at or touched
@@ -291,3 +291,7 @@ def write_sealed_text(path: Path, text: str, kind: str, *, sources: Iterable[Pat
                                         f"since); maskbench will not overwrite it: choose another {what}")
         body = text if text.endswith("\n") else text + "\n"
         atomic_write_text(path, _seal_line(kind, body) + body)
+
+
+#: Deprecated name of :class:`VariantWriter` (kept for one release).
+SplitWriter = VariantWriter

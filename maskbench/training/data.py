@@ -20,7 +20,7 @@ import torch
 from maskbench import geometry
 from maskbench.datasets.base import DatasetFormat
 from maskbench.datasets.biwi import DEFAULT_BIWI_LABELS, check_biwi_labels, label_matrix
-from maskbench.folder import SplitFolder
+from maskbench.folder import VariantFolder
 from maskbench.io.atomic import read_image
 from maskbench.models.canvas import letterbox, to_tensor
 from maskbench.models.losses import Target
@@ -52,7 +52,7 @@ class _Row:
 
 def _samples_with_sources(split_dir: Path) -> list[_Row]:
     """Every row of a folder with its source key, split and face identity."""
-    folder = SplitFolder(split_dir)
+    folder = VariantFolder(split_dir)
     return [_Row(s, folder.format, folder.source_key(s), folder.split_of(s.id), folder.face(s))
             for s in folder.samples()]
 

@@ -12,7 +12,7 @@ from maskbench.augment.rotation import RotationParams
 from maskbench.augment.rotation import make_transform as rotation_transform
 from maskbench.datasets import open_reader
 from maskbench.io.manifest import read_manifest, verify
-from maskbench.runs import write_split
+from maskbench.pipeline import write_variant
 from maskbench.synthesis.mask import SynthesisParams
 from maskbench.synthesis.mask import make_transform as synthesis_transform
 
@@ -36,7 +36,7 @@ def test_run_continues_past_bad_images(sample_root: Path, tmp_path: Path, comman
     transform = (rotation_transform(reader.fmt, RotationParams()) if command == "rotate"
                  else synthesis_transform(SynthesisParams()))
     out = tmp_path / "out"
-    summary = write_split(reader, out, transform=transform, transform_name=command, parameters={}, seed=0,
+    summary = write_variant(reader, out, transform=transform, transform_name=command, parameters={}, seed=0,
                           progress=False)
     # a truncated JPEG still decodes partially in OpenCV (grey bottom); it is processed, not lost
     assert summary.written + len(summary.skipped) == 8
@@ -55,7 +55,7 @@ def test_spaces_and_non_ascii_names(sample_root: Path, tmp_path: Path) -> None:
         shutil.copyfile(sample_root / "AFLW2000" / f"image00003{suffix}", tree / f"bild 03 ä{suffix}")
     reader = open_reader(tree)
     out = tmp_path / "rotated ü"
-    summary = write_split(reader, out, transform=rotation_transform(reader.fmt, RotationParams()),
+    summary = write_variant(reader, out, transform=rotation_transform(reader.fmt, RotationParams()),
                           transform_name="rotate", parameters={}, seed=0, progress=False)
     assert summary.written == 1 and (out / "bild 03 ä.jpg").is_file()
     assert verify(out) == []
@@ -89,7 +89,7 @@ def test_landmarks_outside_the_image_are_reported(sample_root: Path, tmp_path: P
     mat = scipy.io.loadmat(tree / "image00005.mat")
     mat["pt3d_68"][0] += 5000.0  # every landmark far to the right of the 450 px image
     scipy.io.savemat(tree / "image00005.mat", mat)
-    summary = write_split(open_reader(tree), tmp_path / "out", transform=synthesis_transform(SynthesisParams()),
+    summary = write_variant(open_reader(tree), tmp_path / "out", transform=synthesis_transform(SynthesisParams()),
                           transform_name="synthesize", parameters={}, seed=0, progress=False)
     assert summary.written == 7
     (reason,) = summary.skipped
