@@ -56,7 +56,7 @@ def test_reports_name_the_commit_they_ran_on() -> None:
     if not head:
         pytest.skip("not a git checkout")
     assert source_commit().removesuffix("+changes") == head
-    for path in ("maskbench/provenance.py", "benchmarks/run_all.py", "maskbench/reproduce.py"):
+    for path in ("maskbench/provenance.py", "benchmarks/run_all.py", "maskbench/reproduce/report.py"):
         assert "source_commit()" in (REPO / path).read_text(), path
     for path in ("docs/make_tables.py", "benchmarks/generalisation_seeds.py"):  # README blocks, stamped there
         assert "replace_marked_block(" in (REPO / path).read_text(), path
