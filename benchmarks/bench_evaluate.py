@@ -29,7 +29,8 @@ import torch  # noqa: E402
 from common import aflw_tree, best_of_interleaved  # noqa: E402
 
 from maskbench.evaluation.adapters import TorchScriptModel  # noqa: E402
-from maskbench.evaluation.evaluator import evaluate_suite, scored_samples  # noqa: E402
+from maskbench.evaluation.evaluator import evaluate_suite
+from maskbench.evaluation.suites import scored_samples  # noqa: E402
 from maskbench.io.atomic import read_image  # noqa: E402
 from maskbench.models.retinaface import RetinaFacePose  # noqa: E402
 from maskbench.training.export import PoseExport  # noqa: E402

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from maskbench.evaluation.adapters import CheckpointModel, MeanBaseline
-from maskbench.evaluation.evaluator import evaluate_suite, training_matrices
+from maskbench.evaluation.evaluator import evaluate_suite
+from maskbench.evaluation.suites import training_matrices
 from maskbench.provenance import replace_marked_block
 from maskbench.sampledata import make_sample_dataset
 from maskbench.training.trainer import train

@@ -44,7 +44,8 @@ from maskbench.augment.rotation import make_transform as rotation_transform
 from maskbench.datasets import open_reader
 from maskbench.evaluation.adapters import PnPBaseline
 from maskbench.evaluation.cards import CardModel, ModelCard, load_card
-from maskbench.evaluation.evaluator import SuiteResult, evaluate_suite, masked_penalties, penalty_table
+from maskbench.evaluation.evaluator import SuiteResult, evaluate_suite, masked_penalties
+from maskbench.evaluation.report import penalty_table
 from maskbench.pipeline import write_variant
 from maskbench.provenance import replace_marked_block
 from maskbench.sampledata import make_sample_dataset

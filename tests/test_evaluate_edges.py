@@ -13,8 +13,10 @@ from click.testing import CliRunner
 
 from maskbench import geometry
 from maskbench.cli import main
-from maskbench.evaluation.evaluator import evaluate_suite, masked_penalties, scored_samples, write_report
+from maskbench.evaluation.evaluator import evaluate_suite, masked_penalties
 from maskbench.evaluation.plots import compare_table
+from maskbench.evaluation.report import write_report
+from maskbench.evaluation.suites import scored_samples
 
 
 def _predictions(path: Path, suite: Path, offset_deg: float = 0.0, every: int = 1, prefix: str = "") -> Path:

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from maskbench.cli import main
 from maskbench.datasets import open_reader
 from maskbench.datasets.aflw2000 import SOURCE_ANGLE_COLUMN, max_abs_stored_angle_deg
-from maskbench.evaluation.evaluator import scored_samples
+from maskbench.evaluation.suites import scored_samples
 from maskbench.io.labels import labels_by_id
 
 

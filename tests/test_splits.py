@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from maskbench.cli import main
 from maskbench.datasets import open_reader
-from maskbench.evaluation.evaluator import scored_samples, training_matrices
+from maskbench.evaluation.suites import scored_samples, training_matrices
 from maskbench.io.labels import labels_by_id
 from maskbench.sampledata import identity_for, make_sample_dataset, plan
 from maskbench.splits import DEFAULT_RULE, SplitRule, recorded_rule, rule_of
@@ -110,7 +110,7 @@ def test_the_default_biwi_split_is_16_of_24_sequences_seeded() -> None:
 
 
 def test_a_frame_split_is_named_in_the_report(biwi_root: Path) -> None:
-    from maskbench.evaluation.evaluator import protocol_notes
+    from maskbench.evaluation.suites import protocol_notes
     from maskbench.splits import FRAME_SPLIT_WARNING
 
     class Trained:

@@ -234,7 +234,8 @@ def test_a_few_cpu_minutes_beat_the_mean_pose_3x_on_held_out_faces(tmp_path: Pat
     most a third of baseline:mean's, and pitch and roll each at most 0.75x baseline:mean's (a model
     that gets only yaw right cannot pass: yaw-only scored 3.07x on the tuning set)."""
     from maskbench.evaluation.adapters import CheckpointModel, MeanBaseline
-    from maskbench.evaluation.evaluator import evaluate_suite, training_matrices
+    from maskbench.evaluation.evaluator import evaluate_suite
+    from maskbench.evaluation.suites import training_matrices
 
     make_sample_dataset("300W_LP", tmp_path / "300W_LP", n=1200, seed=0, progress=False, scale=0.25, workers=2)
     cfg = {"name": "generalise", "train": ["300W_LP"], "val_fraction": 0.0, "pose_weight": 2.0, "landmark_weight": 0.5,

@@ -65,7 +65,7 @@ def evaluate(model: str | None, suites: tuple[str, ...], predictions: Path | Non
     Example: `maskbench evaluate fsanet-fusion --weights models/fsanet --suite AFLW2000 --suite AFLW2000_masked`.
     """
     from maskbench.datasets.registry import check_outside_datasets
-    from maskbench.evaluation.evaluator import REPORT_KIND
+    from maskbench.evaluation.report import REPORT_KIND
     from maskbench.io.safety import OutputLock
     from maskbench.io.writer import check_replaceable
 
@@ -90,9 +90,11 @@ def _evaluate_into(out_dir: Path, model: str | None, found: dict[str, Path], mis
                    batch_size: int, device: str, limit: int | None, workers: int, root: Path, strict: bool) -> None:
     """Score ``model`` on the suites ``found`` and write the report (the caller holds the lock)."""
     from maskbench.evaluation.adapters import PredictionsFile
-    from maskbench.evaluation.evaluator import REPORT_FILES, REPORT_KIND, evaluate_suite, training_matrices, write_report
+    from maskbench.evaluation.evaluator import evaluate_suite
     from maskbench.evaluation.plots import write_plots
     from maskbench.evaluation.registry import load_model
+    from maskbench.evaluation.report import REPORT_FILES, REPORT_KIND, write_report
+    from maskbench.evaluation.suites import training_matrices
     from maskbench.io.writer import replaced_folder
 
     try:
@@ -127,7 +129,7 @@ def _evaluate_into(out_dir: Path, model: str | None, found: dict[str, Path], mis
 
 def _suites_or_fail(root: Path, suites: tuple[str, ...]) -> tuple[dict[str, Path], list[str]]:
     """The requested suites found under ``root`` (the missing ones printed with the command that makes them)."""
-    from maskbench.evaluation.evaluator import find_suites
+    from maskbench.evaluation.suites import find_suites
 
     try:
         found, missing = find_suites(root, list(suites))

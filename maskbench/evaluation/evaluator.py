@@ -1,6 +1,8 @@
-"""Suites, the evaluation loop (``--protocol crop``) and reports.
+"""The evaluation loop: a model scored on one suite, per face, with breakdowns and paired masked
+penalties. Suites are found and opened in :mod:`maskbench.evaluation.suites`; the report is
+written by :mod:`maskbench.evaluation.report`.
 
-Suites are split folders under the data root. Which samples a suite scores: its ``test`` rows
+Suites are dataset folders under the data root. Which samples a suite scores: its ``test`` rows
 (:func:`maskbench.splits.splits_by_id`: the ``labels.csv`` column, or on a raw tree the same rule
 the trainer and ``maskbench import`` apply), except ``300W_LP``-format suites, which have no test
 rows and are scored whole (``300W_LP_masked``, as in the published study: a model trained on it is
@@ -13,9 +15,7 @@ whatever folders or split rules they come through.
 
 from __future__ import annotations
 
-import csv
 import functools
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,51 +24,25 @@ from typing import Any
 import numpy as np
 
 from maskbench import geometry
-from maskbench.datasets import detect_format
-from maskbench.datasets.biwi import BIWI_LABELS, DEFAULT_BIWI_LABELS, label_matrix
-from maskbench.evaluation.metrics import PENALTY_KEYS, Scores, angle_errors_deg, paired_delta, score
+from maskbench.datasets.biwi import DEFAULT_BIWI_LABELS, label_matrix
+from maskbench.evaluation.metrics import Scores, angle_errors_deg, paired_delta, score
 from maskbench.evaluation.protocol import (
     EULER_MODES,
-    PROTOCOL_TEXT,
-    SUITES,
     EvalItem,
     PoseModel,
     label_euler_deg,
     predicted_euler_deg,
     try_load_item,
 )
+from maskbench.evaluation.suites import _scored, open_suite, protocol_notes
 from maskbench.folder import VariantFolder
-from maskbench.io.atomic import atomic_write_text
-from maskbench.io.safety import JOURNAL
 from maskbench.progress import progress_bar
-from maskbench.splits import FRAME_SPLIT_WARNING, SplitRule, rule_of
 from maskbench.types import Sample
 
 YAW_BINS_DEG = (0.0, 30.0, 60.0, 90.0, 181.0)
+
+
 ROTATION_BINS_DEG = (0.0, 15.0, 30.0, 45.0, 181.0)
-
-
-def find_suites(data_root: Path, requested: Sequence[str]) -> tuple[dict[str, Path], list[str]]:
-    """Suite name -> folder for the requested names (``all`` = every known one present).
-
-    Returns also one line per missing suite saying which command creates it. A suite named
-    explicitly (not through ``all``) that is not there is an error (ValueError listing each).
-    """
-    every = list(requested) in (["all"], [])
-    names = list(SUITES) if every else [n for n in requested if n != "all"]
-    found: dict[str, Path] = {}
-    missing = []
-    for name in names:
-        path = Path(name) if ("/" in name or Path(name).is_absolute()) else data_root / name
-        if path.is_dir():
-            found[path.name if "/" in name else name] = path.resolve()
-        elif name in SUITES:
-            missing.append(f"{name}: not found under {data_root}; create it with `{SUITES[name]}`")
-        else:
-            missing.append(f"{name}: no such folder ({path}); known suites: {', '.join(SUITES)}, or a path")
-    if missing and not every:
-        raise ValueError("suite not found: " + "; ".join(missing))
-    return found, missing
 
 
 @dataclass
@@ -219,106 +193,6 @@ def _breakdown(scored: _Scored, true_e: np.ndarray, pred_e: np.ndarray) -> dict[
     return breakdown
 
 
-def _f(v: float) -> str:
-    return "-" if v != v else f"{v:.2f}"
-
-
-#: The kind an evaluation report's manifest declares, and every file its writers may put in it.
-REPORT_KIND = "evaluation report"
-REPORT_FILES = ("report.md", "results.json", "results.csv", "predictions.csv", "error_vs_yaw.png", "masked_delta.png")
-
-
-def write_report(out_dir: Path, model_name: str, results: Sequence[SuiteResult], missing: Sequence[str],
-                 protocol: str = "crop", protocol_text: str | None = None, euler: str = "fixed",
-                 biwi_labels: str = DEFAULT_BIWI_LABELS) -> None:
-    """report.md (the published table layout), results.csv/json, predictions.csv. ``protocol_text``:
-    what the model was given, when the model says so itself (a model card, a predictions file).
-    ``euler``: how predicted rotations were split into angles (:data:`EULER_MODES`)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    protocol_text = protocol_text or PROTOCOL_TEXT[protocol]
-    lines = [f"# maskbench evaluation: {model_name}", "", f"Protocol: {protocol_text}. "
-             "Errors in degrees; angle differences wrapped to [-180, 180).",
-             f"Per-axis errors of predicted rotations: Euler {EULER_MODES[euler]}; angles a model outputs are "
-             "compared as given. GEODESIC: the rotation angle between prediction and label (no Euler convention).",
-             "", "| suite | YAW | PITCH | ROLL | MAE | GEODESIC | MAEV | miss rate | n | unreadable |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in results:
-        o = r.overall
-        lines.append(f"| {r.name} | {_f(o.yaw_mae_deg)} | {_f(o.pitch_mae_deg)} | {_f(o.roll_mae_deg)} | "
-                     f"{_f(o.mae_deg)} | {_f(o.geodesic_deg)} | {_f(o.maev_deg)} | {o.miss_rate:.1%} | {o.n} | "
-                     f"{len(r.unreadable)} |")
-    for r in results:
-        lines += _suite_details(r)
-    penalties = masked_penalties(results)
-    lines += _penalty_lines(penalties)
-    if missing:
-        lines += ["", "Suites not found:", ""] + [f"* {m}" for m in missing]
-    atomic_write_text(out_dir / "report.md", "\n".join(lines) + "\n")
-    summary = {r.name: {**r.overall.as_dict(), "filtered": r.filtered, "unreadable": r.unreadable, "notes": r.notes,
-                        "seen_in_training": r.n_seen,
-                        "breakdown": {k: {g: s.as_dict() for g, s in v.items()} for k, v in r.breakdown.items()}}
-               for r in results}
-    for masked, pen in penalties.items():
-        summary[masked]["masked_penalty"] = pen
-    atomic_write_text(out_dir / "results.json",
-                      json.dumps({"model": model_name, "protocol": protocol, "protocol_text": protocol_text,
-                                  "euler": euler, "biwi_labels": biwi_labels, "suites": summary}, indent=1) + "\n")
-    _write_csvs(out_dir, results)
-
-
-def _suite_details(r: SuiteResult) -> list[str]:
-    """A suite's notes, unreadable samples, protocol filter count and breakdown tables."""
-    lines = [f"\n{r.name}: {note}." for note in r.notes]
-    if r.unreadable:
-        lines += ["", f"{r.name}: {len(r.unreadable)} samples could not be read and were not scored:", ""]
-        lines += [f"* {u}" for u in r.unreadable]
-    if r.filtered:
-        lines.append(f"\n{r.name}: {r.filtered} samples outside the 99-degree protocol were not scored.")
-    for key, groups in r.breakdown.items():
-        if groups:
-            lines += ["", f"### {r.name} by {key}", "", "| group | MAE | scored | missed |", "|---|---|---|---|"]
-            lines += [f"| {g} | {_f(s.mae_deg)} | {s.n - s.n_missed} | {s.n_missed} |" for g, s in groups.items()]
-    return lines
-
-
-def _penalty_lines(penalties: dict[str, dict[str, Any]]) -> list[str]:
-    lines: list[str] = []
-    for masked, pen in penalties.items():
-        if "refused" in pen:
-            lines += ["", f"### Masked penalty: {masked} minus {pen['vs']}: not computed", "", pen["refused"] + "."]
-            continue
-        lines += ["", f"### Masked penalty: {masked} minus {pen['vs']} on the same {pen['pairs']} faces",
-                  "", "Mean of (masked error - unmasked error) per face, degrees, with a bootstrap 95 % interval "
-                  "(2,000 resamples of the faces).", "",
-                  *penalty_table(pen)]
-    return lines
-
-
-def _write_csvs(out_dir: Path, results: Sequence[SuiteResult]) -> None:
-    """results.csv (one row per suite) and predictions.csv (one row per scored face)."""
-    fields = ["suite", *Scores.__dataclass_fields__.keys(), "miss_rate", "unreadable"]
-    with open(out_dir / "results.csv", "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=fields, lineterminator="\n")
-        w.writeheader()
-        for r in results:
-            w.writerow({"suite": r.name, **r.overall.as_dict(), "unreadable": len(r.unreadable)})
-    rows = [row for r in results for row in r.rows]
-    if rows:
-        with open(out_dir / "predictions.csv", "w", newline="", encoding="utf-8") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
-            w.writeheader()
-            w.writerows(rows)
-
-
-def penalty_table(pen: dict[str, Any]) -> list[str]:
-    """Markdown rows of one masked penalty (:func:`masked_penalties`): all faces, then per |yaw| bin."""
-    lines = ["| faces (by abs yaw of the label) | YAW | PITCH | ROLL | MAE | n |", "|---|---|---|---|---|---|"]
-    for label, block in [("all", pen["overall"]), *pen["by_abs_yaw_deg"].items()]:
-        cells = " | ".join(f"{block[k][0]:+.2f} [{block[k][1]:+.2f}, {block[k][2]:+.2f}]" for k in PENALTY_KEYS)
-        lines.append(f"| {label} | {cells} | {block['n']} |")
-    return lines
-
-
 def _per_face_errors(rows: Sequence[dict[str, Any]]) -> dict[str, tuple[np.ndarray, float]]:
     """source id -> (per-axis wrapped error (3,), |true yaw|) of the faces a model did not miss."""
     out = {}
@@ -362,54 +236,3 @@ def masked_penalties(results: Sequence[SuiteResult], n_boot: int = 2000) -> dict
                                                                        "n": int(sel.sum())}
         out[name] = pen
     return out
-
-
-def scored_samples(path: Path) -> tuple[list[Sample], int]:
-    """The scored samples of a suite folder: its test rows (all rows of a 300W_LP-format folder), after
-    the AFLW2000 protocol filter (|angle| <= 99 deg) for that format; and how
-    many the filter dropped."""
-    return _scored(open_suite(path))
-
-
-def open_suite(path: Path) -> VariantFolder:
-    """A suite folder, opened once; an unfinished maskbench run is refused."""
-    if (path / JOURNAL).exists():
-        raise ValueError(f"suite {path} is an unfinished maskbench run (its journal {JOURNAL}/ is there): "
-                         "finish it with the same command and --resume, or redo it with --overwrite")
-    return VariantFolder(path)
-
-
-def _scored(folder: VariantFolder) -> tuple[list[Sample], int]:
-    samples, dropped = folder.protocol_filtered(folder.samples())  # AFLW2000: on the original photo's angles
-    if folder.format.name != "300W_LP":  # a 300W_LP-format suite is scored whole (it has no test rows)
-        samples = [s for s in samples if folder.split_of(s.id) == "test"]
-    return samples, len(dropped)
-
-
-def protocol_notes(model: Any, suite: Path | VariantFolder, biwi_labels: str = DEFAULT_BIWI_LABELS) -> list[str]:
-    """Notes a report must carry for a BIWI suite: its label convention; a suite split by frame, or
-    scored for a model trained on a BIWI folder split by frame, is not the published protocol; a
-    model trained on the other label convention is scored against labels it did not learn."""
-    if isinstance(suite, VariantFolder):
-        fmt, rule = suite.format.name, suite.rule
-    else:  # a path: its manifest is enough, the rows are not read
-        fmt, rule = detect_format(suite).name, rule_of(suite)
-    if fmt != "BIWI":
-        return []
-    notes = [f"BIWI labels: {BIWI_LABELS[biwi_labels]}"]
-    biwi_runs = [t for t in getattr(model, "training_data", None) or []
-                 if t.get("format") == "BIWI" and isinstance(t.get("split"), dict)]
-    rules = [rule] + [SplitRule.from_dict(t["split"]) for t in biwi_runs]
-    if any(r.by == "frame" for r in rules):
-        notes.append(FRAME_SPLIT_WARNING)
-    trained = getattr(model, "biwi_labels", None)
-    if trained is not None and trained != biwi_labels:
-        notes.append(f"the model was trained on BIWI labels '{trained}' and is scored against '{biwi_labels}' "
-                     "(a constant offset of each sequence's RGB calibration)")
-    return notes
-
-
-def training_matrices(data_root: Path) -> list[np.ndarray]:
-    """Poses of the training rows under the data root (BIWI's train split and 300W_LP) for baseline:mean."""
-    return [s.pose.matrix for name in ("BIWI", "300W_LP") if (data_root / name).is_dir()
-            for s in VariantFolder(data_root / name).samples("train")]
