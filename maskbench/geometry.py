@@ -55,6 +55,7 @@ In-plane rotation:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Protocol, TypeVar
 
 import numpy as np
@@ -300,6 +301,34 @@ def box_iou(box: np.ndarray | tuple[float, ...], boxes: np.ndarray) -> np.ndarra
     inter = ix * iy
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter
     return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+
+
+def best_match(box: np.ndarray | Sequence[float], boxes: np.ndarray | Sequence[Sequence[float]],
+               min_iou: float) -> int | None:
+    """Index of the box of ``boxes`` that overlaps ``box`` most (:func:`box_iou`; the first of equal
+    ones), when that IoU is at least ``min_iou``; None otherwise, or when ``boxes`` is empty. The one
+    rule for "which detection is the labelled face" (the judge, ``--protocol full``, dlib landmarks),
+    each use with its own threshold, stated where it is used."""
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    if not len(b):
+        return None
+    ious = box_iou(box, b)
+    k = int(ious.argmax())
+    return k if ious[k] >= min_iou else None
+
+
+def greedy_nms(boxes: np.ndarray, scores: np.ndarray, max_iou: float, order: Sequence[int] | None = None) -> list[int]:
+    """Indices kept by greedy non-maximum suppression: by descending score (equal scores: lower
+    index first; or in ``order`` when given), a box is kept unless its IoU with a box kept before
+    exceeds ``max_iou``. The one NMS (the judge's detector and the reference model's detections)."""
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    kept: list[int] = []
+    if order is None:
+        order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    for i in order:
+        if not kept or (box_iou(b[i], b[kept]) <= max_iou).all():
+            kept.append(int(i))
+    return kept
 
 
 def apply_affine(points_px: np.ndarray, affine: np.ndarray) -> np.ndarray:

@@ -45,6 +45,7 @@ a NaN pose), never a silently wrong label.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -274,7 +275,7 @@ class RandomInPlaneRotation:
 
     Args:
         range_deg: (lo, hi) degrees, counter-clockwise on screen, drawn uniformly.
-        angles_deg: a list to draw from uniformly instead of the range.
+        choices_deg: a list to draw one angle from uniformly instead of the range.
         p: probability of rotating a record.
         center: ``"image"`` (the principal point when ``camera`` is given, else the image centre:
             exact) or ``"face"`` (the box centre: exact for orthographic labels; with a camera
@@ -282,6 +283,11 @@ class RandomInPlaneRotation:
         border: ``"reflect"``, ``"constant"`` or ``"replicate"``.
         seed: seeds records that come without ``rng`` (from their ``id``: the angle of
             ``maskbench rotate --seed`` for that id).
+        angles_deg: deprecated name of ``choices_deg`` (kept for one release; in
+            :class:`~maskbench.augment.rotation.RotationParams` ``angles_deg`` is a sweep).
+
+    The parameters are one :class:`~maskbench.augment.rotation.RotationParams` (``params``), the
+    type ``maskbench rotate`` uses, so both validate and draw alike.
     """
 
     #: the seeding purpose of its per-id draws, shared with ``maskbench rotate``
@@ -293,18 +299,25 @@ class RandomInPlaneRotation:
     center: str = "image"
     border: str = "reflect"
     seed: int = 0
+    choices_deg: tuple[float, ...] | None = None
+    params: RotationParams = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.p <= 1.0:
             raise ValueError(f"p must be in [0, 1], got {self.p}")
-        RotationParams(range_deg=tuple(self.range_deg), center=self.center, border=self.border)  # type: ignore[arg-type]
-        if self.angles_deg is not None and not len(self.angles_deg):
-            raise ValueError("angles_deg is empty")
+        choices = self.choices_deg
+        if self.angles_deg is not None:
+            warnings.warn("RandomInPlaneRotation(angles_deg=...) is deprecated: use choices_deg (one angle drawn "
+                          "from the list per record)", DeprecationWarning, stacklevel=3)
+            if choices is not None:
+                raise ValueError("give choices_deg, not angles_deg as well")
+            choices = self.angles_deg
+        object.__setattr__(self, "params", RotationParams(  # frozen: set once, here
+            range_deg=tuple(self.range_deg), choices_deg=None if choices is None else tuple(choices),  # type: ignore[arg-type]
+            center=self.center, border=self.border))
 
     def draw_angle(self, rng: np.random.Generator) -> float:
-        if self.angles_deg is not None:
-            return float(self.angles_deg[int(rng.integers(len(self.angles_deg)))])
-        return float(rng.uniform(self.range_deg[0], self.range_deg[1]))
+        return self.params.draw_angles(rng)[0]
 
     def __call__(self, record: Mapping[str, Any], rng: np.random.Generator | None = None) -> Record:
         rec, gen, skipped = _begin(record, rng, self.seed, self.purpose, self.p, "RandomInPlaneRotation")

@@ -162,3 +162,23 @@ def test_the_readme_example_runs(real_dir: Path, monkeypatch: pytest.MonkeyPatch
     batch = scope["batch"]
     assert tuple(batch["image"].shape) == (8, 3, 224, 224) and tuple(batch["pose_deg"].shape) == (8, 3)
     assert batch["image"].dtype.is_floating_point and float(batch["image"].max()) <= 1.0
+
+
+def test_the_transform_and_the_cli_share_one_rotation_parameter_type() -> None:
+    """RandomInPlaneRotation holds a RotationParams (what `maskbench rotate` uses): its choices draw
+    one angle per record as before, the old keyword still works with a warning, and a sweep
+    (angles_deg of the CLI) and choices cannot be mixed."""
+    from maskbench.augment.rotation import RotationParams
+
+    t = RandomInPlaneRotation(choices_deg=(10.0, 20.0, 30.0))
+    assert isinstance(t.params, RotationParams) and t.params.choices_deg == (10.0, 20.0, 30.0)
+    draws = [t.draw_angle(np.random.default_rng(k)) for k in range(20)]
+    assert draws == [(10.0, 20.0, 30.0)[int(np.random.default_rng(k).integers(3))] for k in range(20)]
+    ranged = RandomInPlaneRotation(range_deg=(-5.0, 5.0))
+    assert ranged.draw_angle(np.random.default_rng(3)) == float(np.random.default_rng(3).uniform(-5.0, 5.0))
+    with pytest.warns(DeprecationWarning, match="choices_deg"):
+        old = RandomInPlaneRotation(angles_deg=(5.0,))
+    assert old.params.choices_deg == (5.0,)
+    with pytest.raises(ValueError, match="not both"):
+        RotationParams(angles_deg=(1.0,), choices_deg=(2.0,))
+    assert RotationParams(angles_deg=(1.0, 2.0)).draw_angles(np.random.default_rng(0)) == [1.0, 2.0]  # a sweep

@@ -32,13 +32,20 @@ from maskbench.types import BBox, HeadPose, Sample
 
 @dataclass(frozen=True)
 class RotationParams:
-    """Options of ``maskbench rotate``; every field goes into the manifest."""
+    """How to rotate: ``maskbench rotate``'s options and :class:`~maskbench.transforms.RandomInPlaneRotation`'s
+    (the one parameter type under both); every field goes into the manifest.
+
+    Per source image, ``per_image`` copies, each rotated by an angle drawn uniformly from
+    ``range_deg`` or, with ``choices_deg``, drawn uniformly from that list; with ``angles_deg`` (a
+    sweep) instead, one copy per listed angle, every one of them.
+    """
 
     range_deg: tuple[float, float] = (-45.0, 45.0)
     angles_deg: tuple[float, ...] | None = None
     per_image: int = 1
     center: str = "image"
     border: str = "reflect"
+    choices_deg: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         lo, hi = self.range_deg
@@ -50,18 +57,27 @@ class RotationParams:
             raise ValueError(f"--border must be one of {', '.join(F.BORDER_MODES)}, got {self.border!r}")
         if self.per_image < 1:
             raise ValueError("--per-image must be at least 1")
+        if self.angles_deg is not None and self.choices_deg is not None:
+            raise ValueError("give angles_deg (every angle, a sweep) or choices_deg (one drawn per copy), not both")
+        if self.choices_deg is not None and not len(self.choices_deg):
+            raise ValueError("choices_deg is empty")
 
     def draw_angles(self, rng: np.random.Generator) -> list[float]:
-        """The angles for one source image: the explicit list, or ``per_image`` uniform draws."""
+        """The angles for one source image: the sweep, or ``per_image`` draws (from the choices or the range)."""
         if self.angles_deg is not None:
             return [float(a) for a in self.angles_deg]
+        if self.choices_deg is not None:
+            return [float(self.choices_deg[int(rng.integers(len(self.choices_deg)))]) for _ in range(self.per_image)]
         return [float(a) for a in rng.uniform(self.range_deg[0], self.range_deg[1], self.per_image)]
 
     def as_dict(self) -> dict[str, object]:
-        return {
+        out: dict[str, object] = {
             "range_deg": list(self.range_deg), "angles_deg": None if self.angles_deg is None else list(self.angles_deg),
             "per_image": self.per_image, "center": self.center, "border": self.border,
         }
+        if self.choices_deg is not None:  # only when used: the manifests of every other run are unchanged
+            out["choices_deg"] = list(self.choices_deg)
+        return out
 
 
 def rotation_center(sample: Sample, image_shape: Sequence[int], center: str) -> tuple[float, float]:

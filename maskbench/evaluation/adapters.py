@@ -256,12 +256,8 @@ class ReferenceModel:
         out: list[np.ndarray | None] = []
         for item, faces in zip(items, detect_letterboxed(self.model, canvases, self.image_size)):
             b = item.bbox
-            best, best_iou = None, FULL_MATCH_IOU
-            for f in faces:
-                iou = float(geometry.box_iou(f.box_px, np.array([b.x_min, b.y_min, b.x_max, b.y_max]))[0])
-                if iou >= best_iou:
-                    best, best_iou = f, iou
-            out.append(None if best is None else best.rotation)
+            k = geometry.best_match((b.x_min, b.y_min, b.x_max, b.y_max), [f.box_px for f in faces], FULL_MATCH_IOU)
+            out.append(None if k is None else faces[k].rotation)
         return out
 
 

@@ -11,6 +11,8 @@ import math
 
 import torch
 
+from maskbench.geometry import greedy_nms
+
 VARIANCES = (0.1, 0.2)
 MIN_SIZES = ((16, 32), (64, 128), (256, 512))
 STEPS = (8, 16, 32)
@@ -87,14 +89,9 @@ def match(gt_boxes: torch.Tensor, pri: torch.Tensor, threshold: float = 0.35) ->
 
 
 def nms(boxes: torch.Tensor, scores: torch.Tensor, threshold: float = 0.4) -> torch.Tensor:
-    """Indices kept by greedy non-maximum suppression, highest score first."""
-    order = scores.argsort(descending=True)
-    keep = []
-    suppressed = torch.zeros(len(boxes), dtype=torch.bool)
-    overlaps = iou(boxes, boxes)
-    for idx in order.tolist():
-        if suppressed[idx]:
-            continue
-        keep.append(idx)
-        suppressed |= overlaps[idx] > threshold
-    return torch.tensor(keep, dtype=torch.long)
+    """Indices kept by greedy non-maximum suppression, highest score first
+    (:func:`maskbench.geometry.greedy_nms`, the one NMS; equal scores in torch's sort order, as the
+    reference model has always been scored)."""
+    order = scores.argsort(descending=True).tolist()
+    kept = greedy_nms(boxes.detach().cpu().numpy(), scores.detach().cpu().numpy(), threshold, order=order)
+    return torch.tensor(kept, dtype=torch.long)
