@@ -23,3 +23,20 @@ def sample_rng(seed: int, sample_id: str, purpose: str = "") -> np.random.Genera
 def unit_fraction(seed: int, key: str) -> float:
     """A deterministic number in [0, 1) from (seed, key)."""
     return _id_hash(f"{seed}\0{key}") / 2.0**64
+
+
+class EpochSeeded:
+    """The seeding of a torch dataset's online augmentation (both :class:`maskbench.torch.HeadPoseDataset`
+    and the trainer's :class:`maskbench.training.data.FaceDataset`): item ``index`` of epoch ``epoch``
+    draws from ``default_rng([seed, epoch, index])``, so batches are the same for any number of
+    DataLoader workers and any order; call :meth:`set_epoch` at the start of each epoch."""
+
+    seed: int = 0
+    epoch: int = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def item_rng(self, index: int) -> np.random.Generator:
+        """The generator of item ``index`` in the current epoch."""
+        return np.random.default_rng([self.seed, self.epoch, index])

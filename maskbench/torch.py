@@ -30,6 +30,7 @@ import torch
 from maskbench.datasets.biwi import DEFAULT_BIWI_LABELS, check_biwi_labels, label_matrix
 from maskbench.errors import DatasetError
 from maskbench.records import Records, open_dataset
+from maskbench.seeding import EpochSeeded
 from maskbench.types import HeadPose
 
 __all__ = ["FaceCrop", "HeadPoseDataset"]
@@ -62,7 +63,7 @@ class FaceCrop:
         return crop, occ
 
 
-class HeadPoseDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
+class HeadPoseDataset(EpochSeeded, torch.utils.data.Dataset):  # type: ignore[type-arg]
     """Records of a dataset folder, transformed and cropped, as tensors (see the module docstring)."""
 
     def __init__(self, path: str | Path | Records, transform: Callable[..., dict[str, Any]] | None = None,
@@ -79,9 +80,6 @@ class HeadPoseDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
         self.crop = crop
         self.seed = seed
         self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.records)
@@ -103,7 +101,7 @@ class HeadPoseDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
     def __getitem__(self, i: int) -> dict[str, Any]:
         record = self._record(i)
         if self.transform is not None:
-            record = self.transform(record, rng=np.random.default_rng([self.seed, self.epoch, i]))
+            record = self.transform(record, rng=self.item_rng(i))
         crop, occ = self.crop(record)
         pose = record["pose"]
         pose = HeadPose(label_matrix(record.get("_sample"), self.biwi_labels, pose.matrix))

@@ -24,7 +24,7 @@ from maskbench.folder import VariantFolder
 from maskbench.io.atomic import read_image
 from maskbench.models.canvas import letterbox, to_tensor
 from maskbench.models.losses import Target
-from maskbench.seeding import unit_fraction
+from maskbench.seeding import EpochSeeded, unit_fraction
 from maskbench.types import BBox, Sample
 
 
@@ -175,7 +175,7 @@ def random_crop_affine(box: BBox, size: int, fraction: tuple[float, float], rng:
     return np.array([[s, 0.0, -s * x0], [0.0, s, -s * y0]])
 
 
-class FaceDataset(torch.utils.data.Dataset):
+class FaceDataset(EpochSeeded, torch.utils.data.Dataset):
     """Faces of several split folders, one training example each (see :class:`TrainAugment`)."""
 
     def __init__(self, items: list[tuple[Sample, DatasetFormat]], image_size: int, augment: TrainAugment | None = None,
@@ -188,9 +188,6 @@ class FaceDataset(torch.utils.data.Dataset):
         self.seed = seed
         self.epoch = 0
         self._online_transforms: list[Any] | None = None
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.items)
@@ -220,7 +217,7 @@ class FaceDataset(torch.utils.data.Dataset):
         sample, fmt = self.items[i]
         image = read_image(sample.image_path)
         size, aug = self.image_size, self.augment
-        rng = None if aug is None else np.random.default_rng([self.seed, self.epoch, i])
+        rng = None if aug is None else self.item_rng(i)
         if rng is not None:
             sample, image = self._online(sample, fmt, image, rng)
         if rng is not None and aug.protocol_crop_prob and rng.random() < aug.protocol_crop_prob:
