@@ -6,7 +6,7 @@ The pose convention used everywhere is documented in :mod:`maskbench.geometry`. 
 * :func:`open_dataset`: records of a dataset folder for your own loader (:mod:`maskbench.records`);
 * :class:`RandomMask`, :class:`RandomInPlaneRotation`, :class:`Compose`: transforms on records
   (:mod:`maskbench.transforms`);
-* ``maskbench.torch.HeadPoseDataset``: the ``torch.utils.data`` wrapper (imports torch).
+* ``maskbench.torch_dataset.HeadPoseDataset``: the ``torch.utils.data`` wrapper (imports torch).
 
 Everything else (``maskbench.datasets``, ``maskbench.pipeline``, ``maskbench.models``, ...) serves the
 command line and may change without notice.

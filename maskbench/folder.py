@@ -2,7 +2,7 @@
 
 Every question about a folder's rows is answered here, from one read of each file: which split a
 sample is in (:mod:`maskbench.splits` keeps the rule), which original it was made from
-(``source_id``), which face it shows (:mod:`maskbench.faces`), whether the AFLW2000 protocol keeps
+(``source_id``), which face it shows (:mod:`maskbench.identity`), whether the AFLW2000 protocol keeps
 it. ``maskbench.open_dataset`` (records), the trainer, the evaluator and ``baseline:mean`` all read
 folders through :class:`VariantFolder`::
 
@@ -20,7 +20,7 @@ from pathlib import Path
 from maskbench.datasets.aflw2000 import outside_protocol
 from maskbench.datasets.base import DatasetFormat
 from maskbench.datasets.registry import open_reader
-from maskbench.faces import face_key
+from maskbench.identity import face_key
 from maskbench.io.labels import labels_by_id
 from maskbench.splits import SplitRule, rule_of, splits_by_id
 from maskbench.types import Sample
@@ -64,7 +64,7 @@ class VariantFolder:
         return f"{self.format.name}:{self.source_id(sample.id)}"
 
     def face(self, sample: Sample) -> str:
-        """The identity of the face (:func:`maskbench.faces.face_key`; may hash a raw tree's image)."""
+        """The identity of the face (:func:`maskbench.identity.face_key`; may hash a raw tree's image)."""
         return face_key(sample, self.rows.get(sample.id))
 
     def protocol_filtered(self, samples: Sequence[Sample]) -> tuple[list[Sample], list[str]]:

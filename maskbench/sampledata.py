@@ -45,7 +45,7 @@ from maskbench import geometry
 from maskbench.datasets import biwi, threeddfa
 from maskbench.datasets.biwi import DEFAULT_BIWI_LABELS, label_matrix
 from maskbench.datasets.registry import get_format
-from maskbench.faces import SOURCE_SHA_COLUMN, source_sha256
+from maskbench.identity import SOURCE_SHA_COLUMN, source_sha256
 from maskbench.io.writer import VariantWriter
 from maskbench.progress import progress_bar
 from maskbench.render.head import BIWI_HEAD_CENTER_MM, MIRROR_68, Head, Identity

@@ -26,7 +26,7 @@ def unit_fraction(seed: int, key: str) -> float:
 
 
 class EpochSeeded:
-    """The seeding of a torch dataset's online augmentation (both :class:`maskbench.torch.HeadPoseDataset`
+    """The seeding of a torch dataset's online augmentation (both :class:`maskbench.torch_dataset.HeadPoseDataset`
     and the trainer's :class:`maskbench.training.data.FaceDataset`): item ``index`` of epoch ``epoch``
     draws from ``default_rng([seed, epoch, index])``, so batches are the same for any number of
     DataLoader workers and any order; call :meth:`set_epoch` at the start of each epoch."""

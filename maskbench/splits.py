@@ -22,7 +22,7 @@ training part into ``val`` rows: the trainer validates on them and never trains 
 
 Every manifest records its rule (``"split": {"by", "seed", "train_fraction", "val_fraction"}``), and a derived
 folder inherits its source's. Whether a face was trained on is decided face by face, not rule by rule:
-:mod:`maskbench.faces` (a checkpoint records the identities of its training and validation faces, and
+:mod:`maskbench.identity` (a checkpoint records the identities of its training and validation faces, and
 the evaluator marks the scored faces among them, whatever folders or rules they come through).
 """
 

@@ -283,7 +283,7 @@ def test_9_a_source_photo_the_os_refuses_is_skipped_and_named(root: Path, monkey
             raise PermissionError(13, "Permission denied", str(path))
         return real(path, chunk)
 
-    monkeypatch.setattr("maskbench.faces.sha256_file", refuse)
+    monkeypatch.setattr("maskbench.identity.sha256_file", refuse)
     code, text = rotate(root, "AFLW2000_rotated")
     assert code == 0 and "Traceback" not in text, text
     assert "image00003.jpg: image cannot be read (Permission denied)" in text

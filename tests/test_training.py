@@ -329,3 +329,14 @@ def test_augment_false_in_a_config_still_means_no_online_augmentation() -> None:
     assert TrainAugment.from_config(TrainConfig.from_dict({**raw, "augment": False}).augment) is None
     assert TrainAugment.from_config(TrainConfig.from_dict(raw).augment) == TrainAugment()
     assert TrainConfig.from_dict({**raw, "augment": False}).as_dict()["augment"] is False
+
+
+def test_configs_are_named_for_their_data_and_the_studys_names_are_aliases() -> None:
+    from maskbench.training.config import CONFIG_ALIASES, load_config
+
+    for alias, name in CONFIG_ALIASES.items():
+        assert load_config(alias) == load_config(name), alias
+    assert load_config("masked")["train"] == ["BIWI", "300W_LP", "BIWI_masked", "300W_LP_masked"]
+    assert load_config("rotated")["train"] == ["BIWI", "BIWI_rotated"]
+    with pytest.raises(ValueError, match="model1 = plain"):
+        load_config("model9")

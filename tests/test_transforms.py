@@ -129,7 +129,7 @@ def test_randomness_comes_from_the_generator_or_the_id() -> None:
 
 def test_dataset_tensors_do_not_depend_on_loader_workers(sample_root: Path) -> None:
     torch = pytest.importorskip("torch")
-    from maskbench.torch import FaceCrop, HeadPoseDataset
+    from maskbench.torch_dataset import FaceCrop, HeadPoseDataset
 
     ds = HeadPoseDataset(sample_root / "AFLW2000", transform=Compose([RandomMask(p=0.5),
                                                                      RandomInPlaneRotation()]),

@@ -141,8 +141,8 @@ class RotateTransform:
 
     Called as ``transform(sample, image, rng)`` it yields the rotated copies. It also offers the
     two halves separately, as the pipeline prefers (labels for several samples back to back, then
-    pixels): ``plan(sample, image_shape, rng)`` returns ``[(rotated sample, render), ...]`` where
-    ``render(image)`` warps the source image for that copy.
+    pixels): ``plan(sample, image_shape, rng)`` returns ``[(rotated sample, warp), ...]`` where
+    ``warp(image)`` warps the source image for that copy.
     """
 
     fmt: DatasetFormat
@@ -154,13 +154,13 @@ class RotateTransform:
         out = []
         for k, angle in enumerate(angles):
             rotated, affine = rotate_labels(self.fmt, sample, image_shape, angle, self.params.center)
-            render = partial(F.rotate_image, affine=affine, border=self.params.border)
-            out.append((rotated.replace(id=rotated_id(sample.id, k, len(angles))), render))
+            warp = partial(F.rotate_image, affine=affine, border=self.params.border)
+            out.append((rotated.replace(id=rotated_id(sample.id, k, len(angles))), warp))
         return out
 
     def __call__(self, sample: Sample, image: np.ndarray, rng: np.random.Generator) -> Iterator[tuple[Sample, np.ndarray]]:
-        for rotated, render in self.plan(sample, image.shape, rng):
-            yield rotated, render(image)
+        for rotated, warp in self.plan(sample, image.shape, rng):
+            yield rotated, warp(image)
 
 
 def make_transform(fmt: DatasetFormat, params: RotationParams) -> RotateTransform:

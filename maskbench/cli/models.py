@@ -13,7 +13,9 @@ from maskbench.datasets.base import DatasetError
 
 @main.command()
 @click.option("--config", "config_name", required=True,
-              help="Built-in config (model1, model2, model3, model4) or a JSON file (copy one from "
+              help="Built-in config, named for what it trains on: plain (BIWI + 300W_LP), masked (+ their masked "
+              "copies), rotated (BIWI + BIWI_rotated), masked-rotated, photos, photos-masked, photos-rotated; the "
+              "masked-HPE study's names model1..model4 and real-model1..3 are aliases. Or a JSON file (copy one from "
               "maskbench/training/configs).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Run folder: best.pth, last.pth, history.json.")

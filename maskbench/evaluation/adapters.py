@@ -274,7 +274,7 @@ class CheckpointModel(ReferenceModel):
         #: the BIWI label convention it was trained on (None: a checkpoint from before the choice existed)
         self.biwi_labels = ckpt["config"].get("biwi_labels")
         faces = ckpt.get("faces") or {}
-        #: identities of the faces it was trained or validated on (:mod:`maskbench.faces`); None: not recorded
+        #: identities of the faces it was trained or validated on (:mod:`maskbench.identity`); None: not recorded
         self.seen_faces: set[str] | None = (set(faces.get("train", [])) | set(faces.get("validation", []))
                                             if faces else None)
 

@@ -8,7 +8,7 @@ the trainer and ``maskbench import`` apply), except ``300W_LP``-format suites, w
 rows and are scored whole (``300W_LP_masked``, as in the published study: a model trained on it is
 scored on its own training faces, and reports mark that "(train)"). AFLW2000-format suites apply
 the standard filter (every stored |angle| <= 99 degrees); the number dropped is reported. A
-maskbench checkpoint records the identities of its training and validation faces (:mod:`maskbench.faces`);
+maskbench checkpoint records the identities of its training and validation faces (:mod:`maskbench.identity`);
 scored faces among them are marked (``seen`` in predictions.csv, a "(train)" note in the report),
 whatever folders or split rules they come through.
 """
@@ -56,7 +56,7 @@ class SuiteResult:
     unreadable: list[str] = field(default_factory=list)
     #: what a reader of the numbers must know about the protocol (e.g. a per-frame BIWI split)
     notes: list[str] = field(default_factory=list)
-    #: scored faces the model was trained or validated on, by identity (:mod:`maskbench.faces`)
+    #: scored faces the model was trained or validated on, by identity (:mod:`maskbench.identity`)
     n_seen: int = 0
 
 

@@ -3,7 +3,7 @@
 A transform is a pure function ``(sample, image_bgr, rng) -> iterable of (sample, image_bgr)``; its
 randomness comes only from the per-sample generator it is handed, so outputs do not depend on
 order, worker count or sharding. A transform whose labels need only the image's shape may also
-offer ``plan(sample, image_shape, rng) -> [(sample, render), ...]`` with ``render(image_bgr) ->
+offer ``plan(sample, image_shape, rng) -> [(sample, warp), ...]`` with ``warp(image_bgr) ->
 image_bgr`` (the albumentations split of parameters and pixels); the label halves of a chunk then
 run back to back (see :meth:`VariantJob.process_chunk`).
 """
@@ -22,7 +22,7 @@ import numpy as np
 from maskbench.datasets.aflw2000 import SOURCE_ANGLE_COLUMN, max_abs_stored_angle_deg
 from maskbench.datasets.base import DatasetError, DatasetReader
 from maskbench.datasets.biwi import DEFAULT_BIWI_LABELS, label_matrix
-from maskbench.faces import SOURCE_SHA_COLUMN, source_sha256
+from maskbench.identity import SOURCE_SHA_COLUMN, source_sha256
 from maskbench.io.atomic import atomic_write_bytes, encode_image, encode_map_png, read_image
 from maskbench.io.labels import BASE_COLUMNS, label_row, safe_relpath
 from maskbench.io.manifest import JOURNAL
@@ -101,7 +101,7 @@ class VariantJob:
                 self._guard(unit, self._plan)
         for unit in live:
             if unit.image is not None:
-                self._guard(unit, self._render)
+                self._guard(unit, self._pixels)
             unit.image = None
         for unit in units:  # pass 3: files (each claimed in the journal first) and the journal record
             if unit.outputs:
@@ -128,7 +128,7 @@ class VariantJob:
             sample = sample.replace(extra=inherited_columns(row))
         if not (row or {}).get("transform"):  # an original: what every copy made from it carries
             extra = dict(sample.extra)
-            if SOURCE_SHA_COLUMN not in extra:  # its identity (maskbench.faces); hashed only when not carried
+            if SOURCE_SHA_COLUMN not in extra:  # its identity (maskbench.identity); hashed only when not carried
                 extra[SOURCE_SHA_COLUMN] = source_sha256(sample)
             if fmt.name == "AFLW2000" and SOURCE_ANGLE_COLUMN not in extra:  # what every copy's protocol tests
                 extra[SOURCE_ANGLE_COLUMN] = max_abs_stored_angle_deg(sample)
@@ -151,11 +151,11 @@ class VariantJob:
         assert unit.sample is not None and unit.image is not None and unit.rng is not None
         unit.plans = self.transform.plan(unit.sample, unit.image.shape, unit.rng)  # type: ignore[union-attr]
 
-    def _render(self, unit: _Unit) -> None:
+    def _pixels(self, unit: _Unit) -> None:
         assert unit.sample is not None and unit.image is not None and unit.rng is not None and self.transform
         image = unit.image
         if unit.plans is not None:
-            outputs: Iterable[tuple[Sample, np.ndarray]] = [(out, render(image)) for out, render in unit.plans]
+            outputs: Iterable[tuple[Sample, np.ndarray]] = [(out, warp(image)) for out, warp in unit.plans]
         else:
             outputs = self.transform(unit.sample, image, unit.rng)
         suffix = self.reader.fmt.image_suffix

@@ -40,7 +40,7 @@ CLAIMS = (
 
 def seen_in_training(result: dict[str, Any]) -> int:
     """How many of a suite's scored faces the model was trained or validated on: the evaluator's
-    count by face identity (``seen_in_training`` of ``results.json``; :mod:`maskbench.faces`), the
+    count by face identity (``seen_in_training`` of ``results.json``; :mod:`maskbench.identity`), the
     one rule every report uses. In the grid only 300W_LP-derived suites have such faces (they have
     no test rows and are scored whole)."""
     return int(result.get("seen_in_training", 0))

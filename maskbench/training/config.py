@@ -56,7 +56,7 @@ class TrainConfig:
         absent = [k for k in REQUIRED_CONFIG_KEYS if k not in config]
         if absent:
             raise ValueError(f"training config {config.get('name', '')!r} lacks {', '.join(absent)} (see "
-                             "maskbench/training/configs/model1.json for every key)")
+                             "maskbench/training/configs/plain.json for every key)")
         names = {f.name for f in dataclasses.fields(cls)} - {"network_and_notes", "given"}
         typed: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
@@ -111,13 +111,23 @@ class TrainConfig:
         return out
 
 
+#: The built-in configs are named for what they train on; the masked-HPE study's names (its grid's
+#: model1..model4, the photo grid's real-model1..3) stay as aliases (the grid's runs and reports use them).
+CONFIG_ALIASES = {"model1": "plain", "model2": "masked", "model3": "rotated", "model4": "masked-rotated",
+                  "real-model1": "photos", "real-model2": "photos-masked", "real-model3": "photos-rotated"}
+
+
 def load_config(name_or_path: str) -> dict[str, Any]:
-    """A built-in config by name (model1, model2, ...) or a JSON file, as a dict."""
+    """A built-in config by name (``plain``, ``masked``, ``rotated``, ``masked-rotated``, ``photos``,
+    ``photos-masked``, ``photos-rotated``, or the study's alias: ``model1`` ...) or a JSON file, as a dict."""
     path = Path(name_or_path)
     if path.suffix == ".json" and path.is_file():
         return json.loads(path.read_text())
     base = resources.files("maskbench.training.configs")
     names = sorted(p.name[:-5] for p in base.iterdir() if p.name.endswith(".json"))
-    if name_or_path not in names:
-        raise ValueError(f"unknown config {name_or_path!r}: built-in ones are {', '.join(names)}, or pass a .json path")
-    return json.loads((base / f"{name_or_path}.json").read_text())
+    name = CONFIG_ALIASES.get(name_or_path, name_or_path)
+    if name not in names:
+        aliases = ", ".join(f"{a} = {n}" for a, n in CONFIG_ALIASES.items())
+        raise ValueError(f"unknown config {name_or_path!r}: built-in ones are {', '.join(names)} ({aliases}), "
+                         "or pass a .json path")
+    return json.loads((base / f"{name}.json").read_text())

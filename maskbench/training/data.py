@@ -47,7 +47,7 @@ class _Row:
     fmt: DatasetFormat
     key: str  # the original sample (``<format>:<source_id>``), shared by its masked and rotated copies
     split: str
-    face: str  # the face's identity (:func:`maskbench.faces.face_key`), whatever folder it comes through
+    face: str  # the face's identity (:func:`maskbench.identity.face_key`), whatever folder it comes through
 
 
 def _samples_with_sources(split_dir: Path) -> list[_Row]:
@@ -79,7 +79,7 @@ def training_items(folders: list[Path], hold_out: HoldOut, val_folders: Sequence
     and of ``val_folders`` (which may hold nothing but ``val`` rows); when there are none, a
     :class:`HoldOut` of the ``train`` rows, drawn per original face so that no masked or rotated copy
     of a validation face is trained on. Validation holds each face once (by identity,
-    :mod:`maskbench.faces`), and a face that is both a training and a validation face is refused,
+    :mod:`maskbench.identity`), and a face that is both a training and a validation face is refused,
     whatever the folders' split rules. The record's ``faces`` lists the identities of both sets.
     """
     rows = [r for folder in folders for r in _samples_with_sources(folder)]

@@ -2,7 +2,7 @@
 ``torchrun``). Inference lives in :mod:`maskbench.models.inference`; validation scores with the
 evaluation protocol (:func:`maskbench.evaluation.protocol.mean_axis_mae_deg`), not the evaluator.
 
-A config is a small JSON file (see ``maskbench/training/configs/model1.json``): names of the training
+A config is a small JSON file (see ``maskbench/training/configs/plain.json``): names of the training
 folders under the data root (their ``train`` rows are used, see :mod:`maskbench.splits`), pose loss
 weight, image size, epochs, batch size, learning rate, and validation: the ``val`` rows of the
 training folders and of the ``val`` folders, else a hold-out (``val_fraction``, default 0.1): a seeded
@@ -14,7 +14,7 @@ Checkpoint (``best.pth``, ``last.pth``): a dict of tensors and plain values, loa
 ``torch.load(weights_only=True)``: ``format``, ``config``, ``state_dict``, ``maskbench_version``,
 ``training_data`` (name, manifest sha256 and split rule of each folder), ``validation`` (the
 hold-out's fraction, seed and counts), ``faces`` (``train`` and ``validation``: the identities of
-those faces, :mod:`maskbench.faces`, which the evaluator checks every scored face against), ``epoch``,
+those faces, :mod:`maskbench.identity`, which the evaluator checks every scored face against), ``epoch``,
 ``val_pose_mae_deg``; the ``config`` records ``biwi_labels``, the BIWI label convention of the targets.
 With ``ema_decay`` > 0 in the config, ``state_dict`` holds the exponential moving average of the weights (what is validated and
 evaluated; ``last.pth`` keeps the raw weights too, as ``train_state_dict``, to resume from). With
@@ -176,7 +176,7 @@ class _TrainingData:
     train_items: list[Any]
     val_samples: list[Any]
     validation: dict[str, Any]  # the hold-out's fraction, seed and counts
-    faces: dict[str, Any]  # identities of the training and validation faces (maskbench.faces)
+    faces: dict[str, Any]  # identities of the training and validation faces (maskbench.identity)
     data_refs: list[dict[str, Any]]  # name, manifest sha256, format and split rule of each training folder
 
     @classmethod

@@ -76,7 +76,7 @@ def test_head_pose_dataset_skips_the_truncated_photo_with_a_warning(photos: Path
     import torch
 
     from maskbench.errors import DatasetError
-    from maskbench.torch import HeadPoseDataset
+    from maskbench.torch_dataset import HeadPoseDataset
 
     dataset = HeadPoseDataset(photos)
     assert len(dataset) == N_PHOTOS
