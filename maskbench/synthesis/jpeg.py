@@ -7,6 +7,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+_IJG_LUMA = np.array([16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
+                      14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113,
+                      92, 49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99])
+
 
 def jpeg_quality_of(path: str | Path) -> int | None:
     """IJG quality (1..100) of a JPEG file from its luminance quantisation table; None if not a JPEG."""
@@ -38,11 +42,6 @@ def jpeg_quality_of(path: str | Path) -> int | None:
             return None
         i += 2 + length
     return None
-
-
-_IJG_LUMA = np.array([16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
-                      14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113,
-                      92, 49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99])
 
 
 def jpeg_like(image_bgr: np.ndarray, patch: np.ndarray, origin: tuple[int, int], drawn: np.ndarray,

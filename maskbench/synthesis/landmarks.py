@@ -32,6 +32,26 @@ from maskbench.types import BBox, Sample
 SOURCES = ("auto", "gt", "dlib", "pose")
 
 
+#: dlib's HOG face box relative to the box of landmarks 17-67 and the chin (brows to chin), as
+#: measured on the even-indexed photos of the AFLW2000 dev half (379 detections): the centre
+#: +0.013 widths right and 0.107 heights up, the (square) side 1.12 heights. The shape predictor
+#: was trained on boxes like these, so it is given one here instead of running the detector.
+#: ``docs/fit_constants.py`` refits them; tests assert on odd-indexed dev photos only.
+DLIB_BOX_SHIFT = (0.013, -0.107)
+DLIB_BOX_SIDE = 1.12
+INNER_LANDMARKS = list(range(17, 68)) + [8]
+
+#: dlib's box relative to BIWI's head box (the 220 mm square at the head centre): centre 0.068
+#: sides up, side 0.66 of it; the medians over 200 sample renders (seed 11, yaw within +-75) of the
+#: box :func:`dlib_box` draws around the generic face (renders only: no photo was used).
+HEAD_BOX_SHIFT_UP = 0.068
+HEAD_BOX_SIDE = 0.66
+
+#: dlib's detection is the labelled face when it overlaps the label's box by this IoU: chosen low,
+#: because dlib's HOG box is a tight square on the inner face, far smaller than the datasets' boxes.
+DLIB_MATCH_IOU = 0.1
+
+
 class NoLandmarks(Exception):
     """The requested source has no landmarks for this sample (the message says why)."""
 
@@ -60,16 +80,6 @@ def dlib_models():  # type: ignore[no-untyped-def]
     return dlib.get_frontal_face_detector(), dlib.shape_predictor(str(dlib_model_path()))
 
 
-#: dlib's HOG face box relative to the box of landmarks 17-67 and the chin (brows to chin), as
-#: measured on the even-indexed photos of the AFLW2000 dev half (379 detections): the centre
-#: +0.013 widths right and 0.107 heights up, the (square) side 1.12 heights. The shape predictor
-#: was trained on boxes like these, so it is given one here instead of running the detector.
-#: ``docs/fit_constants.py`` refits them; tests assert on odd-indexed dev photos only.
-DLIB_BOX_SHIFT = (0.013, -0.107)
-DLIB_BOX_SIDE = 1.12
-INNER_LANDMARKS = list(range(17, 68)) + [8]
-
-
 def dlib_box(landmarks_px: np.ndarray) -> BBox:
     """The box dlib's detector would draw around a face with these (approximate) 68 landmarks."""
     pts = landmarks_px[INNER_LANDMARKS]
@@ -79,13 +89,6 @@ def dlib_box(landmarks_px: np.ndarray) -> BBox:
     cy = (b.y_min + b.y_max) / 2 + DLIB_BOX_SHIFT[1] * b.height_px
     half = DLIB_BOX_SIDE * b.height_px / 2
     return BBox(cx - half, cy - half, cx + half, cy + half)
-
-
-#: dlib's box relative to BIWI's head box (the 220 mm square at the head centre): centre 0.068
-#: sides up, side 0.66 of it; the medians over 200 sample renders (seed 11, yaw within +-75) of the
-#: box :func:`dlib_box` draws around the generic face (renders only: no photo was used).
-HEAD_BOX_SHIFT_UP = 0.068
-HEAD_BOX_SIDE = 0.66
 
 
 def dlib_box_from_head_box(box: BBox) -> BBox:
@@ -115,11 +118,6 @@ def dlib_landmarks(image_bgr: np.ndarray, sample: Sample) -> np.ndarray:
     rect = dlib.rectangle(int(round(b.x_min)), int(round(b.y_min)), int(round(b.x_max)), int(round(b.y_max)))
     shape = predictor(grey, rect)
     return np.array([[shape.part(k).x, shape.part(k).y] for k in range(68)], dtype=np.float64)
-
-
-#: dlib's detection is the labelled face when it overlaps the label's box by this IoU: chosen low,
-#: because dlib's HOG box is a tight square on the inner face, far smaller than the datasets' boxes.
-DLIB_MATCH_IOU = 0.1
 
 
 def dlib_detected_landmarks(image_bgr: np.ndarray, face_box: BBox) -> np.ndarray:

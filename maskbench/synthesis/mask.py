@@ -20,6 +20,16 @@ from maskbench.synthesis.landmarks import SOURCES, NoLandmarks, landmarks_for
 from maskbench.synthesis.occluders import Chroma, skin_chroma
 from maskbench.types import Sample
 
+#: Landmark groups under a mask that are not skin: the lips and the nostrils.
+NOT_SKIN_GROUPS = (list(range(48, 60)), [31, 32, 33, 34, 35, 30])
+
+#: How far their landmark hulls grow to cover the skin beside them that is not the covered skin's
+#: colour (the lip line, the nostrils' shadow). Chosen (4 mm); not fitted.
+NOT_SKIN_GROW_MM = 4.0
+
+#: This face's skin outside the mask: the nose above the nostrils (its landmarks' hull).
+NOSE = list(range(27, 36))
+
 
 @dataclass(frozen=True)
 class SynthesisParams:
@@ -116,14 +126,10 @@ def _quality_of_file(path: str, mtime_ns: int, size: int) -> int | None:
     return jpeg_quality_of(path)
 
 
-#: Landmark groups under a mask that are not skin: the lips and the nostrils.
-NOT_SKIN_GROUPS = (list(range(48, 60)), [31, 32, 33, 34, 35, 30])
-
-
 def not_skin(landmarks: np.ndarray, shape: tuple[int, ...], px_per_mm: float) -> np.ndarray:
-    """Full-image bool map of the lips and nostrils (their landmark hulls grown by 4 mm)."""
+    """Full-image bool map of the lips and nostrils (their landmark hulls grown by :data:`NOT_SKIN_GROW_MM`)."""
     out = np.zeros(shape[:2], bool)
-    grow = max(1, int(round(4.0 * px_per_mm)))
+    grow = max(1, int(round(NOT_SKIN_GROW_MM * px_per_mm)))
     hulls = []
     for group in NOT_SKIN_GROUPS:
         pts = landmarks[group]
@@ -144,10 +150,6 @@ def not_skin(landmarks: np.ndarray, shape: tuple[int, ...], px_per_mm: float) ->
         cv2.fillConvexPoly(small, hull - np.array([x0, y0], np.int32), 1)
     out[y0:y1, x0:x1] = cv2.dilate(small, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8)).view(bool)
     return out
-
-
-#: This face's skin outside the mask: the nose above the nostrils (its landmarks' hull).
-NOSE = list(range(27, 36))
 
 
 def nose_chroma(image: np.ndarray, landmarks: np.ndarray, lips_nostrils: np.ndarray) -> Chroma | None:

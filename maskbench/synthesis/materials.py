@@ -23,6 +23,9 @@ MICRO_PX_PER_MM = 2.0
 MICRO_TILE = 128
 
 
+NOISE_TILE = 512
+
+
 def wrap_blur(a: np.ndarray, sigma: float) -> np.ndarray:
     """Gaussian blur of a tile with periodic borders (the tile stays seamless)."""
     pad = int(np.ceil(4 * sigma))
@@ -87,9 +90,6 @@ def pattern_albedo(u: np.ndarray, v: np.ndarray, pattern: str, color_bgr: np.nda
         on = fx * fx + fy * fy < radius * radius
         return np.where(on[..., None], second, base)
     raise ValueError(f"unknown pattern {pattern!r}")
-
-
-NOISE_TILE = 512
 
 
 @cache

@@ -21,16 +21,18 @@ import numpy as np
 
 from maskbench.synthesis.stats import masked_median_u8, quantile_u8
 
-#: Luminance of a lower face that leaves the mask colour unchanged.
+#: Luminance of a lower face that leaves the mask colour unchanged. Chosen, not fitted (a mid-grey
+#: skin under ordinary exposure; set when masks were first drawn, commit 74b872e).
 REFERENCE_LUMINANCE = 150.0
 
 
-#: 95th percentile of the luminance around a face at a normal exposure.
+#: 95th percentile of the luminance around a face at a normal exposure. Chosen by eye on dev-half
+#: photos when the photometric match was written (commit 5b5501c); not fitted.
 BRIGHT_REFERENCE = 215.0
 
 
 #: A pixel is near-neutral (lit white, grey or black) when its channels' range is at most this
-#: fraction of their maximum (:func:`colour_cast`).
+#: fraction of their maximum (:func:`colour_cast`). Chosen by eye (commit 78ef71f); not fitted.
 NEUTRAL_SPREAD = 0.2
 
 

@@ -6,11 +6,26 @@ import cv2
 import numpy as np
 
 from maskbench.synthesis.compositing import grey3, line_box, photo_colour, times_colour
-from maskbench.synthesis.fitting import Fit
+from maskbench.synthesis.fitting import STRAP_REACH_MM, Fit
 from maskbench.synthesis.photometry import Look
 from maskbench.synthesis.templates import MaskTemplate
 
 STRAP_COLORS_BGR = {"white": (236, 236, 234), "black": (40, 40, 42)}
+
+
+#: A mask darker than this (its brightest channel) gets loops of its own colour under the strap
+#: colour ``white_unless_dark``: black surgical masks come with black ear loops, light ones with white.
+#: Chosen to split the templates' palettes into dark and light (commit b0fe5e1); not fitted.
+DARK_MASK_MAX = 100
+
+#: Brightness of a strap's sides against its middle (a round cord under the photo's light). Chosen by
+#: eye on dev-half contact sheets (commit 410801c); not fitted.
+STRAP_SIDE_SHADE = 0.7
+
+#: The part of a head strap's visible run that fades out at its far end: it goes on into the hair
+#: and round the back of the head, which the photo shows and the generic head does not know.
+#: Ear loops end at the ear (they pass behind it) and do not fade. Chosen by eye (commit 410801c).
+STRAP_FADE = {"head_strap": 0.4}
 
 
 def with_straps(mask_bgr: np.ndarray, f_alpha: np.ndarray, f_light: np.ndarray, fit: Fit, template: MaskTemplate,
@@ -24,7 +39,7 @@ def with_straps(mask_bgr: np.ndarray, f_alpha: np.ndarray, f_light: np.ndarray, 
     fh, fw = f_alpha.shape
     sub = (slice(fit.y0 - by0, fit.y0 - by0 + fh), slice(fit.x0 - bx0, fit.x0 - bx0 + fw))
     drawn = fit.covered & (f_alpha > 0.5)
-    lines = attach(fit.straps_px, drawn, np.array([fit.x0, fit.y0], np.float64), 20.0 * fit.px_per_mm)
+    lines = attach(fit.straps_px, drawn, np.array([fit.x0, fit.y0], np.float64), STRAP_REACH_MM * fit.px_per_mm)
     alpha = strap_alpha((by1 - by0, bx1 - bx0), lines, (bx0, by0), width_px,
                         STRAP_FADE.get(template.straps.get("kind", "ear_loop"), 0.0))
     strap_rgb = np.asarray(strap_colour(template.straps.get("color", "same"), color_bgr, template.colors_bgr), np.float32)
@@ -60,11 +75,6 @@ def with_straps(mask_bgr: np.ndarray, f_alpha: np.ndarray, f_light: np.ndarray, 
     return alpha
 
 
-#: A mask darker than this (its brightest channel) gets loops of its own colour under the strap
-#: colour ``white_unless_dark``: black surgical masks come with black ear loops, light ones with white.
-DARK_MASK_MAX = 100
-
-
 def strap_colour(name: str, mask_bgr: tuple[int, int, int], colors_bgr: dict[str, tuple[int, int, int]]) -> tuple[int, ...]:
     """BGR of a template's strap colour ``name``: ``same`` (the mask's), ``white_unless_dark``, one
     of the template's colours or of :data:`STRAP_COLORS_BGR`."""
@@ -89,19 +99,9 @@ def minus(box: tuple[int, int, int, int], hole: tuple[int, int, int, int]) -> li
     return [b for b in parts if b[2] > b[0] and b[3] > b[1]]
 
 
-#: Brightness of a strap's sides against its middle (a round cord under the photo's light).
-STRAP_SIDE_SHADE = 0.7
-
-
 def cord_shade(core: np.ndarray) -> np.ndarray:
     """A strap's brightness across it from its narrow core's coverage (1 along the middle)."""
     return np.float32(STRAP_SIDE_SHADE) + np.float32(1.0 - STRAP_SIDE_SHADE) * core
-
-
-#: The part of a head strap's visible run that fades out at its far end: it goes on into the hair
-#: and round the back of the head, which the photo shows and the generic head does not know.
-#: Ear loops end at the ear (they pass behind it) and do not fade.
-STRAP_FADE = {"head_strap": 0.4}
 
 
 def strap_alpha(shape: tuple[int, int], lines: list[np.ndarray], origin: tuple[int, int], width_px: int,

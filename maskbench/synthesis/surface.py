@@ -16,6 +16,15 @@ from maskbench.synthesis.templates import load
 GRID_U, GRID_V = 25, 13
 
 
+#: Where straps end on the generic head (head frame, mm; x sign chosen per side): an ear loop runs
+#: to the root of the ear above and below (it then passes behind the ear, out of sight); a head
+#: strap passes above and below the ear towards the back of the head.
+STRAP_ENDS_MM = {"ear_loop": ((68.0, -30.0, 6.0), (66.0, 16.0, 6.0)),
+                 "head_strap": ((70.0, -48.0, 45.0), (62.0, 34.0, 40.0))}
+
+STRAP_POINTS = 24
+
+
 @dataclass(frozen=True)
 class MaskSurface:
     """A mask type's surface on the generic head (head frame, mm)."""
@@ -128,16 +137,6 @@ def surface(name: str) -> MaskSurface:
     straps, strap_normals = _straps(head, grid, tpl.straps.get("kind", "ear_loop"), tpl.straps.get("anchor_v", (0.0, 1.0)))
     return MaskSurface(name, grid.reshape(-1, 3), normals.reshape(-1, 3), np.column_stack([uu.ravel(), vv.ravel()]),
                        tris, quads, (width_mm, height_mm), straps, strap_normals)
-
-
-#: Where straps end on the generic head (head frame, mm; x sign chosen per side): an ear loop runs
-#: to the root of the ear above and below (it then passes behind the ear, out of sight); a head
-#: strap passes above and below the ear towards the back of the head.
-STRAP_ENDS_MM = {"ear_loop": ((68.0, -30.0, 6.0), (66.0, 16.0, 6.0)),
-                 "head_strap": ((70.0, -48.0, 45.0), (62.0, 34.0, 40.0))}
-
-
-STRAP_POINTS = 24
 
 
 def _straps(head: Head, grid: np.ndarray, kind: str,
