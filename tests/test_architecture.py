@@ -124,6 +124,17 @@ def test_the_bottom_layers_import_nothing_above_them() -> None:
     assert graph["maskbench.errors"] == set() and graph["maskbench.geometry"] == set()
     assert graph["maskbench.types"] <= {"maskbench.geometry"}
     for io_module in ("maskbench.io.atomic", "maskbench.io.safety", "maskbench.io.manifest", "maskbench.io.labels",
-                      "maskbench.io.writer"):
+                      "maskbench.io.lock", "maskbench.io.writer"):
         assert not any(d.startswith(("maskbench.datasets", "maskbench.evaluation", "maskbench.models"))
                        for d in graph[io_module]), io_module
+
+
+#: The longest a module may grow before it is split along its seams (#42: one file, one job).
+MAX_MODULE_LINES = 450
+
+
+def test_no_module_outgrows_one_job() -> None:
+    sizes = {path.relative_to(PACKAGE.parent).as_posix(): len(path.read_text().splitlines())
+             for path in PACKAGE.rglob("*.py")}
+    assert len(sizes) > 80
+    assert {path: n for path, n in sizes.items() if n > MAX_MODULE_LINES} == {}

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from maskbench.io.labels import read_labels, safe_relpath
+from maskbench.io.lock import OutputLockedError, lock_path
 from maskbench.io.manifest import verify
-from maskbench.io.safety import OutputLockedError, lock_path
 from maskbench.io.writer import OutputExistsError, VariantWriter
 from maskbench.sampledata import make_sample_dataset
 
@@ -55,7 +55,7 @@ def test_live_lock_refuses_second_writer_and_a_dead_owner_leaves_no_lock(tmp_pat
     (naming the pid); the kernel drops it when that process is killed, so no stale lock remains."""
     out = tmp_path / "out"
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
-                               "from maskbench.io.safety import OutputLock; l = OutputLock(Path(sys.argv[1])).__enter__(); "
+                               "from maskbench.io.lock import OutputLock; l = OutputLock(Path(sys.argv[1])).__enter__(); "
                                "print('locked', flush=True); time.sleep(60)", str(out)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"

@@ -18,8 +18,9 @@ import pytest
 
 from maskbench.datasets.registry import open_reader
 from maskbench.io.labels import read_labels
+from maskbench.io.lock import OutputLock, lock_path
 from maskbench.io.manifest import JOURNAL, verify
-from maskbench.io.safety import OutputLock, lock_path, staging_dir
+from maskbench.io.safety import staging_dir
 from maskbench.pipeline import write_variant
 from tests.test_safety import run
 

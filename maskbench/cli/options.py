@@ -16,7 +16,7 @@ from maskbench.datasets.base import (
     resolve_output,
 )
 from maskbench.errors import UnsafeOutputError
-from maskbench.io.safety import OutputLockedError
+from maskbench.io.lock import OutputLockedError
 from maskbench.io.writer import OutputExistsError
 
 #: What a command that writes a split reports as one line (exit 2) instead of a traceback.

@@ -66,7 +66,7 @@ def evaluate(model: str | None, suites: tuple[str, ...], predictions: Path | Non
     """
     from maskbench.datasets.registry import check_outside_datasets
     from maskbench.evaluation.report import REPORT_KIND
-    from maskbench.io.safety import OutputLock
+    from maskbench.io.lock import OutputLock
     from maskbench.io.writer import check_replaceable
 
     root = opt.root(data_root)

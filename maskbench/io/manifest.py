@@ -128,7 +128,7 @@ def verify(split_dir: Path, *, checksums: bool = True, row_check: RowCheck | Non
             problems.append(f"{rel}: file not listed in the manifest")
     for rel in inventory.odd:
         problems.append(f"{rel}: a symbolic link or special file (maskbench writes none)")
-    parents = {p for rel in files for p in safety._parents(rel)}
+    parents = {p for rel in files for p in safety.parents_of(rel)}
     for rel in inventory.dirs:
         if rel != JOURNAL and rel not in parents:
             problems.append(f"{rel}/: folder holding no listed file")

@@ -13,8 +13,8 @@ this module first and touches nothing when it refuses. The rules:
 * a folder of one *kind* (a dataset: a raw copy or a variant of one, in its native layout; an
   evaluation report; a realism report) is never replaced by an output of another kind;
 * one writer at a time per output: an exclusive ``flock`` on a lock file beside the output
-  (:class:`OutputLock`), taken before anything is inspected, staged or deleted, and released by the
-  kernel when its process dies (no stale lock, no pid reuse);
+  (:class:`maskbench.io.lock.OutputLock`), taken before anything is inspected, staged or deleted,
+  and released by the kernel when its process dies (no stale lock, no pid reuse);
 * ``--overwrite`` writes the new output beside the old one (:func:`staging_dir`) and swaps the two
   only once the new one is complete (:func:`swap_in`); removal (:func:`remove_owned`) deletes the
   listing (manifest, journal) last, so a folder killed half-way through removal is still known to be
@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import errno
-import fcntl
 import hashlib
 import json
 import os
@@ -244,7 +242,7 @@ def ownership(path: Path) -> Ownership:
         first = next((f for f in inv.files if not f.startswith(JOURNAL + "/")), inv.files[0] if inv.files else JOURNAL)
         return Ownership(FOREIGN, detail=f"it has no maskbench manifest or run journal (e.g. {first})")
     extra = [rel for rel in inv.files if not _accounted(rel, listed, claimed)]
-    ancestors = {a for rel in listed | claimed for a in _parents(rel)}
+    ancestors = {a for rel in listed | claimed for a in parents_of(rel)}
     extra += [rel + "/" for rel in inv.dirs if rel != JOURNAL and rel not in ancestors]
     if extra:
         more = f" and {len(extra) - 1} more" if len(extra) > 1 else ""
@@ -252,7 +250,7 @@ def ownership(path: Path) -> Ownership:
     return Ownership(state, kind, leftover_journal=state == COMPLETE and has_journal)
 
 
-def _parents(rel: str) -> list[str]:
+def parents_of(rel: str) -> list[str]:
     parts = rel.split("/")[:-1]
     return ["/".join(parts[: k + 1]) for k in range(len(parts))]
 
@@ -285,7 +283,7 @@ def check_owned(out_dir: Path, kind: str, what: str = "--out") -> Ownership:
     return found
 
 
-def _sibling(out_dir: Path, suffix: str) -> Path:
+def sibling(out_dir: Path, suffix: str) -> Path:
     """A hidden path beside ``out_dir``: ``.<name><suffix>``, shortened with a hash when the name
     would pass the file-system limit of 255 bytes."""
     name = f".{out_dir.name}{suffix}"
@@ -297,71 +295,7 @@ def _sibling(out_dir: Path, suffix: str) -> Path:
 
 def staging_dir(out_dir: Path) -> Path:
     """Where ``--overwrite`` builds the new output: a hidden sibling, swapped in when complete."""
-    return _sibling(out_dir, ".maskbench-partial")
-
-
-def lock_path(out_dir: Path) -> Path:
-    """The lock file of ``out_dir`` (beside it, so it guards the output and its staging folder)."""
-    return _sibling(out_dir, ".maskbench-lock")
-
-
-class OutputLockedError(RuntimeError):
-    """Another live process is writing the same output."""
-
-
-class OutputLock:
-    """An exclusive lock on one output location, held for the whole write.
-
-    ``flock`` on ``.<name>.maskbench-lock`` beside the output: the kernel releases it when the
-    process dies, so a killed writer never leaves a stale lock and a reused pid blocks nothing. The
-    file holds the owner's pid (for the message) and is removed on release; a process that locked a
-    file another one removed meanwhile notices (different inode) and tries again.
-    """
-
-    def __init__(self, out_dir: Path) -> None:
-        self.out_dir = out_dir
-        self.path = lock_path(out_dir)
-        self._fd: int | None = None
-
-    def __enter__(self) -> OutputLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        for _ in range(100):
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as exc:
-                os.close(fd)
-                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                    raise
-                raise OutputLockedError(f"{self.out_dir} is being written by another maskbench process"
-                                        f"{self._owner()} (lock {self.path}); wait for it to finish") from None
-            try:
-                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
-            except FileNotFoundError:
-                same = False
-            if same:
-                os.ftruncate(fd, 0)
-                os.write(fd, str(os.getpid()).encode())
-                self._fd = fd
-                return self
-            os.close(fd)  # the file was removed by its last owner between our open and flock
-        raise OutputLockedError(f"could not lock {self.path}")
-
-    def _owner(self) -> str:
-        try:
-            pid = self.path.read_text().strip()
-        except OSError:
-            return ""
-        return f" (pid {pid})" if pid.isdigit() else ""
-
-    def __exit__(self, *exc: object) -> None:
-        if self._fd is not None:
-            try:
-                self.path.unlink()
-            except FileNotFoundError:
-                pass
-            os.close(self._fd)  # releases the flock
-            self._fd = None
+    return sibling(out_dir, ".maskbench-partial")
 
 
 def remove_owned(folder: Path) -> None:
@@ -423,7 +357,7 @@ def swap_in(new: Path, target: Path) -> None:
     if _exchange(new, target):
         remove_owned(new)  # now holds the old output
         return
-    old = _sibling(target, ".maskbench-old")
+    old = sibling(target, ".maskbench-old")
     clear_staging(old)
     os.replace(target, old)
     os.replace(new, target)

@@ -18,6 +18,7 @@ from maskbench.errors import UnsafeOutputError
 from maskbench.io import safety
 from maskbench.io.atomic import TMP_PREFIX, atomic_write_text
 from maskbench.io.labels import LABELS, label_row, labels_csv_text
+from maskbench.io.lock import OutputLock
 from maskbench.io.manifest import MANIFEST_VERSION, listed_files, sha256_file
 from maskbench.io.safety import JOURNAL, MANIFEST
 from maskbench.types import HeadPose, Sample
@@ -35,7 +36,7 @@ class VariantWriter:
 
     Use as a context manager; write the files under ``write_dir``, each announced first with
     :meth:`claim` (so that a killed run's folder still proves it wrote every file in it). On entry
-    the output's lock is taken (:class:`~maskbench.io.safety.OutputLock`: a second writer of the
+    the output's lock is taken (:class:`~maskbench.io.OutputLock`: a second writer of the
     same output is refused) and only then is what is at ``out_dir`` inspected
     (:func:`maskbench.io.safety.ownership`), before anything is touched:
 
@@ -62,12 +63,12 @@ class VariantWriter:
     rows: list[dict[str, str]] = field(default_factory=list)
     #: where the files go: ``out_dir``, or the staging folder of an overwrite
     write_dir: Path = field(init=False)
-    _lock: safety.OutputLock | None = field(default=None, init=False, repr=False)
+    _lock: OutputLock | None = field(default=None, init=False, repr=False)
 
     def __enter__(self) -> VariantWriter:
         self.out_dir = self.out_dir.expanduser().absolute()
         safety.check_location(self.out_dir, sources=self.sources, data_root=self.data_root)
-        self._lock = safety.OutputLock(self.out_dir).__enter__()  # before anything is looked at or touched
+        self._lock = OutputLock(self.out_dir).__enter__()  # before anything is looked at or touched
         try:
             self.write_dir = self._choose_write_dir()
             self.write_dir.mkdir(parents=True, exist_ok=True)
@@ -235,13 +236,13 @@ def replaced_folder(out_dir: Path, kind: str, files: Iterable[str], *, sources: 
     writes); on success a manifest (``kind``, sha256 of every file) is added and the folder replaces
     ``out_dir`` in one step, so no file of an earlier run is left beside the new ones. Refused like
     :func:`check_replaceable`; on an error the staging folder is removed and ``out_dir`` untouched.
-    ``lock=False``: the caller holds the output's :class:`~maskbench.io.safety.OutputLock`."""
+    ``lock=False``: the caller holds the output's :class:`~maskbench.io.OutputLock`."""
     sources = list(sources)
     files = sorted(files)
     safety.check_location(out_dir, sources=sources, data_root=data_root, what=what)
     with contextlib.ExitStack() as held:
         if lock:
-            held.enter_context(safety.OutputLock(out_dir))
+            held.enter_context(OutputLock(out_dir))
         safety.check_owned(out_dir, kind, what)
         stage = safety.staging_dir(out_dir)
         safety.clear_staging(stage)
@@ -278,7 +279,7 @@ def write_sealed_text(path: Path, text: str, kind: str, *, sources: Iterable[Pat
     nothing), as is a path in a source, the data root or a maskbench output."""
     path = path.expanduser().absolute()
     safety.check_location(path, sources=sources, data_root=data_root, what=what)
-    with safety.OutputLock(path):
+    with OutputLock(path):
         if path.exists() or path.is_symlink():
             if path.is_symlink() or not path.is_file():
                 raise UnsafeOutputError(f"{what} {path} exists and is not a plain file; choose another {what}")
