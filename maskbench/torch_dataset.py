@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 import torch
 
+from maskbench.augment import functional as F
 from maskbench.datasets.biwi import DEFAULT_BIWI_LABELS, check_biwi_labels, label_matrix
 from maskbench.errors import DatasetError
 from maskbench.records import Records, open_dataset
@@ -54,9 +55,7 @@ class FaceCrop:
     def __call__(self, record: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None]:
         """(size, size, 3) RGB uint8 crop and the cropped occlusion map (or None)."""
         a = self.affine(record)
-        crop = cv2.warpAffine(record["image"], a, (self.size, self.size), flags=cv2.INTER_LINEAR)
-        if record.get("color", "BGR") == "BGR":
-            crop = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
+        crop = F.square_crop(record["image"], a, self.size, to_rgb=record.get("color", "BGR") == "BGR")
         occ = record.get("occlusion")
         if occ is not None:
             occ = cv2.warpAffine(np.asarray(occ, np.uint8), a, (self.size, self.size), flags=cv2.INTER_NEAREST) > 0

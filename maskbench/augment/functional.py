@@ -29,6 +29,14 @@ def rotate_image(image: np.ndarray, affine: np.ndarray, border: str = "reflect",
     )
 
 
+def square_crop(image: np.ndarray, affine: np.ndarray, size: int, to_rgb: bool = True) -> np.ndarray:
+    """The ``size`` x ``size`` crop a 2x3 ``affine`` (image -> crop) takes, bilinear, black outside the
+    image; a BGR image comes out RGB unless ``to_rgb`` is False. The one crop warp of both torch
+    datasets (:class:`maskbench.torch_dataset.FaceCrop`, the trainer's random face crops)."""
+    crop = cv2.warpAffine(image, affine, (size, size), flags=cv2.INTER_LINEAR)
+    return cv2.cvtColor(crop, cv2.COLOR_BGR2RGB) if to_rgb else crop
+
+
 def rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """The smallest rotation taking direction ``a`` to direction ``b`` (Rodrigues)."""
     a = np.asarray(a, float) / np.linalg.norm(a)

@@ -13,11 +13,11 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 
 from maskbench import geometry
+from maskbench.augment import functional as F
 from maskbench.datasets.base import DatasetFormat
 from maskbench.datasets.biwi import DEFAULT_BIWI_LABELS, check_biwi_labels, label_matrix
 from maskbench.folder import VariantFolder
@@ -229,7 +229,7 @@ class FaceDataset(EpochSeeded, torch.utils.data.Dataset):
             affine = np.array([[scale, 0.0, 0.0], [0.0, scale, 0.0]])
         else:
             affine = random_crop_affine(sample.bbox, size, aug.face_fraction, rng)
-            canvas = cv2.cvtColor(cv2.warpAffine(image, affine, (size, size), flags=cv2.INTER_LINEAR), cv2.COLOR_BGR2RGB)
+            canvas = F.square_crop(image, affine, size)
         b = sample.bbox
         corners = geometry.apply_affine(np.array([[b.x_min, b.y_min], [b.x_max, b.y_max]]), affine)
         pts = geometry.apply_affine(five_points(sample.landmarks_px), affine)
