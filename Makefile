@@ -8,8 +8,8 @@ STAMP  := $(VENV)/.installed
 
 DEVICE ?= auto
 OUT    ?= reproduce
-REAL   ?= $(CURDIR)/../shared/fixtures/real
-MODELS ?= $(CURDIR)/../shared/models
+REAL   ?= $(or $(MASKBENCH_FIXTURES),$(CURDIR)/../shared/fixtures/real)
+MODELS ?= $(or $(MASKBENCH_MODELS),$(CURDIR)/../shared/models)
 
 .PHONY: install demo test stress lint bench tables tables-quick clean reproduce reproduce-smoke reproduce-clean
 

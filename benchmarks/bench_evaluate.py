@@ -28,8 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch  # noqa: E402
 from common import aflw_tree, best_of_interleaved  # noqa: E402
 
+from maskbench import devdata  # noqa: E402
 from maskbench.evaluation.adapters import TorchScriptModel  # noqa: E402
-from maskbench.evaluation.evaluator import evaluate_suite
+from maskbench.evaluation.evaluator import evaluate_suite  # noqa: E402
 from maskbench.evaluation.suites import scored_samples  # noqa: E402
 from maskbench.io.atomic import read_image  # noqa: E402
 from maskbench.models.retinaface import RetinaFacePose  # noqa: E402
@@ -133,8 +134,8 @@ def main() -> list[str]:
     return lines + [""] + fsanet_lines()
 
 
-FSANET = Path(__file__).resolve().parents[2] / "shared" / "models" / "fsanet"
-DEV = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "real" / "aflw2000_dev"
+FSANET = devdata.models_dir() / "fsanet"
+DEV = devdata.dev_half()
 
 
 def fsanet_lines() -> list[str]:

@@ -17,7 +17,6 @@ then part 2 is left out).
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -32,6 +31,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from common import best_of_interleaved  # noqa: E402
 
+from maskbench import devdata  # noqa: E402
 from maskbench.datasets import open_reader  # noqa: E402
 from maskbench.io.atomic import read_image  # noqa: E402
 from maskbench.judge.grading import SAMPLE_FRACTION, SAMPLE_MAX, SAMPLE_MIN, default_sample  # noqa: E402
@@ -41,8 +41,7 @@ from maskbench.synthesis.landmarks import NoLandmarks, dlib_detected_landmarks  
 from maskbench.synthesis.mask import SynthesisParams, make_transform  # noqa: E402
 
 N = 40
-REAL_DEV = Path(os.environ.get("MASKBENCH_FIXTURES", Path(__file__).resolve().parents[2] / "shared" / "fixtures"
-                                / "real")) / "aflw2000_dev"
+REAL_DEV = devdata.dev_half()
 
 
 def _copy_pairs(src: Path, stems: list[str], dst: Path) -> Path:

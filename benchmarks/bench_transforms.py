@@ -22,12 +22,13 @@ import numpy as np  # noqa: E402
 from common import best_of_interleaved  # noqa: E402
 
 import maskbench  # noqa: E402
+from maskbench import devdata  # noqa: E402
 from maskbench.augment.functional import BORDER_MODES  # noqa: E402
 from maskbench.sampledata import make_sample_dataset  # noqa: E402
 from maskbench.transforms import RandomInPlaneRotation, RandomMask  # noqa: E402
 
 N = 100
-DEV = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "real" / "aflw2000_dev"
+DEV = devdata.dev_half()
 
 
 def main() -> list[str]:

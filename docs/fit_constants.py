@@ -32,14 +32,15 @@ the ones in the code and exits 1 when they differ.
 from __future__ import annotations
 
 import csv
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from maskbench import devdata
+
 HERE = Path(__file__).resolve().parent
-REAL = Path(os.environ.get("MASKBENCH_FIXTURES", HERE.parents[1] / "shared" / "fixtures" / "real"))
+REAL = devdata.fixtures_dir()
 
 #: By-eye labels of the FIT photos the occluder rule flags (see the module docstring).
 OCCLUDER_LABELS = HERE / "occluder_labels_fit.csv"

@@ -31,7 +31,6 @@ Every block is stamped with the date and the commit the script ran on. ``make ta
 from __future__ import annotations
 
 import math
-import os
 import shutil
 import sys
 import tempfile
@@ -39,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from maskbench import devdata
 from maskbench.augment.rotation import RotationParams
 from maskbench.augment.rotation import make_transform as rotation_transform
 from maskbench.datasets import open_reader
@@ -54,8 +54,8 @@ from maskbench.synthesis.mask import make_transform as mask_transform
 
 HERE = Path(__file__).resolve().parent
 README = HERE.parent / "README.md"
-REAL = Path(os.environ.get("MASKBENCH_FIXTURES", HERE.parents[1] / "shared" / "fixtures" / "real"))
-MODELS = Path(os.environ.get("MASKBENCH_MODELS", HERE.parents[1] / "shared" / "models"))
+REAL = devdata.fixtures_dir()
+MODELS = devdata.models_dir()
 
 
 def _derive(src: Path, out: Path, kind: str, workers: int = 2, mask_types: tuple[str, ...] = (), seed: int = 0) -> Path:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
+from maskbench import devdata
 from maskbench.sampledata import make_sample_dataset
 
 REPO = Path(__file__).resolve().parents[1]
-REAL = Path(os.environ.get("MASKBENCH_FIXTURES", REPO.parent / "shared" / "fixtures" / "real"))
+REAL = devdata.fixtures_dir()
+MODELS = devdata.models_dir()
 
 
 @pytest.fixture(scope="session")
@@ -28,3 +29,19 @@ def sample_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name in ("BIWI", "300W_LP", "AFLW2000"):
         make_sample_dataset(name, root / name, n=8, seed=0, progress=False)
     return root
+
+
+@pytest.fixture(scope="session")
+def dev_half() -> Path:
+    """The AFLW2000 dev half among the real fixtures; tests using it skip when absent."""
+    if not devdata.dev_half().is_dir():
+        pytest.skip(f"AFLW2000 dev half not found at {devdata.dev_half()} (set $MASKBENCH_FIXTURES)")
+    return devdata.dev_half()
+
+
+@pytest.fixture(scope="session")
+def retinaface_release() -> Path:
+    """The RetinaFace release among the published weights; tests using it skip when absent."""
+    if not devdata.retinaface_release().is_file():
+        pytest.skip(f"RetinaFace release not found at {devdata.retinaface_release()} (set $MASKBENCH_MODELS)")
+    return devdata.retinaface_release()

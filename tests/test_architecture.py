@@ -77,7 +77,7 @@ def test_maskbench_has_no_import_circles() -> None:
 #: The declared layers, bottom first (README "Architecture"). A module belongs to the layer of its
 #: longest listed prefix; it may import its own layer and the layers below, never one above.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundations", ("maskbench.errors", "maskbench.geometry", "maskbench.types", "maskbench.version",
+    ("foundations", ("maskbench.errors", "maskbench.geometry", "maskbench.types", "maskbench.version", "maskbench.devdata",
                      "maskbench.seeding", "maskbench.progress", "maskbench.provenance")),
     ("files", ("maskbench.io",)),
     ("dataset formats", ("maskbench.datasets",)),

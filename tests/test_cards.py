@@ -10,14 +10,14 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from maskbench import devdata
 from maskbench.cli import main
 from maskbench.datasets import open_reader
 from maskbench.evaluation.cards import CardError, CardModel, ModelCard, builtin_cards, card_box, card_crop, load_card
 from maskbench.evaluation.evaluator import evaluate_suite
 from maskbench.evaluation.protocol import load_item
 
-REPO = Path(__file__).resolve().parents[1]
-MODELS = REPO.parent / "shared" / "models"
+MODELS = devdata.models_dir()
 
 
 class Const(torch.nn.Module):
@@ -109,13 +109,13 @@ def test_card_through_the_cli_with_weights_dir(sample_root: Path, tmp_path: Path
     assert "model card toy" in report and "25 % margin" not in report
 
 
-def test_fsanet_fusion_on_the_dev_half_matches_the_published_crop() -> None:
+def test_fsanet_fusion_on_the_dev_half_matches_the_published_crop(dev_half: Path) -> None:
     """FSA-Net Fusion with its published crop on the 984 protocol faces of the AFLW2000 dev half:
     5.143 (measured with the published crop; the full 1969 give the published 5.07)."""
     pytest.importorskip("onnxruntime")
-    dev = REPO.parent / "shared" / "fixtures" / "real" / "aflw2000_dev"
-    if not (MODELS / "fsanet").is_dir() or not dev.is_dir():
-        pytest.skip("../shared/models/fsanet or the AFLW2000 dev half not present")
+    dev = dev_half
+    if not (MODELS / "fsanet").is_dir():
+        pytest.skip(f"FSA-Net release not found at {MODELS / 'fsanet'} (set $MASKBENCH_MODELS)")
     model = CardModel(load_card("fsanet-fusion"), MODELS / "fsanet")
     r = evaluate_suite(model, "AFLW2000", dev, progress=False)
     assert r.overall.n == 984 and r.overall.n_missed == 0 and r.filtered == 21

@@ -19,21 +19,15 @@ from maskbench.models.inference import detect_letterboxed
 from maskbench.models.pretrained import init_model
 from maskbench.models.retinaface import RetinaFacePose
 
-REPO = Path(__file__).resolve().parents[1]
-RELEASE = REPO.parent / "shared" / "models" / "retinaface" / "mobilenet0.25_Final.pth"
-DEV = REPO.parent / "shared" / "fixtures" / "real" / "aflw2000_dev"
 
-
-def test_the_converted_release_finds_the_dev_half_faces() -> None:
+def test_the_converted_release_finds_the_dev_half_faces(dev_half: Path, retinaface_release: Path) -> None:
     """Before any pose training, the release's detector inside the reference model (its own
     BGR-minus-mean input, applied exactly) finds >= 99 % of the faces (every second photo of the
     AFLW2000 dev half, 503) at IoU >= 0.4 with the labelled box."""
-    if not RELEASE.is_file() or not DEV.is_dir():
-        pytest.skip("../shared/models/retinaface or the AFLW2000 dev half not present")
-    model, network = init_model(RELEASE, {})
+    model, network = init_model(retinaface_release, {})
     model.eval()
     assert network["input_norm"] == "bgr-mean" and model.input_norm == "bgr-mean"
-    samples = list(open_reader(DEV))[::2]
+    samples = list(open_reader(dev_half))[::2]
     found = 0
     for i in range(0, len(samples), 32):
         chunk = samples[i : i + 32]

@@ -44,26 +44,21 @@ def test_qualitative_checks_say_no_when_the_effect_is_absent() -> None:
     assert len(lines) == 4  # suites without numbers are left out, not reported as NO
 
 
-def test_photo_grid_at_toy_size(real_dir: Path, tmp_path: Path) -> None:
+def test_photo_grid_at_toy_size(dev_half: Path, retinaface_release: Path, tmp_path: Path) -> None:
     """`maskbench reproduce --preset real-smoke --data PHOTOS`: one AFLW2000-format folder of real
     photos split by id (recorded), masked and rotated, three models from the release, both protocols."""
     from maskbench.io.labels import labels_by_id
     from maskbench.splits import SplitRule, recorded_rule
 
-    dev = real_dir / "aflw2000_dev"
-    if not dev.is_dir():
-        import pytest
-
-        pytest.skip("the AFLW2000 dev half is not present")
+    dev = dev_half
     photos = tmp_path / "photos"
     photos.mkdir()
     for p in sorted(dev.glob("*.jpg"))[:30]:
         for suffix in (".jpg", ".mat"):
             (photos / f"{p.stem}{suffix}").write_bytes(p.with_suffix(suffix).read_bytes())
-    release = real_dir.parent.parent / "models" / "retinaface" / "mobilenet0.25_Final.pth"
     out = tmp_path / "grid"
     report = reproduce.run(out, "real-smoke", data=photos, device="cpu", echo=lambda _: None, quiet=True,
-                           init=release if release.is_file() else None)
+                           init=retinaface_release)
     data = out / "data"
     parts = {part: set(labels_by_id(data / f"AFLW2000_{part}")) for part in reproduce.PHOTO_PARTS}
     assert parts["train"] and parts["test"] and not parts["train"] & parts["test"]
@@ -77,3 +72,4 @@ def test_photo_grid_at_toy_size(real_dir: Path, tmp_path: Path) -> None:
             assert f"| {model} | AFLW2000_test_masked | {protocol} |" in text
     assert "Masked training lowers the masked-test error (real-model2 vs real-model1, crop)" in text
     assert str(photos) not in text and str(out) not in text  # no machine's folders in the report
+    assert text.count("--init mobilenet0.25_Final.pth") == len(reproduce.PHOTO_MODELS)  # every model from the release

@@ -1,6 +1,6 @@
 """Never lose a user's data: every writer refuses its source, the data root and folders it did not
 write, whatever the flags; --overwrite swaps a complete new output in; --resume continues only its
-own partial run. Each case runs on real AFLW2000 dev-half photos and checks, byte for byte, that
+own partial run. Each case runs on the sample data (so in any clone) and checks, byte for byte, that
 the source and the user's other files are untouched."""
 
 from __future__ import annotations
@@ -24,8 +24,6 @@ from maskbench.cli import main
 from maskbench.io.manifest import JOURNAL, verify
 from maskbench.io.safety import staging_dir
 
-N_PHOTOS = 12
-
 
 def run(*args: str) -> tuple[int, str]:
     result = CliRunner().invoke(main, list(args))
@@ -41,15 +39,14 @@ def snapshot(folder: Path) -> dict[str, str]:
 
 
 @pytest.fixture()
-def user_root(real_dir: Path, tmp_path: Path) -> Path:
-    """A data root as a user has it: real photos in AFLW2000/, an unrelated file, a notes folder."""
+def user_root(sample_root: Path, tmp_path: Path) -> Path:
+    """A data root as a user has it: photos in AFLW2000/ (the sample data's 8, as a raw tree: no
+    labels.csv or manifest), an unrelated file, a notes folder."""
     root = tmp_path / "D"
     src = root / "AFLW2000"
     src.mkdir(parents=True)
-    dev = real_dir / "aflw2000_dev"
-    for jpg in sorted(dev.glob("*.jpg"))[:N_PHOTOS]:
-        shutil.copyfile(jpg, src / jpg.name)
-        shutil.copyfile(jpg.with_suffix(".mat"), src / f"{jpg.stem}.mat")
+    for path in sorted((sample_root / "AFLW2000").glob("image*")):
+        shutil.copyfile(path, src / path.name)
     (root / "precious.txt").write_text("do not delete\n")
     (root / "notes").mkdir()
     (root / "notes" / "thesis.tex").write_text("\\section{Results}\n")

@@ -195,13 +195,13 @@ def test_the_export_computes_the_checkpoints_poses(small_root: Path, tmp_path: P
     release with a seeded random pose head, so its poses swing with every pixel (126 degrees apart on
     average from one photo to another): fed the crop stretched to 224 px, as the export was before,
     the same file is 59 degrees off the checkpoint on these photos."""
+    from maskbench import devdata
     from maskbench.evaluation.adapters import CheckpointModel, OnnxModel, TorchScriptModel
     from maskbench.training.export import export
-    from tests.conftest import REAL
 
-    release = REAL.parents[1] / "models" / "retinaface" / "mobilenet0.25_Final.pth"
-    if not (REAL / "aflw2000_dev").is_dir() or not release.is_file():
-        pytest.skip("needs ../shared (AFLW2000 dev half and the RetinaFace release)")
+    release = devdata.retinaface_release()
+    if not devdata.dev_half().is_dir() or not release.is_file():
+        pytest.skip("needs the AFLW2000 dev half and the RetinaFace release ($MASKBENCH_FIXTURES, $MASKBENCH_MODELS)")
     train(dict(TINY, epochs=1), small_root, tmp_path / "run", progress=False, init=release)
     ckpt = torch.load(tmp_path / "run" / "last.pth", weights_only=True)
     g = torch.Generator().manual_seed(0)
@@ -211,7 +211,7 @@ def test_the_export_computes_the_checkpoints_poses(small_root: Path, tmp_path: P
     torch.save(ckpt, tmp_path / "head.pth")
     files = {"torchscript": export(tmp_path / "head.pth", tmp_path / "m.pt", "torchscript"),
              "onnx": export(tmp_path / "head.pth", tmp_path / "m.onnx", "onnx")}
-    samples = list(open_reader(REAL / "aflw2000_dev"))[:50]
+    samples = list(open_reader(devdata.dev_half()))[:50]
     reference = _poses(CheckpointModel(tmp_path / "head.pth"), samples)
     swing = np.mean([geometry.geodesic_deg(reference[0], r) for r in reference[1:]])
     assert swing > 30, swing  # a test model whose poses do not depend on the input would prove nothing
