@@ -16,7 +16,7 @@ from maskbench.datasets import open_reader
 from maskbench.evaluation.evaluator import evaluate_suite
 from maskbench.evaluation.metrics import angle_errors_deg, score
 from maskbench.evaluation.outputs import to_matrix
-from maskbench.io.labels import read_labels
+from maskbench.io.labels import labels_by_id, read_labels
 from maskbench.types import HeadPose
 
 
@@ -146,6 +146,20 @@ def test_callable_torchscript_and_mean_baseline(sample_root: Path, tmp_path: Pat
     expected_yaw = np.mean([abs(p.yaw_deg) for p in truth])
     assert frontal_ts["yaw_mae_deg"] == pytest.approx(expected_yaw, abs=1e-6)
     assert mean["n"] == len(truth)
+    # baseline:mean predicts, for every face, the mean rotation of the training rows (BIWI's train
+    # sequences and 300W_LP; never a test row): recomputed here with an SVD, independently of the adapter
+    train = [s.pose.matrix for s in open_reader(sample_root / "300W_LP")]
+    biwi_rows = labels_by_id(sample_root / "BIWI")
+    train += [s.pose.matrix for s in open_reader(sample_root / "BIWI") if biwi_rows[s.id]["split"] == "train"]
+    u, _, vt = np.linalg.svd(np.sum(train, axis=0))
+    expected = np.array(geometry.matrix_to_euler_deg(u @ np.diag([1.0, 1.0, np.linalg.det(u @ vt)]) @ vt))
+    out = tmp_path / "baseline_mean"
+    with open(out / "predictions.csv", newline="") as f:
+        predicted = [[float(r[f"pred_{a}_deg"]) for a in ("yaw", "pitch", "roll")] for r in csv.DictReader(f)]
+    assert len(predicted) == len(truth)
+    np.testing.assert_allclose(predicted, np.broadcast_to(expected, (len(truth), 3)), atol=1e-6)
+    assert mean["yaw_mae_deg"] == pytest.approx(np.mean([abs(geometry.wrap_deg(p.yaw_deg - expected[0]))
+                                                         for p in truth]), abs=1e-6)
 
 
 def test_pnp_baseline_on_real_faces_agrees_with_labels(real_dir: Path) -> None:

@@ -32,18 +32,24 @@ def _files(folder: Path) -> dict[str, bytes]:
             if p.suffix in (".jpg", ".png")}
 
 
-@pytest.fixture(scope="module")
-def trees(real_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """Every 20th dev-half photo, as it is and with every Pose_Para angle moved by up to 5 degrees."""
-    dev = real_dir / "aflw2000_dev"
-    if not dev.is_dir():
-        pytest.skip("AFLW2000 dev half not found")
+@pytest.fixture(scope="module", params=["renders", "photos"])
+def trees(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Faces as they are and with every Pose_Para angle moved by up to 5 degrees: the sample data's
+    rendered AFLW2000 faces (in any clone), and every 20th photo of the AFLW2000 dev half (50 photos;
+    skipped without it)."""
+    if request.param == "photos":
+        dev = request.getfixturevalue("real_dir") / "aflw2000_dev"
+        if not dev.is_dir():
+            pytest.skip("AFLW2000 dev half not found")
+        faces = sorted(dev.glob("*.jpg"))[::20][:N_PHOTOS]
+    else:
+        faces = sorted((request.getfixturevalue("sample_root") / "AFLW2000").glob("*.jpg"))
     root = tmp_path_factory.mktemp("labelfree")
     plain, moved = root / "plain", root / "moved"
     plain.mkdir()
     moved.mkdir()
     rng = np.random.default_rng(0)
-    for jpg in sorted(dev.glob("*.jpg"))[::20][:N_PHOTOS]:
+    for jpg in faces:
         for d in (plain, moved):
             shutil.copyfile(jpg, d / jpg.name)
             shutil.copyfile(jpg.with_suffix(".mat"), d / f"{jpg.stem}.mat")
@@ -59,7 +65,7 @@ def test_perturbed_labels_give_byte_identical_masks(trees: tuple[Path, Path], tm
     _synthesize(plain, tmp_path / "a")
     _synthesize(moved, tmp_path / "b")
     a, b = _files(tmp_path / "a"), _files(tmp_path / "b")
-    assert len(a) == 2 * N_PHOTOS and a == b
+    assert len(a) == 2 * len(list(plain.glob("*.jpg"))) and a == b
     assert {r["landmark_source"] for r in labels_by_id(tmp_path / "a").values()} == {"gt"}
 
 
@@ -73,6 +79,7 @@ def test_the_pose_route_still_reads_the_label_and_says_so(trees: tuple[Path, Pat
     assert {r["landmark_source"] for r in labels_by_id(tmp_path / "a").values()} == {"pose"}
 
 
+@pytest.mark.parametrize("trees", ["photos"], indirect=True)  # a quality bar: photos decide it, not renders
 def test_placement_stays_on_the_face(trees: tuple[Path, Path], tmp_path: Path) -> None:
     plain, _ = trees
     _synthesize(plain, tmp_path / "a")
