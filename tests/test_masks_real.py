@@ -253,7 +253,7 @@ def test_dlib_on_the_face_box_masks_every_face_and_finds_the_landmarks(real_dir:
 
     DLIB_BOX_SHIFT/SIDE were fitted on the even-indexed photos; this reads every 5th CHECK photo."""
     samples = _check(real_dir)[::5]
-    errors, detected = [], 0
+    errors = []
     inner = list(range(17, 68))  # the jaw contour means the 3D jaw in AFLW2000, the visible one in dlib
     for s in samples:
         image = read_image(s.image_path)
@@ -261,13 +261,7 @@ def test_dlib_on_the_face_box_masks_every_face_and_finds_the_landmarks(real_dir:
         assert source == "dlib" and lm.shape == (68, 2) and np.isfinite(lm).all()
         face = s.bbox.height_px
         errors.append(np.median(np.linalg.norm(lm[inner] - s.landmarks_px[inner], axis=1)) / face)
-        try:
-            dlib_detected_landmarks(image, s.bbox)
-            detected += 1
-        except Exception:
-            pass
     assert np.median(errors) <= 0.05  # measured 0.030 of the face height (101 photos)
-    assert detected < len(samples)  # the detector route would have lost faces here
 
 
 def test_dlib_on_box_agrees_with_the_detector_route_on_the_real_biwi_frame(real_dir: Path) -> None:
@@ -565,7 +559,11 @@ def test_ear_loops_curve_to_this_faces_ear(yaw: float) -> None:
         chord = upper[-1] - upper[0]
         normal = np.array([-chord[1], chord[0]]) / np.linalg.norm(chord)
         assert np.abs((upper - upper[0]) @ normal).max() >= 0.1 * np.linalg.norm(chord), name
-        if len(runs_moved) == len(runs):
+        # the straps reach this face's ear: their farthest end moves back with the ear's landmarks,
+        # whether or not the move splits a run in two (kn95 at |yaw| 60: a far stretch shows again)
+        farthest = max(float(run[-1] @ back) for run in runs)
+        assert max(float(run[-1] @ back) for run in runs_moved) - farthest >= 6.0, name
+        if len(runs_moved) == len(runs):  # and, run by run, each end when the runs still pair up
             for run, run_moved in zip(runs, runs_moved):
                 assert float((run_moved[-1] - run[-1]) @ back) >= 6.0, name
 

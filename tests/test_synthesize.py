@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -110,9 +111,25 @@ def test_biwi_auto_uses_dlib_on_the_real_frame(real_dir: Path, tmp_path: Path) -
 
 
 def test_explicit_dlib_on_renders_reports_skips(sample_root: Path, tmp_path: Path) -> None:
-    summary = synthesize(sample_root / "AFLW2000", tmp_path / "d", SynthesisParams(landmarks="dlib"), limit=2)
-    assert summary.written + len(summary.skipped) == 2
-    assert all("dlib" in s for s in summary.skipped)
+    """A face dlib cannot read (here: shrunk 25-fold, a face box under 8 px) is skipped with
+    the reason, counted and listed in the manifest; the others are written."""
+    import cv2
+
+    from maskbench.datasets import threeddfa
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for stem in ("image00000", "image00001", "image00002"):
+        shutil.copyfile(sample_root / "AFLW2000" / f"{stem}.jpg", src / f"{stem}.jpg")
+        shutil.copyfile(sample_root / "AFLW2000" / f"{stem}.mat", src / f"{stem}.mat")
+    small = cv2.imread(str(src / "image00002.jpg"))
+    cv2.imwrite(str(src / "image00002.jpg"), cv2.resize(small, None, fx=0.04, fy=0.04, interpolation=cv2.INTER_AREA))
+    mat = threeddfa.load_mat(src / "image00002.mat")
+    mat["pt3d_68"][:2] *= 0.04
+    threeddfa.save_mat(src / "image00002.mat", mat)
+    summary = synthesize(src, tmp_path / "d", SynthesisParams(landmarks="dlib"))
+    assert summary.written == 2 and len(summary.skipped) == 1
+    assert "image00002" in summary.skipped[0] and "too small for dlib" in summary.skipped[0]
     assert read_manifest(tmp_path / "d")["skipped"] == summary.skipped
 
 
