@@ -41,9 +41,16 @@ def test_every_measured_block_is_stamped_with_a_commit() -> None:
     text = (REPO / "README.md").read_text()
     blocks = re.findall(r"<!-- table:(\S+) -->\n(.*?)<!-- /table:\1 -->", text, re.S)
     assert {name for name, _ in blocks} >= {"pnp", "fsanet", "fsanet-penalty", "check100", "generalisation"}
+    import subprocess
+
     for name, body in blocks:
-        assert re.search(r"Measured \d{4}-\d{2}-\d{2} at commit [0-9a-f]{7,}(\+changes)? by `(docs|benchmarks)/\w+\.py`",
-                         body), name
+        stamp = re.search(r"Measured (\d{4}-\d{2}-\d{2}) at commit ([0-9a-f]{7,})(\+changes)? by `((docs|benchmarks)/\w+\.py)`",
+                          body)
+        assert stamp, name
+        assert (REPO / stamp.group(4)).is_file(), (name, stamp.group(4))  # the script that wrote it exists
+        known = subprocess.run(["git", "cat-file", "-e", f"{stamp.group(2)}^{{commit}}"], cwd=REPO, capture_output=True)
+        if known.returncode != 0 and not (REPO / ".git" / "shallow").exists():
+            raise AssertionError(f"{name}: stamped with commit {stamp.group(2)}, which this repository does not have")
 
 
 def test_reports_name_the_commit_they_ran_on() -> None:
@@ -56,6 +63,12 @@ def test_reports_name_the_commit_they_ran_on() -> None:
     if not head:
         pytest.skip("not a git checkout")
     assert source_commit().removesuffix("+changes") == head
+    from maskbench.provenance import replace_marked_block
+
+    text = "a\n<!-- table:t -->\nold\n<!-- /table:t -->\nb\n"
+    new = replace_marked_block(text, "t", ["| x |"], by="docs/make_tables.py")
+    assert f"at commit {source_commit()} by `docs/make_tables.py`" in new and "old" not in new and "| x |" in new
+    assert new.startswith("a\n") and new.endswith("b\n")  # only the block is replaced
     for path in ("maskbench/provenance.py", "benchmarks/run_all.py", "maskbench/reproduce/report.py"):
         assert "source_commit()" in (REPO / path).read_text(), path
     for path in ("docs/make_tables.py", "benchmarks/generalisation_seeds.py"):  # README blocks, stamped there
