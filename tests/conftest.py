@@ -45,3 +45,25 @@ def retinaface_release() -> Path:
     if not devdata.retinaface_release().is_file():
         pytest.skip(f"RetinaFace release not found at {devdata.retinaface_release()} (set $MASKBENCH_MODELS)")
     return devdata.retinaface_release()
+
+
+#: Fixtures that need the real files: a test using one is marked `real` (`pytest -m real` runs just those).
+REAL_FIXTURES = {"real_dir", "dev_half", "retinaface_release"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if REAL_FIXTURES & set(getattr(item, "fixturenames", ())) or item.get_closest_marker("real"):
+            item.add_marker(pytest.mark.real)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:  # type: ignore[no-untyped-def]
+    """How many of the real-data tests ran: without ../shared they skip, and the summary says so."""
+    reports = [r for key in ("passed", "failed", "skipped") for r in terminalreporter.stats.get(key, [])
+               if getattr(r, "when", "") in ("call", "setup") and "real" in getattr(r, "keywords", {})]
+    ran = {r.nodeid for r in reports if r.when == "call"}
+    skipped = {r.nodeid for r in reports if r.skipped} - ran
+    if ran or skipped:
+        terminalreporter.write_line(f"real-data tests: {len(ran)} ran, {len(skipped)} skipped"
+                                    + (f" (real files not found: set ${devdata.FIXTURES_ENV} / ${devdata.MODELS_ENV})"
+                                       if skipped else ""))

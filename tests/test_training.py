@@ -204,6 +204,7 @@ def _poses(model, samples: list) -> list:  # type: ignore[no-untyped-def,type-ar
     return [r for k in range(0, len(items), 32) for r in model.predict(items[k : k + 32])]
 
 
+@pytest.mark.real
 def test_the_export_computes_the_checkpoints_poses(small_root: Path, tmp_path: Path) -> None:
     """#27: the exported TorchScript and ONNX files give, face by face, the poses of the checkpoint they
     came from (the file records its letterboxed framing and the evaluator feeds it so), on 50 AFLW2000
