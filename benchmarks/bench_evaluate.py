@@ -11,8 +11,9 @@ AFLW2000-format images (labels read from the .mat files; decode, crop and resize
 before each batch's forward on the CPU; metrics; per-sample rows). Overhead = full / bare - 1
 (goal <= 10 %). A second floor adds what no evaluator of JPEG datasets can skip: decoding the
 same images (2 threads, as the evaluator), then the bare forward; the last column is the
-evaluator's overhead over that. The runs alternate and the fastest of each counts: this shared
-machine's speed drifts by 20-30 % over a minute.
+evaluator's overhead over that. The runs alternate (7 times; 6 for the ResNet) and the fastest of
+each counts; the spread of each set is printed beside it (this shared machine's speed drifts by
+20-30 % over a minute: an overhead smaller than the spreads is not measured).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
-from common import aflw_tree, best_of_interleaved  # noqa: E402
+from common import aflw_tree, best_of_interleaved, spreads  # noqa: E402
 
 from maskbench import devdata  # noqa: E402
 from maskbench.evaluation.adapters import TorchScriptModel  # noqa: E402
@@ -91,8 +92,9 @@ def main() -> list[str]:
     torch.manual_seed(0)
     torch.set_num_threads(2)
     lines = ["## Evaluate (`maskbench evaluate`, TorchScript model, CPU)", "",
-             "| model | images | bare forward s | evaluate s | overhead | decode + forward s | overhead over that |",
-             "|---|---|---|---|---|---|---|"]
+             "| model | images | bare forward s | evaluate s | overhead | decode + forward s | overhead over that | "
+             "spreads (bare / evaluate / decode) |",
+             "|---|---|---|---|---|---|---|---|"]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         aflw_tree(root, N, n_rendered=32)  # 256 pairs: 32 renders under 8 names each
@@ -128,9 +130,9 @@ def main() -> list[str]:
                 bare()
 
             bare_s, full_s, floor_s = best_of_interleaved([bare, full, decode_bare],
-                                                          repeats=2 if label.startswith("ResNet") else 5)
+                                                          repeats=6 if label.startswith("ResNet") else 7)
             lines.append(f"| {label} | {n} | {bare_s:.3f} | {full_s:.3f} | {100 * (full_s / bare_s - 1):.1f} % "
-                         f"| {floor_s:.3f} | {100 * (full_s / floor_s - 1):.1f} % |")
+                         f"| {floor_s:.3f} | {100 * (full_s / floor_s - 1):.1f} % | {spreads(bare_s, full_s, floor_s)} |")
     return lines + [""] + fsanet_lines()
 
 
@@ -169,12 +171,13 @@ def fsanet_lines() -> list[str]:
             list(pool.map(read_image, images))
         bare()
 
-    bare_s, full_s, floor_s = best_of_interleaved([bare, full, decode_bare], repeats=5)
+    bare_s, full_s, floor_s = best_of_interleaved([bare, full, decode_bare], repeats=7)
     return ["### Model card: FSA-Net Fusion (3 ONNX models, 64x64), real photos of the AFLW2000 dev half", "",
-            "| model | images | bare forward s | evaluate s | overhead | decode + forward s | overhead over that |",
-            "|---|---|---|---|---|---|---|",
+            "| model | images | bare forward s | evaluate s | overhead | decode + forward s | overhead over that | "
+            "spreads (bare / evaluate / decode) |",
+            "|---|---|---|---|---|---|---|---|",
             f"| fsanet-fusion card | {len(samples)} | {bare_s:.3f} | {full_s:.3f} | {100 * (full_s / bare_s - 1):.1f} % "
-            f"| {floor_s:.3f} | {100 * (full_s / floor_s - 1):.1f} % |", ""]
+            f"| {floor_s:.3f} | {100 * (full_s / floor_s - 1):.1f} % | {spreads(bare_s, full_s, floor_s)} |", ""]
 
 
 if __name__ == "__main__":

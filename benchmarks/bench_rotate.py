@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
-from common import aflw_tree, best_of_interleaved  # noqa: E402
+from common import aflw_tree, best_of_interleaved, spreads  # noqa: E402
 
 from maskbench.augment.rotation import RotationParams, make_transform  # noqa: E402
 from maskbench.datasets import open_reader  # noqa: E402
@@ -42,7 +42,8 @@ def floor_run(paths: list[Path], out: Path, suffix: str) -> None:
 
 def main() -> list[str]:
     lines = ["## Rotate (`maskbench rotate`, one copy per image)", "",
-             "| dataset | images | floor s | rotate s | ms/img | ratio to floor |", "|---|---|---|---|---|---|"]
+             "| dataset | images | floor s | rotate s | ms/img | ratio to floor | spreads (floor / rotate) |",
+             "|---|---|---|---|---|---|---|"]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         for name in ("AFLW2000", "BIWI"):
@@ -64,7 +65,8 @@ def main() -> list[str]:
 
             floor_s, t = best_of_interleaved([floor, full], repeats=7)
             n = N[name]
-            lines.append(f"| {name} | {n} | {floor_s:.3f} | {t:.3f} | {1000 * t / n:.2f} | {t / floor_s:.2f} |")
+            lines.append(f"| {name} | {n} | {floor_s:.3f} | {t:.3f} | {1000 * t / n:.2f} | {t / floor_s:.2f} | "
+                         f"{spreads(floor_s, t)} |")
     return lines + [""]
 
 

@@ -8,7 +8,8 @@ Floor: decode each image and encode it again (what any tool writing a masked cop
    Beside them, the detector route the usual scripts take (MaskTheFace: dlib's HOG detector, then
    the predictor): its landmark step alone, timed on the same photos, and how many faces it finds.
 2. The whole command as a user types it, ``maskbench synthesize --workers 2`` on the whole dev half
-   (a fresh process each time, start-up included), for ``gt`` and ``dlib``.
+   (a fresh process each time, start-up included), for ``gt`` and ``dlib``, against the floor in 2
+   processes (the same worker count on both sides); the commands and the floor alternate in one set.
 
 Images: real AFLW2000-3D photos of the dev half (``../shared/fixtures/real/aflw2000_dev``, or
 ``$MASKBENCH_FIXTURES/aflw2000_dev``) when present, else procedural renders (said in the table;
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
-from common import best_of_interleaved  # noqa: E402
+from common import best_of_interleaved, spreads  # noqa: E402
 
 from maskbench import devdata  # noqa: E402
 from maskbench.datasets import open_reader  # noqa: E402
@@ -63,8 +65,8 @@ def _floor(paths: list[Path], out: Path) -> None:
 
 def in_process(root: Path, tree: Path) -> list[str]:
     """Part 1: one process, ``write_variant`` per landmark source, and the detector route's landmarks."""
-    lines = ["| landmarks | images | written | skipped | floor s | synthesize s | images/s | ratio to floor |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| landmarks | images | written | skipped | floor s | synthesize s | images/s | ratio to floor | "
+             "spreads (floor / synthesize) |", "|---|---|---|---|---|---|---|---|---|"]
     samples = list(open_reader(tree))
     paths = [s.image_path for s in samples]
     for source in ("gt", "dlib"):
@@ -80,7 +82,7 @@ def in_process(root: Path, tree: Path) -> list[str]:
         floor_s, t = best_of_interleaved([lambda: _floor(paths, root / "floor"), run], repeats=5)
         s = summary["last"]
         lines.append(f"| {source} | {len(paths)} | {s.written} | {len(s.skipped)} | {floor_s:.3f} | {t:.3f} | "
-                     f"{len(paths) / t:.1f} | {t / floor_s:.2f} |")
+                     f"{len(paths) / t:.1f} | {t / floor_s:.2f} | {spreads(floor_s, t)} |")
     images = [read_image(p) for p in paths]
     found = 0
     t0 = time.perf_counter()
@@ -97,33 +99,50 @@ def in_process(root: Path, tree: Path) -> list[str]:
     return lines
 
 
+def _floor_workers(paths: list[Path], out: Path, workers: int = 2) -> None:
+    """The floor of the whole command: decode and encode every image in ``workers`` processes, as
+    ``synthesize --workers`` does (the same worker count on both sides of the ratio)."""
+    import multiprocessing
+
+    out.mkdir(parents=True, exist_ok=True)
+    parts = [(paths[k::workers], out / f"w{k}") for k in range(workers)]
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        pool.starmap(_floor, parts)
+
+
 def whole_command(root: Path, src: Path) -> list[str]:
-    """Part 2: ``maskbench synthesize --workers 2`` on the whole folder, a fresh process each time."""
+    """Part 2: ``maskbench synthesize --workers 2`` on the whole folder, a fresh process each time,
+    against the floor in 2 processes; the three commands and the floor alternate in one set, so the
+    judge's share comes from timings taken side by side."""
     exe = Path(sys.executable).with_name("maskbench")
     cmd0 = [str(exe)] if exe.is_file() else [sys.executable, "-m", "maskbench"]
     paths = sorted(src.glob("*.jpg"))
     n = len(paths)
-    lines = ["| landmarks | realism grade | images | floor s (decode + encode, 1 process) | command s (--workers 2) | "
-             "images/s | ratio to floor |", "|---|---|---|---|---|---|---|"]
-    times = {}
-    for source, judge in (("gt", "--no-judge"), ("dlib", "--no-judge"), ("gt", "default")):
+    runs = (("gt", "--no-judge"), ("dlib", "--no-judge"), ("gt", "default"))
+
+    def command(source: str, judge: str) -> Callable[[], None]:
         out = root / f"cmd_{source}_{judge.strip('-')}"
         flags = ["--no-judge"] if judge == "--no-judge" else []
+        return lambda: subprocess.run([*cmd0, "synthesize", "--src", str(src), "--out", str(out), "--landmarks", source,
+                                       "--workers", "2", "--overwrite", *flags], check=True, capture_output=True)
 
-        def command(out: Path = out, source: str = source, flags: list[str] = flags) -> None:
-            subprocess.run([*cmd0, "synthesize", "--src", str(src), "--out", str(out), "--landmarks", source,
-                            "--workers", "2", "--overwrite", *flags], check=True, capture_output=True)
-
-        floor_s, t = best_of_interleaved([lambda: _floor(paths, root / "floor"), command], repeats=2)
+    floor_s, *timings = best_of_interleaved([lambda: _floor_workers(paths, root / "floor"),
+                                             *(command(s, j) for s, j in runs)], repeats=3)
+    lines = ["| landmarks | realism grade | images | floor s (decode + encode, 2 processes) | command s (--workers 2) | "
+             "images/s | ratio to floor | spreads (floor / command) |", "|---|---|---|---|---|---|---|---|"]
+    times = {}
+    for (source, judge), t in zip(runs, timings):
         times[source, judge] = t
+        out = root / f"cmd_{source}_{judge.strip('-')}"
         written = sum(1 for _ in (out / "occlusion").glob("*.png")) if (out / "occlusion").is_dir() else 0
-        grade = "none (--no-judge)" if flags else f"{default_sample(n)} faces (the default sample)"
+        grade = "none (--no-judge)" if judge == "--no-judge" else f"{default_sample(n)} faces (the default sample)"
         lines.append(f"| {source} | {grade} | {n} ({written} written) | {floor_s:.2f} | {t:.2f} | {n / t:.1f} | "
-                     f"{t / floor_s:.2f} |")
+                     f"{t / floor_s:.2f} | {spreads(floor_s, t)} |")
     share = 1 - times["gt", "--no-judge"] / times["gt", "default"]
     lines += ["", f"Grading the realism of the default sample ({default_sample(n)} faces: {SAMPLE_FRACTION:.0%} of them, "
               f"at least {SAMPLE_MIN}, at most {SAMPLE_MAX}) takes {100 * share:.0f} % of the default command's time on "
-              f"these {n} photos (the goal is 20 %)."]
+              f"these {n} photos (the goal is 20 %; the two commands' spreads: "
+              f"{spreads(times['gt', '--no-judge'], times['gt', 'default'])})."]
     return lines
 
 

@@ -20,16 +20,33 @@ def best_of(fn: Callable[[], object], repeats: int = 3) -> float:
     return min(times)
 
 
-def best_of_interleaved(fns: list[Callable[[], object]], repeats: int = 5) -> list[float]:
-    """Smallest wall time of each function, the calls interleaved (a, b, a, b, ...) so that a slow
-    spell of a shared machine hits all of them alike."""
+class Timing(float):
+    """The best of several wall times (seconds), carrying their ``spread``: (slowest - fastest) /
+    fastest. A ratio or overhead smaller than the spreads behind it is noise; tables print both."""
+
+    spread: float
+
+    def __new__(cls, times: list[float]) -> Timing:
+        t = super().__new__(cls, min(times))
+        t.spread = (max(times) - min(times)) / min(times) if min(times) > 0 else 0.0
+        return t
+
+
+def best_of_interleaved(fns: list[Callable[[], object]], repeats: int = 5) -> list[Timing]:
+    """Smallest wall time of each function (with its spread), the calls interleaved (a, b, a, b, ...)
+    so that a slow spell of a shared machine hits all of them alike."""
     times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeats):
         for fn, bucket in zip(fns, times):
             t0 = time.perf_counter()
             fn()
             bucket.append(time.perf_counter() - t0)
-    return [min(t) for t in times]
+    return [Timing(t) for t in times]
+
+
+def spreads(*timings: Timing) -> str:
+    """The spreads of timings as a table cell: "3 % / 5 %"."""
+    return " / ".join(f"{100 * t.spread:.0f} %" for t in timings)
 
 
 def aflw_tree(root: Path, n_total: int, n_rendered: int = 20) -> Path:

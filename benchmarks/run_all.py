@@ -53,7 +53,7 @@ def main() -> None:
         f"Written by `make bench` on {date.today().isoformat()} at commit {source_commit()}: "
         f"maskbench {maskbench.__version__}, "
         f"Python {platform.python_version()}, {os.cpu_count()} CPU cores, {platform.machine()}. "
-        "Each time is the best of 2-7 runs, a measurement and its floor alternating; "
+        "Each time is the best of 3-7 runs, a measurement and its floor alternating (the spread of each set printed); "
         "each ratio divides by a floor measured in the same run.",
         "",
     ]
