@@ -61,7 +61,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     """How many of the real-data tests ran: without ../shared they skip, and the summary says so."""
     reports = [r for key in ("passed", "failed", "skipped") for r in terminalreporter.stats.get(key, [])
                if getattr(r, "when", "") in ("call", "setup") and "real" in getattr(r, "keywords", {})]
-    ran = {r.nodeid for r in reports if r.when == "call"}
+    ran = {r.nodeid for r in reports if r.when == "call" and not r.skipped}
     skipped = {r.nodeid for r in reports if r.skipped} - ran
     if ran or skipped:
         terminalreporter.write_line(f"real-data tests: {len(ran)} ran, {len(skipped)} skipped"
