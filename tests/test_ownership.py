@@ -47,15 +47,10 @@ def one_line_error(code: int, text: str, expected: str) -> None:
 
 
 @pytest.fixture()
-def root(sample_root: Path, tmp_path: Path) -> Path:
-    """A data root as a user has it: a raw AFLW2000 tree (8 photos, no labels.csv or manifest), a
-    maskbench copy of it, and a file of the user's."""
-    root = tmp_path / "D"
-    raw = root / "AFLW2000"
-    raw.mkdir(parents=True)
-    for path in sorted((sample_root / "AFLW2000").glob("image*")):
-        shutil.copyfile(path, raw / path.name)
-    (root / "precious.txt").write_text("do not delete\n")
+def root(user_root: Path) -> Path:
+    """A data root as a user has it (``tests/conftest.py``'s ``user_root``: a raw AFLW2000 tree of 8
+    photos, files of the user's) and a maskbench copy of the photos, AFLW2000_labelled."""
+    root = user_root
     code, text = run("import", "--src", "AFLW2000", "--out", "AFLW2000_labelled", "--data-root", str(root))
     assert code == 0, text
     return root

@@ -38,21 +38,6 @@ def snapshot(folder: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-@pytest.fixture()
-def user_root(sample_root: Path, tmp_path: Path) -> Path:
-    """A data root as a user has it: photos in AFLW2000/ (the sample data's 8, as a raw tree: no
-    labels.csv or manifest), an unrelated file, a notes folder."""
-    root = tmp_path / "D"
-    src = root / "AFLW2000"
-    src.mkdir(parents=True)
-    for path in sorted((sample_root / "AFLW2000").glob("image*")):
-        shutil.copyfile(path, src / path.name)
-    (root / "precious.txt").write_text("do not delete\n")
-    (root / "notes").mkdir()
-    (root / "notes" / "thesis.tex").write_text("\\section{Results}\n")
-    return root
-
-
 WRITERS = [["synthesize", "--landmarks", "gt"], ["rotate"], ["import"]]
 
 
