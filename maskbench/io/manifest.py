@@ -24,7 +24,7 @@ from typing import Any
 
 from maskbench.errors import DatasetError
 from maskbench.io import safety
-from maskbench.io.labels import LABELS, read_labels, safe_relpath
+from maskbench.io.labels import LABELS, read_labels
 from maskbench.io.safety import JOURNAL, MANIFEST, files_under
 
 MANIFEST_VERSION = 1
@@ -49,20 +49,9 @@ def read_manifest(split_dir: Path) -> dict[str, Any]:
         raise ValueError(f"{path}: not valid JSON ({exc})") from None
     except OSError as exc:
         raise ValueError(f"{path}: cannot be read ({exc.strerror})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: not a maskbench manifest (a JSON {type(data).__name__}, not an object)")
-    files = data.get("files")
-    if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
-        raise ValueError(f"{path}: not a maskbench manifest ('files' must map each file to its sha256)")
-    for rel in files:
-        try:
-            safe_relpath(rel)
-        except ValueError as exc:
-            raise ValueError(f"{path}: {exc}") from None
-    for key, typ in (("counts", dict), ("parameters", dict), ("source", dict), ("split", dict), ("filtered", dict),
-                     ("skipped", list)):
-        if key in data and not isinstance(data[key], typ):
-            raise ValueError(f"{path}: not a maskbench manifest ({key!r} must be a JSON {typ.__name__})")
+    problem = safety.manifest_problem(data)
+    if problem is not None:
+        raise ValueError(f"{path}: {problem}")
     return data
 
 

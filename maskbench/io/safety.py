@@ -30,9 +30,10 @@ import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from maskbench.errors import UnsafeOutputError
+from maskbench.io.labels import safe_relpath
 
 MANIFEST = "manifest.json"
 #: Per-run journal folder (job record, claims and finished-sample records) of an unfinished run.
@@ -95,23 +96,42 @@ def seal_ok(manifest: dict) -> bool | None:
     return manifest["seal_sha256"] == hashlib.sha256(_sealed_fields(manifest)).hexdigest()
 
 
+#: Manifest fields that, when present, must be of these JSON types.
+FIELD_TYPES = (("counts", dict), ("parameters", dict), ("source", dict), ("split", dict), ("filtered", dict),
+               ("skipped", list))
+
+
+def manifest_problem(data: object) -> str | None:
+    """Why parsed manifest JSON is not a maskbench manifest, or None: it must be an object whose
+    ``files`` maps relative paths (no ``..``, not absolute) to sha256 strings, with the fields of
+    :data:`FIELD_TYPES` of their types. The one check behind :func:`maskbench_manifest` and
+    :func:`maskbench.io.manifest.read_manifest`."""
+    if not isinstance(data, dict):
+        return f"not a maskbench manifest (a JSON {type(data).__name__}, not an object)"
+    files = data.get("files")
+    if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
+        return "not a maskbench manifest ('files' must map each file to its sha256)"
+    for rel in files:
+        try:
+            safe_relpath(rel)
+        except ValueError as exc:
+            return str(exc)
+    for key, typ in FIELD_TYPES:
+        if key in data and not isinstance(data[key], typ):
+            return f"not a maskbench manifest ({key!r} must be a JSON {typ.__name__})"
+    return None
+
+
 def maskbench_manifest(folder: Path) -> dict | None:
-    """The parsed ``manifest.json`` of ``folder`` when it is maskbench's (a JSON object with
-    ``manifest_version`` and ``files``: an object of relative paths to sha256 strings), else None."""
+    """The parsed ``manifest.json`` of ``folder`` when it is maskbench's (``manifest_version`` and
+    nothing :func:`manifest_problem` objects to), else None."""
     try:
         data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if not (isinstance(data, dict) and "manifest_version" in data and isinstance(data.get("files"), dict)):
-        return None
-    if not all(isinstance(k, str) and isinstance(v, str) and _relative(k) for k, v in data["files"].items()):
+    if manifest_problem(data) is not None or "manifest_version" not in data:
         return None
     return data
-
-
-def _relative(rel: str) -> bool:
-    p = PurePosixPath(rel)
-    return bool(rel) and not p.is_absolute() and ".." not in p.parts
 
 
 def kind_of(manifest_or_job: dict) -> str:
@@ -185,6 +205,8 @@ def read_claims(folder: Path) -> tuple[dict | None, set[str], list[str]]:
             strange.append(f"{JOURNAL}/{rel}")
             continue
         for line in text.splitlines():
+            if '"claim"' not in line:  # a finished sample's record: only claim lines name files
+                continue
             try:
                 record = json.loads(line)
             except ValueError:

@@ -182,14 +182,21 @@ class VariantWriter:
             manifest["biwi_labels"] = biwi_labels
         if shard is not None:
             manifest["shard"] = {"index": shard[0], "count": shard[1]}
-        manifest = json.loads(json.dumps(manifest, default=str))  # what the file holds, so the seal matches it
-        manifest = safety.seal(manifest)
-        atomic_write_text(folder / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-        remove_journal(folder)  # after the manifest: a kill in between leaves a finished, recognisable split
-        if folder != self.out_dir:
-            _swap_checked(folder, self.out_dir, safety.DATASET)
-            self.write_dir = self.out_dir
+        manifest = _publish(folder, manifest, self.out_dir, safety.DATASET)
+        self.write_dir = self.out_dir
         return manifest
+
+
+def _publish(folder: Path, manifest: dict[str, Any], out_dir: Path, kind: str) -> dict[str, Any]:
+    """Finish an output written in ``folder``: seal and write its manifest (last of its files),
+    remove the run's journal (after the manifest: a kill in between leaves a finished, recognisable
+    output), and swap a staging folder in at ``out_dir``. Returns the manifest as written."""
+    manifest = safety.seal(json.loads(json.dumps(manifest, default=str)))  # what the file holds, so the seal matches
+    atomic_write_text(folder / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    remove_journal(folder)
+    if folder != out_dir:
+        _swap_checked(folder, out_dir, kind)
+    return manifest
 
 
 def remove_journal(folder: Path) -> None:
@@ -255,12 +262,9 @@ def replaced_folder(out_dir: Path, kind: str, files: Iterable[str], *, sources: 
             unclaimed = [rel for rel in written if rel not in files]
             if unclaimed:
                 raise RuntimeError(f"internal error: {kind} wrote {unclaimed[0]}, which it did not claim")
-            manifest = safety.seal({"manifest_version": MANIFEST_VERSION, "name": out_dir.name, "kind": kind,
-                                    "maskbench_version": __version__,
-                                    "files": {rel: sha256_file(stage / rel) for rel in written}})
-            atomic_write_text(stage / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-            remove_journal(stage)
-            _swap_checked(stage, out_dir, kind)
+            _publish(stage, {"manifest_version": MANIFEST_VERSION, "name": out_dir.name, "kind": kind,
+                             "maskbench_version": __version__,
+                             "files": {rel: sha256_file(stage / rel) for rel in written}}, out_dir, kind)
         except BaseException:
             if safety.ownership(stage).state != safety.FOREIGN:
                 safety.remove_owned(stage)
