@@ -16,7 +16,7 @@ MODELS ?= $(or $(MASKBENCH_MODELS),$(CURDIR)/../shared/models)
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[dev,cards]"
 	touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install maskbench with its test tools

@@ -56,7 +56,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -64,14 +64,18 @@ from typing import Any
 import cv2
 import numpy as np
 
-from maskbench.evaluation.outputs import model_output, to_matrices
+from maskbench import geometry
+from maskbench.evaluation.card_runtimes import RUNTIME_SUFFIXES, MediaPipeFaces, open_card_runner, require, runtime_of
+from maskbench.evaluation.outputs import FRAMES, camera_3x4_to_matrix, intel_zyx_to_matrix, model_output, to_frame, to_matrices
 from maskbench.evaluation.protocol import EvalItem
-from maskbench.evaluation.runners import open_runner
 
 BOX_SOURCES = ("aflw21", "landmarks68", "dataset")
 INTERPOLATION = {"bilinear": cv2.INTER_LINEAR, "area": cv2.INTER_AREA, "nearest": cv2.INTER_NEAREST,
                  "bicubic": cv2.INTER_CUBIC}
 ANGLES = ("yaw", "pitch", "roll")
+#: A whole-image card's face is the one whose landmark box overlaps the labelled box by at least this IoU
+#: (landmark boxes are tighter than dataset boxes, so lower than ``--protocol full``'s 0.4).
+WHOLE_IMAGE_MATCH_IOU = 0.3
 
 
 class CardError(ValueError):
@@ -83,6 +87,15 @@ def _field(d: dict[str, Any], key: str, default: Any, where: str, allowed: Seque
     if allowed is not None and value not in allowed:
         raise CardError(f"{where}.{key} is {value!r}; expected one of {', '.join(map(str, allowed))}")
     return value
+
+
+def _margins(value: Any, where: str) -> tuple[float, float, float, float]:
+    """A crop margin: one number, [x, y] or [left, top, right, bottom], as (left, top, right, bottom)."""
+    n = len(value) if isinstance(value, list | tuple) else 1
+    if n == 4:
+        return _floats(value, 4, where)  # type: ignore[return-value]
+    x, y = _floats(value, 2, where)
+    return x, y, x, y
 
 
 def _floats(value: Any, n: int, where: str) -> tuple[float, ...]:
@@ -109,7 +122,7 @@ class ModelCard:
     std: tuple[float, float, float]
     interpolation: str
     box: tuple[str, ...]
-    margin: tuple[float, float]
+    margin: tuple[float, float, float, float]
     square: bool
     clip: bool
     integer_pixels: bool
@@ -119,6 +132,22 @@ class ModelCard:
     signs: tuple[float, float, float]
     source: str
     folder: Path | None = None
+    runtime: str = "onnx"
+    #: output names to read, in order (OpenVINO models, whose compiled output order is not the README's)
+    outputs: tuple[str, ...] = ()
+    #: "euler" outputs: "maskbench" (signs and order as stated) or "intel-zyx" (:func:`outputs.intel_zyx_to_matrix`)
+    convention: str = "maskbench"
+    #: "matrix" and "camera-3x4" outputs: the head frame they are in (:data:`outputs.FRAMES`)
+    frame: str = "camera"
+    #: the published numbers, {suite: {"yaw_mae_deg", "pitch_mae_deg", "roll_mae_deg", "mae_deg", "protocol"}}
+    published: dict[str, Any] = field(default_factory=dict)
+    #: the folder name of the release under a models directory (``maskbench leaderboard --models-dir``)
+    models_folder: str = ""
+
+    @property
+    def whole_image(self) -> bool:
+        """The model finds faces itself in the whole image (MediaPipe); a face it does not find is a miss."""
+        return self.runtime == "mediapipe"
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], folder: Path | None = None) -> ModelCard:
@@ -129,9 +158,14 @@ class ModelCard:
             weights = [weights]
         if not weights or not all(isinstance(w, str) for w in weights):
             raise CardError(f"{where}: 'weights' must name one or more .onnx/.pt files")
-        bad = [w for w in weights if Path(w).suffix not in (".onnx", ".pt")]
-        if bad:
-            raise CardError(f"{where}: weights {', '.join(bad)} are neither .onnx (ONNX) nor .pt (TorchScript)")
+        runtime = d.get("runtime") or runtime_of(weights)
+        if runtime not in RUNTIME_SUFFIXES:
+            raise CardError(f"{where}.runtime is {runtime!r}; expected one of {', '.join(RUNTIME_SUFFIXES)}")
+        suffixes = RUNTIME_SUFFIXES[runtime]
+        expected = suffixes if len(suffixes) > 1 else suffixes * len(weights)
+        if tuple(Path(w).suffix for w in weights) != expected:
+            raise CardError(f"{where}: runtime {runtime} takes weights {' + '.join(suffixes)}"
+                            f"{' (one or more)' if len(suffixes) == 1 else ''}, got {', '.join(weights)}")
         inp, crop, out = d.get("input", {}), d.get("crop", {}), d.get("output", {})
         size = _floats(inp.get("size", [64, 64]), 2, f"{where}.input.size")
         box = crop.get("box", ["dataset"])
@@ -152,19 +186,28 @@ class ModelCard:
             scale=_floats(inp.get("scale", 1.0), 1, f"{where}.input.scale")[0],
             mean=_floats(inp.get("mean", 0.0), 3, f"{where}.input.mean"), std=std,  # type: ignore[arg-type]
             interpolation=_field(inp, "interpolation", "bilinear", f"{where}.input", tuple(INTERPOLATION)),
-            box=tuple(box), margin=_floats(crop.get("margin", 0.0), 2, f"{where}.crop.margin"),  # type: ignore[arg-type]
+            box=tuple(box), margin=_margins(crop.get("margin", 0.0), f"{where}.crop.margin"),
             square=bool(crop.get("square", False)), clip=bool(crop.get("clip", True)),
             integer_pixels=bool(crop.get("integer_pixels", False)),
-            output_kind=_field(out, "kind", "euler", f"{where}.output", ("euler", "matrix", "6d")),
+            output_kind=_field(out, "kind", "euler", f"{where}.output", ("euler", "matrix", "6d", "camera-3x4")),
             order=order,  # type: ignore[arg-type]
             units=_field(out, "units", "deg", f"{where}.output", ("deg", "rad")),
             signs=_floats(out.get("signs", 1.0), 3, f"{where}.output.signs"),  # type: ignore[arg-type]
-            source=str(d.get("source", "")), folder=folder,
+            source=str(d.get("source", "")), folder=folder, runtime=runtime,
+            outputs=tuple(str(o) for o in out.get("names", [])),
+            convention=_field(out, "convention", "maskbench", f"{where}.output", ("maskbench", "intel-zyx")),
+            frame=_field(out, "frame", "camera", f"{where}.output", tuple(FRAMES)),
+            published=dict(d.get("published", {})), models_folder=str(d.get("models_folder", "")),
         )
 
     def describe(self) -> str:
         """The protocol line of a report: what the model was given."""
-        margin = f"{self.margin[0]:g} x width, {self.margin[1]:g} x height per side"
+        if self.whole_image:
+            return (f"model card {self.name}: the whole image; the model finds the faces itself, the one whose landmark "
+                    f"box overlaps the labelled box best (IoU >= {WHOLE_IMAGE_MATCH_IOU:g}) is scored, else a miss")
+        left, top, right, bottom = self.margin
+        margin = (f"{left:g} x width, {top:g} x height per side" if (left, top) == (right, bottom) else
+                  f"{left:g} / {top:g} / {right:g} / {bottom:g} x width or height (left / top / right / bottom)")
         return (f"model card {self.name}: crop = box of {' / '.join(self.box)} (first available) + {margin}"
                 f"{' (integer pixels, as the release)' if self.integer_pixels else ''}"
                 f"{', squared' if self.square else ''}, {'clipped to' if self.clip else 'padded beyond'} the image, "
@@ -223,8 +266,9 @@ def card_crop(card: ModelCard, item: EvalItem) -> np.ndarray:
         side = max(w, h)
         cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
         x0, x1, y0, y1, w, h = cx - side / 2, cx + side / 2, cy - side / 2, cy + side / 2, side, side
-    x0, x1 = x0 - card.margin[0] * w, x1 + card.margin[0] * w
-    y0, y1 = y0 - card.margin[1] * h, y1 + card.margin[1] * h
+    left, top, right, bottom = card.margin
+    x0, x1 = x0 - left * w, x1 + right * w
+    y0, y1 = y0 - top * h, y1 + bottom * h
     img = item.image_bgr
     ih, iw = img.shape[:2]
     if card.clip:
@@ -241,8 +285,10 @@ def card_crop(card: ModelCard, item: EvalItem) -> np.ndarray:
 
 
 class CardModel:
-    """A model described by a :class:`ModelCard`: its crop and normalisation, its weight files (ONNX
-    via onnxruntime, TorchScript via torch), outputs averaged over the files."""
+    """A model described by a :class:`ModelCard`: its crop and normalisation, its weights run by the card's
+    runtime (:mod:`~maskbench.evaluation.card_runtimes`), outputs averaged over the files, read in the card's
+    convention. A whole-image card (MediaPipe) finds the faces itself: :meth:`predict` and
+    :meth:`predict_full` both score the face matching the labelled box, and a face it does not find is a miss."""
 
     def __init__(self, card: ModelCard, weights_dir: Path | None = None, device: str = "cpu") -> None:
         self.card = card
@@ -250,20 +296,28 @@ class CardModel:
         self.device = device
         self.protocol_text = card.describe()
         base = weights_dir or card.folder or Path.cwd()
-        paths = [Path(w) if Path(w).is_absolute() else base / w for w in card.weights]
-        missing = [str(p) for p in paths if not p.is_file()]
+        self.paths = [Path(w) if Path(w).is_absolute() else base / w for w in card.weights]
+        missing = [str(p) for p in self.paths if not p.is_file()]
         if missing:
             hint = "" if weights_dir else " (pass --weights DIR, the folder that holds the release's files)"
             raise CardError(f"card {card.name}: weight file(s) not found: {', '.join(missing)}{hint}")
-        self.runners = [self._runner(p) for p in paths]
-        self._mean = np.array(card.mean, np.float32)
-        self._inv_std = np.float32(1.0) / np.array(card.std, np.float32)
-
-    def _runner(self, path: Path) -> Any:
         try:
-            return open_runner(path, self.device)[0]  # a card states its own input
+            require(card.runtime, card.name)
+            if card.whole_image:
+                self.faces = MediaPipeFaces(self.paths[0])
+                self.runners = []
+            else:
+                self.runners = open_card_runner(card.runtime, self.paths, device, card.outputs)
         except ValueError as exc:
             raise CardError(str(exc)) from None
+        self._mean = np.array(card.mean, np.float32)
+        self._inv_std = np.float32(1.0) / np.array(card.std, np.float32)
+        if card.whole_image:
+            self.prepare = self._rgb
+            self.predict_full = self.predict
+
+    def _rgb(self, item: EvalItem) -> np.ndarray:
+        return cv2.cvtColor(item.image_bgr, cv2.COLOR_BGR2RGB)
 
     def prepare(self, item: EvalItem) -> np.ndarray:
         """The card's crop, resized (uint8); run in the evaluator's decode threads."""
@@ -276,16 +330,32 @@ class CardModel:
         return np.ascontiguousarray(x.transpose(0, 3, 1, 2) if self.card.layout == "NCHW" else x)
 
     def predict(self, items: Sequence[EvalItem]) -> list[np.ndarray | None]:
+        if self.card.whole_image:
+            return [self._whole_image(it) for it in items]
         x = self.batch(items)
-        y = np.mean([np.asarray(run(x), dtype=np.float64) for run in self.runners], axis=0)
-        card = self.card
+        return self.read(np.mean([np.asarray(run(x), dtype=np.float64) for run in self.runners], axis=0))
+
+    def read(self, y: np.ndarray) -> list[np.ndarray | None]:
+        """The network's (N, ...) output as poses, in the card's output convention."""
+        card, n = self.card, len(y)
         if card.output_kind == "euler":
-            y = y.reshape(len(items), 3)
+            y = y.reshape(n, 3)
             if card.units == "rad":
                 y = np.degrees(y)
             y = y * np.array(card.signs)
             ypr = y[:, [card.order.index(a) for a in ANGLES]]
+            if card.convention == "intel-zyx":
+                return [intel_zyx_to_matrix(*row) for row in ypr]
             return [model_output(row) for row in ypr]
         if card.output_kind == "6d":
-            return to_matrices(y.reshape(len(items), 6))
-        return [model_output(m) for m in y.reshape(len(items), 3, 3)]
+            return to_matrices(y.reshape(n, 6))
+        if card.output_kind == "camera-3x4":
+            return [to_frame(camera_3x4_to_matrix(row), card.frame) for row in y.reshape(n, -1)]
+        return [to_frame(m, card.frame) for m in y.reshape(n, 3, 3)]
+
+    def _whole_image(self, item: EvalItem) -> np.ndarray | None:
+        rgb = item.prepared if item.prepared is not None else self._rgb(item)
+        faces = self.faces.faces(rgb)
+        b = item.bbox
+        k = geometry.best_match((b.x_min, b.y_min, b.x_max, b.y_max), [box for box, _ in faces], WHOLE_IMAGE_MATCH_IOU)
+        return None if k is None else to_frame(faces[k][1], self.card.frame)

@@ -45,3 +45,37 @@ def to_matrices(outputs: np.ndarray) -> list[np.ndarray | None]:
     from maskbench.models.rotation6d import sixd_to_matrix
 
     return list(sixd_to_matrix(torch.from_numpy(arr)).numpy())
+
+
+#: Head frames a published model may report its rotation in, each as the matrix that maps it into
+#: maskbench's camera frame (x right, y down, z into the scene): ``R_maskbench = C @ R @ C.T``.
+#: "y-up": x right, y up, z towards the viewer (the 3DMM frame of 3DDFA and AFLW2000-3D's ``Pose_Para``,
+#: and OpenGL's, which MediaPipe's facial transformation matrix uses).
+FRAMES: dict[str, np.ndarray] = {"camera": np.eye(3), "y-up": geometry.FLIP_YZ}
+#: Intel Open Model Zoo head-pose-estimation-adas-0001: its README's frame has x along the optical axis, y to
+#: image right and z up, and R = Rz(yaw) Ry(pitch) Rx(roll). Labelled photos (tests/test_cards_published.py)
+#: show roll turning about the axis that points from the camera into the face (positive roll = clockwise on
+#: screen, as maskbench's), so x points into the scene: x_maskbench = y, y_maskbench = -z, z_maskbench = x
+#: with roll's sign reversed, which is what this matrix and :func:`intel_zyx_to_matrix` encode.
+INTEL_AXES = np.array([[0.0, 1.0, 0.0], [0.0, 0.0, -1.0], [-1.0, 0.0, 0.0]])
+
+
+def to_frame(matrix: np.ndarray, frame: str) -> np.ndarray:
+    """A rotation reported in one of :data:`FRAMES` as a maskbench rotation."""
+    c = FRAMES[frame]
+    return c @ geometry.orthonormalize(np.asarray(matrix, np.float64)) @ c.T  # type: ignore[no-any-return]
+
+
+def camera_3x4_to_matrix(params: np.ndarray) -> np.ndarray:
+    """The rotation of a 3x4 affine camera (12 numbers, row-major): its first two rows' 3-vectors
+    normalised and their cross product (the scaled-orthographic decomposition used by 3DDFA)."""
+    p = np.asarray(params, np.float64)[:12].reshape(3, 4)[:, :3]
+    r1, r2 = p[0] / np.linalg.norm(p[0]), p[1] / np.linalg.norm(p[1])
+    return np.stack([r1, r2, np.cross(r1, r2)])
+
+
+def intel_zyx_to_matrix(yaw_deg: float, pitch_deg: float, roll_deg: float) -> np.ndarray:
+    """A maskbench rotation from head-pose-estimation-adas-0001's (yaw, pitch, roll) (:data:`INTEL_AXES`)."""
+    r = (geometry.rot_z(np.radians(yaw_deg)) @ geometry.rot_y(np.radians(pitch_deg))
+         @ geometry.rot_x(np.radians(-roll_deg)))
+    return INTEL_AXES @ r @ INTEL_AXES.T  # type: ignore[no-any-return]
