@@ -46,12 +46,13 @@ def test_built_in_cards_parse() -> None:
     assert {"fsanet-fusion", "fsanet-1x1", "fsanet-var", "fsanet-nos"} <= names
     fusion = load_card("fsanet-fusion")
     assert len(fusion.weights) == 3 and fusion.layout == "NHWC" and fusion.color == "BGR"
-    assert fusion.margin == (0.6, 0.6) and fusion.box[0] == "aflw21" and fusion.integer_pixels
+    assert fusion.margin == (0.6, 0.6, 0.6, 0.6) and fusion.box[0] == "aflw21" and fusion.integer_pixels
 
 
 @pytest.mark.parametrize("field, value, message", [
     ("weights", [], "weights"),
-    ("weights", ["model.h5"], "neither .onnx"),
+    ("weights", ["model.h5"], "runtime torchscript takes weights .pt"),
+    ("runtime", "tensorflow", "runtime is"),
     ("input", {"layout": "CHWN"}, "input.layout"),
     ("crop", {"box": ["eyes"]}, "crop.box"),
     ("output", {"order": ["yaw", "yaw", "roll"]}, "output.order"),

@@ -134,29 +134,41 @@ def _openvino_run(xml: Path, outputs: Sequence[str]) -> Run:
     return run
 
 
+#: Open landmarkers, kept for the life of the process: mediapipe's ``FaceLandmarker.__del__`` closes its graph
+#: and, run by the garbage collector at an arbitrary point, was seen to deadlock waiting on its own dispatcher.
+_LANDMARKERS: dict[tuple[str, int], object] = {}
+
+
+def _open_landmarker(task: Path, max_faces: int) -> object:
+    from mediapipe.tasks.python import BaseOptions, vision
+
+    options = vision.FaceLandmarkerOptions(
+        base_options=BaseOptions(model_asset_path=str(task)), running_mode=vision.RunningMode.IMAGE,
+        num_faces=max_faces, output_facial_transformation_matrixes=True)
+    try:
+        return vision.FaceLandmarker.create_from_options(options)
+    except Exception as exc:  # mediapipe raises RuntimeError/ValueError for files that are not tasks
+        first = str(exc).strip().splitlines()
+        raise ValueError(f"{task}: not a MediaPipe face landmarker task "
+                         f"({first[0][:120] if first else type(exc).__name__})") from None
+
+
 class MediaPipeFaces:
     """MediaPipe Face Landmarker on whole images: per image, each face's landmark box (x0, y0, x1, y1
     pixels, from its 478 landmarks) and its 4x4 facial transformation matrix's rotation (OpenGL frame)."""
 
     def __init__(self, task: Path, max_faces: int = 4) -> None:
-        from mediapipe.tasks.python import BaseOptions, vision
-
-        options = vision.FaceLandmarkerOptions(
-            base_options=BaseOptions(model_asset_path=str(task)), running_mode=vision.RunningMode.IMAGE,
-            num_faces=max_faces, output_facial_transformation_matrixes=True)
-        try:
-            self.landmarker = vision.FaceLandmarker.create_from_options(options)
-        except Exception as exc:  # mediapipe raises RuntimeError/ValueError for files that are not tasks
-            first = str(exc).strip().splitlines()
-            raise ValueError(f"{task}: not a MediaPipe face landmarker task "
-                             f"({first[0][:120] if first else type(exc).__name__})") from None
+        key = (str(Path(task).resolve()), max_faces)
+        if key not in _LANDMARKERS:
+            _LANDMARKERS[key] = _open_landmarker(task, max_faces)
+        self.landmarker = _LANDMARKERS[key]
 
     def faces(self, image_rgb: np.ndarray) -> list[tuple[tuple[float, float, float, float], np.ndarray]]:
         import mediapipe
 
         h, w = image_rgb.shape[:2]
-        result = self.landmarker.detect(mediapipe.Image(image_format=mediapipe.ImageFormat.SRGB,
-                                                        data=np.ascontiguousarray(image_rgb)))
+        image = mediapipe.Image(image_format=mediapipe.ImageFormat.SRGB, data=np.ascontiguousarray(image_rgb))
+        result = self.landmarker.detect(image)  # type: ignore[attr-defined]
         out = []
         for points, transform in zip(result.face_landmarks, result.facial_transformation_matrixes):
             xs, ys = np.array([p.x for p in points]) * w, np.array([p.y for p in points]) * h
