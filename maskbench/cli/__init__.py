@@ -4,7 +4,7 @@
 :mod:`~maskbench.cli.scoring` (evaluate, judge, compare), :mod:`~maskbench.cli.models` (train, export,
 reproduce)."""
 
-from maskbench.cli import data, models, scoring  # noqa: F401 (importing a module registers its commands)
+from maskbench.cli import data, leaderboard, models, scoring  # noqa: F401 (importing a module registers its commands)
 from maskbench.cli.app import main
 
 __all__ = ["main"]
