@@ -58,7 +58,9 @@ def evaluate(model: str | None, suites: tuple[str, ...], predictions: Path | Non
       model.pt / model.onnx  TorchScript / ONNX: (N, 3, 224, 224) RGB in [0, 1] -> Euler, 6D or 3x3
                              (files from `maskbench export` get the crop letterboxed, as trained)
       card.json              a model card: the model's own crop, normalisation and outputs;
-                             built-in: fsanet-fusion, fsanet-1x1, fsanet-var, fsanet-nos (+ --weights DIR)
+                             built-in: fsanet-fusion, fsanet-1x1, fsanet-var, fsanet-nos, whenet,
+                             3ddfa-v2-mb05, mediapipe-face-landmarker, openvino-head-pose-adas-0001
+                             (+ --weights DIR; all but FSA-Net need pip install 'maskbench[cards]')
       package.module:fn      a callable on RGB uint8 crops (./module.py is found)
     or none with --predictions FILE.csv.
 

@@ -47,9 +47,16 @@ square false, clip true, integer_pixels false, output euler yaw/pitch/roll in de
       "source": "paper, release, licence"      free text, shown in reports
     }
 
+Fields beyond the FSA-Net example: ``"runtime"`` (onnx, torchscript, whenet-h5, 3ddfa-v2, openvino, mediapipe:
+:mod:`~maskbench.evaluation.card_runtimes`), ``"margin"`` as [left, top, right, bottom], ``output.kind``
+"camera-3x4" (a 3x4 affine camera's rotation), ``output.frame`` ("camera" or "y-up"), ``output.convention``
+("maskbench" or "intel-zyx"), ``output.names`` (outputs read by name), ``"published"`` (numbers with their
+protocol) and ``"models_folder"`` (the release's folder under ``leaderboard --models-dir``).
+
 Built-in cards (``maskbench evaluate fsanet-fusion --weights DIR``): ``fsanet-fusion``,
 ``fsanet-1x1``, ``fsanet-var``, ``fsanet-nos``: FSA-Net's three 300W_LP models (Yang et al., CVPR
-2019) as ONNX, with the crop of their published AFLW2000 numbers.
+2019) as ONNX, with the crop of their published AFLW2000 numbers; ``whenet``, ``3ddfa-v2-mb05``,
+``mediapipe-face-landmarker``, ``openvino-head-pose-adas-0001`` (``pip install 'maskbench[cards]'``).
 """
 
 from __future__ import annotations
