@@ -15,6 +15,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import bench_cards  # noqa: E402
 import bench_evaluate  # noqa: E402
 import bench_read  # noqa: E402
 import bench_rotate  # noqa: E402
@@ -57,7 +58,7 @@ def main() -> None:
         "each ratio divides by a floor measured in the same run.",
         "",
     ]
-    for module in (bench_read, bench_rotate, bench_synthesize, bench_transforms, bench_evaluate):
+    for module in (bench_read, bench_rotate, bench_synthesize, bench_transforms, bench_evaluate, bench_cards):
         lines += module.main()
     (HERE / "RESULTS.md").write_text("\n".join(lines))
     print("\n".join(lines))
