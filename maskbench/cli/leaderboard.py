@@ -12,8 +12,7 @@ import click
 
 from maskbench.cli import options as opt
 from maskbench.cli.app import main
-
-MODELS_ENV = "MASKBENCH_MODELS"
+from maskbench.devdata import MODELS_ENV
 
 
 def _loader(models_dir: Path, device: str) -> Any:
