@@ -58,7 +58,8 @@ from maskbench.augment import functional as F
 from maskbench.augment.rotation import RotationParams, rotate_labels
 from maskbench.datasets.base import DatasetError, DatasetFormat
 from maskbench.seeding import sample_rng
-from maskbench.synthesis.mask import SynthesisParams, mask_sample
+from maskbench.synthesis.landmarks import DEFAULT_SOURCE
+from maskbench.synthesis.mask import MISSED, SynthesisParams, mask_sample
 from maskbench.types import BBox, HeadPose, Sample
 
 __all__ = ["Compose", "RandomInPlaneRotation", "RandomMask", "Record", "check_record"]
@@ -220,8 +221,10 @@ class RandomMask:
             empty = all.
         colors: colour names to draw from; empty = each template's colours.
         p: probability of masking a record (1.0: always; the coin is drawn before anything else).
-        landmarks: ``"auto"`` (the record's landmarks, else dlib's predictor on the face box, else
-            the posed generic face), ``"gt"``, ``"dlib"`` or ``"pose"``.
+        landmarks: ``"detected"`` (RetinaFace finds the face, 3DDFA_V2 places 68 landmarks: nothing of
+            the annotation in the mask; a face it misses is left unmasked), ``"gt"`` (the record's
+            landmarks), ``"dlib"`` (dlib's predictor on the face box) or ``"pose"`` (the generic face
+            posed with the label); see :mod:`maskbench.synthesis.landmarks`.
         seed: seeds records that come without ``rng`` (from their ``id``).
         on_failure: ``"skip"`` (the record is returned unmasked, the reason in its params) or
             ``"raise"`` (ValueError), when a face cannot be masked (no landmarks, facing away).
@@ -236,7 +239,7 @@ class RandomMask:
     mask_types: tuple[str, ...] = ()
     colors: tuple[str, ...] = ()
     p: float = 1.0
-    landmarks: str = "auto"
+    landmarks: str = DEFAULT_SOURCE
     seed: int = 0
     on_failure: str = "skip"
     occluders: bool = True
@@ -261,6 +264,10 @@ class RandomMask:
             if self.on_failure == "raise":
                 raise ValueError(f"record {rec.get('id', '')!r} cannot be masked: {exc.problem}") from None
             return _skipped(rec, "RandomMask", reason=exc.problem)
+        if masked.extra["landmark_source"] == MISSED:
+            if self.on_failure == "raise":
+                raise ValueError(f"record {rec.get('id', '')!r} cannot be masked: the face detector missed it")
+            return _skipped(rec, "RandomMask", reason="the face detector missed it")
         params = {"name": "RandomMask", "applied": True,
                   **{k: masked.extra[k] for k in ("mask_type", "mask_color", "landmark_source", "occluder_px")}}
         if rec["color"] == "RGB":

@@ -151,9 +151,12 @@ def rotate(src: str, out: str | None, range_deg: tuple[float, float] | None, ang
 @click.option("--colors", default="all", show_default=True, metavar="A,B|all",
               help="Restrict colours by name (e.g. white,black), drawn by each type's colour frequencies; with all, "
               "30 % of cloth masks get a pattern (stripes, gingham, dots) in a two-colour palette.")
-@click.option("--landmarks", type=click.Choice(["auto", "gt", "dlib", "pose"]), default="auto", show_default=True,
-              help="Landmark source: dataset ground truth; dlib's 68-point model run on the face box (no detector, "
-              "so no face is missed); the generic 3D face posed with the label. auto = gt, else dlib, else pose.")
+@click.option("--landmarks", type=click.Choice(["detected", "gt", "dlib", "pose"]), default="detected", show_default=True,
+              help="Where the 68 landmarks a mask is fitted to come from. detected: a face detector (RetinaFace) and "
+              "a landmark model (3DDFA_V2) run on the pixels, so the mask carries nothing of the annotation; a face "
+              "they miss is written unmasked and listed. gt (the dataset's landmarks), dlib (dlib's model on a box "
+              "made from them) and pose (a generic face posed with the label) read the annotation: for training "
+              "variants only (a model trained on such masks can read the label off the mask).")
 @click.option("--no-occluders", is_flag=True,
               help="Paint the mask over everything in its place. By default what is in front of the lower face and "
               "is not its skin (a hand of another colour, hair, an object) stays on top, and the occlusion map "

@@ -7,8 +7,9 @@
   layers, which is the order Keras created them in).
 * :class:`MobileNetV1TDDFA`: 3DDFA_V2's MobileNet V1 (widen factor 0.5, 120 px input, 62 outputs = 12 camera
   + 40 shape + 10 expression parameters, batch norm eps 1e-5, ReLU). :func:`load_3ddfa_v2` reads the authors'
-  ``torch.save`` checkpoint (``module.`` prefix stripped, ``fc_param`` is the head; the unused ``fc_lm``
-  landmark head is dropped) and the parameter mean/std pickle.
+  ``torch.save`` checkpoint (``module.`` prefix stripped, ``fc_param`` is the head; the ``fc_lm``
+  landmark head is kept only when asked: the ``detected`` mask placement reads it) and the parameter
+  mean/std pickle.
 
 timm's TF-padded EfficientNet would serve WHENet, but ``pip install timm`` pulls a torchvision whose CUDA torch
 does not load beside the CPU torch maskbench pins; the network is 60 lines.
@@ -168,7 +169,7 @@ class MobileNetV1TDDFA(nn.Module):
     """3DDFA_V2's MobileNet V1 at a widen factor; ``forward`` returns the 62 parameters, de-normalised
     (output x std + mean) when :func:`load_3ddfa_v2` gave it the release's mean and std."""
 
-    def __init__(self, widen: float = 0.5, outputs: int = 62) -> None:
+    def __init__(self, widen: float = 0.5, outputs: int = 62, landmark_head: bool = False) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(3, int(32 * widen), 3, 2, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(int(32 * widen))
@@ -176,20 +177,33 @@ class MobileNetV1TDDFA(nn.Module):
         for name, cin, cout, stride in TDDFA_BLOCKS:
             setattr(self, name, _dw_sep(int(cin * widen), int(cout * widen), stride))
         self.fc = nn.Linear(int(1024 * widen), outputs)
+        #: the release's second head (``fc_lm``): 68 landmarks of the crop, all x then all y, in [-1, 1]
+        #: across the crop (pixel = (value + 1) x side / 2; measured on dev photos, 0.997 correlation)
+        self.fc_lm = nn.Linear(int(1024 * widen), 136) if landmark_head else None
         self.register_buffer("param_mean", torch.zeros(outputs))
         self.register_buffer("param_std", torch.ones(outputs))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def features(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.bn1(self.conv1(x)))
         for name in self.names:
             b = getattr(self, name)
             x = F.relu(b.bn_sep(b.conv_sep(F.relu(b.bn_dw(b.conv_dw(x))))))
-        return self.fc(x.mean((2, 3))) * self.param_std + self.param_mean
+        return x.mean((2, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.features(x)) * self.param_std + self.param_mean
+
+    def landmarks(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 68, 2) landmarks in [-1, 1] crop units (x right, y down) from the landmark head."""
+        if self.fc_lm is None:
+            raise ValueError("this network was loaded without the landmark head (landmark_head=True)")
+        return self.fc_lm(self.features(x)).reshape(-1, 2, 68).transpose(1, 2)
 
 
-def load_3ddfa_v2(checkpoint: Path, mean_std: Path) -> MobileNetV1TDDFA:
+def load_3ddfa_v2(checkpoint: Path, mean_std: Path, landmark_head: bool = False) -> MobileNetV1TDDFA:
     """3DDFA_V2 MobileNet x0.5 from the authors' ``mb05_120x120.pth`` and ``param_mean_std_62d_120x120.pkl``
-    (a pickle of two numpy arrays, the authors' own file); one-line ValueError for anything else."""
+    (a pickle of two numpy arrays, the authors' own file); one-line ValueError for anything else.
+    ``landmark_head``: keep the release's 68-landmark head (``fc_lm``) too."""
     try:
         ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for files that are not checkpoints
@@ -198,8 +212,8 @@ def load_3ddfa_v2(checkpoint: Path, mean_std: Path) -> MobileNetV1TDDFA:
     if not isinstance(state, dict):
         raise ValueError(f"{checkpoint}: not a 3DDFA_V2 checkpoint (no state_dict)")
     state = {k.removeprefix("module.").replace("fc_param.", "fc."): v for k, v in state.items()
-             if not k.removeprefix("module.").startswith("fc_lm.")}
-    net = MobileNetV1TDDFA()
+             if landmark_head or not k.removeprefix("module.").startswith("fc_lm.")}
+    net = MobileNetV1TDDFA(landmark_head=landmark_head)
     try:
         with open(mean_std, "rb") as f:
             stats = _NumpyOnlyUnpickler(f).load()

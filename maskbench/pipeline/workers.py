@@ -5,6 +5,7 @@ worker processes (the job is inherited by the fork, set once per run, never chan
 from __future__ import annotations
 
 import multiprocessing
+import sys
 from typing import Any
 
 from maskbench.pipeline.job import VariantJob
@@ -14,6 +15,14 @@ _JOB: VariantJob | None = None  # set once per run before forking workers; never
 
 #: Source samples per unit of work (see :meth:`VariantJob.process_chunk`).
 CHUNK_SIZE = 8
+
+
+def _one_thread_each() -> None:
+    """Each worker runs torch (the ``detected`` landmark source) on one thread: the pool is the parallelism,
+    and a forked child never enters an OpenMP pool its parent may have started."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
 
 
 def _process_in_worker(keys: list[str]) -> list[dict[str, Any]]:
@@ -35,7 +44,7 @@ def run_job(job: VariantJob, todo: list[str], workers: int, bar: Any) -> list[di
         _JOB = job
         try:
             ctx = multiprocessing.get_context("fork")
-            with ctx.Pool(workers) as pool:
+            with ctx.Pool(workers, initializer=_one_thread_each) as pool:
                 for chunk_records in pool.imap_unordered(_process_in_worker, _chunks(todo, workers)):
                     records.extend(chunk_records)
                     bar.update(len(chunk_records))

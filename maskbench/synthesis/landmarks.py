@@ -1,5 +1,10 @@
-"""Where a sample's 68 landmarks come from: ``gt``, ``dlib``, ``pose``, or ``auto``.
+"""Where a sample's 68 landmarks come from: ``detected`` (the default), ``gt``, ``dlib`` or ``pose``.
 
+* ``detected``: what two published networks see in the pixels (:mod:`maskbench.synthesis.detected`:
+  RetinaFace finds the face, 3DDFA_V2's landmark head places 68 points). The annotation only picks which
+  detection is the labelled face; a face the detector misses raises :class:`NoLandmarks` (the
+  ``synthesize`` transform writes it unmasked and lists it). The default for every split maskbench
+  writes: test masks that carry nothing of the annotation.
 * ``gt``: the dataset's own landmarks (AFLW2000 ``pt3d_68``, 300W_LP ``pt2d``).
 * ``dlib``: dlib's 68-point shape predictor run on the sample's own face box (every dataset has
   one; mapped to the framing dlib's detector would give, :func:`dlib_box`), so no face is missed
@@ -10,11 +15,13 @@
   ground-truth pose and projected: with the BIWI camera and head centre when known (the head
   centre taken as BIWI defines it, :data:`~maskbench.render.head.BIWI_HEAD_CENTER_MM`), else scaled
   and centred to the face box.
-* ``auto``: gt, else dlib (BIWI: on its head box), else pose (dlib not installed).
 
-Only ``pose`` reads the pose label; with the others the mask is also oriented by the landmarks
-(:func:`maskbench.synthesis.landmark_pose.landmark_rotation`), so a masked image carries nothing of the
-label (changing a label leaves the masked image and its occlusion map byte-identical; tested).
+``gt`` and ``pose`` read the annotation (``pose`` the pose label itself; ``gt`` landmarks that come from
+the same 3DMM fit as the pose label in AFLW2000 and 300W_LP), and so does ``dlib``, which is run on a box
+made from the annotated landmarks: choices for training variants (:data:`READS_ANNOTATION`). With all
+but ``pose`` the mask is oriented by the landmarks
+(:func:`maskbench.synthesis.landmark_pose.landmark_rotation`). With ``detected``, changing the labels
+(pose, landmarks, box) leaves the masked image and its occlusion map byte-identical (tested).
 """
 
 from __future__ import annotations
@@ -29,7 +36,10 @@ from maskbench import geometry
 from maskbench.render.head import BIWI_HEAD_CENTER_MM, Head, Identity
 from maskbench.types import BBox, Sample
 
-SOURCES = ("auto", "gt", "dlib", "pose")
+SOURCES = ("detected", "gt", "dlib", "pose")
+DEFAULT_SOURCE = "detected"
+#: Sources whose masks carry the annotation (a model trained on such masks can read the label off them).
+READS_ANNOTATION = ("gt", "dlib", "pose")
 
 
 #: dlib's HOG face box relative to the box of landmarks 17-67 and the chin (brows to chin), as
@@ -160,16 +170,18 @@ def landmarks_for(sample: Sample, image_bgr: np.ndarray, source: str) -> tuple[n
     """(68, 2) landmarks and the source actually used; NoLandmarks when ``source`` has none."""
     if source not in SOURCES:
         raise ValueError(f"landmark source must be one of {', '.join(SOURCES)}, got {source!r}")
-    if source in ("gt", "auto"):
+    if source == "detected":
+        from maskbench.synthesis.detected import NotDetected, find_face
+
+        try:
+            return find_face(image_bgr, sample.bbox).landmarks_px, "detected"
+        except NotDetected as exc:
+            raise NoLandmarks(str(exc)) from None
+    if source == "gt":
         lm = sample.landmarks_px
         if lm is not None and np.all(np.isfinite(lm)):
             return lm, "gt"
-        if source == "gt":
-            raise NoLandmarks("no ground-truth landmarks in this dataset")
-    if source in ("dlib", "auto"):
-        try:
-            return dlib_landmarks(image_bgr, sample), "dlib"
-        except (NoLandmarks, ImportError):
-            if source == "dlib":
-                raise
+        raise NoLandmarks("no ground-truth landmarks in this dataset")
+    if source == "dlib":
+        return dlib_landmarks(image_bgr, sample), "dlib"
     return pose_landmarks(sample), "pose"

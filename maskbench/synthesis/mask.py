@@ -16,7 +16,7 @@ from maskbench.synthesis.blending import blend
 from maskbench.synthesis.fitting import fit_mask
 from maskbench.synthesis.jpeg import jpeg_quality_of
 from maskbench.synthesis.landmark_pose import landmark_rotation
-from maskbench.synthesis.landmarks import SOURCES, NoLandmarks, landmarks_for
+from maskbench.synthesis.landmarks import DEFAULT_SOURCE, SOURCES, NoLandmarks, landmarks_for
 from maskbench.synthesis.occluders import Chroma, skin_chroma
 from maskbench.types import Sample
 
@@ -30,6 +30,10 @@ NOT_SKIN_GROW_MM = 4.0
 #: This face's skin outside the mask: the nose above the nostrils (its landmarks' hull).
 NOSE = list(range(27, 36))
 
+#: ``landmark_source`` (and ``mask_type`` ``none``) of a face the detector missed: written unmasked,
+#: listed in the manifest and the summary, never masked from the annotation instead.
+MISSED = "missed"
+
 
 @dataclass(frozen=True)
 class SynthesisParams:
@@ -37,7 +41,7 @@ class SynthesisParams:
 
     mask_types: tuple[str, ...] = ()
     colors: tuple[str, ...] = ()
-    landmarks: str = "auto"
+    landmarks: str = DEFAULT_SOURCE
     pattern_probability: float = 0.3
     occluders: bool = True
 
@@ -81,6 +85,8 @@ def mask_sample(sample: Sample, image: np.ndarray, rng: np.random.Generator,
     try:
         landmarks, source = landmarks_for(sample, image, params.landmarks)
     except NoLandmarks as exc:
+        if params.landmarks == "detected":
+            return unmasked(sample, image.shape, str(exc)), image
         raise DatasetError(sample.image_path, f"no landmarks from source {params.landmarks!r}: {exc}") from None
     h, w = image.shape[:2]
     inside = (landmarks[:, 0] >= 0) & (landmarks[:, 0] < w) & (landmarks[:, 1] >= 0) & (landmarks[:, 1] < h)
@@ -106,6 +112,15 @@ def mask_sample(sample: Sample, image: np.ndarray, rng: np.random.Generator,
     aux = dict(sample.aux_images)
     aux["occlusion"] = occlusion
     return sample.replace(extra=extra, aux_images=aux), out
+
+
+def unmasked(sample: Sample, shape: tuple[int, ...], why: str) -> Sample:
+    """A face the detector missed, as written: unmasked, an empty occlusion map, the reason kept."""
+    extra = dict(sample.extra)
+    extra.update({"mask_type": "none", "mask_color": "", "landmark_source": MISSED, "occluder_px": 0, "missed": why})
+    aux = dict(sample.aux_images)
+    aux["occlusion"] = np.zeros(shape[:2], np.uint8)
+    return sample.replace(extra=extra, aux_images=aux)
 
 
 def _source_quality(sample: Sample) -> int | None:
