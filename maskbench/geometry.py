@@ -392,3 +392,11 @@ def distance_outside(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
     cross = abx * apy - aby * apx
     inside = (cross >= 0).all(axis=1) | (cross <= 0).all(axis=1)
     return np.where(inside, 0.0, d)
+
+
+def camera_3x4_to_matrix(params: np.ndarray) -> np.ndarray:
+    """The rotation of a 3x4 affine camera (12 numbers, row-major): its first two rows' 3-vectors
+    normalised and their cross product (the scaled-orthographic decomposition used by 3DDFA)."""
+    p = np.asarray(params, np.float64)[:12].reshape(3, 4)[:, :3]
+    r1, r2 = p[0] / np.linalg.norm(p[0]), p[1] / np.linalg.norm(p[1])
+    return np.stack([r1, r2, np.cross(r1, r2)])

@@ -221,6 +221,11 @@ def synthesize(src: str, out: str | None, mask_types: str, colors: str, landmark
             finalize_files=judge_rules.REPORT_FILES,
         )
     opt.report(summary, out_dir)
+    tests = summary.manifest.get("counts", {}).get("per_split", {}).get("test", 0)
+    if params.masks_carry_annotation and tests:
+        click.echo(f"note: --landmarks {landmarks} fits the masks to the annotation; {tests} test faces here carry it "
+                   "(a model trained on such masks can read the label off them); the manifest and every evaluate "
+                   "report on this folder say so. The default, --landmarks detected, does not.", err=True)
     if realism:
         from maskbench.judge import summary_line
 

@@ -73,8 +73,9 @@ import numpy as np
 
 from maskbench import geometry
 from maskbench.evaluation.card_runtimes import RUNTIME_SUFFIXES, MediaPipeFaces, open_card_runner, require, runtime_of
-from maskbench.evaluation.outputs import FRAMES, camera_3x4_to_matrix, intel_zyx_to_matrix, model_output, to_frame, to_matrices
+from maskbench.evaluation.outputs import FRAMES, intel_zyx_to_matrix, model_output, to_frame, to_matrices
 from maskbench.evaluation.protocol import EvalItem
+from maskbench.geometry import camera_3x4_to_matrix
 
 BOX_SOURCES = ("aflw21", "landmarks68", "dataset")
 INTERPOLATION = {"bilinear": cv2.INTER_LINEAR, "area": cv2.INTER_AREA, "nearest": cv2.INTER_NEAREST,

@@ -66,14 +66,6 @@ def to_frame(matrix: np.ndarray, frame: str) -> np.ndarray:
     return c @ geometry.orthonormalize(np.asarray(matrix, np.float64)) @ c.T  # type: ignore[no-any-return]
 
 
-def camera_3x4_to_matrix(params: np.ndarray) -> np.ndarray:
-    """The rotation of a 3x4 affine camera (12 numbers, row-major): its first two rows' 3-vectors
-    normalised and their cross product (the scaled-orthographic decomposition used by 3DDFA)."""
-    p = np.asarray(params, np.float64)[:12].reshape(3, 4)[:, :3]
-    r1, r2 = p[0] / np.linalg.norm(p[0]), p[1] / np.linalg.norm(p[1])
-    return np.stack([r1, r2, np.cross(r1, r2)])
-
-
 def intel_zyx_to_matrix(yaw_deg: float, pitch_deg: float, roll_deg: float) -> np.ndarray:
     """A maskbench rotation from head-pose-estimation-adas-0001's (yaw, pitch, roll) (:data:`INTEL_AXES`)."""
     r = (geometry.rot_z(np.radians(yaw_deg)) @ geometry.rot_y(np.radians(pitch_deg))

@@ -13,8 +13,10 @@ from maskbench.datasets import detect_format
 from maskbench.datasets.biwi import BIWI_LABELS, DEFAULT_BIWI_LABELS
 from maskbench.evaluation.protocol import SUITES
 from maskbench.folder import VariantFolder
+from maskbench.io.labels import labels_by_id
 from maskbench.io.safety import JOURNAL
 from maskbench.splits import FRAME_SPLIT_WARNING, SplitRule, rule_of
+from maskbench.synthesis.landmarks import READS_ANNOTATION
 from maskbench.types import Sample
 
 
@@ -64,16 +66,18 @@ def _scored(folder: VariantFolder) -> tuple[list[Sample], int]:
 
 
 def protocol_notes(model: Any, suite: Path | VariantFolder, biwi_labels: str = DEFAULT_BIWI_LABELS) -> list[str]:
-    """Notes a report must carry for a BIWI suite: its label convention; a suite split by frame, or
+    """Notes a report must carry: masks fitted from the annotation (:func:`annotation_notes`); for a BIWI
+    suite, its label convention; a suite split by frame, or
     scored for a model trained on a BIWI folder split by frame, is not the published protocol; a
     model trained on the other label convention is scored against labels it did not learn."""
     if isinstance(suite, VariantFolder):
-        fmt, rule = suite.format.name, suite.rule
-    else:  # a path: its manifest is enough, the rows are not read
-        fmt, rule = detect_format(suite).name, rule_of(suite)
+        fmt, rule, rows = suite.format.name, suite.rule, suite.rows
+    else:  # a path: its manifest and labels.csv are enough, the samples are not read
+        fmt, rule, rows = detect_format(suite).name, rule_of(suite), labels_by_id(suite)
+    notes = annotation_notes(rows)
     if fmt != "BIWI":
-        return []
-    notes = [f"BIWI labels: {BIWI_LABELS[biwi_labels]}"]
+        return notes
+    notes.append(f"BIWI labels: {BIWI_LABELS[biwi_labels]}")
     biwi_runs = [t for t in getattr(model, "training_data", None) or []
                  if t.get("format") == "BIWI" and isinstance(t.get("split"), dict)]
     rules = [rule] + [SplitRule.from_dict(t["split"]) for t in biwi_runs]
@@ -84,6 +88,17 @@ def protocol_notes(model: Any, suite: Path | VariantFolder, biwi_labels: str = D
         notes.append(f"the model was trained on BIWI labels '{trained}' and is scored against '{biwi_labels}' "
                      "(a constant offset of each sequence's RGB calibration)")
     return notes
+
+
+def annotation_notes(rows: dict[str, dict[str, str]]) -> list[str]:
+    """A note when a suite's masks were fitted from the annotation (``landmark_source`` gt, dlib or pose):
+    a model trained on such masks can read part of the label off the mask, so its masked score flatters it."""
+    used = sorted({r.get("landmark_source", "") for r in rows.values()} & set(READS_ANNOTATION))
+    if not used:
+        return []
+    return [f"masks fitted with --landmarks {'/'.join(used)}: they carry the annotation (placed from the labelled "
+            "landmarks or pose), so a model trained on such masks can read part of the label off them; "
+            "re-mask with the default --landmarks detected for a clean score"]
 
 
 def training_matrices(data_root: Path) -> list[np.ndarray]:

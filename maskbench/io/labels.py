@@ -110,3 +110,32 @@ def labels_by_id(split_dir: Path) -> dict[str, dict[str, str]]:
             raise DatasetError(split_dir / LABELS, f"duplicate id {row['id']!r}")
         out[row["id"]] = row
     return out
+
+
+#: |yaw| bins (degrees, lower edges inclusive) that coverage and realism are counted in.
+YAW_BINS_DEG = (0.0, 30.0, 60.0, 181.0)
+#: ``landmark_source`` of a face the mask placement's detector missed (written unmasked).
+MISSED_SOURCE = "missed"
+
+
+def yaw_bin(abs_yaw: float) -> str:
+    """The :data:`YAW_BINS_DEG` bin of an |yaw|, as ``"0-30"``, ``"30-60"``, ``"60-180"`` (else ``"other"``)."""
+    for lo, hi in zip(YAW_BINS_DEG[:-1], YAW_BINS_DEG[1:]):
+        if lo <= abs_yaw < hi:
+            return f"{lo:g}-{min(hi, 180):g}"
+    return "other"
+
+
+def missed_faces(rows: Iterable[Mapping[str, str]]) -> dict[str, Any] | None:
+    """The faces a masked variant's detector missed (written unmasked): count, ids, and faces / missed per
+    |yaw| bin (the label's yaw: for counting only). None for rows without a ``landmark_source`` column."""
+    rows = [r for r in rows if "landmark_source" in r]
+    if not rows:
+        return None
+    per_bin: dict[str, dict[str, int]] = {}
+    for r in rows:
+        b = per_bin.setdefault(yaw_bin(abs(float(r["yaw_deg"]))), {"faces": 0, "missed": 0})
+        b["faces"] += 1
+        b["missed"] += r["landmark_source"] == MISSED_SOURCE
+    ids = sorted(r["id"] for r in rows if r["landmark_source"] == MISSED_SOURCE)
+    return {"count": len(ids), "by_abs_yaw_deg": dict(sorted(per_bin.items())), "ids": ids}

@@ -17,7 +17,7 @@ from typing import Any
 from maskbench.errors import UnsafeOutputError
 from maskbench.io import safety
 from maskbench.io.atomic import TMP_PREFIX, atomic_write_text
-from maskbench.io.labels import LABELS, label_row, labels_csv_text
+from maskbench.io.labels import LABELS, label_row, labels_csv_text, missed_faces
 from maskbench.io.lock import OutputLock
 from maskbench.io.manifest import MANIFEST_VERSION, listed_files, sha256_file
 from maskbench.io.safety import JOURNAL, MANIFEST
@@ -176,6 +176,9 @@ class VariantWriter:
             "source": dict(source or {}),
             "files": {rel: sha256_file(folder / rel) for rel in listed_files(folder)},
         }
+        missed = missed_faces(self.rows)
+        if missed is not None:  # a masked variant: the faces its detector missed, written unmasked
+            manifest["missed_faces"] = missed
         if split is not None:
             manifest["split"] = dict(split)
         if biwi_labels is not None:  # the convention of labels.csv's angles (BIWI; see datasets.biwi)

@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from maskbench.io.labels import MISSED_SOURCE, YAW_BINS_DEG, yaw_bin  # noqa: F401 (bins re-exported)
 from maskbench.judge.detector import Face, detect, judged_face
-from maskbench.types import Sample
-
-YAW_BINS_DEG = (0.0, 30.0, 60.0, 181.0)
-
+from maskbench.types import HeadPose, Sample
 
 #: Faces judged by default (``sample="auto"``): a seeded sample of :data:`SAMPLE_FRACTION` of the
 #: faces, at least :data:`SAMPLE_MIN` and at most :data:`SAMPLE_MAX`. The detector runs at about 45
@@ -62,6 +60,8 @@ class Item:
     abs_yaw_deg: float | None = None
     mask_color: str = ""
     source_id: str = ""
+    #: |yaw| read from the image (3DDFA_V2 on the judged face's box): set by :func:`grade`
+    estimated_abs_yaw_deg: float | None = None
 
 
 @dataclass(frozen=True)
@@ -79,8 +79,10 @@ class Source:
 
 
 def items_of(folder: Path, rows: Sequence[dict[str, str]] | None) -> list[Item]:
-    """What is graded in a folder: its labels.csv ``rows`` (box, mask type, |yaw|), or every image."""
+    """What is graded in a folder: its labels.csv ``rows`` (box, mask type, |yaw|; a face the mask placement's
+    detector missed is unmasked and not graded: the manifest lists it), or every image."""
     if rows:
+        rows = [r for r in rows if r.get("landmark_source") != MISSED_SOURCE]
         return [Item(r["id"], str(folder / r["image"]),
                      tuple(float(r[k]) for k in ("x_min", "y_min", "x_max", "y_max")),  # type: ignore[arg-type]
                      r.get("mask_type", ""), abs(float(r["yaw_deg"])), r.get("mask_color", ""), r.get("source_id", ""))
@@ -88,13 +90,6 @@ def items_of(folder: Path, rows: Sequence[dict[str, str]] | None) -> list[Item]:
     paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png")
                    and "occlusion" not in p.parts and not p.name.startswith("."))
     return [Item(p.relative_to(folder).as_posix(), str(p)) for p in paths]
-
-
-def yaw_bin(abs_yaw: float) -> str:
-    for lo, hi in zip(YAW_BINS_DEG[:-1], YAW_BINS_DEG[1:]):
-        if lo <= abs_yaw < hi:
-            return f"{lo:g}-{min(hi, 180):g}"
-    return "other"
 
 
 def read_as_masked(face: Face | None) -> bool:
@@ -115,6 +110,8 @@ def _breakdowns(judged: Sequence[tuple[Item, Face | None]]) -> dict[str, dict]:
     out: dict[str, dict] = {}
     for key, group_of in (("by_mask_type", lambda it: it.mask_type or None),
                           ("by_abs_yaw_deg", lambda it: None if it.abs_yaw_deg is None else yaw_bin(it.abs_yaw_deg)),
+                          ("by_estimated_abs_yaw_deg", lambda it: None if it.estimated_abs_yaw_deg is None
+                           else yaw_bin(it.estimated_abs_yaw_deg)),
                           ("by_mask_type_and_abs_yaw_deg", lambda it: None if not it.mask_type or it.abs_yaw_deg is None
                            else f"{it.mask_type} {yaw_bin(it.abs_yaw_deg)}"),
                           ("by_mask_type_and_color", lambda it: None if not it.mask_type or not it.mask_color
@@ -177,8 +174,9 @@ def grade(items: Sequence[Item], sample: int | str | None = AUTO, seed: int = 0,
                 first.setdefault(item.source_id, item)
         with_source, source_images = readable([(item, sources[sid].path) for sid, item in first.items()])  # type: ignore[index]
         found = detect(images + source_images)
-        for item, faces in zip(batch, found):
-            judged.append((item, judged_face(faces, item.box_px)))
+        for item, image, faces in zip(batch, images, found):
+            face = judged_face(faces, item.box_px)
+            judged.append((estimated_yaw(item, image, face), face))
         for item, faces in zip(with_source, found[len(batch) :]):
             source_faces[item.source_id] = judged_face(faces, sources[item.source_id].box_px)  # type: ignore[index]
         originals.update((item.id, source_faces[item.source_id]) for item in batch if item.source_id in source_faces)
@@ -200,6 +198,18 @@ def grade(items: Sequence[Item], sample: int | str | None = AUTO, seed: int = 0,
             "where_source_found": {"overall": _stats(where_found), **_breakdowns(where_found)},
         }
     return summary, judged
+
+
+def estimated_yaw(item: Item, image: np.ndarray, face: Face | None) -> Item:
+    """``item`` with its |yaw| as the image shows it: 3DDFA_V2 (:func:`maskbench.synthesis.detected.box_rotation`)
+    on the judged face's box, else on the item's box; unchanged when it has neither. The same estimate bins
+    real masked photos (:data:`REAL_MASKS`), so synthetic and real masks are compared on one yaw scale."""
+    from maskbench.synthesis.detected import box_rotation  # torch: loaded when a face is judged
+
+    box = face.box_px if face is not None else item.box_px
+    if box is None or not (box[2] - box[0] > 4 and box[3] - box[1] > 4):
+        return item
+    return replace(item, estimated_abs_yaw_deg=round(abs(HeadPose(box_rotation(image, tuple(box))).yaw_deg), 2))
 
 
 #: ``maskbench judge`` names the three mask colours that read least as masks among those worn by at

@@ -26,6 +26,25 @@ REPORT_KIND = "realism report"
 
 REPORT_FILES = (REALISM_JSON, CONTACT_SHEET)
 
+#: The yardstick: how often the judge reads REAL masks as masked per |yaw| bin (estimated from the image),
+#: measured once on the CC0 masked photos by ``docs/make_real_mask_rates.py`` and shipped as data.
+REAL_MASKS = Path(__file__).resolve().parent / "real_masks.json"
+
+
+def versus_real_masks(summary: Mapping) -> dict | None:
+    """Per |yaw| bin (estimated from the image on both sides): the synthetic pass rate beside the real masks'
+    (:data:`REAL_MASKS`) and whether it is at or above their 95 % lower bound. None without the data file."""
+    import json
+
+    if not REAL_MASKS.is_file():
+        return None
+    real = json.loads(REAL_MASKS.read_text())["masked"]["by_estimated_abs_yaw_deg"]
+    ours = summary.get("by_estimated_abs_yaw_deg", {})
+    return {b: {"synthetic": ours[b]["pass_rate"] if b in ours else None, "synthetic_n": ours.get(b, {}).get("n", 0),
+                "real": r["pass_rate"], "real_ci95": r["pass_rate_ci95"], "real_n": r["n"],
+                "at_or_above_real_lower_bound": None if b not in ours else ours[b]["pass_rate"] >= r["pass_rate_ci95"][0]}
+            for b, r in real.items()}
+
 
 def contact_sheet(judged: Sequence[tuple[Item, Face | None]], cell_px: int = 160, columns: int = 4) -> np.ndarray:
     """A BGR image of the (up to) 16 lowest-scoring faces: each crop (its box + 25 %, or the whole
@@ -67,6 +86,10 @@ def summary_line(summary: dict) -> str:
     line = (f"realism (AIZOO real-photo mask detector, {summary['judged']} of {summary['of']} faces): "
             f"{o['pass_rate']:.1%} read as masked (95 % interval {lo:.1%}-{hi:.1%}), mean p(mask) "
             f"{o['mean_p_mask']:.3f}")
+    versus = summary.get("versus_real_masks")
+    if versus:
+        cells = [f"{b} {v['synthetic']:.0%} vs {v['real']:.0%}" for b, v in versus.items() if v["synthetic"] is not None]
+        line += "; by image-estimated |yaw|, synthetic vs real masks: " + ", ".join(cells)
     src = summary.get("sources")
     if src:
         line += (f"; unmasked originals: {src['face_found']} of {src['judged']} faces found, "
@@ -84,6 +107,9 @@ def write_realism(out_dir: Path, items: Sequence[Item], sample: int | str | None
     from maskbench.io.atomic import atomic_write_bytes, atomic_write_text, encode_image
 
     summary, judged = grade(items, sample=sample, seed=seed, progress=progress, sources=sources)
+    versus = versus_real_masks(summary)
+    if versus is not None:
+        summary["versus_real_masks"] = versus
     atomic_write_text(out_dir / REALISM_JSON, json.dumps(summary, indent=1, sort_keys=True) + "\n")
     atomic_write_bytes(out_dir / CONTACT_SHEET, encode_image(contact_sheet(judged), ".png"))
     return summary

@@ -18,8 +18,8 @@ CHUNK_SIZE = 8
 
 
 def _one_thread_each() -> None:
-    """Each worker runs torch (the ``detected`` landmark source) on one thread: the pool is the parallelism,
-    and a forked child never enters an OpenMP pool its parent may have started."""
+    """Each worker runs torch on one thread: the pool is the parallelism, and a forked child never enters an
+    OpenMP pool its parent may have started (torch is imported in the worker when not here)."""
     torch = sys.modules.get("torch")
     if torch is not None:
         torch.set_num_threads(1)

@@ -43,6 +43,11 @@ class RunSummary:
             out.append(f"  ... and {len(self.skipped) - 20} more (all listed in manifest.json)")
         for reason, ids in self.filtered.items():
             out.append(f"filtered ({reason}): {len(ids)}")
+        missed = self.manifest.get("missed_faces")
+        if missed is not None:
+            out.append(f"faces the detector missed (written unmasked, listed in manifest.json): {missed['count']}; "
+                       "by |yaw| " + ", ".join(f"{b} {v['missed']} of {v['faces']}"
+                                             for b, v in missed["by_abs_yaw_deg"].items()))
         for column, counts in self.extra_counts.items():
             out.append(f"by {column}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
         return out

@@ -16,7 +16,8 @@ writes it unmasked and lists it (never a fall-back to the annotation).
 
 from __future__ import annotations
 
-import multiprocessing
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -69,13 +70,23 @@ class NotDetected(Exception):
     """No detection on the labelled face (the message says what was found)."""
 
 
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Torch on one thread while the networks run: results are then the same bytes in a worker pool and in
+    one process (a convolution's sums are ordered by its thread count), and workers do not oversubscribe."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 @lru_cache(maxsize=1)
 def _networks() -> tuple[torch.nn.Module, torch.nn.Module]:
     from maskbench.models.pretrained import init_model
     from maskbench.models.published import load_3ddfa_v2
 
-    if multiprocessing.parent_process() is not None:  # a pool worker: the pool is the parallelism
-        torch.set_num_threads(1)
     detector, _ = init_model(RETINAFACE_WEIGHTS, {})
     del detector.heads["pose6d"]  # the release has no pose head (it would start untrained): not run
     return detector.eval(), load_3ddfa_v2(TDDFA_WEIGHTS, TDDFA_MEAN_STD, landmark_head=True)
@@ -108,12 +119,25 @@ def crop(image_bgr: np.ndarray, roi: tuple[float, float, float]) -> np.ndarray:
 
 
 @torch.no_grad()
+def box_rotation(image_bgr: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+    """The head rotation (maskbench convention) 3DDFA_V2 reads from a face box's crop (:func:`box_roi`): its
+    3x4 camera's rotation, from its y-up model frame (as the ``3ddfa-v2-mb05`` model card reads it). An
+    image-only estimate, used to bin faces by |yaw| where no label is trusted (real masked photos)."""
+    _, tddfa = _networks()
+    x = torch.from_numpy((crop(image_bgr, box_roi(box)).astype(np.float32) - 127.5) / 128.0).permute(2, 0, 1)[None]
+    with one_thread():
+        camera = geometry.camera_3x4_to_matrix(tddfa(x)[0].numpy())
+    return geometry.FLIP_YZ @ geometry.orthonormalize(camera) @ geometry.FLIP_YZ  # type: ignore[no-any-return]
+
+
+@torch.no_grad()
 def roi_landmarks(image_bgr: np.ndarray, rois: list[tuple[float, float, float]]) -> list[np.ndarray]:
     """3DDFA_V2's 68 landmarks (image pixels) for each roi of one image, in one forward pass."""
     _, tddfa = _networks()
     crops = np.stack([crop(image_bgr, r) for r in rois]).astype(np.float32)
     x = torch.from_numpy((crops - 127.5) / 128.0).permute(0, 3, 1, 2)
-    unit = tddfa.landmarks(x).numpy().astype(np.float64)
+    with one_thread():
+        unit = tddfa.landmarks(x).numpy().astype(np.float64)
     return [(u + 1.0) * (r[2] / 2.0) + np.array([r[0], r[1]]) for u, r in zip(unit, rois, strict=True)]
 
 
@@ -129,7 +153,8 @@ def detect_faces(image_bgr: np.ndarray, size: int = DETECT_SIZE,
     best first, after NMS (IoU 0.4)."""
     detector, _ = _networks()
     canvas, scale = letterbox(image_bgr, size)
-    out = detector(to_tensor(canvas)[None])
+    with one_thread():
+        out = detector(to_tensor(canvas)[None])
     scores = out["conf"][0].softmax(-1)[:, 1]
     keep = (scores >= min_score).nonzero().flatten()
     if not len(keep):

@@ -11,12 +11,13 @@ import cv2
 import numpy as np
 
 from maskbench.datasets.base import DatasetError
+from maskbench.io.labels import MISSED_SOURCE
 from maskbench.synthesis import templates
 from maskbench.synthesis.blending import blend
 from maskbench.synthesis.fitting import fit_mask
 from maskbench.synthesis.jpeg import jpeg_quality_of
 from maskbench.synthesis.landmark_pose import landmark_rotation
-from maskbench.synthesis.landmarks import DEFAULT_SOURCE, SOURCES, NoLandmarks, landmarks_for
+from maskbench.synthesis.landmarks import DEFAULT_SOURCE, READS_ANNOTATION, SOURCES, NoLandmarks, landmarks_for
 from maskbench.synthesis.occluders import Chroma, skin_chroma
 from maskbench.types import Sample
 
@@ -32,7 +33,7 @@ NOSE = list(range(27, 36))
 
 #: ``landmark_source`` (and ``mask_type`` ``none``) of a face the detector missed: written unmasked,
 #: listed in the manifest and the summary, never masked from the annotation instead.
-MISSED = "missed"
+MISSED = MISSED_SOURCE
 
 
 @dataclass(frozen=True)
@@ -61,9 +62,15 @@ class SynthesisParams:
                     f"its colours are {', '.join(templates.load(t).colors_bgr)}"
                 )
 
+    @property
+    def masks_carry_annotation(self) -> bool:
+        """Whether the landmark source reads the annotation (:data:`READS_ANNOTATION`)."""
+        return self.landmarks in READS_ANNOTATION
+
     def as_dict(self) -> dict[str, object]:
         return {"mask_types": list(self.mask_types), "colors": list(self.colors) or "all",
-                "landmarks": self.landmarks, "pattern_probability": self.pattern_probability,
+                "landmarks": self.landmarks, "masks_carry_annotation": self.landmarks in READS_ANNOTATION,
+                "pattern_probability": self.pattern_probability,
                 "occluders": self.occluders}
 
 
