@@ -139,3 +139,30 @@ def test_a_biwi_mask_does_not_move_with_the_rotation_label(real_dir: Path, tmp_p
     a, b = _files(tmp_path / "a"), _files(tmp_path / "b")
     assert len(a) == 2 and a == b
     assert {r["landmark_source"] for r in labels_by_id(tmp_path / "a").values()} == {"detected"}
+
+
+def test_annotation_fitted_test_masks_are_flagged_where_they_are_scored(sample_root: Path, tmp_path: Path) -> None:
+    """--landmarks gt on a folder with test faces: one line says the masks carry the annotation, the manifest
+    records it, and the evaluate report on the folder carries the note; the default's report does not."""
+    import json
+
+    from maskbench.io.manifest import read_manifest
+
+    root = tmp_path / "root"
+    shutil.copytree(sample_root / "AFLW2000", root / "AFLW2000")
+    notes = {}
+    for source in ("gt", "detected"):
+        out = root / f"AFLW2000_masked_{source}"
+        r = CliRunner().invoke(main, ["synthesize", "--src", str(root / "AFLW2000"), "--out", str(out), "--no-judge",
+                                      "--landmarks", source])
+        assert r.exit_code == 0, r.output
+        said = [line for line in r.output.splitlines() if line.startswith("note: --landmarks")]
+        assert len(said) == (1 if source == "gt" else 0) and (not said or "carry it" in said[0])
+        assert read_manifest(out)["parameters"]["masks_carry_annotation"] is (source == "gt")
+        report = tmp_path / f"eval_{source}"
+        r = CliRunner().invoke(main, ["evaluate", "baseline:mean", "--suite", out.name, "--data-root", str(root),
+                                      "--out", str(report)])
+        assert r.exit_code == 0, r.output
+        notes[source] = json.loads((report / "results.json").read_text())["suites"][out.name]["notes"]
+    assert any("carry the annotation" in n for n in notes["gt"])
+    assert not any("carry the annotation" in n for n in notes["detected"])

@@ -89,11 +89,16 @@ def test_landmarks_outside_the_image_are_reported(sample_root: Path, tmp_path: P
     mat = scipy.io.loadmat(tree / "image00005.mat")
     mat["pt3d_68"][0] += 5000.0  # every landmark far to the right of the 450 px image
     scipy.io.savemat(tree / "image00005.mat", mat)
-    summary = write_variant(open_reader(tree), tmp_path / "out", transform=synthesis_transform(SynthesisParams()),
+    summary = write_variant(open_reader(tree), tmp_path / "out", transform=synthesis_transform(SynthesisParams(landmarks="gt")),
                           transform_name="synthesize", parameters={}, seed=0, progress=False)
     assert summary.written == 7
     (reason,) = summary.skipped
     assert "image00005.jpg" in reason and "outside the 450x450 image" in reason
+    # the default placement does not read those landmarks: the face is found by the detector, or (its labelled
+    # box being off the image, no detection is on it) written unmasked and listed
+    summary = write_variant(open_reader(tree), tmp_path / "out2", transform=synthesis_transform(SynthesisParams()),
+                            transform_name="synthesize", parameters={}, seed=0, progress=False)
+    assert summary.written == 8 and not summary.skipped and "image00005" in summary.manifest["missed_faces"]["ids"]
 
 
 def test_permission_error_is_a_clear_error(sample_root: Path, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
