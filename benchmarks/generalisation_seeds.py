@@ -7,7 +7,7 @@ Prints a markdown table: per training seed, the model's and baseline:mean's MAE 
 sets) with the per-axis ratios, and the range over every (training seed, test set) pair.
 
 Run: ``.venv/bin/python benchmarks/generalisation_seeds.py [N_TRAIN_SEEDS] [--readme]`` (about 3
-minutes per training seed on 2 cores); ``--readme`` writes the table into README.md between its
+minutes per training seed on 2 cores); ``--readme`` writes the table into docs/reference-model.md between its
 ``<!-- table:generalisation -->`` markers, stamped with the date and the commit (``make tables``).
 """
 
@@ -22,7 +22,7 @@ import numpy as np
 from maskbench.evaluation.adapters import CheckpointModel, MeanBaseline
 from maskbench.evaluation.evaluator import evaluate_suite
 from maskbench.evaluation.suites import training_matrices
-from maskbench.provenance import replace_marked_block
+from maskbench.provenance import write_block
 from maskbench.sampledata import make_sample_dataset
 from maskbench.training.trainer import train
 
@@ -32,7 +32,6 @@ RECIPE = {"name": "generalise", "train": ["300W_LP"], "val_fraction": 0.0, "pose
           "image_size": 64, "epochs": 30, "batch_size": 32, "lr": 0.005, "augment": {"face_fraction": [0.5, 0.8]}}
 
 
-README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def main(n_train_seeds: int = 4, readme: bool = False) -> None:
@@ -63,8 +62,7 @@ def main(n_train_seeds: int = 4, readme: bool = False) -> None:
                      "ratios are model / baseline (the test asks <= 0.75).")
         print("\n".join(lines))
         if readme:
-            README.write_text(replace_marked_block(README.read_text(), "generalisation", lines,
-                                                   by="benchmarks/generalisation_seeds.py"))
+            write_block("generalisation", lines, by="benchmarks/generalisation_seeds.py")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """Run every benchmark and write benchmarks/RESULTS.md (ratios to floors measured in the same run) and
-the README's ``<!-- table:bench -->`` block (the same tables, stamped with the commit they ran on).
+the ``<!-- table:bench -->`` block of docs/benchmarks.md (the same tables, stamped with the commit they ran on).
 
 ``--readme-from-results``: only copy the tables of the existing RESULTS.md into the README (with the
 date and commit RESULTS.md names), for a RESULTS.md written by a run in another checkout.
@@ -23,14 +23,12 @@ import bench_synthesize  # noqa: E402
 import bench_transforms  # noqa: E402
 
 import maskbench  # noqa: E402
-from maskbench.provenance import replace_marked_block, source_commit  # noqa: E402
-
-README = HERE.parent / "README.md"
+from maskbench.provenance import source_commit, write_block  # noqa: E402
 
 
 def update_readme(tables: list[str], commit: str, day: str) -> None:
-    README.write_text(replace_marked_block(README.read_text(), "bench", tables, by="benchmarks/run_all.py",
-                                           commit=commit, day=day))
+    """The ``bench`` block (docs/benchmarks.md) from these tables."""
+    write_block("bench", tables, by="benchmarks/run_all.py", commit=commit, day=day)
 
 
 def readme_from_results() -> None:

@@ -18,9 +18,8 @@ import tempfile
 from pathlib import Path
 
 from maskbench import devdata
-from maskbench.provenance import replace_marked_block
+from maskbench.provenance import write_block
 
-README = Path(__file__).resolve().parent.parent / "README.md"
 MODELS = ("fsanet-fusion", "whenet", "3ddfa-v2-mb05", "mediapipe-face-landmarker", "openvino-head-pose-adas-0001",
           "baseline:pnp")
 
@@ -58,7 +57,7 @@ def main() -> None:
         rows += ["", "Made by `python docs/make_leaderboard.py` (`maskbench " + " ".join(command[:len(args.models) + 1])
                  + " --models-dir ../shared/models` on a data root holding the dev half and its masked and rotated "
                  "copies, seed 0)."]
-    README.write_text(replace_marked_block(README.read_text(), "leaderboard", rows, by="docs/make_leaderboard.py"))
+    write_block("leaderboard", rows, by="docs/make_leaderboard.py")
     print("\n".join(rows))
 
 

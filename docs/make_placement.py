@@ -25,10 +25,9 @@ import numpy as np
 from maskbench import devdata
 from maskbench.datasets import open_reader
 from maskbench.io.labels import labels_by_id, yaw_bin
-from maskbench.provenance import replace_marked_block
+from maskbench.provenance import write_block
 from maskbench.synthesis.mask import landmarks_inside
 
-README = Path(__file__).resolve().parent.parent / "README.md"
 MOUTH_NOSE = list(range(48, 68)) + [31, 32, 33, 34, 35]
 EYES = list(range(36, 48))
 
@@ -76,7 +75,7 @@ def main() -> None:
             subprocess.run([sys.executable, "-m", "maskbench", "synthesize", "--src", str(dev), "--out", str(masked),
                             "--workers", "2", "--seed", "0", "--judge-sample", "all"], check=True)
         rows = rows_for(dev, masked)
-    README.write_text(replace_marked_block(README.read_text(), "placement", rows, "python docs/make_placement.py"))
+    write_block("placement", rows, by="docs/make_placement.py")
     print("\n".join(rows))
 
 

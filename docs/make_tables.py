@@ -1,4 +1,4 @@
-"""Regenerate the README's measured tables, dated, between their ``<!-- table:NAME -->`` markers.
+"""Regenerate the measured tables (docs/*.md), dated, between their ``<!-- table:NAME -->`` markers.
 
 Run: ``.venv/bin/python docs/make_tables.py`` (about 5 minutes on 2 cores). The real-photo rows need
 ``../shared/fixtures/real`` (or ``$MASKBENCH_FIXTURES``) and the FSA-Net tables ``../shared/models/fsanet``
@@ -47,13 +47,12 @@ from maskbench.evaluation.cards import CardModel, ModelCard, load_card
 from maskbench.evaluation.evaluator import SuiteResult, evaluate_suite, masked_penalties
 from maskbench.evaluation.report import penalty_table
 from maskbench.pipeline import write_variant
-from maskbench.provenance import replace_marked_block
+from maskbench.provenance import write_block
 from maskbench.sampledata import make_sample_dataset
 from maskbench.synthesis.mask import SynthesisParams
 from maskbench.synthesis.mask import make_transform as mask_transform
 
 HERE = Path(__file__).resolve().parent
-README = HERE.parent / "README.md"
 REAL = devdata.fixtures_dir()
 MODELS = devdata.models_dir()
 
@@ -271,15 +270,15 @@ def fsanet_tables(dev: dict[str, Path]) -> tuple[list[str], list[str]]:
     return rows, penalty_table(masked_penalties(fusion)["AFLW2000_masked"])
 
 
-def replace_block(text: str, name: str, rows: list[str]) -> str:
+def replace_block(name: str, rows: list[str]) -> None:
+    """Write one measured block into the document that holds it (README.md or docs/*.md)."""
     try:
-        return replace_marked_block(text, name, rows, by="docs/make_tables.py")
+        print(f"{name}: {write_block(name, rows, by='docs/make_tables.py')}")
     except ValueError as exc:
-        raise SystemExit(f"README.md: {exc}") from None
+        raise SystemExit(str(exc)) from None
 
 
 def main() -> None:
-    text = README.read_text()
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         dev = None
@@ -287,18 +286,16 @@ def main() -> None:
             dev = {"AFLW2000": REAL / "aflw2000_dev",
                    "AFLW2000_masked": _derive(REAL / "aflw2000_dev", tmp / "dev_masked", "synthesize"),
                    "AFLW2000_rotated": _derive(REAL / "aflw2000_dev", tmp / "dev_rotated", "rotate")}
-        text = replace_block(text, "pnp", pnp_table(tmp, dev))
+        replace_block("pnp", pnp_table(tmp, dev))
         if dev is not None and (MODELS / "fsanet").is_dir():
             table, penalty = fsanet_tables(dev)
-            text = replace_block(text, "fsanet", table)
-            text = replace_block(text, "fsanet-penalty", penalty)
-            text = replace_block(text, "check100", check_table(tmp))
+            replace_block("fsanet", table)
+            replace_block("fsanet-penalty", penalty)
+            replace_block("check100", check_table(tmp))
         if dev is not None:
             surgical = _derive(REAL / "aflw2000_dev", tmp / "dev_masked_surgical", "synthesize", mask_types=("surgical",))
             seeds = {k: _derive(REAL / "aflw2000_dev", tmp / f"dev_masked_seed{k}", "synthesize", seed=k) for k in OTHER_SEEDS}
-            text = replace_block(text, "masks", masks_table(REAL / "aflw2000_dev", dev["AFLW2000_masked"], surgical, seeds))
-    README.write_text(text)
-    print(text[text.index("<!-- table:pnp -->"):])
+            replace_block("masks", masks_table(REAL / "aflw2000_dev", dev["AFLW2000_masked"], surgical, seeds))
 
 
 if __name__ == "__main__":

@@ -37,3 +37,24 @@ def replace_marked_block(text: str, name: str, rows: list[str], by: str, commit:
         raise ValueError(f"no <!-- table:{name} --> ... <!-- /table:{name} --> block to replace")
     stamp = f"Measured {day or date.today().isoformat()} at commit {commit or source_commit()} by `{by}`."
     return pattern.sub(lambda m: m.group(1) + "\n".join(rows) + f"\n\n{stamp}\n" + m.group(2), text)
+
+
+def documents(root: Path = CHECKOUT) -> list[Path]:
+    """The files that hold measured blocks: README.md and docs/*.md."""
+    return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+
+
+def file_with_block(name: str, root: Path = CHECKOUT) -> Path:
+    """The document holding ``<!-- table:NAME -->`` (ValueError when none or several do)."""
+    found = [p for p in documents(root) if p.is_file() and f"<!-- table:{name} -->\n" in p.read_text()]
+    if len(found) != 1:
+        raise ValueError(f"<!-- table:{name} --> is in {len(found)} of README.md and docs/*.md (needs exactly one)")
+    return found[0]
+
+
+def write_block(name: str, rows: list[str], by: str, commit: str | None = None, day: str | None = None,
+                root: Path = CHECKOUT) -> Path:
+    """Replace the measured block ``name`` wherever it lives (:func:`file_with_block`); return that file."""
+    path = file_with_block(name, root)
+    path.write_text(replace_marked_block(path.read_text(), name, rows, by, commit, day))
+    return path

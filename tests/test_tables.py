@@ -20,9 +20,11 @@ def _make_tables():  # type: ignore[no-untyped-def]
 
 
 def readme_block(name: str) -> list[str]:
-    text = (REPO / "README.md").read_text()
+    from maskbench.provenance import file_with_block
+
+    text = file_with_block(name, REPO).read_text()
     block = re.search(rf"<!-- table:{name} -->\n(.*?)<!-- /table:{name} -->", text, re.S)
-    assert block is not None, f"README.md has no {name} block"
+    assert block is not None, f"no {name} block"
     return [line for line in block.group(1).splitlines() if line.startswith("|")]
 
 
@@ -38,7 +40,9 @@ def test_the_readme_check_table_is_what_the_code_measures_today(real_dir: Path, 
 
 
 def test_every_measured_block_is_stamped_with_a_commit() -> None:
-    text = (REPO / "README.md").read_text()
+    from maskbench.provenance import documents
+
+    text = "\n".join(p.read_text() for p in documents(REPO))
     blocks = re.findall(r"<!-- table:(\S+) -->\n(.*?)<!-- /table:\1 -->", text, re.S)
     assert {name for name, _ in blocks} >= {"pnp", "fsanet", "fsanet-penalty", "check100", "generalisation"}
     import subprocess
@@ -71,8 +75,9 @@ def test_reports_name_the_commit_they_ran_on() -> None:
     assert new.startswith("a\n") and new.endswith("b\n")  # only the block is replaced
     for path in ("maskbench/provenance.py", "benchmarks/run_all.py", "maskbench/reproduce/report.py"):
         assert "source_commit()" in (REPO / path).read_text(), path
-    for path in ("docs/make_tables.py", "benchmarks/generalisation_seeds.py"):  # README blocks, stamped there
-        assert "replace_marked_block(" in (REPO / path).read_text(), path
+    for path in ("docs/make_tables.py", "benchmarks/generalisation_seeds.py", "docs/make_placement.py",
+                 "docs/make_leaderboard.py", "benchmarks/run_all.py"):  # measured blocks, stamped there
+        assert "write_block(" in (REPO / path).read_text(), path
 
 
 def test_the_goal_rows_count_passes_and_faces_short() -> None:
