@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from maskbench import devdata
 from maskbench.augment.rotation import rotate_sample
 from maskbench.datasets import open_reader
 from maskbench.io.atomic import read_image
@@ -88,7 +89,7 @@ def masks_figure(root: Path) -> None:
     """Every mask type (rows) across yaw -90..90 (columns) on real photos of the AFLW2000 dev half
     (``../shared/fixtures/real/aflw2000_dev``; procedural renders when it is absent). Each cell is
     a different photo: the (row)-th nearest in yaw among |pitch| < 20 and |roll| < 20."""
-    dev = REPO.parent / "shared" / "fixtures" / "real" / "aflw2000_dev"
+    dev = devdata.dev_half()
     if dev.is_dir():
         pool = list(open_reader(dev))
     else:

@@ -207,3 +207,46 @@ def test_an_original_shared_by_several_judged_images_is_judged_once(tmp_path: Pa
     control = summary["sources"]
     assert (control["judged"], control["face_found"], control["read_as_masked"]) == (3, 3, 2)  # counted per copy
     assert control["where_source_found"]["overall"]["n"] == 3 and len(judged) == 3
+
+
+def test_the_real_mask_yardstick_ships_with_its_procedure() -> None:
+    """real_masks.json: the judge's pass rate on REAL masked photos per image-estimated |yaw| bin, each rate
+    inside its own 95 % interval, the bins adding up, made by a script that exists."""
+    from maskbench.judge.report import REAL_MASKS
+
+    real = json.loads(REAL_MASKS.read_text())
+    assert (Path(__file__).resolve().parents[1] / real["command"].split()[-1]).is_file()
+    masked = real["masked"]
+    bins = masked["by_estimated_abs_yaw_deg"]
+    assert set(bins) == {"0-30", "30-60", "60-180"}
+    assert sum(b["n"] for b in bins.values()) == masked["overall"]["n"] >= 300
+    for b in bins.values():
+        lo, hi = b["pass_rate_ci95"]
+        assert lo <= b["pass_rate"] <= hi
+    assert real["unmasked"]["overall"]["pass_rate"] < 0.1  # bare faces are not read as masked
+
+
+def test_realism_sets_its_rates_beside_real_masks_on_one_yaw_scale(dev: Path, tmp_path: Path) -> None:
+    """realism.json bins the judged faces by |yaw| read from the image (3DDFA_V2), as the real masks were,
+    and sets each bin's rate beside theirs; the estimate follows the labels on dev photos."""
+    from maskbench.datasets import open_reader
+    from maskbench.judge import Item, summary_line, write_realism
+
+    samples = sorted(open_reader(dev), key=lambda s: abs(s.pose.yaw_deg))
+    chosen = samples[:: max(1, len(samples) // 12)][:12]
+    items = [Item(s.id, str(s.image_path), (s.bbox.x_min, s.bbox.y_min, s.bbox.x_max, s.bbox.y_max), "surgical",
+                  abs(s.pose.yaw_deg)) for s in chosen]
+    summary = write_realism(tmp_path, items, sample=None)
+    on_disk = json.loads((tmp_path / "realism.json").read_text())
+    versus = on_disk["versus_real_masks"]
+    assert set(versus) == {"0-30", "30-60", "60-180"}
+    assert sum(v["synthetic_n"] for v in versus.values()) == len(items)
+    for b, v in versus.items():
+        if v["synthetic"] is not None:
+            assert v["at_or_above_real_lower_bound"] == (v["synthetic"] >= v["real_ci95"][0])
+            assert v["synthetic"] == summary["by_estimated_abs_yaw_deg"][b]["pass_rate"]
+    assert "synthetic vs real masks" in summary_line(summary)
+    from maskbench.judge.grading import estimated_yaw
+
+    gaps = [abs(estimated_yaw(it, read_image(it.path), None).estimated_abs_yaw_deg - it.abs_yaw_deg) for it in items]
+    assert np.median(gaps) < 8.0

@@ -177,9 +177,12 @@ def synthesize(src: str, out: str | None, mask_types: str, colors: str, landmark
                split_seed: int | None, train_fraction: float | None, val_fraction: float | None,
                limit: int | None, overwrite: bool, resume: bool, workers: int, shard: str | None,
                biwi_labels: str, data_root: Path | None) -> None:
-    """Fit a synthetic face mask to every face (pose-aware, 100 % coverage) and write a masked split.
+    """Fit a synthetic face mask to every face and write a masked split.
 
-    Example: `maskbench synthesize --src BIWI --out BIWI_masked`. Labels are unchanged (a mask does not
+    Example: `maskbench synthesize --src BIWI --out BIWI_masked`. By default the mask is placed from what
+    a face detector (RetinaFace) and a landmark model (3DDFA_V2) see in the pixels, so it carries nothing
+    of the annotation; a face they miss is written unmasked (mask_type none, landmark_source missed) and
+    listed in manifest.json and the summary, per |yaw| bin. Labels are unchanged (a mask does not
     change the pose); a binary occlusion map per image goes to occlusion/ (occlusion_path column), with
     mask_type, mask_color, landmark_source and occluder_px columns. The mask is matched to each photo:
     light and shadow from the skin it covers, white balance, blur, noise and the source's JPEG quality.
