@@ -160,7 +160,7 @@ def test_annotation_fitted_test_masks_are_flagged_where_they_are_scored(sample_r
         assert len(said) == (1 if source == "gt" else 0) and (not said or "carry it" in said[0])
         assert read_manifest(out)["parameters"]["masks_carry_annotation"] is (source == "gt")
         report = tmp_path / f"eval_{source}"
-        r = CliRunner().invoke(main, ["evaluate", "baseline:mean", "--suite", out.name, "--data-root", str(root),
+        r = CliRunner().invoke(main, ["evaluate", "baseline:pnp", "--suite", out.name, "--data-root", str(root),
                                       "--out", str(report)])
         assert r.exit_code == 0, r.output
         notes[source] = json.loads((report / "results.json").read_text())["suites"][out.name]["notes"]
