@@ -24,6 +24,10 @@ def test_smoke_grid_runs_end_to_end_and_resumes(tmp_path: Path) -> None:
     assert verdicts and all(line in text.splitlines() for line in verdicts)
     stages = json.loads((out / "stages.json").read_text())
     assert all(s["status"] == "ok" for s in stages) and len(stages) == 3 + 3 + 2 + 4 + 4
+    from maskbench.provenance import source_commit
+
+    assert {s["commit"] for s in stages} == {source_commit()}  # each stage records the code it ran
+    assert f"; commit {source_commit()}." in text
     lines: list[str] = []
     reproduce.run(out, "smoke", device="cpu", echo=lines.append, quiet=True)
     assert sum("finished earlier, skipped" in line for line in lines) == len(stages)
@@ -77,3 +81,16 @@ def test_photo_grid_at_toy_size(dev_half: Path, retinaface_release: Path, tmp_pa
     assert "Masked training lowers the masked-test error (real-model2 vs real-model1, crop)" in text
     assert str(photos) not in text and str(out) not in text  # no machine's folders in the report
     assert text.count("--init mobilenet0.25_Final.pth") == len(reproduce.PHOTO_MODELS)  # every model from the release
+
+
+def test_a_report_names_every_commit_its_stages_ran_at() -> None:
+    """A grid continued after a change was made by two versions of the code: the report says both, and the
+    commit it was written at (it used to name only the last)."""
+    from maskbench.provenance import source_commit
+    from maskbench.reproduce.plans import Stage
+    from maskbench.reproduce.report import ran_at
+
+    now = source_commit()
+    assert ran_at([Stage("a", [], True, commit=now), Stage("b", [], True, commit=now)]) == f"commit {now}"
+    mixed = ran_at([Stage("a", [], True, commit="4871b72"), Stage("b", [], True, commit=now)])
+    assert "4871b72" in mixed and mixed.endswith(f"report written at commit {now}")

@@ -21,6 +21,8 @@ class Stage:
     done: bool
     wall_s: float | None = None
     status: str = "pending"
+    #: the checkout's commit when the stage ran (:func:`maskbench.provenance.source_commit`)
+    commit: str | None = None
 
 
 def _cli(*args: str) -> list[str]:

@@ -60,6 +60,16 @@ def qualitative_checks(res: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
+def ran_at(stages: list[Stage]) -> str:
+    """Which code made the numbers: ``commit X`` when every stage ran at the commit checked out now, else the
+    commits the stages ran at (a grid continued after a change) and the one the report was written at."""
+    now = source_commit()
+    ran = sorted({s.commit for s in stages if s.commit})
+    if not ran or ran == [now]:
+        return f"commit {now}"
+    return f"stages ran at commit {', '.join(ran)}; report written at commit {now}"
+
+
 def write_report(out: Path, preset: Preset, data: Path | None, device: str, seed: int, stages: list[Stage]) -> Path:
     import torch
 
@@ -68,7 +78,7 @@ def write_report(out: Path, preset: Preset, data: Path | None, device: str, seed
     where = "embedded sample data (procedural renders)" if data is None else f"real datasets in {data}"
     lines += [f"Preset **{preset.name}** on {where}; seed {seed}; device {device}.",
               f"maskbench {__version__}, torch {torch.__version__}, Python {platform.python_version()}, "
-              f"{platform.machine()} with {os.cpu_count()} CPU(s); commit {source_commit()}.", ""]
+              f"{platform.machine()} with {os.cpu_count()} CPU(s); {ran_at(stages)}.", ""]
     lines += ["## Results (crop protocol, degrees)", "",
               "A suite marked (train) scores the model's own training faces (300W_LP-derived suites have no test "
               "rows): its error is training error, never set beside a published test number. BIWI and AFLW2000 "
@@ -170,7 +180,7 @@ def write_photo_report(out: Path, preset: Preset, data: Path, device: str, seed:
              f"Preset **{preset.name}** on the AFLW2000-format photos of `{data.name}`, split by id with seed {seed} "
              "(70 % train, 10 % val, 20 % test; recorded in every manifest); device {device}.".replace("{device}", device),
              f"maskbench {__version__}, torch {torch.__version__}, Python {platform.python_version()}, "
-             f"{platform.machine()} with {os.cpu_count()} CPU(s); commit {source_commit()}.", "",
+             f"{platform.machine()} with {os.cpu_count()} CPU(s); {ran_at(stages)}.", "",
              "## Results (degrees; test faces inside the 99-degree protocol)", "",
              "| model | suite | protocol | YAW | PITCH | ROLL | MAE | miss rate | n |", "|---|---|---|---|---|---|---|---|---|"]
     for model in PHOTO_MODELS:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from maskbench.io.atomic import atomic_write_text
+from maskbench.provenance import source_commit
 from maskbench.reproduce.plans import Stage, is_photo_folder, plan, plan_photos, shown_command, write_configs
 from maskbench.reproduce.presets import MODELS, PHOTO_MODELS, PRESETS
 from maskbench.reproduce.report import write_photo_report, write_report
@@ -45,9 +46,11 @@ def run(out: Path, preset_name: str = "sample", data: Path | None = None, device
             stage.status = "ok, earlier run" if previous.get(stage.name, {}).get("status", "").startswith("ok") \
                 else "done earlier"
             stage.wall_s = previous.get(stage.name, {}).get("wall_s")
+            stage.commit = previous.get(stage.name, {}).get("commit")
             echo(f"[{k}/{len(stages)}] {stage.name}: finished earlier, skipped")
             continue
         echo(f"[{k}/{len(stages)}] {stage.name}: {shown_command(stage, out)}")
+        stage.commit = source_commit()
         t0 = time.monotonic()
         proc = subprocess.run(stage.argv, env=env, stdout=stdout, stderr=stderr)
         stage.wall_s = time.monotonic() - t0
@@ -66,4 +69,4 @@ def run(out: Path, preset_name: str = "sample", data: Path | None = None, device
 def _write_log(path: Path, stages: list[Stage]) -> None:
     out = path.parent
     atomic_write_text(path, json.dumps([{"name": s.name, "command": shown_command(s, out), "wall_s": s.wall_s,
-                                         "status": s.status} for s in stages], indent=1) + "\n")
+                                         "status": s.status, "commit": s.commit} for s in stages], indent=1) + "\n")
