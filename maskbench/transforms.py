@@ -57,9 +57,10 @@ import numpy as np
 from maskbench.augment import functional as F
 from maskbench.augment.rotation import RotationParams, rotate_labels
 from maskbench.datasets.base import DatasetError, DatasetFormat
+from maskbench.io.labels import MISSED_SOURCE
 from maskbench.seeding import sample_rng
 from maskbench.synthesis.landmarks import DEFAULT_SOURCE
-from maskbench.synthesis.mask import MISSED, SynthesisParams, mask_sample
+from maskbench.synthesis.mask import SynthesisParams, mask_sample
 from maskbench.types import BBox, HeadPose, Sample
 
 __all__ = ["Compose", "RandomInPlaneRotation", "RandomMask", "Record", "check_record"]
@@ -264,7 +265,7 @@ class RandomMask:
             if self.on_failure == "raise":
                 raise ValueError(f"record {rec.get('id', '')!r} cannot be masked: {exc.problem}") from None
             return _skipped(rec, "RandomMask", reason=exc.problem)
-        if masked.extra["landmark_source"] == MISSED:
+        if masked.extra["landmark_source"] == MISSED_SOURCE:
             if self.on_failure == "raise":
                 raise ValueError(f"record {rec.get('id', '')!r} cannot be masked: the face detector missed it")
             return _skipped(rec, "RandomMask", reason="the face detector missed it")

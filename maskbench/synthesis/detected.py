@@ -118,15 +118,20 @@ def crop(image_bgr: np.ndarray, roi: tuple[float, float, float]) -> np.ndarray:
                           borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
 
 
+def _tddfa_input(image_bgr: np.ndarray, rois: list[tuple[float, float, float]]) -> torch.Tensor:
+    """3DDFA_V2's input for each roi: the 120 px crop (:func:`crop`), BGR, (x - 127.5) / 128, NCHW."""
+    crops = np.stack([crop(image_bgr, r) for r in rois]).astype(np.float32)
+    return torch.from_numpy((crops - 127.5) / 128.0).permute(0, 3, 1, 2)
+
+
 @torch.no_grad()
 def box_rotation(image_bgr: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
     """The head rotation (maskbench convention) 3DDFA_V2 reads from a face box's crop (:func:`box_roi`): its
     3x4 camera's rotation, from its y-up model frame (as the ``3ddfa-v2-mb05`` model card reads it). An
     image-only estimate, used to bin faces by |yaw| where no label is trusted (real masked photos)."""
     _, tddfa = _networks()
-    x = torch.from_numpy((crop(image_bgr, box_roi(box)).astype(np.float32) - 127.5) / 128.0).permute(2, 0, 1)[None]
     with one_thread():
-        camera = geometry.camera_3x4_to_matrix(tddfa(x)[0].numpy())
+        camera = geometry.camera_3x4_to_matrix(tddfa(_tddfa_input(image_bgr, [box_roi(box)]))[0].numpy())
     return geometry.FLIP_YZ @ geometry.orthonormalize(camera) @ geometry.FLIP_YZ  # type: ignore[no-any-return]
 
 
@@ -134,10 +139,8 @@ def box_rotation(image_bgr: np.ndarray, box: tuple[float, float, float, float]) 
 def roi_landmarks(image_bgr: np.ndarray, rois: list[tuple[float, float, float]]) -> list[np.ndarray]:
     """3DDFA_V2's 68 landmarks (image pixels) for each roi of one image, in one forward pass."""
     _, tddfa = _networks()
-    crops = np.stack([crop(image_bgr, r) for r in rois]).astype(np.float32)
-    x = torch.from_numpy((crops - 127.5) / 128.0).permute(0, 3, 1, 2)
     with one_thread():
-        unit = tddfa.landmarks(x).numpy().astype(np.float64)
+        unit = tddfa.landmarks(_tddfa_input(image_bgr, rois)).numpy().astype(np.float64)
     return [(u + 1.0) * (r[2] / 2.0) + np.array([r[0], r[1]]) for u, r in zip(unit, rois, strict=True)]
 
 

@@ -31,10 +31,6 @@ NOT_SKIN_GROW_MM = 4.0
 #: This face's skin outside the mask: the nose above the nostrils (its landmarks' hull).
 NOSE = list(range(27, 36))
 
-#: ``landmark_source`` (and ``mask_type`` ``none``) of a face the detector missed: written unmasked,
-#: listed in the manifest and the summary, never masked from the annotation instead.
-MISSED = MISSED_SOURCE
-
 
 @dataclass(frozen=True)
 class SynthesisParams:
@@ -69,7 +65,7 @@ class SynthesisParams:
 
     def as_dict(self) -> dict[str, object]:
         return {"mask_types": list(self.mask_types), "colors": list(self.colors) or "all",
-                "landmarks": self.landmarks, "masks_carry_annotation": self.landmarks in READS_ANNOTATION,
+                "landmarks": self.landmarks, "masks_carry_annotation": self.masks_carry_annotation,
                 "pattern_probability": self.pattern_probability,
                 "occluders": self.occluders}
 
@@ -122,9 +118,11 @@ def mask_sample(sample: Sample, image: np.ndarray, rng: np.random.Generator,
 
 
 def unmasked(sample: Sample, shape: tuple[int, ...], why: str) -> Sample:
-    """A face the detector missed, as written: unmasked, an empty occlusion map, the reason kept."""
+    """A face the detector missed, as written: unmasked (``mask_type`` ``none``, ``landmark_source``
+    :data:`~maskbench.io.labels.MISSED_SOURCE`), an empty occlusion map, the reason kept; never masked from the
+    annotation instead."""
     extra = dict(sample.extra)
-    extra.update({"mask_type": "none", "mask_color": "", "landmark_source": MISSED, "occluder_px": 0, "missed": why})
+    extra.update({"mask_type": "none", "mask_color": "", "landmark_source": MISSED_SOURCE, "occluder_px": 0, "missed": why})
     aux = dict(sample.aux_images)
     aux["occlusion"] = np.zeros(shape[:2], np.uint8)
     return sample.replace(extra=extra, aux_images=aux)
