@@ -275,8 +275,8 @@ def _render_job(job: tuple[str, PlannedSample, int, float]) -> tuple[Sample, np.
 
 
 def make_sample_dataset(
-    dataset: str, out_dir: Path, n: int = 24, seed: int = 0, overwrite: bool = False, progress: bool = True,
-    scale: float = 1.0, workers: int = 1, split: SplitRule = DEFAULT_RULE, data_root: Path | None = None,
+    dataset: str, out_dir: str | Path, n: int = 24, seed: int = 0, overwrite: bool = False, progress: bool = True,
+    scale: float = 1.0, workers: int = 1, split: SplitRule = DEFAULT_RULE, data_root: str | Path | None = None,
     biwi_labels: str = DEFAULT_BIWI_LABELS,
 ) -> dict[str, Any]:
     """Render ``n`` samples of ``dataset`` into ``out_dir`` (native layout + labels + manifest).
@@ -296,6 +296,7 @@ def make_sample_dataset(
     if not 0.05 <= scale <= 4:
         raise ValueError(f"scale must be in [0.05, 4], got {scale}")
     fmt = get_format(name)
+    out_dir = Path(out_dir)
     jobs = [(name, planned, seed, scale) for planned in plan(name, n, split)]
     with VariantWriter(out_dir, overwrite=overwrite, data_root=data_root) as writer, contextlib.ExitStack() as stack:
         if workers > 1:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -41,14 +42,13 @@ def dev_half() -> Path:
 
 @pytest.fixture(scope="session")
 def retinaface_release() -> Path:
-    """The RetinaFace release among the published weights; tests using it skip when absent."""
-    if not devdata.retinaface_release().is_file():
-        pytest.skip(f"RetinaFace release not found at {devdata.retinaface_release()} (set $MASKBENCH_MODELS)")
+    """The RetinaFace MobileNet-0.25 release, shipped in the package (every clone has it)."""
+    assert devdata.retinaface_release().is_file(), devdata.retinaface_release()
     return devdata.retinaface_release()
 
 
 #: Fixtures that need the real files: a test using one is marked `real` (`pytest -m real` runs just those).
-REAL_FIXTURES = {"real_dir", "dev_half", "retinaface_release"}
+REAL_FIXTURES = {"real_dir", "dev_half"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -58,15 +58,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:  # type: ignore[no-untyped-def]
-    """How many of the real-data tests ran: without ../shared they skip, and the summary says so."""
+    """How many of the real-data tests ran: without ../shared they skip (one by one, or a real-data module as
+    a whole: tests/realfiles.py), and the summary says so."""
+    from tests.realfiles import MODULE_SKIP
+
     reports = [r for key in ("passed", "failed", "skipped") for r in terminalreporter.stats.get(key, [])
                if getattr(r, "when", "") in ("call", "setup") and "real" in getattr(r, "keywords", {})]
     ran = {r.nodeid for r in reports if r.when == "call" and not r.skipped}
     skipped = {r.nodeid for r in reports if r.skipped} - ran
-    if ran or skipped:
-        terminalreporter.write_line(f"real-data tests: {len(ran)} ran, {len(skipped)} skipped"
+    modules = [str(r.longrepr) for r in terminalreporter.stats.get("skipped", [])
+               if getattr(r, "when", "") == "collect" and MODULE_SKIP in str(getattr(r, "longrepr", ""))]
+    in_modules = sum(int(m) for text in modules for m in re.findall(r"\((\d+) test functions\)", text))
+    if ran or skipped or modules:
+        whole = f", and {len(modules)} real-data modules ({in_modules} test functions) skipped whole" if modules else ""
+        terminalreporter.write_line(f"real-data tests: {len(ran)} ran, {len(skipped)} skipped{whole}"
                                     + (f" (real files not found: set ${devdata.FIXTURES_ENV} / ${devdata.MODELS_ENV})"
-                                       if skipped else ""))
+                                       if skipped or modules else ""))
 
 
 @pytest.fixture()

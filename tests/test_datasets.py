@@ -58,10 +58,11 @@ def test_sample_tree_labels_and_manifest(sample_root: Path, name: str) -> None:
 
 def test_sample_is_deterministic(tmp_path: Path) -> None:
     a = make_sample_dataset("AFLW2000", tmp_path / "a", n=2, seed=3, progress=False)
-    b = make_sample_dataset("AFLW2000", tmp_path / "b", n=2, seed=3, progress=False)
+    b = make_sample_dataset("AFLW2000", str(tmp_path / "b"), n=2, seed=3, progress=False)  # a string path works too
     c = make_sample_dataset("AFLW2000", tmp_path / "c", n=2, seed=4, progress=False)
     assert a["files"] == b["files"]
     assert a["files"] != c["files"]
+    assert [s.id for s in open_reader(str(tmp_path / "b"))] == [s.id for s in open_reader(tmp_path / "a")]
 
 
 @pytest.mark.parametrize("name", FORMATS)

@@ -17,68 +17,13 @@ from maskbench.io.atomic import read_image
 from maskbench.sampledata import make_sample_dataset
 from maskbench.synthesis import blending, compositing, jpeg, materials, occluders, photometry, stats, straps
 from maskbench.synthesis.fitting import fit_mask
-from maskbench.synthesis.landmarks import dlib_detected_landmarks, generic_head, landmarks_for
-from maskbench.synthesis.mask import SynthesisParams, landmarks_inside, mask_sample
+from maskbench.synthesis.landmarks import generic_head
+from maskbench.synthesis.mask import SynthesisParams, mask_sample
 from maskbench.synthesis.surface import surface
 from maskbench.synthesis.templates import available, load
 
 MOUTH_NOSE = list(range(48, 68)) + [31, 32, 33, 34, 35]
 EYES = list(range(36, 48))
-
-
-def _dev(real_dir: Path) -> list:
-    dev = real_dir / "aflw2000_dev"
-    if not dev.is_dir():
-        pytest.skip("AFLW2000 dev half not found")
-    return list(open_reader(dev))
-
-
-def _check(real_dir: Path) -> list:
-    """The CHECK photos (odd index by file name): the constants fitted on photos were fitted on the
-    even-indexed ones (``docs/fit_constants.py``), so tests of those constants read only these."""
-    return _dev(real_dir)[1::2]
-
-
-def test_dev_half_every_face_masked_in_place_and_few_occluders(real_dir: Path) -> None:
-    """All 1,005 dev-half faces get a mask; mouth and lower nose under it, eyes not; occluders rare.
-
-    The occluder rule's OCCLUDER_CHROMA_Z (3.5) was fitted on the even-indexed photos (by-eye labels,
-    best F1: 5.4 % of them flagged); its rate is asserted on the odd-indexed CHECK photos only."""
-    samples = _dev(real_dir)
-    covered, eyes, flagged = [], [], []
-    for k, s in enumerate(samples):
-        masked, _ = mask_sample(s, read_image(s.image_path), np.random.default_rng(k), SynthesisParams())
-        occ = masked.aux_images["occlusion"]
-        covered.append(landmarks_inside(occ, s.landmarks_px[MOUTH_NOSE]))
-        eyes.append(landmarks_inside(occ, s.landmarks_px[EYES]))
-        flagged.append(masked.extra["occluder_px"] > 0)
-    assert len(covered) == len(samples) == 1005
-    assert np.concatenate(covered).mean() >= 0.95
-    assert np.concatenate(eyes).mean() <= 0.02
-    check_rate = float(np.mean(flagged[1::2]))  # the CHECK photos
-    # measured 5.8 %, 29 of 502 (faces with anything kept on top; 10.2 % before shadows were lifted)
-    assert check_rate <= 0.08, check_rate
-
-
-def test_the_lower_edge_reaches_under_the_chin(real_dir: Path) -> None:
-    """Surgical, N95 and KN95 masks end at or under the chin (landmark 8) on the CHECK photos with
-    |yaw| < 45: the chin anchor is followed even when this face's chin lies well below the generic
-    one's (it used not to be: medians of 3.6 to 8.8 % of the face height above the chin)."""
-    from maskbench.synthesis.landmark_pose import landmark_rotation
-
-    picks = [s for s in _check(real_dir) if abs(s.pose.yaw_deg) < 45][:60]
-    for name in ("surgical", "n95", "kn95"):
-        below = []
-        for s in picks:
-            lm = s.landmarks_px
-            fit = fit_mask(name, landmark_rotation(lm), lm, (450, 450, 3))
-            col = int(round(lm[8, 0])) - fit.x0
-            ys = np.flatnonzero(fit.covered[:, max(col - 2, 0) : max(col + 3, 0)].any(axis=1)) + fit.y0
-            # no mask in the chin's column counts as a face height above it
-            below.append((ys.max() - lm[8, 1]) / np.linalg.norm(lm[8] - lm[27]) if len(ys) else -1.0)
-        below = np.array(below)
-        assert np.median(below) >= -0.01, (name, np.median(below))
-        assert np.mean(below >= -0.05) >= 0.85, (name, np.mean(below >= -0.05))
 
 
 def _paste_object(image: np.ndarray, s) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
@@ -91,48 +36,6 @@ def _paste_object(image: np.ndarray, s) -> tuple[np.ndarray, np.ndarray]:  # typ
     where = np.zeros(image.shape[:2], bool)
     where[y0:y1, x0:x1] = True
     return out, where
-
-
-def test_an_object_in_front_of_the_mouth_stays_on_top(real_dir: Path) -> None:
-    picks = [s for s in _dev(real_dir) if abs(s.pose.yaw_deg) < 20 and abs(s.pose.pitch_deg) < 15][:12]
-    kept_fraction, painted_fraction = [], []
-    for k, s in enumerate(picks):
-        image, where = _paste_object(read_image(s.image_path), s)
-        core = cv2.erode(where.view(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
-        footprint = None
-        for keep_occluders, store in ((False, painted_fraction), (True, kept_fraction)):
-            params = SynthesisParams(mask_types=("surgical",), occluders=keep_occluders)
-            masked, out = mask_sample(s, image, np.random.default_rng(k), params)
-            occ = masked.aux_images["occlusion"] > 0
-            if footprint is None:  # where the mask would lie with nothing in front of it
-                footprint = core & occ
-            unchanged = np.abs(out.astype(int) - image.astype(int)).max(axis=2) <= 3
-            store.append(float((unchanged & ~occ)[footprint].mean()))
-    assert np.mean(kept_fraction) >= 0.9, kept_fraction
-    assert np.mean(painted_fraction) <= 0.05, painted_fraction  # --no-occluders paints over it
-
-
-def test_the_background_ahead_of_a_profile_is_never_an_occluder(real_dir: Path) -> None:
-    """At a profile the mask spans from the nose tip to the chin over the background in front of the
-    lips: drawn with occluders on, it covers there what it covers with them off (the background's
-    colour used to be taken for an object in front and cut notches into the mask's front edge:
-    image00473, 00599, 00032 among the CHECK photos at |yaw| >= 60)."""
-    from maskbench.synthesis.landmark_pose import landmark_rotation
-    from maskbench.synthesis.silhouette import ahead_of_profile
-
-    picks = [s for s in _check(real_dir) if abs(s.pose.yaw_deg) >= 60][:40]
-    ahead_px = covered_px = 0
-    for k, s in enumerate(picks):
-        image = read_image(s.image_path)
-        ahead = ahead_of_profile(s.landmarks_px, landmark_rotation(s.landmarks_px), image.shape)
-        assert ahead is not None  # a profile is turned
-        maps = [mask_sample(s, image, np.random.default_rng(k), SynthesisParams(mask_types=("n95",), occluders=o))[0]
-                .aux_images["occlusion"] > 0 for o in (False, True)]
-        region = ahead & maps[0]
-        ahead_px += int(region.sum())
-        covered_px += int((region & maps[1]).sum())
-    assert ahead_px > 1000  # the mask does reach past the profile on these photos
-    assert covered_px == ahead_px, (covered_px, ahead_px)
 
 
 def test_skin_lit_like_the_nose_is_not_an_occluder() -> None:
@@ -218,59 +121,6 @@ def test_surgical_loops_are_white_except_on_dark_masks() -> None:
     for light in ("light_blue", "pink", "white"):
         assert straps.strap_colour("white_unless_dark", tpl.colors_bgr[light], tpl.colors_bgr) == white
     assert straps.strap_colour("same", (1, 2, 3), {}) == (1, 2, 3)
-
-
-def test_ahead_of_profile_is_beyond_the_outline_only(real_dir: Path) -> None:
-    """Nothing for a frontal face; at a profile the background in front of the lips is ahead, the
-    cheek is not; at a small turn the far cheek (between the nose and the far jaw) is not either."""
-    from maskbench.synthesis.landmark_pose import landmark_rotation
-    from maskbench.synthesis.silhouette import ahead_of_profile
-
-    samples = _dev(real_dir)
-    by_yaw = lambda lo, hi: next(s for s in samples if lo <= abs(s.pose.yaw_deg) < hi and abs(s.pose.pitch_deg) < 15)  # noqa: E731
-    shape = (450, 450, 3)
-    front = by_yaw(0, 5)
-    assert ahead_of_profile(front.landmarks_px, landmark_rotation(front.landmarks_px), shape) is None
-    for s, lo in ((by_yaw(70, 85), "profile"), (by_yaw(35, 45), "turned")):
-        lm = s.landmarks_px
-        rotation = landmark_rotation(lm)
-        ahead = ahead_of_profile(lm, rotation, shape)
-        forward = np.array([-np.sign(rotation[0, 2]), 0.0])
-        face_px = np.linalg.norm(lm[8] - lm[27])
-        in_front_of_lips = np.round((lm[51] + lm[57]) / 2 + forward * 0.15 * face_px).astype(int)
-        cheek = np.round(lm[48] - forward * 0.15 * face_px).astype(int)  # behind the near mouth corner
-        assert not ahead[cheek[1], cheek[0]], (s.id, lo)
-        if lo == "profile":
-            assert ahead[in_front_of_lips[1], in_front_of_lips[0]], s.id
-        else:  # the far cheek may show beyond the lips: only what lies beyond the far jaw is ahead
-            far_jaw = lm[[10, 11, 12]] if forward[0] > 0 else lm[[4, 5, 6]]
-            for p in np.round(far_jaw - forward * 0.05 * face_px).astype(int):
-                assert not ahead[p[1], p[0]], s.id
-
-
-def test_dlib_on_the_face_box_masks_every_face_and_finds_the_landmarks(real_dir: Path) -> None:
-    """The predictor on the box: landmarks for every face (the HOG detector misses about a quarter).
-
-    DLIB_BOX_SHIFT/SIDE were fitted on the even-indexed photos; this reads every 5th CHECK photo."""
-    samples = _check(real_dir)[::5]
-    errors = []
-    inner = list(range(17, 68))  # the jaw contour means the 3D jaw in AFLW2000, the visible one in dlib
-    for s in samples:
-        image = read_image(s.image_path)
-        lm, source = landmarks_for(s, image, "dlib")
-        assert source == "dlib" and lm.shape == (68, 2) and np.isfinite(lm).all()
-        face = s.bbox.height_px
-        errors.append(np.median(np.linalg.norm(lm[inner] - s.landmarks_px[inner], axis=1)) / face)
-    assert np.median(errors) <= 0.05  # measured 0.030 of the face height (101 photos)
-
-
-def test_dlib_on_box_agrees_with_the_detector_route_on_the_real_biwi_frame(real_dir: Path) -> None:
-    (s,) = list(open_reader(real_dir / "biwi" / "hpdb"))
-    image = read_image(s.image_path)
-    on_box, source = landmarks_for(s, image, "dlib")
-    detected = dlib_detected_landmarks(image, s.bbox)
-    assert source == "dlib"
-    assert np.median(np.linalg.norm(on_box - detected, axis=1)) <= 3.0
 
 
 # ------------------------------------------------------------------------------------------
@@ -648,8 +498,9 @@ def test_cloth_patterns_have_real_world_scale() -> None:
     assert "beige" not in tpl.colors_bgr  # a plain beige mask reads as skin
 
 
-def test_no_occluders_flag_reaches_the_manifest_and_the_rows(real_dir: Path, tmp_path: Path) -> None:
-    """`--no-occluders` on photos with an object over the mouth: painted over, recorded as such."""
+def test_no_occluders_flag_reaches_the_manifest_and_the_rows(sample_root: Path, tmp_path: Path) -> None:
+    """`--no-occluders` on faces with an object over the mouth (the sample data's two least-turned faces):
+    painted over, recorded as such; kept on top by default."""
     import shutil
 
     from click.testing import CliRunner
@@ -658,7 +509,7 @@ def test_no_occluders_flag_reaches_the_manifest_and_the_rows(real_dir: Path, tmp
     from maskbench.io.labels import read_labels
     from maskbench.io.manifest import read_manifest
 
-    picks = [s for s in _dev(real_dir) if abs(s.pose.yaw_deg) < 20 and abs(s.pose.pitch_deg) < 15][:3]
+    picks = sorted(open_reader(sample_root / "AFLW2000"), key=lambda s: abs(s.pose.yaw_deg))[:2]
     src = tmp_path / "src"
     src.mkdir()
     for s in picks:
@@ -669,8 +520,9 @@ def test_no_occluders_flag_reaches_the_manifest_and_the_rows(real_dir: Path, tmp
     for flag in ([], ["--no-occluders"]):
         out = tmp_path / f"out{len(flag)}"
         result = CliRunner().invoke(main, ["synthesize", "--src", str(src), "--out", str(out), "--mask-types",
-                                           "surgical", *flag], catch_exceptions=False)
+                                           "surgical", "--no-judge", *flag], catch_exceptions=False)
         assert result.exit_code == 0, result.output
         assert read_manifest(out)["parameters"]["occluders"] is (not flag)
         counts[bool(flag)] = [int(r["occluder_px"]) for r in read_labels(out)]
+    assert len(counts[False]) == 2
     assert all(c > 0 for c in counts[False]) and all(c == 0 for c in counts[True])

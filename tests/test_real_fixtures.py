@@ -1,4 +1,5 @@
-"""Readers, units and signs proven on real files (skipped when ../shared/fixtures/real is absent)."""
+"""Readers, units and signs proven on real files. The whole module is real-file evidence: without the real
+fixture folder (``$MASKBENCH_FIXTURES``, else ../shared/fixtures/real) it skips as one."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ import scipy.io
 from maskbench import geometry
 from maskbench.datasets import open_reader
 from maskbench.datasets.registry import get_format
+from tests.realfiles import require_fixtures
 from tests.roundtrip import assert_write_read_identical
+
+require_fixtures()
 
 # (pitch, yaw, roll) in degrees, from the fixture README
 AFLW_EXPECTED = {

@@ -16,7 +16,6 @@ from maskbench.pipeline import merge_variants, write_variant
 from maskbench.render.head import Head, Identity
 from maskbench.render.scene import Camera, render
 from maskbench.synthesis import templates
-from maskbench.synthesis.landmarks import landmarks_for
 from maskbench.synthesis.mask import SynthesisParams, make_transform, mask_sample
 from maskbench.synthesis.surface import surface
 from maskbench.types import BBox, HeadPose, Sample
@@ -78,41 +77,6 @@ def test_every_sample_is_masked(sample_root: Path, tmp_path: Path, name: str) ->
     assert sum(b["faces"] for b in manifest["by_abs_yaw_deg"].values()) == 8
     assert any(f"faces the detector missed (written unmasked, listed in manifest.json): {len(missed)}" in line
                for line in summary.lines())
-
-
-def test_every_real_fixture_face_is_masked(real_dir: Path, tmp_path: Path) -> None:
-    for sub in ("aflw2000", "300w_lp", "biwi/hpdb"):
-        summary = synthesize(real_dir / sub, tmp_path / sub)
-        n = len(open_reader(real_dir / sub).keys)
-        assert summary.written == n and summary.skipped == []
-
-
-def test_dlib_landmarks_on_a_real_frontal_face(real_dir: Path) -> None:
-    from maskbench.io.atomic import read_image
-
-    s = next(x for x in open_reader(real_dir / "aflw2000") if x.id == "image00782")
-    lm, source = landmarks_for(s, read_image(s.image_path), "dlib")
-    assert source == "dlib"
-    inner = list(range(17, 68))  # the jaw contour is defined differently (visible vs 3D)
-    assert np.median(np.linalg.norm(lm[inner] - s.landmarks_px[inner], axis=1)) < 8.0
-
-
-def test_pose_landmarks_on_the_real_biwi_frame_sit_where_dlib_puts_them(real_dir: Path) -> None:
-    """The generic face posed with the label and BIWI's head centre lands on the real face (a median
-    10.8 px off, mouth 18 px, before the head-centre anchor; box side 131 px)."""
-    from maskbench.io.atomic import read_image
-
-    (s,) = list(open_reader(real_dir / "biwi" / "hpdb"))
-    posed, source = landmarks_for(s, read_image(s.image_path), "pose")
-    found, _ = landmarks_for(s, read_image(s.image_path), "dlib")
-    dist = np.linalg.norm(posed - found, axis=1)
-    assert source == "pose" and np.median(dist) <= 5.0
-    assert np.median(dist[48:68]) <= 8.0  # the mouth, where a mask hangs from
-
-
-def test_biwi_default_detects_the_face_on_the_real_frame(real_dir: Path, tmp_path: Path) -> None:
-    synthesize(real_dir / "biwi" / "hpdb", tmp_path / "b")
-    assert read_labels(tmp_path / "b")[0]["landmark_source"] == "detected"
 
 
 def test_explicit_dlib_on_renders_reports_skips(sample_root: Path, tmp_path: Path) -> None:

@@ -102,8 +102,8 @@ def export(checkpoint: Path, fmt: str, out: Path | None) -> None:
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--init", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
-              help="Starting weights of the photo grid's models: the RetinaFace-MobileNet0.25 release "
-              "(mobilenet0.25_Final.pth).")
+              help="Starting weights of the photo grid's models. Default: the RetinaFace-MobileNet0.25 release "
+              "(mobilenet0.25_Final.pth, MIT), which ships in the package.")
 def reproduce(out: Path, preset: str | None, data: Path | None, device: str, seed: int, init: Path | None) -> None:
     """Rebuild the masked-HPE grid: variants, model1-4 trained, every suite evaluated, REPORT.md.
 

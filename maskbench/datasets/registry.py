@@ -9,6 +9,7 @@ listed in :func:`formats`.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -74,8 +75,9 @@ def check_outside_datasets(out: Path, data_root: Path | None, what: str = "--out
                                     "files to that dataset. Choose a folder beside it")
 
 
-def open_reader(root: Path, fmt: DatasetFormat | None = None, **options: Any) -> DatasetReader:
-    """A :class:`DatasetReader` over ``root`` (format detected when not given)."""
+def open_reader(root: str | os.PathLike[str], fmt: DatasetFormat | None = None, **options: Any) -> DatasetReader:
+    """A :class:`DatasetReader` over ``root`` (a path or a string; format detected when not given)."""
+    root = Path(root).expanduser()
     if not root.is_dir():
         raise DatasetError(root, "dataset folder not found")
     check_finished(root)

@@ -66,7 +66,9 @@ class VariantWriter:
     _lock: OutputLock | None = field(default=None, init=False, repr=False)
 
     def __enter__(self) -> VariantWriter:
-        self.out_dir = self.out_dir.expanduser().absolute()
+        self.out_dir = Path(self.out_dir).expanduser().absolute()  # a string from a caller's own script too
+        self.sources = [Path(s) for s in self.sources]
+        self.data_root = None if self.data_root is None else Path(self.data_root)
         safety.check_location(self.out_dir, sources=self.sources, data_root=self.data_root)
         self._lock = OutputLock(self.out_dir).__enter__()  # before anything is looked at or touched
         try:

@@ -19,7 +19,7 @@ from maskbench.reproduce.report import write_photo_report, write_report
 def run(out: Path, preset_name: str = "sample", data: Path | None = None, device: str = "cpu", seed: int = 0,
         echo: Any = print, quiet: bool = False, init: Path | None = None) -> Path:
     """Run (or continue) the grid; returns the report path. ``quiet``: stage output is discarded.
-    ``init``: starting weights of the photo grid's models (the RetinaFace release)."""
+    ``init``: starting weights of the photo grid's models (default: the RetinaFace release shipped in the package)."""
     stdout = subprocess.DEVNULL if quiet else None
     stderr = subprocess.DEVNULL if quiet else None
     preset = PRESETS[preset_name]
@@ -33,8 +33,10 @@ def run(out: Path, preset_name: str = "sample", data: Path | None = None, device
             raise FileNotFoundError(f"{data}: missing dataset folder(s) {', '.join(missing)} (or give one "
                                     "AFLW2000-format folder of photos for the photo grid)")
     if photos and init is None:
-        echo("warning: no --init: the photo grid's models start from random weights (the RetinaFace release, "
-             "mobilenet0.25_Final.pth, is what its configs are tuned for)")
+        from maskbench.synthesis.detected import RETINAFACE_WEIGHTS
+
+        init = RETINAFACE_WEIGHTS  # what the photo configs are tuned for; shipped with the package
+        echo(f"--init: the RetinaFace-MobileNet0.25 release shipped in the package ({init.name})")
     out.mkdir(parents=True, exist_ok=True)
     write_configs(out, preset, PHOTO_MODELS if photos else MODELS)
     log_path = out / "stages.json"

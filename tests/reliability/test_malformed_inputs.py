@@ -1,6 +1,6 @@
 """One bad file never stops a run, and every malformed input is one line naming the file or option.
 
-The bad-sample tests use 20 real AFLW2000 dev-half photos with one truncated JPEG; the walk through
+The bad-sample tests use the sample data's 8 AFLW2000 faces with one truncated JPEG; the walk through
 malformed inputs runs each through the command line and asserts exit 2, the named culprit, and no
 traceback."""
 
@@ -19,8 +19,8 @@ from maskbench.cli import main
 from maskbench.datasets import open_reader
 from maskbench.io.manifest import JOURNAL
 
-N_PHOTOS = 20
-BAD = "image00002"  # the first photo of the dev half, cut to 40 % of its bytes
+N_PHOTOS = 8
+BAD = "image00000"  # the first sample face, cut to 40 % of its bytes
 
 
 def run(*args: str) -> tuple[int, str]:
@@ -31,11 +31,12 @@ def run(*args: str) -> tuple[int, str]:
 
 
 @pytest.fixture()
-def photos(real_dir: Path, tmp_path: Path) -> Path:
-    """20 real photos (raw AFLW2000 layout) under <tmp>/D/AFLW2000, one of them truncated."""
+def photos(sample_root: Path, tmp_path: Path) -> Path:
+    """The 8 sample faces (raw AFLW2000 layout: images and .mat files only) under <tmp>/D/AFLW2000, one of
+    them truncated."""
     src = tmp_path / "D" / "AFLW2000"
     src.mkdir(parents=True)
-    for jpg in sorted((real_dir / "aflw2000_dev").glob("*.jpg"))[:N_PHOTOS]:
+    for jpg in sorted((sample_root / "AFLW2000").glob("*.jpg"))[:N_PHOTOS]:
         shutil.copyfile(jpg, src / jpg.name)
         shutil.copyfile(jpg.with_suffix(".mat"), src / f"{jpg.stem}.mat")
     data = (src / f"{BAD}.jpg").read_bytes()
