@@ -9,7 +9,6 @@ STAMP  := $(VENV)/.installed
 DEVICE ?= auto
 OUT    ?= reproduce
 REAL   ?= $(or $(MASKBENCH_FIXTURES),$(CURDIR)/../shared/fixtures/real)
-MODELS ?= $(or $(MASKBENCH_MODELS),$(CURDIR)/../shared/models)
 
 .PHONY: install demo test stress lint bench tables tables-quick clean reproduce reproduce-smoke reproduce-clean
 
@@ -54,7 +53,7 @@ tables: tables-quick $(STAMP)  ## regenerate every measured number: README and d
 	rm -rf .tables-sample && $(BIN)/maskbench reproduce --out .tables-sample --device cpu && \
 	    cp .tables-sample/REPORT.md docs/reproduce_sample_REPORT.md
 	if [ -d "$(REAL)/aflw2000_dev" ]; then rm -rf .tables-real && $(BIN)/maskbench reproduce --preset real \
-	    --data "$(REAL)/aflw2000_dev" --init "$(MODELS)/retinaface/mobilenet0.25_Final.pth" --out .tables-real \
+	    --data "$(REAL)/aflw2000_dev" --out .tables-real \
 	    --device cpu && cp .tables-real/REPORT.md docs/reproduce_real_REPORT.md && $(BIN)/python docs/make_claim.py; fi
 	if [ -d "$(REAL)/aflw2000_dev" ]; then $(BIN)/python docs/make_placement.py && $(BIN)/python docs/make_leaderboard.py; fi
 

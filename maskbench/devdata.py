@@ -33,6 +33,6 @@ def retinaface_release() -> Path:
     """The RetinaFace MobileNet-0.25 release. It ships in the package (MIT; the same bytes as the release,
     sha256 2979b33f...: the default mask placement runs it), so every clone has it; the copy among the
     published weights is not needed."""
-    from maskbench.synthesis.detected import RETINAFACE_WEIGHTS
+    from maskbench.models.weights import RETINAFACE_WEIGHTS
 
     return RETINAFACE_WEIGHTS

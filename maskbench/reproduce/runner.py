@@ -33,7 +33,7 @@ def run(out: Path, preset_name: str = "sample", data: Path | None = None, device
             raise FileNotFoundError(f"{data}: missing dataset folder(s) {', '.join(missing)} (or give one "
                                     "AFLW2000-format folder of photos for the photo grid)")
     if photos and init is None:
-        from maskbench.synthesis.detected import RETINAFACE_WEIGHTS
+        from maskbench.models.weights import RETINAFACE_WEIGHTS
 
         init = RETINAFACE_WEIGHTS  # what the photo configs are tuned for; shipped with the package
         echo(f"--init: the RetinaFace-MobileNet0.25 release shipped in the package ({init.name})")

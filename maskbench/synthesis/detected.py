@@ -20,7 +20,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -29,12 +28,8 @@ import torch
 from maskbench import geometry
 from maskbench.models import box_utils
 from maskbench.models.canvas import letterbox, to_tensor
+from maskbench.models.weights import RETINAFACE_WEIGHTS, TDDFA_MEAN_STD, TDDFA_WEIGHTS
 from maskbench.types import BBox
-
-WEIGHTS = Path(__file__).resolve().parents[1] / "models" / "weights"
-RETINAFACE_WEIGHTS = WEIGHTS / "retinaface_mobilenet0.25_Final.pth"
-TDDFA_WEIGHTS = WEIGHTS / "mb05_120x120.pth"
-TDDFA_MEAN_STD = WEIGHTS / "param_mean_std_62d_120x120.pkl"
 
 #: Side of the square canvas RetinaFace sees first (the image letterboxed into it). On the AFLW2000 dev
 #: half 320 found as many faces as 480 but one (of 156 at |yaw| >= 60), with the same landmarks, in 40 %
