@@ -12,14 +12,14 @@ from maskbench.sampledata import make_sample_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = devdata.fixtures_dir()
-MODELS = devdata.models_dir()
 
 
 @pytest.fixture(scope="session")
 def real_dir() -> Path:
-    """The real fixture files (``../shared/fixtures/real``); tests using it skip when absent."""
+    """The real fixture files (``$MASKBENCH_FIXTURES``, else ``../shared/fixtures/real``); tests using it skip
+    when absent."""
     if not REAL.is_dir():
-        pytest.skip(f"real fixture folder not found at {REAL}")
+        pytest.skip(f"real fixture folder not found at {REAL} (set ${devdata.FIXTURES_ENV})")
     return REAL
 
 
