@@ -26,10 +26,7 @@ from maskbench import devdata
 from maskbench.datasets import open_reader
 from maskbench.io.labels import labels_by_id, yaw_bin
 from maskbench.provenance import write_block
-from maskbench.synthesis.mask import landmarks_inside
-
-MOUTH_NOSE = list(range(48, 68)) + [31, 32, 33, 34, 35]
-EYES = list(range(36, 48))
+from maskbench.synthesis.mask import EYES, MOUTH_AND_LOWER_NOSE, landmarks_inside
 
 
 def rows_for(dev: Path, masked: Path) -> list[str]:
@@ -41,7 +38,7 @@ def rows_for(dev: Path, masked: Path) -> list[str]:
         d["n"].append(1)
         d["missed"].append(r["landmark_source"] == "missed")
         occ = cv2.imread(str(masked / r["occlusion_path"]), cv2.IMREAD_GRAYSCALE)
-        d["mn"].append(landmarks_inside(occ, s.landmarks_px[MOUTH_NOSE]))
+        d["mn"].append(landmarks_inside(occ, s.landmarks_px[MOUTH_AND_LOWER_NOSE]))
         d["eyes"].append(landmarks_inside(occ, s.landmarks_px[EYES]))
     versus = json.loads((masked / "realism.json").read_text()).get("versus_real_masks", {})
     out = ["| |yaw| bin | faces | masked (detector found the face) | mouth and lower-nose landmarks inside the mask | "

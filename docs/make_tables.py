@@ -49,7 +49,7 @@ from maskbench.evaluation.report import penalty_table
 from maskbench.pipeline import write_variant
 from maskbench.provenance import write_block
 from maskbench.sampledata import make_sample_dataset
-from maskbench.synthesis.mask import SynthesisParams
+from maskbench.synthesis.mask import EYES, MOUTH_AND_LOWER_NOSE, SynthesisParams
 from maskbench.synthesis.mask import make_transform as mask_transform
 
 HERE = Path(__file__).resolve().parent
@@ -96,8 +96,6 @@ def check_table(tmp: Path, models_dir: Path = MODELS, real: Path = REAL) -> list
     return rows
 
 
-MOUTH_NOSE = list(range(31, 36)) + list(range(48, 68))
-EYES = list(range(36, 48))
 
 
 #: The issue's rate goals (#26): the five-type mix over all faces, surgical masks below and beyond |yaw| 60.
@@ -167,7 +165,7 @@ def masks_table(dev_dir: Path, masked_dir: Path, surgical_dir: Path, other_seeds
     covered, eyes, flagged = [], [], []
     for k, s in enumerate(samples):
         masked, _ = mask_sample(s, read_image(s.image_path), np.random.default_rng(k), SynthesisParams())
-        covered.append(landmarks_inside(masked.aux_images["occlusion"], s.landmarks_px[MOUTH_NOSE]))
+        covered.append(landmarks_inside(masked.aux_images["occlusion"], s.landmarks_px[MOUTH_AND_LOWER_NOSE]))
         eyes.append(landmarks_inside(masked.aux_images["occlusion"], s.landmarks_px[EYES]))
         flagged.append(masked.extra["occluder_px"] > 0)
     check = samples[1::2][::5]

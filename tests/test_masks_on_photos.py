@@ -17,10 +17,10 @@ from maskbench.io.atomic import read_image
 from maskbench.io.labels import labels_by_id, read_labels
 from maskbench.synthesis.fitting import fit_mask
 from maskbench.synthesis.landmarks import dlib_detected_landmarks, landmarks_for
-from maskbench.synthesis.mask import SynthesisParams, landmarks_inside, mask_sample
+from maskbench.synthesis.mask import EYES, MOUTH_AND_LOWER_NOSE, SynthesisParams, landmarks_inside, mask_sample
 from tests.realfiles import require_fixtures
 from tests.test_masks_label_free import N_PHOTOS, _files, _synthesize
-from tests.test_masks_real import EYES, MOUTH_NOSE, _paste_object
+from tests.test_masks_real import _paste_object
 from tests.test_synthesize import synthesize
 
 require_fixtures()
@@ -46,7 +46,7 @@ def test_dev_half_every_face_masked_in_place_and_few_occluders(real_dir: Path) -
     for k, s in enumerate(samples):
         masked, _ = mask_sample(s, read_image(s.image_path), np.random.default_rng(k), SynthesisParams())
         occ = masked.aux_images["occlusion"]
-        covered.append(landmarks_inside(occ, s.landmarks_px[MOUTH_NOSE]))
+        covered.append(landmarks_inside(occ, s.landmarks_px[MOUTH_AND_LOWER_NOSE]))
         eyes.append(landmarks_inside(occ, s.landmarks_px[EYES]))
         flagged.append(masked.extra["occluder_px"] > 0)
     assert len(covered) == len(samples) == 1005
@@ -223,7 +223,7 @@ def test_placement_stays_on_the_face(real_dir: Path, tmp_path: Path) -> None:
     covered, eyes = [], []
     for s in open_reader(plain):
         occ = cv2.imread(str(tmp_path / "a" / rows[s.id]["occlusion_path"]), cv2.IMREAD_GRAYSCALE)
-        for group, out in ((MOUTH_NOSE, covered), (EYES, eyes)):
+        for group, out in ((MOUTH_AND_LOWER_NOSE, covered), (EYES, eyes)):
             xy = np.round(s.landmarks_px[group]).astype(int)
             ok = (xy[:, 0] >= 0) & (xy[:, 0] < occ.shape[1]) & (xy[:, 1] >= 0) & (xy[:, 1] < occ.shape[0])
             out.append(occ[xy[ok, 1], xy[ok, 0]] > 0)

@@ -22,9 +22,6 @@ from maskbench.synthesis.mask import SynthesisParams, mask_sample
 from maskbench.synthesis.surface import surface
 from maskbench.synthesis.templates import available, load
 
-MOUTH_NOSE = list(range(48, 68)) + [31, 32, 33, 34, 35]
-EYES = list(range(36, 48))
-
 
 def _paste_object(image: np.ndarray, s) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
     """A teal block (a cup, a phone) from below the chin up over the mouth; returns (image, its map)."""

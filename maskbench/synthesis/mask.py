@@ -200,6 +200,18 @@ def make_transform(params: SynthesisParams):  # type: ignore[no-untyped-def]
     return transform
 
 
+def _index(*ranges: range) -> np.ndarray:
+    out = np.concatenate([np.arange(r.start, r.stop) for r in ranges])
+    out.flags.writeable = False
+    return out
+
+
+#: The 68-point groups placement is measured with (:func:`landmarks_inside`): the mouth and the lower
+#: nose belong under a mask, the eyes do not.
+MOUTH_AND_LOWER_NOSE = _index(range(48, 68), range(31, 36))
+EYES = _index(range(36, 48))
+
+
 def landmarks_inside(occlusion: np.ndarray, points_px: np.ndarray) -> np.ndarray:
     """For each point inside the image, whether the occlusion map covers it (points off the image
     are left out): how placement is measured on photos (mouth and nose under the mask, eyes not)."""
