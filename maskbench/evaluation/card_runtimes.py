@@ -20,6 +20,7 @@ an unreadable or foreign weights file one line naming the file.
 
 from __future__ import annotations
 
+import atexit
 import io
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -136,7 +137,20 @@ def _openvino_run(xml: Path, outputs: Sequence[str]) -> Run:
 
 #: Open landmarkers, kept for the life of the process: mediapipe's ``FaceLandmarker.__del__`` closes its graph
 #: and, run by the garbage collector at an arbitrary point, was seen to deadlock waiting on its own dispatcher.
+#: They are closed at exit (:func:`_close_landmarkers`), while mediapipe is still whole.
 _LANDMARKERS: dict[tuple[str, int], object] = {}
+
+
+def _close_landmarkers() -> None:
+    """Close every open landmarker. Registered with ``atexit``: left to ``__del__`` during interpreter
+    teardown, a close found mediapipe's dispatcher already gone ("'NoneType' object is not callable",
+    printed after the test summary)."""
+    while _LANDMARKERS:
+        _, landmarker = _LANDMARKERS.popitem()
+        try:
+            landmarker.close()  # type: ignore[attr-defined]
+        except Exception:  # noqa: BLE001 - at exit nothing can be done about a failed close
+            pass
 
 
 def _open_landmarker(task: Path, max_faces: int) -> object:
@@ -160,6 +174,8 @@ class MediaPipeFaces:
     def __init__(self, task: Path, max_faces: int = 4) -> None:
         key = (str(Path(task).resolve()), max_faces)
         if key not in _LANDMARKERS:
+            if not _LANDMARKERS:
+                atexit.register(_close_landmarkers)  # registering twice would only close an empty dict twice
             _LANDMARKERS[key] = _open_landmarker(task, max_faces)
         self.landmarker = _LANDMARKERS[key]
 
