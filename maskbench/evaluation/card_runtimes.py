@@ -141,10 +141,32 @@ def _openvino_run(xml: Path, outputs: Sequence[str]) -> Run:
 _LANDMARKERS: dict[tuple[str, int], object] = {}
 
 
+_CLOSE_REGISTERED = []
+
+
+def _close_at_exit() -> None:
+    """Have :func:`_close_landmarkers` run at exit BEFORE mediapipe's thread pool shuts down: a landmarker
+    closes through mediapipe's own dispatcher, a ``concurrent.futures`` pool that is shut down by
+    ``threading``'s exit hooks, which run before ``atexit``'s and last-registered first. So the hook is
+    registered (once) after the first detection, when that pool exists: it then runs before the pool's
+    shutdown. ``threading._register_atexit`` is what ``concurrent.futures`` itself uses; ``atexit`` where
+    it is missing."""
+    if _CLOSE_REGISTERED:
+        return
+    _CLOSE_REGISTERED.append(True)
+    import threading
+
+    register = getattr(threading, "_register_atexit", None)
+    try:
+        (register or atexit.register)(_close_landmarkers)
+    except RuntimeError:  # the interpreter is already shutting down
+        pass
+
+
 def _close_landmarkers() -> None:
-    """Close every open landmarker. Registered with ``atexit``: left to ``__del__`` during interpreter
-    teardown, a close found mediapipe's dispatcher already gone ("'NoneType' object is not callable",
-    printed after the test summary)."""
+    """Close every open landmarker (at exit, :func:`_at_exit`): left to ``__del__`` during interpreter
+    teardown, a close found mediapipe's dispatcher already gone and printed "Exception ignored ...
+    'NoneType' object is not callable" after every command or test run that used the MediaPipe card."""
     while _LANDMARKERS:
         _, landmarker = _LANDMARKERS.popitem()
         try:
@@ -174,8 +196,6 @@ class MediaPipeFaces:
     def __init__(self, task: Path, max_faces: int = 4) -> None:
         key = (str(Path(task).resolve()), max_faces)
         if key not in _LANDMARKERS:
-            if not _LANDMARKERS:
-                atexit.register(_close_landmarkers)  # registering twice would only close an empty dict twice
             _LANDMARKERS[key] = _open_landmarker(task, max_faces)
         self.landmarker = _LANDMARKERS[key]
 
@@ -185,6 +205,7 @@ class MediaPipeFaces:
         h, w = image_rgb.shape[:2]
         image = mediapipe.Image(image_format=mediapipe.ImageFormat.SRGB, data=np.ascontiguousarray(image_rgb))
         result = self.landmarker.detect(image)  # type: ignore[attr-defined]
+        _close_at_exit()
         out = []
         for points, transform in zip(result.face_landmarks, result.facial_transformation_matrixes):
             xs, ys = np.array([p.x for p in points]) * w, np.array([p.y for p in points]) * h
