@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -45,13 +46,11 @@ def main() -> list[str]:
     for m in (mask, mask_gt):
         m(records[0], rng=np.random.default_rng(0))  # warm-up: templates, surfaces and networks load once
 
-    def run_mask() -> None:
-        for k, rec in enumerate(records):
-            mask(rec, rng=np.random.default_rng(k))
-
-    def run_mask_gt() -> None:
-        for k, rec in enumerate(records):
-            mask_gt(rec, rng=np.random.default_rng(k))
+    def masking(transform: RandomMask) -> Callable[[], None]:
+        def run() -> None:
+            for k, rec in enumerate(records):
+                transform(rec, rng=np.random.default_rng(k))
+        return run
 
     def run_rotate() -> None:
         for rec, angle in zip(records, angles):
@@ -67,8 +66,8 @@ def main() -> list[str]:
         for rec in records:
             cv2.imdecode(cv2.imencode(".jpg", rec["image"], [cv2.IMWRITE_JPEG_QUALITY, 95])[1], cv2.IMREAD_COLOR)
 
-    mask_s, gt_s, codec_s, rotate_s, warp_s = best_of_interleaved([run_mask, run_mask_gt, encode_decode, run_rotate, bare_warp],
-                                                                 repeats=5)
+    timed = [masking(mask), masking(mask_gt), encode_decode, run_rotate, bare_warp]
+    mask_s, gt_s, codec_s, rotate_s, warp_s = best_of_interleaved(timed, repeats=5)
     n = len(records)
     return [f"## Public transforms (`maskbench.transforms`, one core, {what}, {n} images of 450x450)", "",
             "| transform | ms per face | floor | floor ms | ratio to floor | goal | spreads (transform / floor) |",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
@@ -60,17 +59,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:  # type: ignore[no-untyped-def]
     """How many of the real-data tests ran: without ../shared they skip (one by one, or a real-data module as
     a whole: tests/realfiles.py), and the summary says so."""
-    from tests.realfiles import MODULE_SKIP
+    from tests.realfiles import SKIPPED_MODULES
 
     reports = [r for key in ("passed", "failed", "skipped") for r in terminalreporter.stats.get(key, [])
                if getattr(r, "when", "") in ("call", "setup") and "real" in getattr(r, "keywords", {})]
     ran = {r.nodeid for r in reports if r.when == "call" and not r.skipped}
     skipped = {r.nodeid for r in reports if r.skipped} - ran
-    modules = [str(r.longrepr) for r in terminalreporter.stats.get("skipped", [])
-               if getattr(r, "when", "") == "collect" and MODULE_SKIP in str(getattr(r, "longrepr", ""))]
-    in_modules = sum(int(m) for text in modules for m in re.findall(r"\((\d+) test functions\)", text))
+    modules = SKIPPED_MODULES
     if ran or skipped or modules:
-        whole = f", and {len(modules)} real-data modules ({in_modules} test functions) skipped whole" if modules else ""
+        whole = (f", and {len(modules)} real-data modules ({sum(modules.values())} test functions) skipped whole"
+                 if modules else "")
         terminalreporter.write_line(f"real-data tests: {len(ran)} ran, {len(skipped)} skipped{whole}"
                                     + (f" (real files not found: set ${devdata.FIXTURES_ENV} / ${devdata.MODELS_ENV})"
                                        if skipped or modules else ""))

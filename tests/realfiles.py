@@ -13,8 +13,9 @@ import pytest
 
 from maskbench import devdata
 
-#: The words every module-level skip starts with; tests/conftest.py counts these in its summary line.
-MODULE_SKIP = "real-data module"
+#: Modules skipped as a whole in this run: module path -> its number of test functions (tests/conftest.py's
+#: summary line reads it).
+SKIPPED_MODULES: dict[str, int] = {}
 
 
 def require_fixtures(*parts: str) -> Path:
@@ -24,6 +25,7 @@ def require_fixtures(*parts: str) -> Path:
     if not folder.is_dir():
         caller = Path(sys._getframe(1).f_globals["__file__"])
         n = len(re.findall(r"^def test_", caller.read_text(), re.M))
-        pytest.skip(f"{MODULE_SKIP} {caller.parent.name}/{caller.name} ({n} test functions): real fixture folder "
+        SKIPPED_MODULES[f"{caller.parent.name}/{caller.name}"] = n
+        pytest.skip(f"real-data module {caller.parent.name}/{caller.name} ({n} test functions): real fixture folder "
                     f"not found at {folder} (set ${devdata.FIXTURES_ENV})", allow_module_level=True)
     return folder

@@ -23,6 +23,7 @@ from __future__ import annotations
 import atexit
 import io
 from collections.abc import Callable, Sequence
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -141,19 +142,14 @@ def _openvino_run(xml: Path, outputs: Sequence[str]) -> Run:
 _LANDMARKERS: dict[tuple[str, int], object] = {}
 
 
-_CLOSE_REGISTERED = []
-
-
+@cache
 def _close_at_exit() -> None:
     """Have :func:`_close_landmarkers` run at exit BEFORE mediapipe's thread pool shuts down: a landmarker
     closes through mediapipe's own dispatcher, a ``concurrent.futures`` pool that is shut down by
     ``threading``'s exit hooks, which run before ``atexit``'s and last-registered first. So the hook is
-    registered (once) after the first detection, when that pool exists: it then runs before the pool's
-    shutdown. ``threading._register_atexit`` is what ``concurrent.futures`` itself uses; ``atexit`` where
-    it is missing."""
-    if _CLOSE_REGISTERED:
-        return
-    _CLOSE_REGISTERED.append(True)
+    registered (once: cached) after the first detection, when that pool exists: it then runs before the
+    pool's shutdown. ``threading._register_atexit`` is what ``concurrent.futures`` itself uses; ``atexit``
+    where it is missing."""
     import threading
 
     register = getattr(threading, "_register_atexit", None)
@@ -164,7 +160,7 @@ def _close_at_exit() -> None:
 
 
 def _close_landmarkers() -> None:
-    """Close every open landmarker (at exit, :func:`_at_exit`): left to ``__del__`` during interpreter
+    """Close every open landmarker (at exit, :func:`_close_at_exit`): left to ``__del__`` during interpreter
     teardown, a close found mediapipe's dispatcher already gone and printed "Exception ignored ...
     'NoneType' object is not callable" after every command or test run that used the MediaPipe card."""
     while _LANDMARKERS:

@@ -45,10 +45,9 @@ def run(out: Path, preset_name: str = "sample", data: Path | None = None, device
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     for k, stage in enumerate(stages, 1):
         if stage.done:
-            stage.status = "ok, earlier run" if previous.get(stage.name, {}).get("status", "").startswith("ok") \
-                else "done earlier"
-            stage.wall_s = previous.get(stage.name, {}).get("wall_s")
-            stage.commit = previous.get(stage.name, {}).get("commit")
+            before = previous.get(stage.name, {})
+            stage.status = "ok, earlier run" if before.get("status", "").startswith("ok") else "done earlier"
+            stage.wall_s, stage.commit = before.get("wall_s"), before.get("commit")
             echo(f"[{k}/{len(stages)}] {stage.name}: finished earlier, skipped")
             continue
         echo(f"[{k}/{len(stages)}] {stage.name}: {shown_command(stage, out)}")
